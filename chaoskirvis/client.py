@@ -1,0 +1,264 @@
+"""Kubernetes API access for every chaoskirvis activity.
+
+The client is configured from the same secrets and environment keys as chaostoolkit-kubernetes, so one
+`secrets` block serves both extensions in one experiment:
+
+1. a kubeconfig: ``KUBECONFIG`` (a path or a colon-separated list of paths) or ``~/.kube/config``,
+   with ``KUBERNETES_CONTEXT`` choosing the context;
+2. the in-pod service account when ``CHAOSTOOLKIT_IN_POD=true``;
+3. ``KUBERNETES_HOST`` with ``KUBERNETES_API_KEY`` (+ ``KUBERNETES_API_KEY_PREFIX``), or
+   ``KUBERNETES_CERT_FILE``/``KUBERNETES_KEY_FILE``, or ``KUBERNETES_USERNAME``/``KUBERNETES_PASSWORD``;
+   ``KUBERNETES_CA_CERT_FILE`` and ``KUBERNETES_VERIFY_SSL``.
+
+Unlike chaostoolkit-kubernetes: TLS verification stays on unless ``KUBERNETES_VERIFY_SSL`` is explicitly
+false (or the kubeconfig says ``insecure-skip-tls-verify``), every call has a timeout
+(``KIRVIS_REQUEST_TIMEOUT`` seconds, default 30), and no configuration at all is an error, never a
+fallback to localhost.
+
+Requests and answers are plain dicts (JSON), which keeps us independent of the generated models.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import urllib3
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+
+from chaoskirvis import __version__
+from chaoskirvis.ledger.runid import current_run_id
+
+__all__ = ["KubeAPI", "ApiError", "Answer", "kube_api", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+NO_CONFIGURATION_MESSAGE = (
+    "no Kubernetes cluster configuration found: set KUBECONFIG to a kubeconfig file "
+    "(or create ~/.kube/config), or set KUBERNETES_HOST and KUBERNETES_API_KEY, "
+    "or set CHAOSTOOLKIT_IN_POD=true inside a pod"
+)
+
+_FALSE_WORDS = {"false", "0", "no", "off"}
+
+
+@dataclass
+class Answer:
+    """One API answer: HTTP status, the decoded JSON body, PSA/admission warnings and the latency."""
+
+    status: int
+    body: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+
+class ApiError(Exception):
+    """The API server answered with an error status (its Status object is in `body`)."""
+
+    def __init__(self, method: str, path: str, answer: Answer):
+        self.method = method
+        self.path = path
+        self.answer = answer
+        self.status = answer.status
+        self.reason = answer.body.get("reason", "")
+        self.message = answer.body.get("message") or f"HTTP {answer.status}"
+        super().__init__(f"{method} {path}: {self.status} {self.reason}: {self.message}")
+
+
+class KubeAPI:
+    """A thin JSON client over the kubernetes ApiClient: auth, TLS, proxies and timeouts come from it."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        self.api_client = api_client
+        self.timeout = timeout
+
+    @property
+    def host(self) -> str:
+        return self.api_client.configuration.host
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Answer:
+        """Send one request; return the answer on 2xx, raise `ApiError` otherwise.
+
+        Raises `ActivityFailed` when the API server cannot be reached at all.
+        """
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=params, header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        payload = json.dumps(body) if body is not None else None
+        started = time.monotonic()
+        try:
+            response = self.api_client.rest_client.request(
+                method, url, headers=headers, body=payload, _request_timeout=self.timeout,
+            )
+            raw = response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            raise ActivityFailed(
+                f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): "
+                f"{_short_network_error(exc)}"
+            ) from None
+        latency_ms = round((time.monotonic() - started) * 1000, 1)
+        answer = Answer(
+            status=response.status,
+            body=_decode(raw),
+            warnings=_warnings(response.getheaders()),
+            latency_ms=latency_ms,
+        )
+        if answer.status >= 400:
+            raise ApiError(method, path, answer)
+        return answer
+
+    def get(self, path: str, **query: Any) -> dict[str, Any]:
+        return self.request("GET", path, query=query).body
+
+    def create(self, path: str, body: dict[str, Any], *, dry_run: bool = False) -> Answer:
+        return self.request("POST", path, body=body, query={"dryRun": "All" if dry_run else None})
+
+    def merge_patch(self, path: str, patch: dict[str, Any]) -> Answer:
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    def delete(self, path: str, *, dry_run: bool = False) -> Answer:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        return self.request("DELETE", path, body=body, query={"dryRun": "All" if dry_run else None})
+
+
+def kube_api(configuration: Configuration | None = None, secrets: Secrets | None = None) -> KubeAPI:
+    """Build the API client from secrets, then the environment (see the module docstring)."""
+    secrets = secrets or {}
+
+    def lookup(key: str) -> str | None:
+        value = secrets.get(key, os.environ.get(key))
+        return None if value is None else str(value)
+
+    timeout = float(
+        (configuration or {}).get("kirvis_request_timeout")
+        or lookup("KIRVIS_REQUEST_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS
+    )
+    api_configuration = _resolve_configuration(lookup)
+    api_configuration.retries = 1
+    api_client = k8s_client.ApiClient(api_configuration)
+    api_client.user_agent = user_agent()
+    return KubeAPI(api_client, timeout=timeout)
+
+
+def user_agent() -> str:
+    """The User-Agent that ties every request (and so audit logs and alerts) to this run."""
+    return f"chaoskirvis/{__version__} (run {current_run_id()}) kubernetes-python/{k8s_client.__version__}"
+
+
+def _resolve_configuration(lookup) -> k8s_client.Configuration:
+    kubeconfig = _existing_kubeconfig(lookup("KUBECONFIG"))
+    if kubeconfig:
+        return _from_kubeconfig(kubeconfig, lookup("KUBERNETES_CONTEXT"), lookup)
+    if lookup("CHAOSTOOLKIT_IN_POD") == "true":
+        api_configuration = k8s_client.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=api_configuration)
+        except ConfigException as exc:
+            raise ActivityFailed(f"CHAOSTOOLKIT_IN_POD=true but no in-pod service account: {exc}") from None
+        return api_configuration
+    if lookup("KUBERNETES_HOST"):
+        return _from_environment(lookup)
+    raise ActivityFailed(NO_CONFIGURATION_MESSAGE)
+
+
+def _existing_kubeconfig(kubeconfig_env: str | None) -> str | None:
+    """The KUBECONFIG value restricted to files that exist, or ~/.kube/config, or None."""
+    if kubeconfig_env:
+        paths = [p for p in kubeconfig_env.split(os.pathsep) if p and Path(p).expanduser().is_file()]
+        if not paths:
+            raise ActivityFailed(f"KUBECONFIG is set to {kubeconfig_env!r} but no such file exists")
+        return os.pathsep.join(paths)
+    default = Path("~/.kube/config").expanduser()
+    return str(default) if default.is_file() else None
+
+
+def _from_kubeconfig(path: str, context: str | None, lookup) -> k8s_client.Configuration:
+    api_configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_kube_config(
+            config_file=path, context=context, client_configuration=api_configuration,
+            persist_config=False,
+        )
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ActivityFailed(f"cannot use kubeconfig {path} (context {context or 'current'}): {exc}") from None
+    if _is_false(lookup("KUBERNETES_VERIFY_SSL")):
+        api_configuration.verify_ssl = False
+    return api_configuration
+
+
+def _from_environment(lookup) -> k8s_client.Configuration:
+    api_configuration = k8s_client.Configuration()
+    api_configuration.host = lookup("KUBERNETES_HOST")
+    api_configuration.verify_ssl = not _is_false(lookup("KUBERNETES_VERIFY_SSL"))
+    api_configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
+    if lookup("KUBERNETES_API_KEY"):
+        api_configuration.api_key["authorization"] = lookup("KUBERNETES_API_KEY")
+        api_configuration.api_key_prefix["authorization"] = lookup("KUBERNETES_API_KEY_PREFIX") or "Bearer"
+    elif lookup("KUBERNETES_CERT_FILE"):
+        api_configuration.cert_file = lookup("KUBERNETES_CERT_FILE")
+        api_configuration.key_file = lookup("KUBERNETES_KEY_FILE")
+    elif lookup("KUBERNETES_USERNAME"):
+        api_configuration.username = lookup("KUBERNETES_USERNAME")
+        api_configuration.password = lookup("KUBERNETES_PASSWORD") or ""
+    if os.environ.get("HTTP_PROXY"):
+        api_configuration.proxy = os.environ["HTTP_PROXY"]
+    if os.environ.get("NO_PROXY"):
+        api_configuration.no_proxy = os.environ["NO_PROXY"]
+    return api_configuration
+
+
+def _is_false(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _FALSE_WORDS
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return {"message": raw.decode("utf-8", "replace")[:500]}
+    return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+def _warnings(headers) -> list[str]:
+    """Warning headers (`299 - "text"`) as their texts; PSA's warn mode speaks through them."""
+    texts = []
+    for value in headers.getlist("Warning"):
+        text = value.split(" - ", 1)[-1].strip()
+        texts.append(text[1:-1] if text.startswith('"') and text.endswith('"') else text)
+    return texts
+
+
+def _short_network_error(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    return text.split(": ", 1)[-1] if "NewConnectionError" in text else text
+
+
+def path_for(api_version: str, plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    """The REST path of a resource (collection when `name` is None)."""
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace, safe='')}"
+    base += f"/{plural}"
+    return f"{base}/{quote(name, safe='')}" if name else base

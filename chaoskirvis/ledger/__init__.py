@@ -1,0 +1,1 @@
+"""Run id, ownership marks, the record of what a run changed, and restore."""

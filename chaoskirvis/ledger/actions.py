@@ -1,0 +1,45 @@
+"""Rollback actions: put the cluster back as it was before the run."""
+from __future__ import annotations
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+from logzero import logger
+
+from chaoskirvis.client import kube_api
+from chaoskirvis.ledger.restore import Selection, find_leftovers, remove
+from chaoskirvis.ledger.runid import current_run_id
+from chaoskirvis.ledger.state import run_state
+
+__all__ = ["restore_run"]
+
+
+def restore_run(
+    wait_seconds: float = 60.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Delete everything this run created, and nothing else.
+
+    Objects are found through the run's ownership labels and its record in the cluster; each is
+    deleted only if it still carries every ownership mark of this run. Idempotent: running it twice,
+    or after the objects are gone, is fine. Waits up to `wait_seconds` for deletions to finish.
+    Raises when something of the run could not be removed (it stays recorded for `kirvis cleanup`).
+    """
+    run_id = current_run_id(configuration)
+    api = kube_api(configuration, secrets)
+    namespaces = run_state(run_id).namespaces or None
+    leftovers = find_leftovers(api, Selection(run_id=run_id), namespaces)
+    report = remove(api, leftovers, wait_seconds=wait_seconds)
+    summary = {"run_id": run_id, **report.as_dict()}
+    logger.info(
+        f"[{run_id}] restore: removed {len(report.removed)} object(s), {len(report.records_removed)} record(s); "
+        f"left alone {len(report.left_alone)} not ours"
+    )
+    if report.failed:
+        raise ActivityFailed(
+            f"restore of run {run_id} incomplete: {'; '.join(report.failed)}; "
+            f"retry with `kirvis cleanup --run-id {run_id}`"
+        )
+    return summary

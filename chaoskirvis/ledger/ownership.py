@@ -1,0 +1,68 @@
+"""Ownership marks: every object a run creates carries them, and restore/cleanup touch nothing without them."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from chaoslib.types import Configuration
+
+__all__ = [
+    "MANAGED_BY_LABEL", "MANAGED_BY", "RUN_ID_LABEL", "TECHNIQUE_LABEL", "RECORD_LABEL",
+    "EXPERIMENT_ANNOTATION", "EXPIRES_ANNOTATION", "TECHNIQUES_ANNOTATION",
+    "ownership_metadata", "is_owned", "is_expired", "object_name", "DEFAULT_TTL_SECONDS",
+]
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "chaoskirvis"
+RUN_ID_LABEL = "chaoskirvis.io/run-id"
+TECHNIQUE_LABEL = "chaoskirvis.io/technique"
+RECORD_LABEL = "chaoskirvis.io/record"
+EXPERIMENT_ANNOTATION = "chaoskirvis.io/experiment"
+EXPIRES_ANNOTATION = "chaoskirvis.io/expires-at"
+TECHNIQUES_ANNOTATION = "chaoskirvis.io/techniques"
+DEFAULT_TTL_SECONDS = 3600
+
+
+def ownership_metadata(
+    run_id: str, technique: str, configuration: Configuration | None = None,
+) -> dict[str, dict[str, str]]:
+    """The labels and annotations that mark an object as this run's."""
+    configuration = configuration or {}
+    ttl = int(configuration.get("kirvis_ttl_seconds") or DEFAULT_TTL_SECONDS)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+    return {
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: run_id, TECHNIQUE_LABEL: technique},
+        "annotations": {
+            EXPERIMENT_ANNOTATION: str(configuration.get("kirvis_experiment") or "unnamed experiment"),
+            EXPIRES_ANNOTATION: expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+
+
+def object_name(run_id: str, slug: str, suffix: str) -> str:
+    """A name that carries the run id, e.g. ``kirvis-r7x2k9q0ab-privileged-x1y2``."""
+    return f"kirvis-{run_id}-{slug}"[:57].rstrip("-") + f"-{suffix}"
+
+
+def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
+    """True when `obj` carries every ownership mark (of `run_id`, when given)."""
+    metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    owner_run = labels.get(RUN_ID_LABEL)
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not owner_run:
+        return False
+    if run_id is not None and owner_run != run_id:
+        return False
+    return owner_run in (metadata.get("name") or "")
+
+
+def is_expired(obj: dict[str, Any], now: dt.datetime | None = None) -> bool:
+    """True when the object's expiry annotation has passed (objects without one never expire)."""
+    stamp = ((obj.get("metadata") or {}).get("annotations") or {}).get(EXPIRES_ANNOTATION)
+    if not stamp:
+        return False
+    try:
+        expires = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return False
+    return expires <= (now or dt.datetime.now(dt.UTC))

@@ -1,0 +1,46 @@
+"""References to API objects, and the kinds of objects a run can create."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaoskirvis.client import path_for
+
+__all__ = ["ObjectRef", "Kind", "POD", "CONFIG_MAP", "SWEPT_KINDS"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        return path_for(self.api_version, self.plural, namespace if self.namespaced else None)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    kind: Kind
+    namespace: str | None
+    name: str
+
+    @property
+    def path(self) -> str:
+        return path_for(self.kind.api_version, self.kind.plural, self.namespace, self.name)
+
+    @property
+    def key(self) -> str:
+        """A ConfigMap-data-safe key naming the object."""
+        return ".".join([self.kind.plural, self.namespace or "_cluster", self.name])
+
+    def __str__(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.kind.kind} {self.name}{where}"
+
+
+POD = Kind("v1", "pods", "Pod")
+CONFIG_MAP = Kind("v1", "configmaps", "ConfigMap")
+
+# Kinds that techniques create; restore and cleanup sweep them by ownership labels.
+SWEPT_KINDS: tuple[Kind, ...] = (POD,)

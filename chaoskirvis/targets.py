@@ -1,0 +1,22 @@
+"""Blast radius: which namespaces a run may touch."""
+from __future__ import annotations
+
+import re
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = ["PROTECTED_NAMESPACES", "check_namespace"]
+
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_namespace(namespace: str, allow_protected: bool = False) -> str:
+    """Return `namespace` if a run may target it; refuse malformed and protected namespaces."""
+    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+        raise ActivityFailed(f"invalid namespace {namespace!r}: expected a DNS label such as 'team-a'")
+    if namespace in PROTECTED_NAMESPACES and not allow_protected:
+        raise ActivityFailed(
+            f"namespace {namespace} is protected; pass allow_protected_namespaces: true to target it on purpose"
+        )
+    return namespace

@@ -1,0 +1,31 @@
+"""The technique catalog: every technique chaoskirvis can introduce, looked up by id."""
+from __future__ import annotations
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaoskirvis.techniques.privileged import PRIVILEGED
+from chaoskirvis.techniques.unit import Detection, Technique
+
+__all__ = ["CATALOG", "Technique", "Detection", "lookup", "lookup_all"]
+
+CATALOG: dict[str, Technique] = {t.id: t for t in (PRIVILEGED,)}
+
+
+def lookup(technique_id: str) -> Technique:
+    """The technique with this id, or `ActivityFailed` naming the known ids."""
+    try:
+        return CATALOG[technique_id]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(CATALOG))
+        raise ActivityFailed(f"unknown technique {technique_id!r}; known techniques: {known}") from None
+
+
+def lookup_all(technique_ids: list[str]) -> list[Technique]:
+    """Several techniques; at least one, no duplicates."""
+    if isinstance(technique_ids, str):
+        technique_ids = [technique_ids]
+    if not technique_ids:
+        raise ActivityFailed("no technique given: name at least one, e.g. techniques: [privileged]")
+    if len(set(technique_ids)) != len(technique_ids):
+        raise ActivityFailed(f"technique listed twice in {technique_ids}")
+    return [lookup(t) for t in technique_ids]

@@ -1,0 +1,1 @@
+"""Risky pods and workloads: inject them, and ask whether admission denies them."""
