@@ -5,8 +5,10 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
+
 from logzero import logger
 
+from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.restore import Selection, find_leftovers, remove
 from chaoskirvis.ledger.runid import current_run_id
@@ -15,6 +17,7 @@ from chaoskirvis.ledger.state import run_state
 __all__ = ["restore_run"]
 
 
+@typed_activity
 def restore_run(
     wait_seconds: float = 60.0,
     configuration: Configuration = None,

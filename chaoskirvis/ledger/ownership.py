@@ -28,7 +28,8 @@ def ownership_metadata(
 ) -> dict[str, dict[str, str]]:
     """The labels and annotations that mark an object as this run's."""
     configuration = configuration or {}
-    ttl = int(configuration.get("kirvis_ttl_seconds") or DEFAULT_TTL_SECONDS)
+    ttl = configuration.get("kirvis_ttl_seconds")
+    ttl = DEFAULT_TTL_SECONDS if ttl in (None, "") else int(ttl)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
     return {
         "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: run_id, TECHNIQUE_LABEL: technique},

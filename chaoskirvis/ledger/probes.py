@@ -4,6 +4,7 @@ from __future__ import annotations
 from chaoslib.types import Configuration, Secrets
 from logzero import logger
 
+from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
@@ -11,6 +12,7 @@ from chaoskirvis.ledger.state import run_state
 __all__ = ["injections_blocked"]
 
 
+@typed_activity
 def injections_blocked(configuration: Configuration = None, secrets: Secrets = None) -> bool:
     """True when every security fault this run tried to introduce was blocked (use tolerance: true).
 

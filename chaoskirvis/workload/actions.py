@@ -5,17 +5,20 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from chaoskirvis.activity import typed_activity
+
 from chaoskirvis.workload.attempt import attempt_risky_pod
 from chaoskirvis.workload.manifests import DEFAULT_IMAGE
 
 __all__ = ["inject_risky_pod"]
 
 
+@typed_activity
 def inject_risky_pod(
     namespace: str,
     techniques: list[str],
     image: str = DEFAULT_IMAGE,
-    options: dict[str, Any] = None,
+    options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,

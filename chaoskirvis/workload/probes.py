@@ -5,18 +5,21 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from chaoskirvis.activity import typed_activity
+
 from chaoskirvis.workload.attempt import attempt_risky_pod
 from chaoskirvis.workload.manifests import DEFAULT_IMAGE
 
 __all__ = ["risky_pod_admission", "risky_pod_is_denied"]
 
 
+@typed_activity
 def risky_pod_admission(
     namespace: str,
     techniques: list[str],
     mode: str = "dry-run",
     image: str = DEFAULT_IMAGE,
-    options: dict[str, Any] = None,
+    options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
@@ -35,12 +38,13 @@ def risky_pod_admission(
     )
 
 
+@typed_activity
 def risky_pod_is_denied(
     namespace: str,
     techniques: list[str],
     mode: str = "dry-run",
     image: str = DEFAULT_IMAGE,
-    options: dict[str, Any] = None,
+    options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,

@@ -1,0 +1,200 @@
+"""The resource types the sandbox serves, and the discovery documents built from them.
+
+Add a resource by adding a `ResourceType` to `RESOURCES`; discovery, routing, validation of names and
+Pod Security Admission of pod templates all read this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+NameRule = Literal["dns-subdomain", "dns-label", "dns-1035-label", "path-segment"]
+
+READ_VERBS = ("get", "list", "watch")
+ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-kirvis-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-01-01T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served resource: what discovery says about it and the rules the API server applies to it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    name_rule: NameRule = "dns-subdomain"
+    # Path from the object to its PodTemplateSpec, for workload validation and Pod Security Admission.
+    pod_template_path: tuple[str, ...] | None = None
+    # Restart policies a pod template may use (None: any).
+    template_restart_policies: tuple[str, ...] | None = None
+    # Workloads whose spec.selector must select the pod template's labels.
+    requires_selector: bool = False
+    tracks_generation: bool = False
+    # Whether DELETE answers with the deleted object (as the real registry does for these) or a Status.
+    returns_deleted_object: bool = False
+    # Fields besides metadata.name and metadata.namespace that fieldSelector accepts.
+    selectable_fields: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def group_resource(self) -> str:
+        """The resource as RBAC and error messages name it: `pods`, `deployments.apps`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+_WORKLOAD = dict(categories=("all",), tracks_generation=True, pod_template_path=("spec", "template"))
+_EVENT_FIELDS = (
+    "involvedObject.apiVersion", "involvedObject.fieldPath", "involvedObject.kind", "involvedObject.name",
+    "involvedObject.namespace", "involvedObject.resourceVersion", "involvedObject.uid", "reason",
+    "reportingComponent", "source", "type",
+)
+_POD_FIELDS = (
+    "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+    "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",
+)
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), name_rule="dns-label",
+                 returns_deleted_object=True, selectable_fields=("status.phase",)),
+    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("all",), returns_deleted_object=True,
+                 selectable_fields=_POD_FIELDS),
+    ResourceType("", "v1", "services", "Service", True, ("svc",), ("all",), name_rule="dns-1035-label",
+                 returns_deleted_object=True),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    ResourceType("", "v1", "secrets", "Secret", True, selectable_fields=("type",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), returns_deleted_object=True),
+    ResourceType("", "v1", "events", "Event", True, ("ev",), selectable_fields=_EVENT_FIELDS),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), requires_selector=True,
+                 template_restart_policies=("Always",), **_WORKLOAD),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), requires_selector=True,
+                 template_restart_policies=("Always",), **_WORKLOAD),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), requires_selector=True,
+                 template_restart_policies=("Always",), **_WORKLOAD),
+    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), requires_selector=True,
+                 template_restart_policies=("Always",), **_WORKLOAD),
+    ResourceType("batch", "v1", "jobs", "Job", True, template_restart_policies=("OnFailure", "Never"),
+                 **_WORKLOAD),
+    ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("all",), tracks_generation=True,
+                 pod_template_path=("spec", "jobTemplate", "spec", "template"),
+                 template_restart_policies=("OnFailure", "Never")),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True, name_rule="path-segment"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True,
+                 name_rule="path-segment"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False,
+                 name_rule="path-segment"),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False,
+                 name_rule="path-segment"),
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",),
+                 tracks_generation=True),
+    ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+                 "ValidatingAdmissionPolicy", False, tracks_generation=True),
+    ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+                 "ValidatingAdmissionPolicyBinding", False, tracks_generation=True),
+)
+
+NAMESPACES = RESOURCES[0]
+PODS = RESOURCES[1]
+
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+
+
+def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
+    """The resource served at /api[s]/GROUP/VERSION/PLURAL, if any."""
+    return _BY_PATH.get((group, version, plural))
+
+
+def find_by_kind(api_version: str, kind: str) -> ResourceType | None:
+    """The resource whose objects have this apiVersion and kind (as in a manifest)."""
+    for resource in RESOURCES:
+        if resource.api_version == api_version and resource.kind == kind:
+            return resource
+    return None
+
+
+def group_versions() -> dict[str, list[str]]:
+    """Served API groups (without the core group) and their versions, in table order."""
+    groups: dict[str, list[str]] = {}
+    for resource in RESOURCES:
+        if resource.group and resource.version not in groups.setdefault(resource.group, []):
+            groups[resource.group].append(resource.version)
+    return groups
+
+
+def core_versions() -> dict[str, Any]:
+    """GET /api."""
+    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+
+
+def _group_document(name: str, versions: Iterable[str]) -> dict[str, Any]:
+    version_entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": version_entries, "preferredVersion": version_entries[0]}
+
+
+def group_list() -> dict[str, Any]:
+    """GET /apis."""
+    groups = [_group_document(name, versions) for name, versions in group_versions().items()]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def group_document(group: str) -> dict[str, Any] | None:
+    """GET /apis/GROUP, or None for an unknown group."""
+    versions = group_versions().get(group)
+    if versions is None:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_document(group, versions)}
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    """GET /api/v1 or /apis/GROUP/VERSION, or None when nothing is served there."""
+    served = [r for r in RESOURCES if r.group == group and r.version == version]
+    if not served:
+        return None
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": served[0].api_version,
+        "resources": [_resource_entry(r) for r in served],
+    }
+
+
+def _resource_entry(resource: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": resource.plural,
+        "singularName": resource.singular,
+        "namespaced": resource.namespaced,
+        "kind": resource.kind,
+        "verbs": list(ALL_VERBS),
+    }
+    if resource.short_names:
+        entry["shortNames"] = list(resource.short_names)
+    if resource.categories:
+        entry["categories"] = list(resource.categories)
+    return entry
