@@ -6,6 +6,7 @@ Pod Security Admission of pod templates all read this table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -198,3 +199,85 @@ def _resource_entry(resource: ResourceType) -> dict[str, Any]:
     if resource.categories:
         entry["categories"] = list(resource.categories)
     return entry
+
+
+# Naming rules, with the API server's own error wording (k8s.io/apimachinery/pkg/util/validation).
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+_DNS_1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+_QUALIFIED_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE = rf"({_QUALIFIED_NAME})?"
+
+_DNS_LABEL_MESSAGE = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    f"and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '{_DNS_LABEL}')"
+)
+_DNS_SUBDOMAIN_MESSAGE = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+    f"'{_DNS_SUBDOMAIN}')"
+)
+_DNS_1035_MESSAGE = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    f"validation is '{_DNS_1035_LABEL}')"
+)
+_QUALIFIED_NAME_MESSAGE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    f"'{_QUALIFIED_NAME}')"
+)
+_LABEL_VALUE_MESSAGE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+    f"for validation is '{_LABEL_VALUE}')"
+)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
+
+
+def dns_label_errors(value: str) -> list[str]:
+    errors = [] if len(value) <= 63 else ["must be no more than 63 characters"]
+    return errors + ([] if _matches(_DNS_LABEL, value) else [_DNS_LABEL_MESSAGE])
+
+
+def dns_subdomain_errors(value: str) -> list[str]:
+    errors = [] if len(value) <= 253 else ["must be no more than 253 characters"]
+    return errors + ([] if _matches(_DNS_SUBDOMAIN, value) else [_DNS_SUBDOMAIN_MESSAGE])
+
+
+def name_errors(rule: NameRule, name: str) -> list[str]:
+    """Why `name` is not a valid object name under `rule` (empty when it is)."""
+    if rule == "dns-label":
+        return dns_label_errors(name)
+    if rule == "dns-subdomain":
+        return dns_subdomain_errors(name)
+    if rule == "dns-1035-label":
+        errors = [] if len(name) <= 63 else ["must be no more than 63 characters"]
+        return errors + ([] if _matches(_DNS_1035_LABEL, name) else [_DNS_1035_MESSAGE])
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in "/%" if c in name]
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """Why `value` is not a valid label or annotation key: an optional DNS subdomain prefix, '/', a name."""
+    prefix, slash, name = value.rpartition("/")
+    if slash and not prefix:
+        return ["prefix part must be non-empty"]
+    errors = [f"prefix part {message}" for message in dns_subdomain_errors(prefix)] if slash else []
+    if not name:
+        return errors + ["name part must be non-empty"]
+    if len(name) > 63:
+        errors.append("name part must be no more than 63 characters")
+    if not _matches(_QUALIFIED_NAME, name):
+        errors.append(_QUALIFIED_NAME_MESSAGE)
+    return errors
+
+
+def label_value_errors(value: str) -> list[str]:
+    errors = [] if len(value) <= 63 else ["must be no more than 63 characters"]
+    return errors + ([] if _matches(_LABEL_VALUE, value) else [_LABEL_VALUE_MESSAGE])

@@ -12,7 +12,7 @@ from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.refs import POD, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
-from chaoskirvis.targets import check_namespace
+from chaoskirvis.targets import check_namespace, require_namespace
 from chaoskirvis.techniques import lookup_all
 from chaoskirvis.workload.manifests import DEFAULT_IMAGE, build_risky_pod
 
@@ -41,6 +41,7 @@ def attempt_risky_pod(
         check_namespace(namespace, allow_protected_namespaces)
         units = lookup_all(techniques)
         api = kube_api(configuration, secrets)
+        require_namespace(api, namespace)
         pod = build_risky_pod(
             units, namespace=namespace, run_id=run_id, image=image, options=options, configuration=configuration,
         )
