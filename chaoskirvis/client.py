@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +104,10 @@ class KubeAPI:
             method=method, resource_path=path, query_params=params, header_params=headers,
             auth_settings=["BearerToken"],
         )
-        payload = json.dumps(body) if body is not None else None
         started = time.monotonic()
         try:
             response = self.api_client.rest_client.request(
-                method, url, headers=headers, body=payload, _request_timeout=self.timeout,
+                method, url, headers=headers, body=body, _request_timeout=self.timeout,
             )
             raw = response.read()
         except urllib3.exceptions.HTTPError as exc:
@@ -241,11 +241,13 @@ def _decode(raw: bytes) -> dict[str, Any]:
 
 
 def _warnings(headers) -> list[str]:
-    """Warning headers (`299 - "text"`) as their texts; PSA's warn mode speaks through them."""
+    """Warning headers (`299 - "quoted text"`, RFC 7234) as plain texts; PSA's warn mode speaks through them."""
     texts = []
     for value in headers.getlist("Warning"):
         text = value.split(" - ", 1)[-1].strip()
-        texts.append(text[1:-1] if text.startswith('"') and text.endswith('"') else text)
+        if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+            text = re.sub(r"\\(.)", r"\1", text[1:-1])
+        texts.append(text)
     return texts
 
 

@@ -42,10 +42,19 @@ def test_shipped_experiments_validate(tmp_path):
 def test_misspelled_argument_is_caught_by_validate(tmp_path):
     experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
     arguments = experiment["method"][0]["provider"]["arguments"]
+    arguments["imgae"] = "busybox"
+    done = validate(tmp_path, experiment)
+    assert done.returncode == 1
+    assert "argument 'imgae' is not part of the function signature" in done.stderr
+
+
+def test_misspelled_required_argument_is_caught_by_validate(tmp_path):
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    arguments = experiment["method"][0]["provider"]["arguments"]
     arguments["namespce"] = arguments.pop("namespace")
     done = validate(tmp_path, experiment)
     assert done.returncode == 1
-    assert "namespce" in done.stderr
+    assert "required argument 'namespace' is missing" in done.stderr
 
 
 def test_wrong_type_is_caught_by_validate(tmp_path):
