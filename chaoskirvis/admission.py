@@ -75,7 +75,8 @@ def attempt_create(
         return outcome
     outcome = {
         **evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": answer.status,
-        "message": f"the API server admitted {ref}" + (" (dry run: not stored)" if dry_run else ""), "warnings": answer.warnings, "latency_ms": answer.latency_ms,
+        "message": f"the API server admitted {ref}" + (" (dry run: not stored)" if dry_run else ""),
+        "warnings": answer.warnings, "latency_ms": answer.latency_ms,
     }
     if not dry_run:
         state.add_created(ref)

@@ -5,7 +5,10 @@ from dataclasses import dataclass
 
 from chaoskirvis.client import path_for
 
-__all__ = ["ObjectRef", "Kind", "POD", "CONFIG_MAP", "SWEPT_KINDS"]
+__all__ = [
+    "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
+    "SWEPT_KINDS",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,12 @@ class ObjectRef:
 
 POD = Kind("v1", "pods", "Pod")
 CONFIG_MAP = Kind("v1", "configmaps", "ConfigMap")
+SERVICE = Kind("v1", "services", "Service")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy")
+DEPLOYMENT = Kind("apps/v1", "deployments", "Deployment")
+DAEMON_SET = Kind("apps/v1", "daemonsets", "DaemonSet")
+CRON_JOB = Kind("batch/v1", "cronjobs", "CronJob")
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
-SWEPT_KINDS: tuple[Kind, ...] = (POD,)
+# Controllers come first so that the pods they own are not recreated while we delete them.
+SWEPT_KINDS: tuple[Kind, ...] = (DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY)

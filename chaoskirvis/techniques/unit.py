@@ -4,10 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Technique", "Detection", "PodMutation"]
+from chaoslib.exceptions import ActivityFailed
 
-# Changes a pod manifest in place so that it carries the technique; the options come from the experiment.
-PodMutation = Callable[[dict[str, Any], dict[str, Any]], None]
+__all__ = ["Technique", "Detection", "Option", "unknown_options"]
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    description: str
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,14 @@ class Detection:
 
 @dataclass(frozen=True)
 class Technique:
+    """One way to introduce a security fault.
+
+    `target` names the object it is carried by (``pod``, ``service`` or ``networkpolicy``); `apply`
+    changes a base manifest of that kind in place, given the resolved options.
+    """
+
     id: str
+    family: str
     title: str
     attack: tuple[str, ...]
     injects: str
@@ -29,15 +41,33 @@ class Technique:
     pod_security_checks: tuple[str, ...]
     detection: Detection
     undo: str
-    mutate_pod: PodMutation
-    options: dict[str, str] = field(default_factory=dict)
+    target: str
+    apply: Callable[[dict[str, Any], dict[str, Any]], None]
+    options: dict[str, Option] = field(default_factory=dict)
+
+    def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """This technique's options: its defaults, overridden by `given` (other keys are ignored)."""
+        given = given or {}
+        return {name: given.get(name, option.default) for name, option in self.options.items()}
 
     def summary(self) -> dict[str, Any]:
         """The unit as plain data (for the journal, reports and `kirvis catalog`)."""
         return {
-            "id": self.id, "title": self.title, "attack": list(self.attack), "injects": self.injects,
-            "blocked_by": self.blocked_by, "pod_security_level": self.pod_security_level,
-            "pod_security_checks": list(self.pod_security_checks),
+            "id": self.id, "family": self.family, "title": self.title, "attack": list(self.attack),
+            "injects": self.injects, "blocked_by": self.blocked_by, "target": self.target,
+            "pod_security_level": self.pod_security_level, "pod_security_checks": list(self.pod_security_checks),
             "detection": {"falco_rules": list(self.detection.falco_rules), "audit_log": self.detection.audit_log},
-            "undo": self.undo, "options": dict(self.options),
+            "undo": self.undo,
+            "options": {name: {"default": o.default, "description": o.description} for name, o in self.options.items()},
         }
+
+
+def unknown_options(techniques: list[Technique], given: dict[str, Any] | None) -> None:
+    """Raise when `given` holds an option none of `techniques` knows (a typo would silently test less)."""
+    known = {name for technique in techniques for name in technique.options}
+    unknown = sorted(set(given or {}) - known)
+    if unknown:
+        raise ActivityFailed(
+            f"unknown option(s) {', '.join(unknown)} for {', '.join(t.id for t in techniques)}; "
+            f"known: {', '.join(sorted(known)) or 'none'}"
+        )

@@ -1,0 +1,111 @@
+"""Manifests that carry one or more techniques, marked as the run's own.
+
+The base pod complies with the ``restricted`` Pod Security level and has resource limits, so that a
+verdict is about the injected technique and nothing else.
+"""
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration
+
+from chaoskirvis.ledger.ownership import TECHNIQUES_ANNOTATION, object_name, ownership_metadata
+from chaoskirvis.ledger.refs import CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, SERVICE, Kind
+from chaoskirvis.techniques.unit import Technique, unknown_options
+
+__all__ = ["DEFAULT_IMAGE", "CONTROLLERS", "build_manifest"]
+
+# Harmless by design: the pause container does nothing.
+DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
+TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY}
+CONTROLLERS = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "CronJob": CRON_JOB}
+_APP_LABEL = "chaoskirvis.io/app"
+
+
+def build_manifest(
+    techniques: list[Technique],
+    *,
+    namespace: str,
+    run_id: str,
+    options: dict[str, Any] | None = None,
+    image: str = DEFAULT_IMAGE,
+    controller: str | None = None,
+    configuration: Configuration | None = None,
+) -> tuple[Kind, dict[str, Any]]:
+    """The object carrying every technique (optionally a pod inside a controller's template)."""
+    targets = {t.target for t in techniques}
+    if len(targets) != 1:
+        raise ActivityFailed(
+            f"techniques {', '.join(t.id for t in techniques)} cannot share one object: "
+            f"they target {', '.join(sorted(targets))}"
+        )
+    unknown_options(techniques, options)
+    target = targets.pop()
+    if controller and target != "pod":
+        raise ActivityFailed(f"controller {controller} carries pods; {target} techniques cannot go in it")
+    slug = "-".join(t.id for t in techniques)
+    metadata = ownership_metadata(run_id, ".".join(t.id for t in techniques)[:63].strip(".-"), configuration)
+    metadata["annotations"][TECHNIQUES_ANNOTATION] = ",".join(t.id for t in techniques)
+    name = object_name(run_id, slug, _suffix())
+    manifest = _base(target, name, namespace, metadata, image)
+    for technique in techniques:
+        technique.apply(manifest, technique.resolve_options(options))
+    if controller:
+        return _in_controller(controller, manifest)
+    return TARGET_KINDS[target], manifest
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+
+
+def _base(target: str, name: str, namespace: str, metadata: dict[str, Any], image: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": namespace, **copy.deepcopy(metadata)}
+    if target == "pod":
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": _restricted_pod_spec(image)}
+    if target == "service":
+        return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                "spec": {"selector": {_APP_LABEL: name}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+
+
+def _restricted_pod_spec(image: str) -> dict[str, Any]:
+    limits = {"cpu": "10m", "memory": "16Mi"}
+    return {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65535, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "kirvis",
+            "image": image,
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "resources": {"limits": dict(limits), "requests": dict(limits)},
+        }],
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 0,
+    }
+
+
+def _in_controller(controller: str, pod: dict[str, Any]) -> tuple[Kind, dict[str, Any]]:
+    try:
+        kind = CONTROLLERS[controller]
+    except KeyError:
+        raise ActivityFailed(f"unknown controller {controller!r}: use one of {', '.join(CONTROLLERS)}") from None
+    metadata = pod["metadata"]
+    labels = {**metadata["labels"], _APP_LABEL: metadata["name"]}
+    template = {"metadata": {"labels": labels, "annotations": dict(metadata["annotations"])}, "spec": pod["spec"]}
+    if controller == "CronJob":
+        template["spec"]["restartPolicy"] = "Never"
+        spec = {"schedule": "0 0 31 2 *", "suspend": True,
+                "jobTemplate": {"spec": {"backoffLimit": 0, "template": template}}}
+    else:
+        template["spec"]["restartPolicy"] = "Always"
+        spec = {"selector": {"matchLabels": {_APP_LABEL: metadata["name"]}}, "template": template}
+        if controller == "Deployment":
+            spec["replicas"] = 1
+    manifest = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata, "spec": spec}
+    return kind, manifest
