@@ -1,11 +1,13 @@
-"""The resource types the sandbox serves, and the discovery documents built from them.
+"""The resource types the sandbox serves, the discovery documents built from them, and naming rules.
 
-Add a resource by adding a `ResourceType` to `RESOURCES`; discovery, routing, validation of names and
-Pod Security Admission of pod templates all read this table.
+Add a resource by adding a `ResourceType` to `RESOURCES`; discovery (/api, /apis, /openapi/v3), routing,
+validation and Pod Security Admission of pod templates all read this table.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -211,7 +213,8 @@ _LABEL_VALUE = rf"({_QUALIFIED_NAME})?"
 
 _DNS_LABEL_MESSAGE = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    f"and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '{_DNS_LABEL}')"
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    f"'{_DNS_LABEL}')"
 )
 _DNS_SUBDOMAIN_MESSAGE = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
@@ -270,7 +273,7 @@ def qualified_name_errors(value: str) -> list[str]:
         return ["prefix part must be non-empty"]
     errors = [f"prefix part {message}" for message in dns_subdomain_errors(prefix)] if slash else []
     if not name:
-        return errors + ["name part must be non-empty"]
+        return [*errors, "name part must be non-empty"]
     if len(name) > 63:
         errors.append("name part must be no more than 63 characters")
     if not _matches(_QUALIFIED_NAME, name):
@@ -281,3 +284,61 @@ def qualified_name_errors(value: str) -> list[str]:
 def label_value_errors(value: str) -> list[str]:
     errors = [] if len(value) <= 63 else ["must be no more than 63 characters"]
     return errors + ([] if _matches(_LABEL_VALUE, value) else [_LABEL_VALUE_MESSAGE])
+
+
+# OpenAPI v3: just enough for kubectl to see that every resource takes the `fieldValidation` query
+# parameter, so that it leaves validation to the server (as with any API server since 1.27) instead of
+# downloading the OpenAPI v2 schemas for client-side validation. No schemas are published.
+
+_WRITE_PARAMETERS = [
+    {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+    for name in ("dryRun", "fieldManager", "fieldValidation")
+]
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:
+    """GET /openapi/v3/api/v1 or /openapi/v3/apis/GROUP/VERSION, or None when nothing is served there."""
+    served = [r for r in RESOURCES if r.group == group and r.version == version]
+    if not served:
+        return None
+    paths: dict[str, Any] = {}
+    for resource in served:
+        gvk = {"group": group, "version": version, "kind": resource.kind}
+        collection = f"/{_gv_path(group, version)}"
+        collection += f"/namespaces/{{namespace}}/{resource.plural}" if resource.namespaced else f"/{resource.plural}"
+
+        def operation(verb: str) -> dict[str, Any]:
+            return {"x-kubernetes-action": verb, "x-kubernetes-group-version-kind": gvk,  # noqa: B023
+                    "parameters": _WRITE_PARAMETERS, "responses": {"200": {"description": "OK"}}}
+
+        paths[collection] = {"post": operation("post")}
+        paths[f"{collection}/{{name}}"] = {"put": operation("put"), "patch": operation("patch")}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
+            "paths": paths, "components": {"schemas": {}}}
+
+
+def _served_group_versions() -> list[tuple[str, str]]:
+    return list(dict.fromkeys((r.group, r.version) for r in RESOURCES))
+
+
+def openapi_v3_index() -> dict[str, Any]:
+    """GET /openapi/v3: where each group version's document is."""
+    return {"paths": {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash={_hash(g, v)}"}
+                      for g, v in _served_group_versions()}}
+
+
+def openapi_v3_document_at(gv_path: str) -> dict[str, Any] | None:
+    """The document at /openapi/v3/GV_PATH (GV_PATH as in the index: `api/v1`, `apis/apps/v1`)."""
+    for group, version in _served_group_versions():
+        if _gv_path(group, version) == gv_path:
+            return openapi_v3_document(group, version)
+    return None
+
+
+def _hash(group: str, version: str) -> str:
+    document = json.dumps(openapi_v3_document(group, version), sort_keys=True)
+    return hashlib.sha512(document.encode()).hexdigest()[:32].upper()

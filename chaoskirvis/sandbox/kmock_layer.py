@@ -1,0 +1,721 @@
+"""The sandbox's Kubernetes API handler, built on kmock 0.8 — every fix and override of kmock is here.
+
+We keep kmock's `RawHandler` (an aiohttp low-level handler keeping every request it parsed, as
+`kmock.Request`, in `_requests`), its `Request` and its `KubernetesError` (status, reason, message,
+details: our error type), and its `_render_error` / `_stream_error` hooks. We replace its request
+handling almost entirely: `__call__` parses requests itself, authenticates them, keeps the request log
+and serves them with `_serve` (the Kubernetes API) instead of kmock's `_handle` (its reaction DSL).
+kmock's `KubernetesEmulator` is not used; the API semantics live in `store`, `admission`, `patching`,
+`selectors` and `resources`, and are orchestrated here.
+
+kmock 0.8 gaps, and how each is fixed (tests/test_sandbox_kmock_layer.py has one test each):
+
+1. Paths under /api/v1/namespaces are mis-parsed: GET or POST /api/v1/namespaces fails with a
+   ValueError (answered 500) and /api/v1/namespaces/NAME is read as namespace NAME with no resource.
+   Fixed by `parse_api_path`, which follows the API server's RequestInfoFactory.
+2. labelSelector (and fieldSelector) are ignored on list and watch. Fixed: `selectors`, applied by
+   `_list` and `_watch`, with MODIFIED events turned into ADDED/DELETED as objects enter or leave the
+   selection.
+3. PUT is not handled (404 "Endpoint Not Found"). Fixed: `_replace`, with 409 Conflict on a stale
+   metadata.resourceVersion.
+4. A request that a reaction rejects is still stored (the emulator writes before it answers). Fixed:
+   validation and the admission chain run first and nothing is stored when they refuse.
+5. Core discovery says groupVersion "/v1" (and singularName is the plural, verbs are unordered).
+   Fixed: discovery documents come from `resources`.
+6. uid, resourceVersion, creationTimestamp and namespace are not filled in (list resourceVersion is
+   "...", lists have no kind/apiVersion, create answers 200). Fixed: `store.prepare_create` and a
+   global resourceVersion counter; lists are `KIND List` documents; create answers 201.
+7. A watch never ends (`timeoutSeconds` is ignored) and ignores `resourceVersion`. Fixed: `_watch`
+   ends cleanly at timeoutSeconds (and when the sandbox stops), replays changes after a
+   resourceVersion, and answers 410 Expired for one no longer retained.
+8. Error bodies include Python tracebacks (and reasons/messages that are not Kubernetes', e.g.
+   "Object Not Found"). Fixed: `_render_error` writes real Status bodies with the API server's reasons
+   and wording; an unexpected exception is logged on the server and answered 500 InternalError.
+
+Found besides those:
+
+9. `kmock.Server` patches aiohttp's DNS resolver for the whole process and can only be stopped in LIFO
+   order: stopping the first of two servers raises "The resolver chain is inconsistent" and leaves it
+   running. The sandbox therefore serves the handler with aiohttp's own `web.Server` (see `server`).
+10. kmock treats only `watch=true` as a watch; the API server accepts every Go boolean spelling
+    (`1`, `t`, `True`, ...). Fixed by `_flag`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+
+from chaoskirvis.sandbox import patching, resources
+from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
+from chaoskirvis.sandbox.resources import NAMESPACES, READ_VERBS, ResourceType
+from chaoskirvis.sandbox.selectors import (
+    FieldSelector,
+    SelectorError,
+    field_value,
+    parse_field_selector,
+    parse_label_selector,
+)
+from chaoskirvis.sandbox.store import (
+    Cause,
+    ObjectConflict,
+    ObjectExists,
+    ObjectNotFound,
+    Store,
+    StoreError,
+    WatchEvent,
+    decode_error,
+    now_timestamp,
+    prepare_create,
+    prepare_update,
+    validate_create,
+    validate_update,
+)
+
+logger = logging.getLogger(__name__)
+
+# Namespaces the API server refuses to delete (NamespaceLifecycle's immortal namespaces).
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+# The API server ends a watch without timeoutSeconds after a random 30-60 minutes; we take 30.
+DEFAULT_WATCH_SECONDS = 1800
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+# kubectl (client-go) sends credentials only over TLS, and the sandbox serves plain HTTP: its kubeconfigs
+# therefore also carry the user's token in the server URL, http://127.0.0.1:PORT/kirvis-token/TOKEN.
+CREDENTIAL_PREFIX = "/kirvis-token/"
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the sandbox answered it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    user_agent: str
+    user: str | None
+    status: int
+
+
+# Request parsing (gaps 1 and 10).
+
+@dataclass(frozen=True)
+class ApiPath:
+    """A path under /api/v1 or /apis/GROUP[/VERSION], split as the API server's RequestInfoFactory does."""
+
+    group: str
+    version: str | None = None
+    plural: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+
+
+def parse_api_path(path: str) -> ApiPath | None:
+    """Split an API path; None for anything that is not under /api/VERSION or /apis/GROUP."""
+    parts = [part for part in path.split("/") if part]
+    if len(parts) >= 2 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 2 and parts[0] == "apis":
+        group, version, rest = parts[1], (parts[2] if len(parts) > 2 else None), parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 2 and rest[0] == "namespaces":
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    if not rest:
+        return ApiPath(group, version)
+    plural, name = [*rest, None][:2]
+    return ApiPath(group, version, plural, namespace, name, "/".join(rest[2:]) or None)
+
+
+def split_credential(path: str) -> tuple[str | None, str]:
+    """The token in a `/kirvis-token/TOKEN/...` path prefix (if any) and the API path after it."""
+    if not path.startswith(CREDENTIAL_PREFIX):
+        return None, path
+    token, _, rest = path.removeprefix(CREDENTIAL_PREFIX).partition("/")
+    return token, "/" + rest
+
+
+def _flag(value: str | None) -> bool:
+    return value in _TRUE
+
+
+def _action(method: str, path: ApiPath | None, params: Mapping[str, str]) -> kmock.action | None:
+    if path is None or path.plural is None:
+        return None
+    if method == "GET":
+        if _flag(params.get("watch")):
+            return kmock.action.WATCH
+        return kmock.action.FETCH if path.name else kmock.action.LIST
+    if method == "POST" and not path.name:
+        return kmock.action.CREATE
+    if method in ("PUT", "PATCH") and path.name:
+        return kmock.action.UPDATE
+    if method == "DELETE":
+        return kmock.action.DELETE
+    return None
+
+
+async def parse_request(raw_request: aiohttp.web.BaseRequest, *, id: int) -> kmock.Request:
+    """kmock's Request, with the Kubernetes fields parsed correctly (kmock's own parser is gap 1).
+
+    A credential path prefix is left out of the request's URL; `KubernetesApiHandler` reads it.
+    """
+    body = await raw_request.read()
+    params = dict(raw_request.query)
+    api_path = split_credential(raw_request.path)[1]
+    path = parse_api_path(api_path)
+    return kmock.Request(
+        id=id,
+        method=raw_request.method,
+        url=raw_request.url.with_path(api_path).with_query(raw_request.query),
+        params=params,
+        headers=dict(raw_request.headers),
+        cookies=dict(raw_request.cookies),
+        body=body,
+        text=body.decode("utf-8", errors="replace"),
+        action=_action(raw_request.method, path, params),
+        resource=kmock.resource(group=path.group, version=path.version, plural=path.plural) if path else None,
+        namespace=path.namespace if path else None,
+        name=path.name if path else None,
+        subresource=path.subresource if path else None,
+        raw_request=raw_request,
+    )
+
+
+def api_verb(request: kmock.Request) -> str | None:
+    """The Kubernetes verb (as RBAC names it) of a resource request."""
+    match request.action:
+        case kmock.action.WATCH:
+            return "watch"
+        case kmock.action.LIST:
+            return "list"
+        case kmock.action.FETCH:
+            return "get"
+        case kmock.action.CREATE:
+            return "create"
+        case kmock.action.UPDATE:
+            return "patch" if request.method == "PATCH" else "update"
+        case kmock.action.DELETE:
+            return "delete" if request.name else "deletecollection"
+    return None
+
+
+# Status bodies (gap 8).
+
+def _details(resource: ResourceType, name: str | None, kind: str | None = None, **extra: Any) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name} if name else {}
+    if resource.group:
+        details["group"] = resource.group
+    return details | {"kind": kind or resource.plural} | extra
+
+
+def status_error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
+
+
+def not_found(resource: ResourceType, name: str) -> kmock.KubernetesError:
+    return status_error(404, "NotFound", f'{resource.group_resource} "{name}" not found', _details(resource, name))
+
+
+def invalid(resource: ResourceType, name: str, causes: list[Cause] | tuple[Cause, ...]) -> kmock.KubernetesError:
+    summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
+    details = _details(resource, name, resource.kind,
+                       causes=[{"reason": c.reason, "message": c.message, "field": c.field} for c in causes])
+    return status_error(422, "Invalid", f'{resource.kind} "{name}" is invalid: {summary}', details)
+
+
+def bad_request(message: str) -> kmock.KubernetesError:
+    return status_error(400, "BadRequest", message)
+
+
+def forbidden(resource: ResourceType, name: str | None, reason: str) -> kmock.KubernetesError:
+    subject = f'{resource.group_resource} "{name}"' if name else resource.group_resource
+    return status_error(403, "Forbidden", f"{subject} is forbidden: {reason}", _details(resource, name))
+
+
+def _store_error(error: StoreError) -> kmock.KubernetesError:
+    resource, name = error.resource, error.name
+    if isinstance(error, ObjectNotFound):
+        return not_found(resource, name)
+    if isinstance(error, ObjectExists):
+        return status_error(409, "AlreadyExists", f'{resource.group_resource} "{name}" already exists',
+                            _details(resource, name))
+    return status_error(409, "Conflict", f'Operation cannot be fulfilled on {resource.group_resource} "{name}": '
+                                         f"{error.detail}", _details(resource, name))
+
+
+UNAUTHORIZED = status_error(401, "Unauthorized", "Unauthorized")
+NO_SUCH_PATH = status_error(404, "NotFound", "the server could not find the requested resource", {})
+METHOD_NOT_ALLOWED = status_error(405, "MethodNotAllowed",
+                                  "the server does not allow this method on the requested resource", {})
+
+
+def status_body(error: kmock.KubernetesError) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": error.message, "reason": error.reason}
+    if error.details is not None:
+        body["details"] = error.details
+    return body | {"code": error.status}
+
+
+def warning_header(text: str) -> str:
+    """An RFC 7234 Warning header value as the API server writes it: code 299, agent "-", quoted text."""
+    printable = "".join(char if char.isprintable() else " " for char in text)
+    quoted = printable.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
+
+
+def _json_response(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> aiohttp.web.Response:
+    response = aiohttp.web.json_response(body, status=status)
+    for warning in warnings:
+        response.headers.add("Warning", warning_header(warning))
+    return response
+
+
+def _typed(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": resource.kind, "apiVersion": resource.api_version} | obj
+
+
+def _untyped(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
+@attrs.define(kw_only=True)
+class KubernetesApiHandler(kmock.RawHandler):
+    """The Kubernetes API over a `Store`: authentication, authorization, verbs, admission, dry run."""
+
+    store: Store
+    admission: AdmissionChain
+    tokens: Mapping[str, User]
+    request_log: list[LoggedRequest] = attrs.field(factory=list)
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        request = await parse_request(raw_request, id=len(self._requests))
+        self._requests.append(request)
+        user = self._authenticate(request)
+        try:
+            if user is None:
+                raise UNAUTHORIZED
+            response = await self._serve(request, user)
+        except kmock.KubernetesError as error:
+            response = await self._render_error(error)
+        except Exception as error:  # answered as the API server does, never with a traceback
+            logger.exception("sandbox: %s %s failed", raw_request.method, raw_request.path_qs)
+            response = await self._render_error(error)
+        self.request_log.append(LoggedRequest(
+            method=raw_request.method, path=request.url.path, query=dict(request.params),
+            user_agent=raw_request.headers.get("User-Agent", ""), user=user.name if user else None,
+            status=response.status,
+        ))
+        return response
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        if not isinstance(exc, kmock.KubernetesError):
+            exc = status_error(500, "InternalError", f"Internal error occurred: {type(exc).__name__}: {exc}")
+        return aiohttp.web.json_response(status_body(exc), status=exc.status)
+
+    async def _stream_error(self, exc: Exception, raw_response: aiohttp.web.StreamResponse) -> None:
+        if not isinstance(exc, kmock.KubernetesError):
+            exc = status_error(500, "InternalError", f"Internal error occurred: {type(exc).__name__}: {exc}")
+        await raw_response.write(json.dumps({"type": "ERROR", "object": status_body(exc)}).encode() + b"\n")
+
+    def _authenticate(self, request: kmock.Request) -> User | None:
+        """The user of a bearer token, or else of a credential path prefix; None when neither is known."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        assert request._raw_request is not None  # set by parse_request
+        token = split_credential(request._raw_request.path)[0]
+        return self.tokens.get(token) if token else None
+
+    async def _serve(self, request: kmock.Request, user: User) -> aiohttp.web.StreamResponse:
+        if request.resource is None:
+            return self._serve_non_resource(request)
+        resource_path = request.resource
+        if resource_path.plural is None:
+            if request.method != "GET":
+                raise METHOD_NOT_ALLOWED
+            return self._serve_discovery(resource_path.group or "", resource_path.version)
+        resource = resources.find_resource(resource_path.group or "", resource_path.version or "",
+                                           resource_path.plural)
+        namespace = request.namespace
+        if resource is None or (not resource.namespaced and namespace and resource != NAMESPACES):
+            raise NO_SUCH_PATH
+        if request.subresource:
+            raise NO_SUCH_PATH
+        verb = api_verb(request)
+        if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
+            raise METHOD_NOT_ALLOWED
+        self._authorize(user, verb, resource, namespace, request.name)
+        namespace = namespace if resource.namespaced else None
+        match verb:
+            case "get":
+                return self._get(resource, namespace, request.name or "")
+            case "list":
+                return self._list(request, resource, namespace)
+            case "watch":
+                return await self._watch(request, resource, namespace)
+            case "create":
+                return self._create(request, user, resource, namespace)
+            case "update":
+                return self._replace(request, user, resource, namespace, request.name or "")
+            case "patch":
+                return self._patch(request, user, resource, namespace, request.name or "")
+            case _:
+                return self._delete(request, user, resource, namespace, request.name or "")
+
+    def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
+                   name: str | None) -> None:
+        if user.read_only and verb not in READ_VERBS:
+            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{resource.plural}" '
+                                            f'in API group "{resource.group}" {scope}')
+
+    def _serve_non_resource(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/") or "/"
+        if request.method != "GET":
+            raise METHOD_NOT_ALLOWED
+        if path in ("/api", "/apis"):
+            return self._serve_discovery(None if path == "/apis" else "", None)
+        if path == "/version":
+            return _json_response(resources.SERVER_VERSION)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return aiohttp.web.Response(text="ok")
+        if path == "/openapi/v3":
+            return _json_response(resources.openapi_v3_index())
+        document = resources.openapi_v3_document_at(path.removeprefix("/openapi/v3/"))
+        if path.startswith("/openapi/v3/") and document is not None:
+            return _json_response(document)
+        raise NO_SUCH_PATH
+
+    def _serve_discovery(self, group: str | None, version: str | None) -> aiohttp.web.StreamResponse:
+        if group is None:
+            document = resources.group_list()
+        elif version is None:
+            document = resources.core_versions() if group == "" else resources.group_document(group)
+        else:
+            document = resources.resource_list(group, version)
+        if document is None:
+            raise NO_SUCH_PATH
+        return _json_response(document)
+
+    # Reading.
+
+    def _get(self, resource: ResourceType, namespace: str | None, name: str) -> aiohttp.web.StreamResponse:
+        obj = self.store.get(resource, namespace, name)
+        if obj is None:
+            raise not_found(resource, name)
+        return _json_response(_typed(resource, obj))
+
+    def _selection(self, request: kmock.Request, resource: ResourceType,
+                   namespace: str | None) -> Callable[[dict[str, Any] | None], bool]:
+        """Whether an object is in the namespace and selected by labelSelector and fieldSelector."""
+        try:
+            labels = parse_label_selector(request.params.get("labelSelector"))
+            fields = parse_field_selector(
+                request.params.get("fieldSelector"),
+                ("metadata.name", "metadata.namespace", *resource.selectable_fields),
+            )
+        except SelectorError as error:
+            raise bad_request(str(error)) from None
+        if request.name:
+            fields = FieldSelector((*fields.terms, ("metadata.name", "=", request.name)))
+
+        def selected(obj: dict[str, Any] | None) -> bool:
+            if obj is None:
+                return False
+            metadata = obj.get("metadata", {})
+            return ((namespace is None or metadata.get("namespace") == namespace)
+                    and labels.matches(metadata.get("labels"))
+                    and fields.matches(lambda path: field_value(obj, path)))
+
+        return selected
+
+    def _list(self, request: kmock.Request, resource: ResourceType,
+              namespace: str | None) -> aiohttp.web.StreamResponse:
+        selected = self._selection(request, resource, namespace)
+        items = [obj for obj in self.store.list(resource, namespace) if selected(obj)]
+        metadata: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
+        start = _decode_continue(request.params.get("continue"))
+        if start is not None:
+            items = [obj for obj in items if _list_position(obj) > start]
+        limit = _non_negative_int(request.params.get("limit"), "limit")
+        if limit and len(items) > limit:
+            metadata["continue"] = _encode_continue(_list_position(items[limit - 1]))
+            metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+        return _json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
+                               "metadata": metadata, "items": [_untyped(obj) for obj in items]})
+
+    async def _watch(self, request: kmock.Request, resource: ResourceType,
+                     namespace: str | None) -> aiohttp.web.StreamResponse:
+        selected = self._selection(request, resource, namespace)
+        timeout = _non_negative_int(request.params.get("timeoutSeconds"), "timeoutSeconds")
+        deadline = _loop_time() + (timeout or DEFAULT_WATCH_SECONDS)  # 0 means the default, as upstream
+        since = request.params.get("resourceVersion", "")
+        if since not in ("", "0") and not since.isdigit():
+            raise bad_request(f'resourceVersion: Invalid value: "{since}": must be a non-negative integer')
+        subscription = self.store.subscribe(resource)
+        try:
+            if since in ("", "0"):
+                backlog: list[WatchEvent] | None = [
+                    WatchEvent("ADDED", resource, obj, None, self.store.resource_version)
+                    for obj in self.store.list(resource, namespace)
+                ]
+            else:
+                backlog = self.store.events_after(resource, int(since))
+            response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            assert request._raw_request is not None  # set by parse_request
+            await response.prepare(request._raw_request)
+            if backlog is None:
+                expired = status_error(410, "Expired", f"too old resource version: {since} "
+                                                       f"({self.store.oldest_retained_version})")
+                await self._stream_error(expired, response)
+            else:
+                await self._stream_events(response, resource, selected, backlog, subscription.queue, deadline)
+            await response.write_eof()
+            return response
+        finally:
+            self.store.unsubscribe(subscription)
+
+    async def _stream_events(self, response: aiohttp.web.StreamResponse, resource: ResourceType,
+                             selected: Callable[[dict[str, Any] | None], bool], backlog: list[WatchEvent],
+                             queue: asyncio.Queue[WatchEvent | None], deadline: float) -> None:
+        for event in backlog:
+            await _write_event(response, resource, event, selected)
+        while (remaining := deadline - _loop_time()) > 0:
+            try:
+                event = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                return
+            if event is None:
+                return
+            await _write_event(response, resource, event, selected)
+
+    # Writing.
+
+    def _decode_object(self, request: kmock.Request, resource: ResourceType) -> dict[str, Any]:
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        try:
+            if content_type in ("application/yaml", "application/x-yaml"):
+                obj = yaml.safe_load(request.body)
+            else:
+                obj = json.loads(request.body)
+        except (ValueError, yaml.YAMLError) as error:
+            raise bad_request(f"couldn't get version/kind; json parse error: {error}") from None
+        problem = decode_error(resource, obj)
+        if problem is not None:
+            raise bad_request(problem)
+        api_version, kind = obj.get("apiVersion", resource.api_version), obj.get("kind", resource.kind)
+        if api_version != resource.api_version:
+            raise bad_request(f"the API version in the data ({api_version}) does not match the expected API "
+                              f"version ({resource.api_version})")
+        if kind != resource.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})")
+        obj.setdefault("metadata", {})
+        return _typed(resource, obj)
+
+    def _place(self, resource: ResourceType, obj: dict[str, Any], namespace: str | None) -> None:
+        """Set the object's namespace from the URL; a different one in the body is a bad request."""
+        metadata = obj["metadata"]
+        if not resource.namespaced:
+            metadata.pop("namespace", None)
+        elif metadata.get("namespace", namespace) != namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        else:
+            metadata["namespace"] = namespace
+
+    def _admit(self, operation: Operation, user: User, resource: ResourceType, namespace: str | None,
+               name: str, obj: dict[str, Any] | None, old: dict[str, Any] | None, dry_run: bool) -> AdmissionResult:
+        result = self.admission.admit(AdmissionRequest(
+            operation=operation, resource=resource, namespace=namespace, name=name, object=obj,
+            old_object=old, dry_run=dry_run, user=user.name,
+        ), self.store)
+        if result.denial is not None:
+            denial = result.denial
+            if denial.code == 422:
+                raise invalid(resource, name, denial.causes)
+            raise status_error(denial.code, denial.reason, denial.message, _details(resource, name))
+        return result
+
+    def _create(self, request: kmock.Request, user: User, resource: ResourceType,
+                namespace: str | None) -> aiohttp.web.StreamResponse:
+        dry_run = _dry_run(request.params.get("dryRun"), "CreateOptions")
+        obj = self._decode_object(request, resource)
+        self._place(resource, obj, namespace)
+        if namespace and self.store.get(NAMESPACES, None, namespace) is None:
+            raise not_found(NAMESPACES, namespace)
+        obj = prepare_create(resource, obj)
+        name = obj["metadata"].get("name", "")
+        causes = validate_create(resource, obj)
+        if causes:
+            raise invalid(resource, name, causes)
+        admitted = self._admit("CREATE", user, resource, namespace, name, obj, None, dry_run)
+        try:
+            created = self.store.create(resource, obj, dry_run=dry_run)
+        except StoreError as error:
+            raise _store_error(error) from None
+        return _json_response(created, 201, admitted.warnings)
+
+    def _replace(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+                 name: str) -> aiohttp.web.StreamResponse:
+        dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
+        obj = self._decode_object(request, resource)
+        old = self.store.get(resource, namespace, name)
+        if old is None:
+            raise not_found(resource, name)
+        return self._update(user, resource, namespace, name, obj, old, dry_run)
+
+    def _patch(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+               name: str) -> aiohttp.web.StreamResponse:
+        dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type not in patching.PATCH_TYPES:
+            raise status_error(415, "UnsupportedMediaType",
+                               f"the body of the request was in an unknown format - accepted media types include: "
+                               f"{', '.join(patching.PATCH_TYPES)}")
+        old = self.store.get(resource, namespace, name)
+        if old is None:
+            raise not_found(resource, name)
+        try:
+            obj = patching.apply_patch(content_type, _typed(resource, old), request.body)
+        except patching.PatchError as error:
+            if error.unreadable:
+                raise bad_request(str(error)) from None
+            raise status_error(422, "Invalid", "the server rejected our request due to an error in our request",
+                               {"causes": [{"reason": "UnexpectedServerResponse", "message": str(error)}]}) from None
+        if not isinstance(obj.get("metadata"), dict):
+            raise bad_request("the patched object has no metadata")
+        return self._update(user, resource, namespace, name, obj, old, dry_run)
+
+    def _update(self, user: User, resource: ResourceType, namespace: str | None, name: str,
+                obj: dict[str, Any], old: dict[str, Any], dry_run: bool) -> aiohttp.web.StreamResponse:
+        """The shared tail of PUT and PATCH: `obj` is the whole new state of the stored object `old`."""
+        self._place(resource, obj, namespace)
+        if obj["metadata"].get("name") != name:
+            raise bad_request(f"the name of the object ({obj['metadata'].get('name', '')}) does not match the name "
+                              f"on the URL ({name})")
+        expected = obj["metadata"].get("resourceVersion")
+        if expected and expected != old["metadata"]["resourceVersion"]:
+            raise _store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
+                                                              "changes to the latest version and try again"))
+        obj = prepare_update(resource, _typed(resource, obj), old)
+        causes = validate_update(resource, obj, old)
+        if causes:
+            raise invalid(resource, name, causes)
+        admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run)
+        updated = self.store.update(resource, obj, dry_run=dry_run)
+        return _json_response(updated, 200, admitted.warnings)
+
+    def _delete(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+                name: str) -> aiohttp.web.StreamResponse:
+        options = self._delete_options(request)
+        dry_run = _dry_run(",".join(options.get("dryRun") or []) or request.params.get("dryRun"), "DeleteOptions")
+        old = self.store.get(resource, namespace, name)
+        if old is None:
+            raise not_found(resource, name)
+        if resource == NAMESPACES and name in IMMORTAL_NAMESPACES:
+            raise forbidden(resource, name, "this namespace may not be deleted")
+        admitted = self._admit("DELETE", user, resource, namespace, name, None, old, dry_run)
+        orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
+        try:
+            deleted = self.store.delete(resource, namespace, name, preconditions=options.get("preconditions"),
+                                        orphan_dependents=orphan, dry_run=dry_run)
+        except StoreError as error:
+            raise _store_error(error) from None
+        if resource == NAMESPACES:
+            deleted["metadata"]["deletionTimestamp"] = now_timestamp()
+            deleted["status"] = {"phase": "Terminating"}
+        if resource.returns_deleted_object:
+            return _json_response(deleted, 200, admitted.warnings)
+        details = _details(resource, name, uid=deleted["metadata"]["uid"])
+        return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                               "details": details}, 200, admitted.warnings)
+
+    def _delete_options(self, request: kmock.Request) -> dict[str, Any]:
+        if not request.body.strip():
+            return {}
+        try:
+            options = json.loads(request.body)
+        except ValueError as error:
+            raise bad_request(f"couldn't get version/kind; json parse error: {error}") from None
+        if not isinstance(options, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        return options
+
+
+async def _write_event(response: aiohttp.web.StreamResponse, resource: ResourceType, event: WatchEvent,
+                       selected: Callable[[dict[str, Any] | None], bool]) -> None:
+    """Write an event as the watcher sees it: objects moving in or out of its selection are ADDED/DELETED."""
+    now, before = selected(event.object), selected(event.previous)
+    if event.type == "MODIFIED" and now != before:
+        event_type = "ADDED" if now else "DELETED"
+    elif now:
+        event_type = event.type
+    else:
+        return
+    line = json.dumps({"type": event_type, "object": _typed(resource, event.object)})
+    await response.write(line.encode() + b"\n")
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _non_negative_int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise bad_request(f'{name}: Invalid value: "{value}": must be a non-negative integer')
+    return int(value)
+
+
+def _dry_run(value: str | None, options_kind: str) -> bool:
+    if not value:
+        return False
+    if value != "All":
+        message = (f'{options_kind}.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{{"{value}"}}: '
+                   'supported values: "All"')
+        raise status_error(422, "Invalid", message, {"group": "meta.k8s.io", "kind": options_kind})
+    return True
+
+
+def _list_position(obj: dict[str, Any]) -> tuple[str, str]:
+    metadata = obj.get("metadata", {})
+    return metadata.get("namespace", ""), metadata.get("name", "")
+
+
+def _encode_continue(position: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode()
+
+
+def _decode_continue(token: str | None) -> tuple[str, str] | None:
+    if not token:
+        return None
+    try:
+        namespace, name = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(namespace), str(name)
+    except (ValueError, TypeError, binascii.Error):
+        raise bad_request(f"continue key is not valid: {token}") from None

@@ -1,0 +1,265 @@
+"""Hosting the sandbox: a Kubernetes API emulator on 127.0.0.1, for tests and demos only.
+
+`Sandbox` serves the API (plain HTTP, no TLS) from its own event loop in a daemon thread, writes
+kubeconfigs for its two users and applies manifests through the same HTTP path (and admission) as any
+client. `run_foreground` is the `kirvis sandbox` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import json
+import secrets
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp.web
+import yaml
+
+from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
+from chaoskirvis.sandbox.kmock_layer import CREDENTIAL_PREFIX, KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
+from chaoskirvis.sandbox.store import Store, prepare_create
+
+ADMIN = User("sandbox-admin")
+VIEWER = User("sandbox-viewer", read_only=True)
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_SHUTDOWN_SECONDS = 2.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not start, or a manifest could not be applied."""
+
+
+class Sandbox:
+    """A local Kubernetes API server emulator. Use as a context manager, or `start()` and `stop()`."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
+        self.host = host
+        self.port = port
+        self.admin_token = secrets.token_urlsafe(32)
+        self.viewer_token = secrets.token_urlsafe(32)
+        self._handler: KubernetesApiHandler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: aiohttp.web.BaseRunner | None = None
+        self._store: Store | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        """Every request answered so far: method, path, query, User-Agent, user, response status."""
+        return list(self._handler.request_log) if self._handler else []
+
+    def start(self) -> Sandbox:
+        """Start serving; return once the port is listening."""
+        if self._thread is not None:
+            raise SandboxError("the sandbox is already running")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failures: list[Exception] = []
+        thread = threading.Thread(target=self._serve, args=(loop, ready, failures), name="kirvis-sandbox",
+                                  daemon=True)
+        thread.start()
+        ready.wait()
+        if failures:
+            thread.join()
+            error = failures[0]
+            if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+                raise SandboxError(f"port {self.port} on {self.host} is already in use") from None
+            raise SandboxError(f"cannot listen on {self.host}:{self.port}: {error}") from error
+        self._loop, self._thread = loop, thread
+        return self
+
+    def stop(self) -> None:
+        """End every watch, close the server and its thread. Stopping a stopped sandbox does nothing."""
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
+        self._thread.join()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    def write_kubeconfig(self, path: Path | str, *, user: Literal["admin", "viewer"] = "admin",
+                         context: str = "kirvis-sandbox") -> Path:
+        """Write a kubeconfig for `user` (the kubernetes client, kubectl and Chaos Toolkit read it).
+
+        The token is both the user's `token` and a prefix of the server URL, because kubectl sends
+        credentials only over TLS and the sandbox serves plain HTTP.
+        """
+        if self._thread is None:
+            raise SandboxError("start the sandbox before writing its kubeconfig")
+        token = {"admin": self.admin_token, "viewer": self.viewer_token}[user]
+        user_name = f"kirvis-sandbox-{user}"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "kirvis-sandbox", "cluster": {"server": f"{self.url}{CREDENTIAL_PREFIX}{token}"}}],
+            "users": [{"name": user_name, "user": {"token": token}}],
+            "contexts": [{"name": context,
+                          "context": {"cluster": "kirvis-sandbox", "user": user_name, "namespace": "default"}}],
+            "current-context": context,
+            "preferences": {},
+        }
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(yaml.safe_dump(config, sort_keys=False))
+        partial.chmod(0o600)
+        partial.replace(path)  # readers never see a half-written file
+        return path
+
+    def apply(self, source: Path | str) -> list[dict[str, Any]]:
+        """Create, or replace when it exists, each object of a multi-document YAML file or text.
+
+        Goes through the API like any client (validation, admission); returns the stored objects.
+        A string is read as a file path when it names an existing file, else as YAML text.
+        """
+        if self._thread is None:
+            raise SandboxError("start the sandbox before applying manifests")
+        is_file = isinstance(source, Path) or ("\n" not in source and Path(source).is_file())
+        text = Path(source).read_text() if is_file else str(source)
+        where = f" in {source}" if is_file else ""
+        try:
+            documents = [doc for doc in yaml.safe_load_all(text) if doc]
+        except yaml.YAMLError as error:
+            raise SandboxError(f"invalid YAML{where}: {error}") from None
+        return [self._apply_one(obj, where) for obj in _expand_lists(documents)]
+
+    def _apply_one(self, obj: Any, where: str) -> dict[str, Any]:
+        if not isinstance(obj, dict):
+            raise SandboxError(f"a manifest document{where} is not an object")
+        resource = find_by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        metadata = obj.get("metadata") or {}
+        if resource is None:
+            raise SandboxError(f"{obj.get('kind')} in {obj.get('apiVersion')}{where} is not served by the sandbox")
+        name = metadata.get("name", "")
+        prefix = f"/apis/{resource.api_version}" if resource.group else f"/api/{resource.version}"
+        if resource.namespaced:
+            prefix += f"/namespaces/{urllib.parse.quote(metadata.get('namespace') or 'default')}"
+        collection = f"{prefix}/{resource.plural}"
+        current = self._call("GET", f"{collection}/{urllib.parse.quote(name)}", None, where) if name else None
+        if current is None:
+            return self._call("POST", collection, obj, where)
+        replacement = dict(obj, metadata=dict(metadata, resourceVersion=current["metadata"]["resourceVersion"]))
+        return self._call("PUT", f"{collection}/{urllib.parse.quote(name)}", replacement, where)
+
+    def _call(self, method: str, path: str, body: Any, where: str) -> Any:
+        request = urllib.request.Request(
+            self.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json",
+                     "User-Agent": "kirvis-sandbox-apply"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            status = json.loads(error.read() or b"{}")
+            if method == "GET" and error.code == 404:
+                return None
+            raise SandboxError(f"{method} {path}{where}: {status.get('message', error.reason)}") from None
+
+    def _serve(self, loop: asyncio.AbstractEventLoop, ready: threading.Event, failures: list[Exception]) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._listen())
+        except Exception as error:  # reported to start(), in the caller's thread
+            failures.append(error)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    async def _listen(self) -> None:
+        store = Store()
+        for name in INITIAL_NAMESPACES:
+            store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                                                  "metadata": {"name": name}}))
+        handler = KubernetesApiHandler(
+            store=store,
+            admission=AdmissionChain([PodSecurityAdmission()]),
+            tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
+        )
+        runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handler, handler_cancellation=True),
+                                          shutdown_timeout=_SHUTDOWN_SECONDS)
+        await runner.setup()
+        try:
+            await aiohttp.web.TCPSite(runner, self.host, self.port).start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self.port = runner.addresses[0][1]
+        self._handler, self._runner, self._store = handler, runner, store
+
+    async def _shutdown(self) -> None:
+        assert self._store is not None and self._runner is not None and self._loop is not None
+        self._store.close()
+        await self._runner.cleanup()
+        self._loop.call_soon(self._loop.stop)
+
+
+def _expand_lists(documents: list[Any]) -> Iterator[Any]:
+    """Documents, with `kind: List` (and other `*List` kinds with items) unpacked as kubectl does."""
+    for document in documents:
+        if isinstance(document, dict) and str(document.get("kind", "")).endswith("List") and "items" in document:
+            yield from document["items"] or []
+        else:
+            yield document
+
+
+def run_foreground(port: int, kubeconfig: Path, manifests: list[Path]) -> int:
+    """`kirvis sandbox`: serve until Ctrl-C or SIGTERM, with the manifests applied and a kubeconfig written."""
+    sandbox = Sandbox(port)
+    try:
+        sandbox.start()
+    except SandboxError as error:
+        print(f"kirvis sandbox: {error}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for manifest in manifests:
+            sandbox.apply(manifest)
+        path = sandbox.write_kubeconfig(kubeconfig)
+        print(f"kirvis sandbox: Kubernetes API emulator at {sandbox.url} (plain HTTP, 127.0.0.1 only; "
+              "test and demo infrastructure: it stores objects and runs no containers)", flush=True)
+        print(f"kubeconfig: {path}\n\n  export KUBECONFIG={path}\n  kubectl get ns\n\nCtrl-C to stop.",
+              flush=True)
+        stop.wait()
+    except SandboxError as error:
+        print(f"kirvis sandbox: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sandbox.stop()
+    print("kirvis sandbox: stopped", flush=True)
+    return 0
+
+
+__all__ = ["ADMIN", "VIEWER", "Sandbox", "SandboxError", "run_foreground"]

@@ -1,0 +1,496 @@
+"""Object storage of the sandbox, with the registry rules the API server applies before storing.
+
+- `Store`: the objects, the global resourceVersion counter, the history of changes and the watchers.
+  Deleting a namespace deletes everything in it; deleting an object deletes the objects that name it in
+  their ownerReferences (what the namespace controller and the garbage collector do, done at once).
+- `prepare_create` / `prepare_update`: metadata the API server fills in or keeps (uid, creationTimestamp,
+  generation, generateName, status).
+- `validate_create` / `validate_update`: object validation with the API server's field paths and wording.
+
+Everything here runs on the sandbox's event loop thread; nothing is shared with other threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import json
+import secrets
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaoskirvis.sandbox.resources import (
+    NAMESPACES,
+    PODS,
+    ResourceType,
+    dns_label_errors,
+    label_value_errors,
+    name_errors,
+    qualified_name_errors,
+)
+from chaoskirvis.sandbox.selectors import SelectorError, label_selector_from_object
+
+ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
+
+
+class StoreError(Exception):
+    """A storage outcome the API answers with an error status."""
+
+    def __init__(self, resource: ResourceType, name: str, detail: str = "") -> None:
+        super().__init__(detail or name)
+        self.resource = resource
+        self.name = name
+        self.detail = detail
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class ObjectExists(StoreError):
+    pass
+
+
+class ObjectConflict(StoreError):
+    """A precondition (resourceVersion, uid) that does not hold; `detail` says which."""
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED or DELETED
+    resource: ResourceType
+    object: dict[str, Any]
+    previous: dict[str, Any] | None  # the object before a MODIFIED event
+    resource_version: int
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Events of one resource, delivered to one watcher; None in the queue means the store closed."""
+
+    resource: ResourceType
+    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+
+
+class Store:
+    """The sandbox's etcd: objects by resource, namespace and name, and a log of their changes."""
+
+    def __init__(self, history_limit: int = 10_000) -> None:
+        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        self._resource_version = 0
+        self._history: deque[WatchEvent] = deque(maxlen=history_limit)
+        self._subscriptions: set[Subscription] = set()
+
+    @property
+    def resource_version(self) -> int:
+        return self._resource_version
+
+    def get(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        stored = self._objects.get((resource, namespace or "", name))
+        return copy.deepcopy(stored) if stored is not None else None
+
+    def list(self, resource: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Objects of a resource, in one namespace or all, ordered by namespace and name."""
+        keys = sorted(key for key in self._objects
+                      if key[0] == resource and (namespace is None or key[1] == namespace))
+        return [copy.deepcopy(self._objects[key]) for key in keys]
+
+    def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        key = _key(resource, obj)
+        if key in self._objects:
+            raise ObjectExists(resource, key[2])
+        if dry_run:
+            return copy.deepcopy(obj)
+        stored = self._stamp(obj)
+        self._objects[key] = stored
+        self._publish("ADDED", resource, stored, None)
+        return copy.deepcopy(stored)
+
+    def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Replace a stored object; an unchanged object is not written and keeps its resourceVersion."""
+        key = _key(resource, obj)
+        old = self._objects.get(key)
+        if old is None:
+            raise ObjectNotFound(resource, key[2])
+        candidate = copy.deepcopy(obj)
+        candidate["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if dry_run or candidate == old:
+            return candidate
+        stored = self._stamp(candidate)
+        self._objects[key] = stored
+        self._publish("MODIFIED", resource, stored, old)
+        return copy.deepcopy(stored)
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
+               preconditions: dict[str, Any] | None = None, orphan_dependents: bool = False,
+               dry_run: bool = False) -> dict[str, Any]:
+        """Delete an object (and what the namespace controller and garbage collector would); return it."""
+        key = (resource, namespace or "", name)
+        old = self._objects.get(key)
+        if old is None:
+            raise ObjectNotFound(resource, name)
+        for field_name in ("uid", "resourceVersion"):
+            wanted = (preconditions or {}).get(field_name)
+            actual = old["metadata"].get(field_name)
+            if wanted and wanted != actual:
+                label = "UID" if field_name == "uid" else "ResourceVersion"
+                raise ObjectConflict(resource, name, f"Precondition failed: {label} in precondition: {wanted}, "
+                                                     f"{label} in object meta: {actual}")
+        if dry_run:
+            return copy.deepcopy(old)
+        if resource == NAMESPACES:
+            for content_key in [k for k in self._objects if k[0].namespaced and k[1] == name]:
+                self._remove(content_key)
+        self._remove(key)
+        if not orphan_dependents:
+            self._collect_dependents(old["metadata"]["uid"])
+        return copy.deepcopy(old)
+
+    def subscribe(self, resource: ResourceType) -> Subscription:
+        subscription = Subscription(resource)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def events_after(self, resource: ResourceType, resource_version: int) -> list[WatchEvent] | None:
+        """Changes of a resource after a resourceVersion; None when they are no longer all retained."""
+        history_is_full = len(self._history) == self._history.maxlen
+        if history_is_full and resource_version < self._history[0].resource_version - 1:
+            return None
+        return [e for e in self._history if e.resource == resource and e.resource_version > resource_version]
+
+    @property
+    def oldest_retained_version(self) -> int:
+        return self._history[0].resource_version if self._history else self._resource_version
+
+    def close(self) -> None:
+        """End every watch."""
+        for subscription in self._subscriptions:
+            subscription.queue.put_nowait(None)
+        self._subscriptions.clear()
+
+    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._resource_version += 1
+        stamped = copy.deepcopy(obj)
+        stamped["metadata"]["resourceVersion"] = str(self._resource_version)
+        return stamped
+
+    def _remove(self, key: ObjectKey) -> None:
+        removed = self._objects.pop(key)
+        self._resource_version += 1
+        removed["metadata"]["resourceVersion"] = str(self._resource_version)
+        self._publish("DELETED", key[0], removed, None)
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        for key in [k for k, obj in self._objects.items() if _owned_by(obj, owner_uid)]:
+            if key in self._objects:
+                uid = self._objects[key]["metadata"]["uid"]
+                self._remove(key)
+                self._collect_dependents(uid)
+
+    def _publish(self, event_type: str, resource: ResourceType, obj: dict[str, Any],
+                 previous: dict[str, Any] | None) -> None:
+        event = WatchEvent(event_type, resource, copy.deepcopy(obj), copy.deepcopy(previous),
+                           self._resource_version)
+        self._history.append(event)
+        for subscription in self._subscriptions:
+            if subscription.resource == resource:
+                subscription.queue.put_nowait(event)
+
+
+def _key(resource: ResourceType, obj: dict[str, Any]) -> ObjectKey:
+    metadata = obj["metadata"]
+    return resource, metadata.get("namespace", "") if resource.namespaced else "", metadata["name"]
+
+
+def _owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
+    return any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def now_timestamp() -> str:
+    """RFC 3339 UTC, to the second, as the API server writes timestamps."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Metadata the API server fills in.
+
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def prepare_create(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as the registry makes it before validation: metadata filled in, status reset."""
+    prepared = copy.deepcopy(obj)
+    metadata = prepared["metadata"] = _without_empty_fields(prepared["metadata"])
+    if not metadata.get("name") and metadata.get("generateName"):
+        suffix = "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+        metadata["name"] = metadata["generateName"][:58] + suffix
+    for server_owned in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        metadata.pop(server_owned, None)
+    metadata["uid"] = str(uuid.uuid4())
+    metadata["creationTimestamp"] = now_timestamp()
+    if resource.tracks_generation:
+        metadata["generation"] = 1
+    else:
+        metadata.pop("generation", None)
+    if resource == NAMESPACES:
+        metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = metadata.get("name", "")
+        prepared["spec"] = {"finalizers": ["kubernetes"]}
+        prepared["status"] = {"phase": "Active"}
+    elif resource == PODS:
+        prepared["status"] = {"phase": "Pending"}
+    else:
+        prepared.pop("status", None)
+    return prepared
+
+
+def prepare_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """The object as the registry makes it before validating an update: server-owned fields kept."""
+    prepared = copy.deepcopy(obj)
+    metadata = prepared["metadata"] = _without_empty_fields(prepared.get("metadata") or {})
+    for kept in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "generateName"):
+        if kept in old["metadata"]:
+            metadata[kept] = old["metadata"][kept]
+        else:
+            metadata.pop(kept, None)
+    if resource == NAMESPACES:
+        metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = old["metadata"]["name"]
+        prepared["spec"] = old.get("spec", {})
+    if "status" in old:
+        prepared["status"] = old["status"]
+    else:
+        prepared.pop("status", None)
+    if resource.tracks_generation and _desired_state(prepared) != _desired_state(old):
+        metadata["generation"] = old["metadata"].get("generation", 1) + 1
+    return prepared
+
+
+def _without_empty_fields(metadata: dict[str, Any]) -> dict[str, Any]:
+    """ObjectMeta without empty fields: every one of them is `omitempty` in the API server's encoding."""
+    return {key: value for key, value in metadata.items() if value not in (None, "", {}, [])}
+
+
+def _desired_state(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+
+
+# Validation, with the field paths and wording of k8s.io/apimachinery field.Error.
+
+@dataclass(frozen=True)
+class Cause:
+    """One field error: `field`, a `reason` (FieldValueRequired, ...), the `message` without the field."""
+
+    field: str
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def go_value(value: Any) -> str:
+    """A value as Go's %#v prints it in field errors."""
+    if isinstance(value, dict):
+        return "map[string]string{" + ", ".join(f"{json.dumps(k)}:{json.dumps(v)}"
+                                                for k, v in sorted(value.items())) + "}"
+    if value is None:
+        return "null"
+    return json.dumps(value)
+
+
+def required(field_path: str, detail: str = "") -> Cause:
+    return Cause(field_path, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
+
+
+def invalid(field_path: str, value: Any, detail: str) -> Cause:
+    return Cause(field_path, "FieldValueInvalid", f"Invalid value: {go_value(value)}: {detail}")
+
+
+def unsupported(field_path: str, value: Any, supported: tuple[str, ...]) -> Cause:
+    allowed = ", ".join(json.dumps(v) for v in supported)
+    return Cause(field_path, "FieldValueNotSupported",
+                 f"Unsupported value: {go_value(value)}: supported values: {allowed}")
+
+
+def forbidden(field_path: str, detail: str) -> Cause:
+    return Cause(field_path, "FieldValueForbidden", f"Forbidden: {detail}")
+
+
+def duplicate(field_path: str, value: Any) -> Cause:
+    return Cause(field_path, "FieldValueDuplicate", f"Duplicate value: {go_value(value)}")
+
+
+def decode_error(resource: ResourceType, obj: Any) -> str | None:
+    """Why the body cannot be decoded as an object of this kind, in the API server's words, if it cannot."""
+    prefix = f'{resource.kind} in version "{resource.version}" cannot be handled as a {resource.kind}: '
+    if not isinstance(obj, dict):
+        return prefix + f"json: cannot unmarshal {_json_type(obj)} into Go value of type struct"
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        return prefix + f"json: cannot unmarshal {_json_type(metadata)} into Go struct field " \
+                        f"{resource.kind}.metadata of type v1.ObjectMeta"
+    for name in ("name", "namespace", "generateName", "resourceVersion", "uid"):
+        if name in metadata and not isinstance(metadata[name], str):
+            return prefix + f"json: cannot unmarshal {_json_type(metadata[name])} into Go struct field " \
+                            f"ObjectMeta.metadata.{name} of type string"
+    for name in ("labels", "annotations"):
+        values = metadata.get(name) or {}
+        if not isinstance(values, dict):
+            return prefix + f"json: cannot unmarshal {_json_type(values)} into Go struct field " \
+                            f"ObjectMeta.metadata.{name} of type map[string]string"
+        for value in values.values():
+            if not isinstance(value, str):
+                return prefix + f"json: cannot unmarshal {_json_type(value)} into Go struct field " \
+                                f"ObjectMeta.metadata.{name} of type string"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    match value:
+        case bool():
+            return "bool"
+        case int() | float():
+            return "number"
+        case str():
+            return "string"
+        case list():
+            return "array"
+        case None:
+            return "null"
+        case _:
+            return "object"
+
+
+def validate_create(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
+    causes = _validate_metadata(resource, obj["metadata"])
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    if resource == PODS:
+        causes += _validate_pod_spec(spec, "spec", allowed_restart_policies=("Always", "OnFailure", "Never"))
+        if spec.get("ephemeralContainers"):
+            causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+    if resource.pod_template_path is not None:
+        causes += _validate_workload(resource, obj)
+    return causes
+
+
+def validate_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+    causes = validate_create(resource, obj)
+    if resource == PODS:
+        causes = [c for c in causes if c.field != "spec.ephemeralContainers"]
+        causes += _validate_pod_update(obj.get("spec") or {}, old.get("spec") or {})
+    if resource.requires_selector and (obj.get("spec") or {}).get("selector") != (old.get("spec") or {}).get(
+            "selector"):
+        causes.append(invalid("spec.selector", (obj.get("spec") or {}).get("selector"), "field is immutable"))
+    return causes
+
+
+def _validate_metadata(resource: ResourceType, metadata: dict[str, Any]) -> list[Cause]:
+    name = metadata.get("name", "")
+    if not name:
+        return [required("metadata.name", "name or generateName is required")]
+    causes = [invalid("metadata.name", name, message) for message in name_errors(resource.name_rule, name)]
+    for key, value in (metadata.get("labels") or {}).items():
+        causes += [invalid("metadata.labels", key, message) for message in qualified_name_errors(key)]
+        causes += [invalid("metadata.labels", value, message) for message in label_value_errors(value)]
+    annotations = metadata.get("annotations") or {}
+    for key in annotations:
+        causes += [invalid("metadata.annotations", key, message) for message in qualified_name_errors(key)]
+    if sum(len(k) + len(v) for k, v in annotations.items()) > 262144:
+        causes.append(Cause("metadata.annotations", "FieldValueTooLong",
+                            "Too long: may not be more than 262144 bytes"))
+    return causes
+
+
+def _validate_pod_spec(spec: dict[str, Any], path: str,
+                       allowed_restart_policies: tuple[str, ...]) -> list[Cause]:
+    causes: list[Cause] = []
+    containers = spec.get("containers") or []
+    if not containers:
+        causes.append(required(f"{path}.containers"))
+    seen: set[str] = set()
+    for list_name, items in (("containers", containers), ("initContainers", spec.get("initContainers") or [])):
+        for index, container in enumerate(items):
+            container_path = f"{path}.{list_name}[{index}]"
+            name = container.get("name", "") if isinstance(container, dict) else ""
+            if not name:
+                causes.append(required(f"{container_path}.name"))
+            else:
+                causes += [invalid(f"{container_path}.name", name, m) for m in dns_label_errors(name)]
+                if name in seen:
+                    causes.append(duplicate(f"{container_path}.name", name))
+                seen.add(name)
+            if not (container.get("image") if isinstance(container, dict) else None):
+                causes.append(required(f"{container_path}.image"))
+    restart_policy = spec.get("restartPolicy", "Always")
+    if restart_policy not in allowed_restart_policies:
+        causes.append(unsupported(f"{path}.restartPolicy", restart_policy, allowed_restart_policies))
+    return causes
+
+
+def _validate_workload(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
+    path = ".".join(resource.pod_template_path or ())
+    template = _dig(obj, resource.pod_template_path or ())
+    template = template if isinstance(template, dict) else {}
+    template_spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
+    causes = _validate_pod_spec(template_spec, f"{path}.spec",
+                                allowed_restart_policies=resource.template_restart_policies or ())
+    if not resource.requires_selector:
+        return causes
+    selector = (obj.get("spec") or {}).get("selector")
+    template_labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector is None:
+        return [*causes, required("spec.selector")]
+    try:
+        parsed = label_selector_from_object(selector)
+    except SelectorError as error:
+        return [*causes, invalid("spec.selector", selector, str(error))]
+    if parsed.empty:
+        causes.append(invalid("spec.selector", selector,
+                              f"empty selector is invalid for {resource.singular}"))
+    elif not parsed.matches(template_labels):
+        causes.append(invalid(f"{path}.metadata.labels", template_labels,
+                              "`selector` does not match template `labels`"))
+    return causes
+
+
+_POD_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+    "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def _validate_pod_update(spec: dict[str, Any], old_spec: dict[str, Any]) -> list[Cause]:
+    """A pod's spec is immutable but for container images, activeDeadlineSeconds and added tolerations."""
+    old_tolerations = old_spec.get("tolerations") or []
+    if not all(t in (spec.get("tolerations") or []) for t in old_tolerations):
+        return [forbidden("spec", _POD_UPDATE_FORBIDDEN)]
+    if _immutable_pod_spec(spec) != _immutable_pod_spec(old_spec):
+        return [forbidden("spec", _POD_UPDATE_FORBIDDEN)]
+    return []
+
+
+def _immutable_pod_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    masked = {k: copy.deepcopy(v) for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}
+    for list_name in ("containers", "initContainers"):
+        for container in masked.get(list_name) or []:
+            if isinstance(container, dict):
+                container.pop("image", None)
+    return masked
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def pod_template(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The PodTemplateSpec of a workload object, if it has one."""
+    template = _dig(obj, resource.pod_template_path or ())
+    return template if isinstance(template, dict) and resource.pod_template_path else None
+

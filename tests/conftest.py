@@ -1,0 +1,48 @@
+"""Shared fixtures: one sandbox API server for the session, and throwaway namespaces in it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from chaoskirvis.sandbox.server import Sandbox
+
+
+@dataclass(frozen=True)
+class RunningSandbox:
+    sandbox: Sandbox
+    kubeconfig: Path  # the admin user's
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    with Sandbox() as running:
+        yield RunningSandbox(running, running.write_kubeconfig(tmp_path_factory.mktemp("sandbox") / "kubeconfig"))
+
+
+@pytest.fixture
+def make_namespace(sandbox: RunningSandbox) -> Iterator[Callable[..., str]]:
+    """make_namespace(enforce=None, warn=None) -> name: a new namespace with those Pod Security labels."""
+    core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    created: list[str] = []
+
+    def make(enforce: str | None = None, warn: str | None = None) -> str:
+        labels = {f"pod-security.kubernetes.io/{mode}": level
+                  for mode, level in (("enforce", enforce), ("warn", warn)) if level}
+        name = f"test-{uuid.uuid4().hex[:10]}"
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as error:
+            if error.status != 404:  # the test may have deleted it
+                raise
