@@ -1,0 +1,1 @@
+"""Port injection: Services, hostPorts and NetworkPolicies that open a random port."""
