@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     cleanup.set_defaults(handler=_cleanup)
 
     catalog = commands.add_parser("catalog", help="list the techniques chaoskirvis can introduce")
-    catalog.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    output = catalog.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    output.add_argument("--markdown", action="store_true", help="print the catalog page (docs/techniques.md)")
     catalog.set_defaults(handler=_catalog)
     return parser
 
@@ -119,6 +121,11 @@ def _catalog(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([t.summary() for t in CATALOG.values()], indent=2))
         return 0
+    if args.markdown:
+        from chaoskirvis.techniques.docs import catalog_markdown
+
+        sys.stdout.write(catalog_markdown())
+        return 0
     for technique in CATALOG.values():
-        print(f"{technique.id:<16} {', '.join(technique.attack):<14} {technique.title}")
+        print(f"{technique.id:<22} {', '.join(technique.attack):<26} {technique.title}")
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.techniques import CATALOG
+from chaoskirvis.techniques.docs import catalog_markdown
 from chaoskirvis.techniques.manifests import CONTROLLERS, build_manifest
 from chaoskirvis.workload.actions import inject_risky_workload
 from chaoskirvis.workload.probes import risky_pod_admission, techniques_admission
@@ -106,3 +108,10 @@ def test_controllers_are_warned_and_their_pods_judged(make_namespace, run, contr
     assert outcome["outcome"] == "blocked" and outcome["answered_by"] == "PodSecurity (its pods)"
     open_namespace = make_namespace(enforce="privileged")
     assert inject_risky_workload(open_namespace, ["privileged"], controller=controller, **run)["outcome"] == "allowed"
+
+
+def test_catalog_page_is_generated_from_the_units():
+    page = Path(__file__).resolve().parents[1] / "docs" / "techniques.md"
+    assert page.read_text() == catalog_markdown(), "docs/techniques.md is stale: run kirvis catalog --markdown"
+    for technique in CATALOG.values():
+        assert f"### {technique.id}\n" in page.read_text()

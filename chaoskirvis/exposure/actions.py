@@ -19,13 +19,13 @@ def inject_exposure(
     opt_in_label: str | None = None,
     port: int | None = None,
     port_range: str = DEFAULT_PORT_RANGE,
-    seed: int | None = None,
+    seed: int | str | None = None,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Try to open a random port: a NodePort, an open LoadBalancer, externalIPs, a hostPort or an open NetworkPolicy.
+    """Try to open a random port: NodePort, open LoadBalancer, externalIPs, hostPort or open NetworkPolicy.
 
     `technique` is one of nodeport-service, open-load-balancer, external-ips, host-port,
     open-ingress-policy. The port is drawn from `port_range` (default 10000-65000) unless `port` is

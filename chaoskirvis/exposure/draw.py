@@ -29,11 +29,14 @@ def draw_target(
     opt_in_label: str | None,
     port: int | None,
     port_range: str,
-    seed: int | None,
+    seed: int | str | None,
 ) -> dict[str, Any]:
-    """Draw what was not given: returns ``{seed, port_range, port, namespace, candidates}``."""
-    if seed is None:
-        seed = secrets.randbits(32)
+    """Draw what was not given: returns ``{seed, port_range, port, namespace, candidates}``.
+
+    `seed` may be an int or a string of digits (as ``chaos run --var seed=42`` passes it); None or ""
+    draws a fresh seed.
+    """
+    seed = _parse_seed(seed)
     rng = random.Random(seed)
     low, high = _parse_range(port_range)
     draw: dict[str, Any] = {"seed": seed, "port_range": [low, high]}
@@ -47,6 +50,16 @@ def draw_target(
     drawn_port = rng.randint(low, high)
     draw["port"] = port if port is not None else drawn_port
     return draw
+
+
+def _parse_seed(seed: int | str | None) -> int:
+    if seed is None or seed == "":
+        return secrets.randbits(32)
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    if isinstance(seed, str) and seed.strip().isdigit():
+        return int(seed.strip())
+    raise ActivityFailed(f"invalid seed {seed!r}: expected a whole number")
 
 
 def _parse_range(port_range: str) -> tuple[int, int]:

@@ -20,7 +20,7 @@ def exposure_admission(
     opt_in_label: str | None = None,
     port: int | None = None,
     port_range: str = DEFAULT_PORT_RANGE,
-    seed: int | None = None,
+    seed: int | str | None = None,
     mode: str = "dry-run",
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,

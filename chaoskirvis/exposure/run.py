@@ -25,7 +25,7 @@ def attempt_exposure(
     opt_in_label: str | None,
     port: int | None,
     port_range: str,
-    seed: int | None,
+    seed: int | str | None,
     options: dict[str, Any] | None,
     allow_protected_namespaces: bool,
     configuration: Configuration | None,

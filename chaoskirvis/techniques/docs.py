@@ -1,0 +1,61 @@
+"""The technique catalog page (docs/techniques.md), generated from the catalog units."""
+from __future__ import annotations
+
+from chaoskirvis.techniques import CATALOG
+from chaoskirvis.techniques.unit import Technique
+
+__all__ = ["catalog_markdown"]
+
+_FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection"}
+
+
+def catalog_markdown() -> str:
+    """The whole page; `kirvis catalog --markdown > docs/techniques.md` regenerates it."""
+    lines = [
+        "# Technique catalog",
+        "",
+        "<!-- Generated from chaoskirvis/techniques by `kirvis catalog --markdown`; do not edit by hand. -->",
+        "",
+        "Every technique is a small self-describing unit: what it injects, which ATT&CK techniques it maps",
+        "to, which control should block it, what a detector should see, and how it is undone. Pod",
+        "techniques change a pod that otherwise complies with the `restricted` Pod Security level, so a",
+        "verdict is about the technique alone. Use them with `inject_risky_pod`, `inject_risky_workload`,",
+        "`risky_pod_admission` and `techniques_admission` (workloads) or `inject_exposure` and",
+        "`exposure_admission` (port injection).",
+        "",
+        "| id | title | ATT&CK | blocked at Pod Security level |",
+        "|---|---|---|---|",
+    ]
+    for technique in CATALOG.values():
+        level = technique.pod_security_level or "— (policy)"
+        lines.append(f"| [`{technique.id}`](#{technique.id}) | {technique.title} | {', '.join(technique.attack)} "
+                     f"| {level} |")
+    for family, heading in _FAMILIES.items():
+        lines += ["", f"## {heading}"]
+        for technique in CATALOG.values():
+            if technique.family == family:
+                lines += _section(technique)
+    return "\n".join(lines) + "\n"
+
+
+def _section(technique: Technique) -> list[str]:
+    lines = [
+        "",
+        f"### {technique.id}",
+        "",
+        f"**{technique.title}** — ATT&CK {', '.join(technique.attack)}",
+        "",
+        f"- Injects: {technique.injects}.",
+        f"- Carried by: a {technique.target}.",
+        f"- Blocked by: {technique.blocked_by}.",
+    ]
+    if technique.pod_security_checks:
+        checks = ", ".join(f"`{c}`" for c in technique.pod_security_checks)
+        lines.append(f"- Pod Security checks: {checks}.")
+    if technique.detection.falco_rules:
+        lines.append(f"- Falco rules that should fire: {', '.join(technique.detection.falco_rules)}.")
+    lines.append(f"- In the audit log: {technique.detection.audit_log}.")
+    lines.append(f"- Undo: {technique.undo}.")
+    for name, option in technique.options.items():
+        lines.append(f"- Option `{name}` (default `{option.default}`): {option.description}.")
+    return lines
