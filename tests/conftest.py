@@ -46,3 +46,11 @@ def make_namespace(sandbox: RunningSandbox) -> Iterator[Callable[..., str]]:
         except client.ApiException as error:
             if error.status != 404:  # the test may have deleted it
                 raise
+
+
+@pytest.fixture(scope="session")
+def scenarios(sandbox: RunningSandbox) -> RunningSandbox:
+    """The sandbox with every manifest of scenarios/ applied (namespaces per Pod Security level, policies)."""
+    for manifest in sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml")):
+        sandbox.sandbox.apply(manifest)
+    return sandbox
