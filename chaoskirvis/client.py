@@ -25,7 +25,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import urllib3
@@ -98,23 +98,12 @@ class KubeAPI:
 
         Raises `ActivityFailed` when the API server cannot be reached at all.
         """
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = [(k, v) for k, v in (query or {}).items() if v is not None]
-        _, url, headers, _, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=params, header_params=headers,
-            auth_settings=["BearerToken"],
-        )
         started = time.monotonic()
+        response = self._send(method, path, query, body, content_type, self.timeout)
         try:
-            response = self.api_client.rest_client.request(
-                method, url, headers=headers, body=body, _request_timeout=self.timeout,
-            )
             raw = response.read()
         except urllib3.exceptions.HTTPError as exc:
-            raise ActivityFailed(
-                f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): "
-                f"{_short_network_error(exc)}"
-            ) from None
+            raise self._unreachable(method, path, exc) from None
         latency_ms = round((time.monotonic() - started) * 1000, 1)
         answer = Answer(
             status=response.status,
@@ -125,6 +114,49 @@ class KubeAPI:
         if answer.status >= 400:
             raise ApiError(method, path, answer)
         return answer
+
+    def stream_lines(self, path: str, *, query: dict[str, Any] | None = None, timeout: float) -> Iterator[str]:
+        """GET a streaming response (a watch, or logs with follow) and yield its lines as they arrive.
+
+        Ends when the server ends the stream or `timeout` seconds pass without data.
+        """
+        response = self._send("GET", path, query, None, "application/json", (self.timeout, timeout))
+        if response.status >= 400:
+            raise ApiError("GET", path, Answer(status=response.status, body=_decode(response.read())))
+        buffer = b""
+        try:
+            for chunk in response.response.stream(4096, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield line.decode("utf-8", "replace")
+        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            return
+        finally:
+            response.response.release_conn()
+        if buffer.strip():
+            yield buffer.decode("utf-8", "replace")
+
+    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: dict[str, Any] | None,
+              content_type: str, timeout: float | tuple[float, float]):
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=params, header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            return self.api_client.rest_client.request(
+                method, url, headers=headers, body=body, _request_timeout=timeout,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unreachable(method, path, exc) from None
+
+    def _unreachable(self, method: str, path: str, exc: Exception) -> ActivityFailed:
+        return ActivityFailed(
+            f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): {_short_network_error(exc)}"
+        )
 
     def get(self, path: str, **query: Any) -> dict[str, Any]:
         return self.request("GET", path, query=query).body

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,3 +59,38 @@ def scenarios(sandbox: RunningSandbox) -> RunningSandbox:
     for manifest in sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml")):
         sandbox.sandbox.apply(manifest)
     return sandbox
+
+
+@dataclass(frozen=True)
+class RunningAlertmanager:
+    url: str
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAlertmanager]:
+    """Debian's prometheus-alertmanager on 127.0.0.1 (installed by .ci/run), with one null receiver."""
+    binary = shutil.which("prometheus-alertmanager")
+    assert binary, "prometheus-alertmanager is not installed: apt-get install prometheus-alertmanager"
+    work = tmp_path_factory.mktemp("alertmanager")
+    (work / "alertmanager.yml").write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, f"--config.file={work / 'alertmanager.yml'}", f"--storage.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=(work / "alertmanager.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, (work / "alertmanager.log").read_text()
+        time.sleep(0.05)
+    yield RunningAlertmanager(url)
+    process.terminate()
+    process.wait(timeout=10)

@@ -17,9 +17,10 @@ __all__ = ["RunState", "run_state"]
 class RunState:
     run_id: str
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
     created: list[ObjectRef] = field(default_factory=list)
     namespaces: set[str] = field(default_factory=set)
-    hypothesis_evaluations: int = 0
+    hypothesis_evaluations: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_outcome(self, outcome: dict[str, Any]) -> None:
@@ -27,6 +28,10 @@ class RunState:
             self.outcomes.append(outcome)
             if outcome.get("namespace"):
                 self.namespaces.add(outcome["namespace"])
+
+    def add_detection(self, outcome: dict[str, Any]) -> None:
+        with self.lock:
+            self.detections.append(outcome)
 
     def add_created(self, ref: ObjectRef) -> None:
         with self.lock:

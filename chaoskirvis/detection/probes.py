@@ -1,0 +1,195 @@
+"""Detection probes: did an alert naming this run fire within `within` seconds of its injection?
+
+Each returns ``detected`` or ``missed`` with the matching alert and the time to detect, and records the
+outcome in the run's ledger (see `chaoskirvis.ledger.probes.injections_detected`). Only alerts that
+mention the run id (object names, labels and the User-Agent carry it) and that began after the run's
+injection count. Put them in the method, after the inject action.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from chaoskirvis.activity import typed_activity
+from chaoskirvis.client import kube_api
+from chaoskirvis.detection.alertmanager import alertmanager_alerts
+from chaoskirvis.detection.alerts import Alert
+from chaoskirvis.detection.events import event_alerts
+from chaoskirvis.detection.falco import falco_alerts
+from chaoskirvis.detection.http import auth_headers
+from chaoskirvis.detection.http_query import http_query_alerts
+from chaoskirvis.detection.receiver import running_receiver
+from chaoskirvis.detection.verdict import judge, records_errors
+from chaoskirvis.detection.window import window_of
+from chaoskirvis.ledger.runid import current_run_id
+from chaoskirvis.ledger.state import run_state
+from chaoskirvis.techniques import lookup
+
+__all__ = ["alert_in_kubernetes_events", "alert_in_falco_logs", "alert_at_receiver", "alert_in_alertmanager",
+           "alert_in_http_query"]
+
+
+@typed_activity
+@records_errors("kubernetes-events")
+def alert_in_kubernetes_events(
+    within: float = 60.0,
+    reason: str | None = None,
+    message: str | None = None,
+    namespace: str | None = None,
+    technique: str | None = None,
+    clock_skew_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """A Kubernetes Event about this run (e.g. a policy engine's PolicyViolation) within `within` seconds.
+
+    `reason` and `message` are regular expressions the event must match; `namespace` narrows the
+    search (default: all namespaces). Waits with a watch, so time to detect is measured on arrival.
+    """
+    window = _window(within, technique, clock_skew_seconds, configuration)
+    api = kube_api(configuration, secrets)
+    matches = _all(("reason", reason, lambda a: a.details["reason"] or ""),
+                   ("message", message, lambda a: a.details["message"] or ""))
+    return judge("kubernetes-events", event_alerts(api, window, namespace), window, matches,
+                 reason=reason, message=message)
+
+
+@typed_activity
+@records_errors("falco")
+def alert_in_falco_logs(
+    within: float = 60.0,
+    rule: str | None = None,
+    priority: str | None = None,
+    namespace: str = "falco",
+    label_selector: str = "app.kubernetes.io/name=falco",
+    container: str | None = None,
+    technique: str | None = None,
+    clock_skew_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """A Falco alert about this run in the Falco pods' logs (JSON output) within `within` seconds.
+
+    `rule` is a regular expression over the rule name; by default, any rule the technique's catalog
+    unit says should fire (see `kirvis catalog`), or any rule when the unit names none. `priority`
+    is a regular expression over Falco's priority. Logs are followed, so alerts count on arrival.
+    """
+    window = _window(within, technique, clock_skew_seconds, configuration)
+    api = kube_api(configuration, secrets)
+    rule = rule or _expected_falco_rules(technique)
+    matches = _all(("rule", rule, lambda a: a.name), ("priority", priority, lambda a: a.details["priority"] or ""))
+    alerts = falco_alerts(api, window, namespace=namespace, label_selector=label_selector, container=container)
+    return judge("falco", alerts, window, matches, rule=rule, priority=priority)
+
+
+@typed_activity
+@records_errors("webhook")
+def alert_at_receiver(
+    within: float = 60.0,
+    name: str | None = None,
+    technique: str | None = None,
+    clock_skew_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """An alert about this run posted to the receiver of `start_alert_receiver` within `within` seconds.
+
+    `name` is a regular expression over the alert's name (Falco rule, alertname, title).
+    """
+    window = _window(within, technique, clock_skew_seconds, configuration)
+    receiver = running_receiver()
+    return judge("webhook", receiver.alerts_until(window), window, _all(("name", name, lambda a: a.name)),
+                 name=name, receiver=receiver.url)
+
+
+@typed_activity
+@records_errors("alertmanager")
+def alert_in_alertmanager(
+    url: str,
+    within: float = 60.0,
+    matchers: list[str] | None = None,
+    include_silenced: bool = False,
+    include_inhibited: bool = False,
+    poll_interval: float = 0.05,
+    token_secret: str | None = None,
+    ca_file: str | None = None,
+    technique: str | None = None,
+    clock_skew_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """An alert about this run in Alertmanager (API v2) within `within` seconds.
+
+    `matchers` are Alertmanager matchers (e.g. ``alertname="FalcoAlert"``, ``severity=~"critical|error"``),
+    all of which must hold. Silenced and inhibited alerts do not count unless asked. Alertmanager has
+    no long-poll, so it is asked every `poll_interval` seconds. `token_secret` names a secret holding a
+    bearer token; `ca_file` a CA bundle for HTTPS.
+    """
+    window = _window(within, technique, clock_skew_seconds, configuration)
+    alerts = alertmanager_alerts(url, window, matchers=matchers or [], include_silenced=include_silenced,
+                                 include_inhibited=include_inhibited, interval=poll_interval,
+                                 headers=auth_headers(secrets, token_secret), ca_file=ca_file)
+    return judge("alertmanager", alerts, window, lambda a: True, url=url, matchers=matchers or [],
+                 include_silenced=include_silenced)
+
+
+@typed_activity
+@records_errors("http-query")
+def alert_in_http_query(
+    url: str,
+    within: float = 60.0,
+    items_path: str = "$[*]",
+    match_regex: str | None = None,
+    time_path: str | None = None,
+    name_path: str | None = None,
+    method: str = "GET",
+    body: dict[str, Any] | None = None,
+    poll_interval: float = 0.5,
+    token_secret: str | None = None,
+    ca_file: str | None = None,
+    technique: str | None = None,
+    clock_skew_seconds: float = 0.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """An item about this run in any HTTP JSON API (Loki, Elasticsearch, a SIEM) within `within` seconds.
+
+    `items_path` is a JSONPath to the list of hits (e.g. ``$.hits.hits[*]``); an item counts when it
+    mentions the run id and matches `match_regex`. `time_path` (JSONPath inside an item) gives when it
+    began, so older hits are excluded; `name_path` its name. Asked every `poll_interval` seconds.
+    """
+    window = _window(within, technique, clock_skew_seconds, configuration)
+    alerts = http_query_alerts(url, window, method=method, body=body, items_path=items_path,
+                               match_regex=match_regex, time_path=time_path, name_path=name_path,
+                               interval=poll_interval, headers=auth_headers(secrets, token_secret), ca_file=ca_file)
+    return judge("http-query", alerts, window, lambda a: True, url=url, items_path=items_path,
+                 match_regex=match_regex)
+
+
+def _window(within: float, technique: str | None, clock_skew: float, configuration: Configuration | None):
+    return window_of(run_state(current_run_id(configuration)), within, technique, clock_skew)
+
+
+def _all(*criteria: tuple[str, str | None, Any]):
+    compiled = []
+    for what, pattern, read in criteria:
+        if pattern:
+            try:
+                compiled.append((re.compile(pattern), read))
+            except re.error as exc:
+                raise ActivityFailed(f"invalid {what} pattern {pattern!r}: {exc}") from None
+
+    def matches(alert: Alert) -> bool:
+        return all(regex.search(read(alert)) for regex, read in compiled)
+
+    return matches
+
+
+def _expected_falco_rules(technique: str | None) -> str | None:
+    if not technique:
+        return None
+    rules = lookup(technique).detection.falco_rules
+    return "|".join(f"^{re.escape(r)}$" for r in rules) if rules else None

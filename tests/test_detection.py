@@ -1,0 +1,174 @@
+"""Detection probes against a real Alertmanager, the webhook receiver and the sandbox's Events."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+from kubernetes import client, config
+
+from chaoskirvis.detection.actions import start_alert_receiver, stop_alert_receiver
+from chaoskirvis.detection.probes import alert_at_receiver, alert_in_alertmanager, alert_in_kubernetes_events
+from chaoskirvis.ledger.actions import restore_run
+from chaoskirvis.ledger.probes import injections_detected
+from chaoskirvis.ledger.runid import new_run_id, reset_run_id
+from chaoskirvis.workload.actions import inject_risky_pod
+
+TOLERANCE_S = 0.15
+
+
+@pytest.fixture
+def injected(sandbox, make_namespace):
+    """A privileged pod injected (and admitted) by a fresh run; yields the run's arguments and the outcome."""
+    run_id = new_run_id()
+    reset_run_id(run_id)
+    arguments = {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
+    outcome = inject_risky_pod(make_namespace(enforce="privileged"), ["privileged"], **arguments)
+    yield arguments, outcome
+    restore_run(**arguments)
+    reset_run_id()
+
+
+def later(delay: float, action) -> threading.Thread:
+    thread = threading.Timer(delay, action)
+    thread.start()
+    return thread
+
+
+def post_json(url: str, payload) -> None:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def falcosidekick_alert(pod: str, namespace: str, at: dt.datetime | None = None) -> dict:
+    """An alert as Falcosidekick's Alertmanager output posts it."""
+    at = at or dt.datetime.now(dt.UTC)
+    return {
+        "labels": {"alertname": "Launch Privileged Container", "rule": "Launch Privileged Container",
+                   "priority": "Critical", "source": "syscall", "k8s_pod_name": pod, "k8s_ns_name": namespace},
+        "annotations": {"info": f"Privileged container started (pod={pod})"},
+        "startsAt": at.isoformat(), "endsAt": (at + dt.timedelta(minutes=5)).isoformat(),
+    }
+
+
+def post_to_alertmanager(alertmanager, *alerts) -> None:
+    post_json(f"{alertmanager.url}/api/v2/alerts", list(alerts))
+
+
+def time_since_injection(outcome) -> float:
+    return (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(outcome["at"])).total_seconds()
+
+
+def test_alertmanager_alert_in_time_is_detected_with_its_time_to_detect(alertmanager, injected):
+    arguments, outcome = injected
+    delay = 0.4
+    offset = time_since_injection(outcome)
+    later(delay, lambda: post_to_alertmanager(alertmanager, falcosidekick_alert(outcome["name"], outcome["namespace"])))
+
+    result = alert_in_alertmanager(alertmanager.url, within=5, matchers=['priority="Critical"'], **arguments)
+
+    assert result["outcome"] == "detected" and result["detected"] is True
+    assert result["alert"]["name"] == "Launch Privileged Container"
+    assert abs(result["time_to_detect_s"] - (offset + delay)) < TOLERANCE_S
+    assert injections_detected(**arguments) is True
+
+
+def test_alertmanager_alert_after_within_is_missed(alertmanager, injected):
+    arguments, outcome = injected
+    timer = later(1.2, lambda: post_to_alertmanager(alertmanager, falcosidekick_alert(outcome["name"], "x")))
+    started = time.monotonic()
+
+    result = alert_in_alertmanager(alertmanager.url, within=0.8, **arguments)
+
+    assert result["outcome"] == "missed" and result["time_to_detect_s"] is None
+    assert time.monotonic() - started < 1.1
+    timer.join()
+
+
+def test_alertmanager_alerts_of_another_run_or_from_before_do_not_count(alertmanager, injected):
+    arguments, outcome = injected
+    other_run = outcome["name"].replace(arguments["configuration"]["kirvis_run_id"], "rotherrun0")
+    before = dt.datetime.fromisoformat(outcome["at"]) - dt.timedelta(seconds=30)
+    post_to_alertmanager(alertmanager, falcosidekick_alert(other_run, "x"),
+                         falcosidekick_alert(outcome["name"], "before", at=before))
+
+    result = alert_in_alertmanager(alertmanager.url, within=0.5, **arguments)
+
+    assert result["outcome"] == "missed"
+    assert result["alerts_of_run_not_counted"] == 1
+    assert injections_detected(**arguments) is False
+
+
+def test_silenced_alert_counts_only_when_asked(alertmanager, injected):
+    arguments, outcome = injected
+    now = dt.datetime.now(dt.UTC)
+    post_json(f"{alertmanager.url}/api/v2/silences", {
+        "matchers": [{"name": "k8s_pod_name", "value": outcome["name"], "isRegex": False, "isEqual": True}],
+        "startsAt": now.isoformat(), "endsAt": (now + dt.timedelta(minutes=10)).isoformat(),
+        "createdBy": "test", "comment": "silenced on purpose",
+    })
+    post_to_alertmanager(alertmanager, falcosidekick_alert(outcome["name"], outcome["namespace"]))
+
+    silenced = alert_in_alertmanager(alertmanager.url, within=0.5, **arguments)
+    asked = alert_in_alertmanager(alertmanager.url, within=2, include_silenced=True, **arguments)
+
+    assert silenced["outcome"] == "missed"
+    assert asked["outcome"] == "detected" and asked["alert"]["state"] == "suppressed"
+
+
+def test_unreachable_alertmanager_fails_and_the_run_cannot_pass(injected):
+    arguments, _ = injected
+    with pytest.raises(Exception, match="cannot reach http://127.0.0.1:9"):
+        alert_in_alertmanager("http://127.0.0.1:9", within=1, **arguments)
+    assert injections_detected(**arguments) is False
+
+
+def test_webhook_receiver_detects_a_falcosidekick_post_on_arrival(injected):
+    arguments, outcome = injected
+    url = start_alert_receiver(**arguments)["url"]
+    try:
+        offset = time_since_injection(outcome)
+        payload = {"output": f"Privileged container started (k8s.pod.name={outcome['name']})",
+                   "priority": "Critical", "rule": "Launch Privileged Container", "source": "syscall",
+                   "time": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                   "output_fields": {"k8s.pod.name": outcome["name"], "k8s.ns.name": outcome["namespace"]}}
+        later(0.3, lambda: post_json(url, {**payload, "output_fields": {"k8s.pod.name": "kirvis-rotherrun0-x"},
+                                           "output": "another run"}))
+        later(0.5, lambda: post_json(url, payload))
+
+        result = alert_at_receiver(within=5, name="Privileged", **arguments)
+    finally:
+        summary = stop_alert_receiver(**arguments)
+
+    assert result["outcome"] == "detected" and result["alert"]["priority"] == "Critical"
+    assert abs(result["time_to_detect_s"] - (offset + 0.5)) < TOLERANCE_S
+    assert summary["received"] == 2
+
+
+def test_kubernetes_event_is_detected_through_the_watch(sandbox, injected):
+    arguments, outcome = injected
+    core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    offset = time_since_injection(outcome)
+    event = {"metadata": {"name": f"{outcome['name']}.policy", "namespace": outcome["namespace"]},
+             "involvedObject": {"kind": "Pod", "name": outcome["name"], "namespace": outcome["namespace"]},
+             "reason": "PolicyViolation", "message": "privileged containers are not allowed", "type": "Warning",
+             "source": {"component": "policy-engine"}}
+    later(0.4, lambda: core.create_namespaced_event(outcome["namespace"], event))
+
+    result = alert_in_kubernetes_events(within=5, reason="^PolicyViolation$", namespace=outcome["namespace"],
+                                        **arguments)
+
+    assert result["outcome"] == "detected"
+    assert result["alert"]["involved_object"]["name"] == outcome["name"]
+    assert abs(result["time_to_detect_s"] - (offset + 0.4)) < TOLERANCE_S
+
+
+def test_detection_needs_an_injection_first(sandbox):
+    reset_run_id(new_run_id())
+    with pytest.raises(Exception, match="has introduced nothing yet"):
+        alert_in_kubernetes_events(within=1, secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
+    reset_run_id()
