@@ -3,10 +3,13 @@
 chaoslib validates a Python activity by binding the experiment's arguments to
 ``inspect.signature(func)``. `typed_activity` gives the function a signature whose ``bind`` also
 checks each argument against the function's type hints. Values that still hold a ``${...}``
-substitution are checked at run time by the activity itself.
+substitution are checked when the activity runs: ``chaos run --var within=30`` substitutes the
+string "30", so numbers and booleans written as text are converted then, and anything else that
+does not fit the type is refused with a message naming the argument.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -38,12 +41,49 @@ class _TypedSignature(inspect.Signature):
 
 
 def typed_activity(func: F) -> F:
-    """Give `func` a signature whose binding checks argument types (see the module docstring)."""
+    """Check argument types at validation and convert text to numbers/booleans at run time."""
     signature = _TypedSignature.from_callable(func)
     signature.hints = typing.get_type_hints(func)
     signature.func_name = func.__name__
-    func.__signature__ = signature
-    return func
+
+    @functools.wraps(func)
+    def activity(*args: Any, **kwargs: Any) -> Any:
+        bound = inspect.Signature.bind(signature, *args, **kwargs)
+        for name, value in list(bound.arguments.items()):
+            expected = signature.hints.get(name)
+            if name in _OUT_OF_BAND or expected is None:
+                continue
+            converted = _from_text(value, expected) if isinstance(value, str) else value
+            if not _matches(converted, expected):
+                raise InvalidActivity(
+                    f"argument {name} of {func.__name__} must be {_describe(expected)}, got {value!r}"
+                )
+            bound.arguments[name] = converted
+        return func(*bound.args, **bound.kwargs)
+
+    activity.__signature__ = signature
+    return activity  # type: ignore[return-value]
+
+
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+def _from_text(value: str, expected: Any) -> Any:
+    """`value` converted to the first of `expected`'s number/boolean types it reads as, else unchanged."""
+    options = typing.get_args(expected) if typing.get_origin(expected) in (typing.Union, types.UnionType) \
+        else (expected,)
+    if str in options or Any in options:
+        return value
+    for option in options:
+        text = value.strip().lower()
+        if option is bool and text in _TRUE | _FALSE:
+            return text in _TRUE
+        if option in (int, float):
+            try:
+                return option(value)
+            except ValueError:
+                continue
+    return value
 
 
 def _is_substitution(value: Any) -> bool:

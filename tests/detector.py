@@ -1,0 +1,79 @@
+"""A stand-in for a runtime detector (Falco + Falcosidekick, or a policy engine in audit mode).
+
+It watches the sandbox for pods and Services and, for a privileged pod or a NodePort Service, raises an
+alert the way the real tools deliver theirs: to Alertmanager's API, to a webhook, or as a Kubernetes
+Event. Tests use it to show that detection experiments hold with a detector and deviate without one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import urllib.request
+from pathlib import Path
+
+from kubernetes import client, config, watch
+
+
+class Detector:
+    def __init__(self, kubeconfig: Path, *, alertmanager: str | None = None, webhook: str | None = None,
+                 events: bool = False, delay: float = 0.2):
+        self.api = config.new_client_from_config(str(kubeconfig))
+        self.alertmanager, self.webhook, self.events, self.delay = alertmanager, webhook, events, delay
+        self.raised: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._watch, args=(kind,), daemon=True) for kind in ("pod", "service")]
+
+    def __enter__(self) -> Detector:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _watch(self, kind: str) -> None:
+        core = client.CoreV1Api(self.api)
+        lister = core.list_pod_for_all_namespaces if kind == "pod" else core.list_service_for_all_namespaces
+        version = lister().metadata.resource_version
+        while not self._stop.is_set():
+            for event in watch.Watch().stream(lister, resource_version=version, timeout_seconds=1):
+                version = event["object"].metadata.resource_version
+                if event["type"] == "ADDED":
+                    rule = self._rule(kind, event["object"])
+                    if rule:
+                        threading.Timer(self.delay, self._raise, args=(rule, kind, event["object"])).start()
+
+    @staticmethod
+    def _rule(kind: str, obj) -> str | None:
+        if kind == "pod" and any((c.security_context and c.security_context.privileged) for c in obj.spec.containers):
+            return "Launch Privileged Container"
+        if kind == "service" and obj.spec.type == "NodePort":
+            return "NodePort Service Exposed"
+        return None
+
+    def _raise(self, rule: str, kind: str, obj) -> None:
+        name, namespace = obj.metadata.name, obj.metadata.namespace
+        now = dt.datetime.now(dt.UTC)
+        self.raised.append(f"{rule}: {namespace}/{name}")
+        if self.alertmanager:
+            _post(f"{self.alertmanager}/api/v2/alerts", [{
+                "labels": {"alertname": rule, "priority": "Critical", "k8s_ns_name": namespace, f"k8s_{kind}_name": name},
+                "startsAt": now.isoformat(), "endsAt": (now + dt.timedelta(minutes=5)).isoformat()}])
+        if self.webhook:
+            _post(self.webhook, {"rule": rule, "priority": "Critical", "time": now.isoformat(), "source": "syscall",
+                                 "output": f"{rule} ({kind}={name} ns={namespace})",
+                                 "output_fields": {f"k8s.{kind}.name": name, "k8s.ns.name": namespace}})
+        if self.events:
+            client.CoreV1Api(self.api).create_namespaced_event(namespace, {
+                "metadata": {"generateName": f"{name}."},
+                "involvedObject": {"kind": kind.capitalize(), "name": name, "namespace": namespace},
+                "reason": "PolicyViolation", "message": f"{rule}: audit mode, not blocked", "type": "Warning",
+                "source": {"component": "test-policy-engine"}})
+
+
+def _post(url: str, payload) -> None:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
