@@ -40,6 +40,7 @@ def test_colon_separated_kubeconfig_list_and_context(sandbox, monkeypatch, tmp_p
 def test_environment_keys_like_chaostoolkit_kubernetes(sandbox, monkeypatch):
     monkeypatch.setenv("KUBERNETES_HOST", sandbox.sandbox.url)
     monkeypatch.setenv("KUBERNETES_API_KEY", sandbox.sandbox.admin_token)
+    monkeypatch.setenv("KUBERNETES_CA_CERT_FILE", str(sandbox.sandbox.ca_file))
     api = kube_api()
     assert api.get("/api/v1/namespaces/kube-system")["metadata"]["name"] == "kube-system"
 

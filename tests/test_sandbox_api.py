@@ -243,10 +243,15 @@ def test_watch_starts_with_the_current_state_and_ends_at_timeout_seconds(core, m
 
 
 def test_unauthenticated_and_unknown_token_get_401(sandbox):
-    configuration = client.Configuration(host=sandbox.sandbox.url)
-    configuration.api_key = {"BearerToken": "not-a-token"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    for anonymous in (client.Configuration(host=sandbox.sandbox.url), configuration):
+    def configuration(token: str | None) -> client.Configuration:
+        verified = client.Configuration(host=sandbox.sandbox.url)
+        verified.ssl_ca_cert = str(sandbox.sandbox.ca_file)
+        if token:
+            verified.api_key = {"BearerToken": token}
+            verified.api_key_prefix = {"BearerToken": "Bearer"}
+        return verified
+
+    for anonymous in (configuration(None), configuration("not-a-token")):
         with pytest.raises(client.ApiException) as error:
             client.CoreV1Api(client.ApiClient(anonymous)).list_namespace()
         assert error.value.status == 401

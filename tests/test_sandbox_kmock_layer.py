@@ -1,12 +1,17 @@
-"""One test per kmock 0.8 gap that chaoskirvis.sandbox.kmock_layer fixes (numbered as in its docstring)."""
+"""One test per kmock 0.8 gap that chaoskirvis.sandbox.kmock_layer fixes (numbered as in its docstring),
+and where it takes credentials from. Raw requests go over HTTPS, verified against the sandbox's CA."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import socket
+import ssl
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import aiohttp
@@ -21,15 +26,21 @@ from chaoskirvis.sandbox.store import Store, prepare_create
 CONFIGMAPS = find_resource("", "v1", "configmaps")
 
 
-def call(sandbox: Sandbox, method: str, path: str, body: Any = None,
-         content_type: str = "application/json", raw: bool = False) -> tuple[int, Any]:
-    """(status, answer) of a request as the sandbox admin; the answer is parsed JSON unless `raw`."""
+def verified(sandbox: Sandbox) -> ssl.SSLContext:
+    """A client TLS context trusting only the sandbox's CA (hostname checked, as by default)."""
+    return ssl.create_default_context(cafile=sandbox.ca_file)
+
+
+def call(sandbox: Sandbox, method: str, path: str, body: Any = None, content_type: str = "application/json",
+         raw: bool = False, token: str | None = None) -> tuple[int, Any]:
+    """(status, answer) of a request as the sandbox admin (or with `token`, "" for none); JSON unless `raw`."""
+    token = sandbox.admin_token if token is None else token
     request = urllib.request.Request(
         sandbox.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {sandbox.admin_token}", "Content-Type": content_type},
+        headers={"Content-Type": content_type} | ({"Authorization": f"Bearer {token}"} if token else {}),
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=verified(sandbox)) as response:
             text = response.read().decode()
             return response.status, text if raw else json.loads(text)
     except urllib.error.HTTPError as error:
@@ -128,7 +139,7 @@ def test_7_watch_ends_when_the_sandbox_stops():
     with Sandbox() as sandbox:
         request = urllib.request.Request(f"{sandbox.url}/api/v1/namespaces?watch=true",
                                          headers={"Authorization": f"Bearer {sandbox.admin_token}"})
-        response = urllib.request.urlopen(request, timeout=10)
+        response = urllib.request.urlopen(request, timeout=10, context=verified(sandbox))
         received: list[bytes] = []
         reader = threading.Thread(target=lambda: received.append(response.read()))
         reader.start()
@@ -161,10 +172,11 @@ def test_9_two_sandboxes_stop_in_any_order():
     first, second = Sandbox().start(), Sandbox().start()
     first.stop()
     assert call(second, "GET", "/version")[0] == 200
+    context = verified(second)
     second.stop()
 
     async def fetch() -> int:
-        async with aiohttp.ClientSession() as session, session.get(f"{second.url}/version") as response:
+        async with aiohttp.ClientSession() as session, session.get(f"{second.url}/version", ssl=context) as response:
             return response.status
 
     with pytest.raises(aiohttp.ClientConnectionError):  # stopped, and aiohttp's resolver is untouched
@@ -177,5 +189,31 @@ def test_10_every_go_boolean_spelling_starts_a_watch(sandbox, api, spelling):
     request("POST", f"/api/v1/namespaces/{namespace}/configmaps", {"metadata": {"name": "cm"}})
     watch = urllib.request.Request(f"{sandbox.sandbox.url}/api/v1/namespaces/{namespace}/configmaps?watch={spelling}",
                                    headers={"Authorization": f"Bearer {sandbox.sandbox.admin_token}"})
-    with urllib.request.urlopen(watch, timeout=10) as response:
+    with urllib.request.urlopen(watch, timeout=10, context=verified(sandbox.sandbox)) as response:
         assert json.loads(response.readline())["type"] == "ADDED"
+
+
+# Credentials: only the Authorization header carries them, and only over TLS.
+
+def test_a_token_in_the_url_path_is_not_a_credential(api, sandbox):
+    request, _ = api
+    token = sandbox.sandbox.admin_token
+    status, body = request("GET", f"/kirvis-token/{token}/api/v1/namespaces", token="")
+    assert (status, body["reason"]) == (401, "Unauthorized")
+    assert request("GET", "/api/v1/namespaces", token="")[0] == 401
+    status, body = request("GET", f"/kirvis-token/{token}/api/v1/namespaces")  # not an API path either
+    assert (status, body["message"]) == (404, "the server could not find the requested resource")
+    assert request("GET", "/api/v1/namespaces", token=token)[0] == 200
+
+
+def test_plain_http_to_the_port_gets_no_answer(sandbox):
+    running = sandbox.sandbox
+    path = f"/api/v1/namespaces/plain-{uuid.uuid4().hex[:8]}"
+    with socket.create_connection((running.host, running.port), timeout=10) as connection:
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {running.host}\r\n"
+                           f"Authorization: Bearer {running.admin_token}\r\n\r\n".encode())
+        received = b"".join(iter(lambda: connection.recv(4096), b""))
+    assert not received.startswith(b"HTTP/")  # not a TLS handshake: the connection just closes
+    with pytest.raises(http.client.RemoteDisconnected):
+        urllib.request.urlopen(running.url.replace("https://", "http://") + path, timeout=10)
+    assert path not in [logged.path for logged in running.requests]

@@ -9,6 +9,7 @@ one enforcing privileged (always 201). Fixture names such as `base_linux` are no
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -55,8 +56,9 @@ def dry_run_create(sandbox, namespace: str, pod: dict) -> tuple[int, str]:
         f"{sandbox.url}/api/v1/namespaces/{namespace}/pods?dryRun=All", data=json.dumps(pod).encode(),
         headers={"Authorization": f"Bearer {sandbox.admin_token}", "Content-Type": "application/json"},
     )
+    context = ssl.create_default_context(cafile=sandbox.ca_file)  # verify the server against the sandbox CA
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, ""
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())["message"]

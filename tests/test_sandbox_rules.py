@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 
@@ -102,8 +103,9 @@ def test_workloads_need_a_matching_selector_and_a_valid_restart_policy(api, make
 def send(sandbox, method: str, path: str, body: bytes, content_type: str) -> tuple[int, dict]:
     request = urllib.request.Request(sandbox.url + path, data=body, method=method, headers={
         "Authorization": f"Bearer {sandbox.admin_token}", "Content-Type": content_type})
+    context = ssl.create_default_context(cafile=sandbox.ca_file)  # verify the server against the sandbox CA
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

@@ -90,9 +90,6 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 # The API server ends a watch without timeoutSeconds after a random 30-60 minutes; we take 30.
 DEFAULT_WATCH_SECONDS = 1800
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
-# kubectl (client-go) sends credentials only over TLS, and the sandbox serves plain HTTP: its kubeconfigs
-# therefore also carry the user's token in the server URL, http://127.0.0.1:PORT/kirvis-token/TOKEN.
-CREDENTIAL_PREFIX = "/kirvis-token/"
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 
 
@@ -148,14 +145,6 @@ def parse_api_path(path: str) -> ApiPath | None:
     return ApiPath(group, version, plural, namespace, name, "/".join(rest[2:]) or None)
 
 
-def split_credential(path: str) -> tuple[str | None, str]:
-    """The token in a `/kirvis-token/TOKEN/...` path prefix (if any) and the API path after it."""
-    if not path.startswith(CREDENTIAL_PREFIX):
-        return None, path
-    token, _, rest = path.removeprefix(CREDENTIAL_PREFIX).partition("/")
-    return token, "/" + rest
-
-
 def _flag(value: str | None) -> bool:
     return value in _TRUE
 
@@ -177,18 +166,14 @@ def _action(method: str, path: ApiPath | None, params: Mapping[str, str]) -> kmo
 
 
 async def parse_request(raw_request: aiohttp.web.BaseRequest, *, id: int) -> kmock.Request:
-    """kmock's Request, with the Kubernetes fields parsed correctly (kmock's own parser is gap 1).
-
-    A credential path prefix is left out of the request's URL; `KubernetesApiHandler` reads it.
-    """
+    """kmock's Request, with the Kubernetes fields parsed correctly (kmock's own parser is gap 1)."""
     body = await raw_request.read()
     params = dict(raw_request.query)
-    api_path = split_credential(raw_request.path)[1]
-    path = parse_api_path(api_path)
+    path = parse_api_path(raw_request.path)
     return kmock.Request(
         id=id,
         method=raw_request.method,
-        url=raw_request.url.with_path(api_path).with_query(raw_request.query),
+        url=raw_request.url,
         params=params,
         headers=dict(raw_request.headers),
         cookies=dict(raw_request.cookies),
@@ -341,14 +326,9 @@ class KubernetesApiHandler(kmock.RawHandler):
         await raw_response.write(json.dumps({"type": "ERROR", "object": status_body(exc)}).encode() + b"\n")
 
     def _authenticate(self, request: kmock.Request) -> User | None:
-        """The user of a bearer token, or else of a credential path prefix; None when neither is known."""
-        authorization = request.headers.get("Authorization")
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
-            return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        assert request._raw_request is not None  # set by parse_request
-        token = split_credential(request._raw_request.path)[0]
-        return self.tokens.get(token) if token else None
+        """The user of the `Authorization: Bearer` token; None without one or for an unknown one."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
 
     async def _serve(self, request: kmock.Request, user: User) -> aiohttp.web.StreamResponse:
         if request.resource is None:
@@ -555,9 +535,12 @@ class KubernetesApiHandler(kmock.RawHandler):
         ), self.store)
         if result.denial is not None:
             denial = result.denial
-            if denial.code == 422:
-                raise invalid(resource, name, denial.causes)
-            raise status_error(denial.code, denial.reason, denial.message, _details(resource, name))
+            if denial.code == 422 and denial.causes and all(cause.field for cause in denial.causes):
+                raise invalid(resource, name, denial.causes)  # field errors, as object validation words them
+            causes = [{key: value for key, value in (("reason", c.reason), ("message", c.message), ("field", c.field))
+                       if value} for c in denial.causes]  # StatusCause fields are omitempty
+            raise status_error(denial.code, denial.reason, denial.message,
+                               _details(resource, name, **({"causes": causes} if causes else {})))
         return result
 
     def _create(self, request: kmock.Request, user: User, resource: ResourceType,

@@ -1,18 +1,21 @@
 """Hosting the sandbox: a Kubernetes API emulator on 127.0.0.1, for tests and demos only.
 
-`Sandbox` serves the API (plain HTTP, no TLS) from its own event loop in a daemon thread, writes
-kubeconfigs for its two users and applies manifests through the same HTTP path (and admission) as any
-client. `run_foreground` is the `kirvis sandbox` command.
+`Sandbox` serves the API over HTTPS from its own event loop in a daemon thread, with a certificate signed
+by a throwaway CA of its own (`tls`), writes kubeconfigs for its two users (the CA, the server URL and the
+user's bearer token) and applies manifests through the same HTTPS path (and admission) as any client.
+`run_foreground` is the `kirvis sandbox` command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import ipaddress
 import json
 import secrets
 import signal
+import ssl
 import sys
 import threading
 import urllib.error
@@ -27,9 +30,11 @@ import aiohttp.web
 import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
-from chaoskirvis.sandbox.kmock_layer import CREDENTIAL_PREFIX, KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.kmock_layer import KubernetesApiHandler, LoggedRequest, User
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
+from chaoskirvis.sandbox.tls import ServerTls, create_server_tls
+from chaoskirvis.sandbox.vap import ValidatingAdmissionPolicyAdmission
 
 ADMIN = User("sandbox-admin")
 VIEWER = User("sandbox-viewer", read_only=True)
@@ -56,11 +61,27 @@ class Sandbox:
         self._runner: aiohttp.web.BaseRunner | None = None
         self._store: Store | None = None
         self._thread: threading.Thread | None = None
+        self._tls: ServerTls | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"https://{host}:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The PEM certificate of this sandbox's CA, which signed its server certificate (while running)."""
+        return self._running_tls().ca_pem
+
+    @property
+    def ca_file(self) -> Path:
+        """A file holding `ca_pem`, for clients that take a path; deleted when the sandbox stops."""
+        return self._running_tls().ca_file
+
+    def _running_tls(self) -> ServerTls:
+        if self._tls is None:
+            raise SandboxError("the sandbox has no certificate authority until it starts")
+        return self._tls
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -71,6 +92,7 @@ class Sandbox:
         """Start serving; return once the port is listening."""
         if self._thread is not None:
             raise SandboxError("the sandbox is already running")
+        self._tls = create_server_tls(self.host)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failures: list[Exception] = []
@@ -80,6 +102,7 @@ class Sandbox:
         ready.wait()
         if failures:
             thread.join()
+            self._remove_tls()
             error = failures[0]
             if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
                 raise SandboxError(f"port {self.port} on {self.host} is already in use") from None
@@ -88,12 +111,18 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """End every watch, close the server and its thread. Stopping a stopped sandbox does nothing."""
+        """End every watch, close the server and its thread, delete the CA file; a stopped sandbox stays so."""
         if self._loop is None or self._thread is None:
             return
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
         self._thread.join()
         self._loop = self._thread = None
+        self._remove_tls()
+
+    def _remove_tls(self) -> None:
+        assert self._tls is not None
+        self._tls.remove()
+        self._tls = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -106,17 +135,18 @@ class Sandbox:
                          context: str = "kirvis-sandbox") -> Path:
         """Write a kubeconfig for `user` (the kubernetes client, kubectl and Chaos Toolkit read it).
 
-        The token is both the user's `token` and a prefix of the server URL, because kubectl sends
-        credentials only over TLS and the sandbox serves plain HTTP.
+        The cluster is the HTTPS URL with this sandbox's CA as `certificate-authority-data`, so clients
+        verify the server certificate; the user's bearer token is its `token`, and nowhere else.
         """
         if self._thread is None:
             raise SandboxError("start the sandbox before writing its kubeconfig")
         token = {"admin": self.admin_token, "viewer": self.viewer_token}[user]
         user_name = f"kirvis-sandbox-{user}"
+        cluster = {"server": self.url, "certificate-authority-data": base64.b64encode(self.ca_pem).decode()}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "kirvis-sandbox", "cluster": {"server": f"{self.url}{CREDENTIAL_PREFIX}{token}"}}],
+            "clusters": [{"name": "kirvis-sandbox", "cluster": cluster}],
             "users": [{"name": user_name, "user": {"token": token}}],
             "contexts": [{"name": context,
                           "context": {"cluster": "kirvis-sandbox", "user": user_name, "namespace": "default"}}],
@@ -172,8 +202,9 @@ class Sandbox:
             headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json",
                      "User-Agent": "kirvis-sandbox-apply"},
         )
+        context = ssl.create_default_context(cadata=self.ca_pem.decode())
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             status = json.loads(error.read() or b"{}")
@@ -202,14 +233,15 @@ class Sandbox:
                                                                   "metadata": {"name": name}}))
         handler = KubernetesApiHandler(
             store=store,
-            admission=AdmissionChain([PodSecurityAdmission()]),
+            # PodSecurity before ValidatingAdmissionPolicy, as in the API server's validating admission order
+            admission=AdmissionChain([PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
             tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
         )
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handler, handler_cancellation=True),
                                           shutdown_timeout=_SHUTDOWN_SECONDS)
         await runner.setup()
         try:
-            await aiohttp.web.TCPSite(runner, self.host, self.port).start()
+            await aiohttp.web.TCPSite(runner, self.host, self.port, ssl_context=self._running_tls().context).start()
         except OSError:
             await runner.cleanup()
             raise
@@ -246,8 +278,8 @@ def run_foreground(port: int, kubeconfig: Path, manifests: list[Path]) -> int:
         for manifest in manifests:
             sandbox.apply(manifest)
         path = sandbox.write_kubeconfig(kubeconfig)
-        print(f"kirvis sandbox: Kubernetes API emulator at {sandbox.url} (plain HTTP, 127.0.0.1 only; "
-              "test and demo infrastructure: it stores objects and runs no containers)", flush=True)
+        print(f"kirvis sandbox: Kubernetes API emulator at {sandbox.url} (TLS with a throwaway CA, 127.0.0.1 "
+              "only; test and demo infrastructure: it stores objects and runs no containers)", flush=True)
         print(f"kubeconfig: {path}\n\n  export KUBECONFIG={path}\n  kubectl get ns\n\nCtrl-C to stop.",
               flush=True)
         stop.wait()
