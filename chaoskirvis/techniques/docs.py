@@ -6,7 +6,8 @@ from chaoskirvis.techniques.unit import Technique
 
 __all__ = ["catalog_markdown"]
 
-_FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection"}
+_FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection",
+             "runtime": "Runtime behaviour (exec)"}
 
 
 def catalog_markdown() -> str:
@@ -20,8 +21,8 @@ def catalog_markdown() -> str:
         "to, which control should block it, what a detector should see, and how it is undone. Pod",
         "techniques change a pod that otherwise complies with the `restricted` Pod Security level, so a",
         "verdict is about the technique alone. Use them with `inject_risky_pod`, `inject_risky_workload`,",
-        "`risky_pod_admission` and `techniques_admission` (workloads) or `inject_exposure` and",
-        "`exposure_admission` (port injection).",
+        "`risky_pod_admission` and `techniques_admission` (workloads), `inject_exposure` and",
+        "`exposure_admission` (port injection), or `run_runtime_technique` (runtime behaviour).",
         "",
         "| id | title | ATT&CK | blocked at Pod Security level |",
         "|---|---|---|---|",
@@ -46,7 +47,8 @@ def _section(technique: Technique) -> list[str]:
         f"**{technique.title}** — ATT&CK {', '.join(technique.attack)}",
         "",
         f"- Injects: {technique.injects}.",
-        f"- Carried by: a {technique.target}.",
+        "- Carried by: " + ("a command run through the exec API." if technique.target == "exec"
+                            else f"a {technique.target}."),
         f"- Blocked by: {technique.blocked_by}.",
     ]
     if technique.pod_security_checks:

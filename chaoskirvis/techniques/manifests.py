@@ -17,10 +17,12 @@ from chaoskirvis.ledger.ownership import TECHNIQUES_ANNOTATION, object_name, own
 from chaoskirvis.ledger.refs import CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, SERVICE, Kind
 from chaoskirvis.techniques.unit import Technique, unknown_options
 
-__all__ = ["DEFAULT_IMAGE", "CONTROLLERS", "build_manifest"]
+__all__ = ["DEFAULT_IMAGE", "SHELL_IMAGE", "CONTROLLERS", "build_manifest", "build_runtime_pod"]
 
 # Harmless by design: the pause container does nothing.
 DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
+# Runtime techniques need a shell: Kubernetes' own busybox test image, from the same trusted registry.
+SHELL_IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
 TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY}
 CONTROLLERS = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "CronJob": CRON_JOB}
 _APP_LABEL = "chaoskirvis.io/app"
@@ -45,6 +47,8 @@ def build_manifest(
         )
     unknown_options(techniques, options)
     target = targets.pop()
+    if target not in TARGET_KINDS:
+        raise ActivityFailed(f"{', '.join(t.id for t in techniques)} run through exec: use run_runtime_technique")
     if controller and target != "pod":
         raise ActivityFailed(f"controller {controller} carries pods; {target} techniques cannot go in it")
     slug = "-".join(t.id for t in techniques)
@@ -57,6 +61,20 @@ def build_manifest(
     if controller:
         return _in_controller(controller, manifest)
     return TARGET_KINDS[target], manifest
+
+
+def build_runtime_pod(
+    *, namespace: str, run_id: str, image: str = SHELL_IMAGE, run_as_root: bool = False,
+    configuration: Configuration | None = None,
+) -> dict[str, Any]:
+    """A pod that sleeps, for runtime techniques to exec into (restricted-compliant unless `run_as_root`)."""
+    metadata = ownership_metadata(run_id, "runtime", configuration)
+    name = object_name(run_id, "runtime", _suffix())
+    pod = _base("pod", name, namespace, metadata, image)
+    pod["spec"]["containers"][0]["command"] = ["sleep", "3600"]
+    if run_as_root:
+        pod["spec"]["securityContext"].update(runAsNonRoot=False, runAsUser=0)
+    return pod
 
 
 def _suffix() -> str:

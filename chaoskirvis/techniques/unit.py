@@ -27,8 +27,9 @@ class Detection:
 class Technique:
     """One way to introduce a security fault.
 
-    `target` names the object it is carried by (``pod``, ``service`` or ``networkpolicy``); `apply`
-    changes a base manifest of that kind in place, given the resolved options.
+    `target` names what carries it: an object (``pod``, ``service`` or ``networkpolicy``), whose base
+    manifest `apply` changes in place given the resolved options; or ``exec``, a command run in a pod
+    (`command`, cleaned up by `undo_command`), given the options and the run id.
     """
 
     id: str
@@ -42,8 +43,11 @@ class Technique:
     detection: Detection
     undo: str
     target: str
-    apply: Callable[[dict[str, Any], dict[str, Any]], None]
+    apply: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     options: dict[str, Option] = field(default_factory=dict)
+    command: Callable[[dict[str, Any]], list[str]] | None = None
+    undo_command: Callable[[dict[str, Any]], list[str]] | None = None
+    tty: bool = False
 
     def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """This technique's options: its defaults, overridden by `given` (other keys are ignored)."""

@@ -1,0 +1,1 @@
+"""Runtime techniques: benign suspicious commands through the exec API, for runtime detectors."""

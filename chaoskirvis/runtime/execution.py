@@ -1,0 +1,58 @@
+"""Run a command in a pod through the exec API (the real client's websocket `stream()`)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chaoslib.exceptions import ActivityFailed
+from kubernetes import client as k8s_client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from chaoskirvis.client import KubeAPI, path_for
+
+__all__ = ["ExecResult", "exec_in_pod", "wait_until_running"]
+
+
+@dataclass
+class ExecResult:
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    latency_ms: float
+
+
+def exec_in_pod(api: KubeAPI, namespace: str, pod: str, container: str | None, command: list[str], *,
+                tty: bool, timeout: float) -> ExecResult:
+    """Run `command`; returns its exit code and output. Raises `ApiException` when the API refuses it."""
+    core = k8s_client.CoreV1Api(api.api_client)
+    started = time.monotonic()
+    kwargs = {"container": container} if container else {}
+    session = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=not tty,
+                     stdin=False, stdout=True, tty=tty, _preload_content=False, **kwargs)
+    try:
+        session.run_forever(timeout=timeout)
+        stdout, stderr = session.read_stdout(), "" if tty else session.read_stderr()
+        exit_code = session.returncode
+    finally:
+        session.close()
+    return ExecResult(exit_code, stdout or "", stderr or "", round((time.monotonic() - started) * 1000, 1))
+
+
+def wait_until_running(api: KubeAPI, namespace: str, pod: str, timeout: float) -> None:
+    """Wait for the pod to run (its containers started), or raise naming its phase."""
+    deadline = time.monotonic() + timeout
+    phase = "unknown"
+    while time.monotonic() < deadline:
+        status = api.get(path_for("v1", "pods", namespace, pod)).get("status") or {}
+        phase = status.get("phase", "Pending")
+        if phase == "Running":
+            return
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.2)
+    raise ActivityFailed(f"pod {pod} in {namespace} is {phase}, not Running, after {timeout:.0f}s: cannot exec into it")
+
+
+def refusal(exc: ApiException) -> str:
+    return f"{exc.status} {exc.reason}: {(exc.body or '')[:300]}"
