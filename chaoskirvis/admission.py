@@ -59,7 +59,7 @@ def attempt_create(
     if mode not in MODES:
         raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     evidence = {
-        "kind": ref.kind.kind, "namespace": ref.namespace, "name": ref.name, "mode": mode,
+        "kind": ref.kind.kind, "namespace": ref.record_namespace, "name": ref.name, "mode": mode,
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **context,
     }
     dry_run = mode == "dry-run"

@@ -54,7 +54,7 @@ def attempt_techniques(
             units, namespace=namespace, run_id=run_id, options=options, controller=controller,
             configuration=configuration, **({"image": image} if image else {}),
         )
-        ref = ObjectRef(kind, namespace, manifest["metadata"]["name"])
+        ref = ObjectRef(kind, namespace if kind.namespaced else None, manifest["metadata"]["name"], home=namespace)
         context.update(run_id=run_id, techniques=[t.id for t in units],
                        attack=sorted({a for t in units for a in t.attack}))
         details = {k: v for k, v in context.items() if k not in ("namespace", "mode")}

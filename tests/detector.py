@@ -1,7 +1,7 @@
 """A stand-in for a runtime detector (Falco + Falcosidekick, or a policy engine in audit mode).
 
-It watches the sandbox for pods and Services and, for a privileged pod or a NodePort Service, raises an
-alert the way the real tools deliver theirs: to Alertmanager's API, to a webhook, or as a Kubernetes
+It watches the sandbox for pods, Services and ClusterRoleBindings and, for a privileged pod, a NodePort
+Service or a cluster-admin binding, raises an alert the way the real tools deliver theirs: to Alertmanager's API, to a webhook, or as a Kubernetes
 Event. Tests use it to show that detection experiments hold with a detector and deviate without one.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ class Detector:
         self.alertmanager, self.webhook, self.events, self.delay = alertmanager, webhook, events, delay
         self.raised: list[str] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._watch, args=(kind,), daemon=True) for kind in ("pod", "service")]
+        self._threads = [threading.Thread(target=self._watch, args=(kind,), daemon=True)
+                         for kind in ("pod", "service", "clusterrolebinding")]
 
     def __enter__(self) -> Detector:
         for thread in self._threads:
@@ -35,8 +36,9 @@ class Detector:
             thread.join(timeout=5)
 
     def _watch(self, kind: str) -> None:
-        core = client.CoreV1Api(self.api)
-        lister = core.list_pod_for_all_namespaces if kind == "pod" else core.list_service_for_all_namespaces
+        core, rbac = client.CoreV1Api(self.api), client.RbacAuthorizationV1Api(self.api)
+        lister = {"pod": core.list_pod_for_all_namespaces, "service": core.list_service_for_all_namespaces,
+                  "clusterrolebinding": rbac.list_cluster_role_binding}[kind]
         version = lister().metadata.resource_version
         while not self._stop.is_set():
             for event in watch.Watch().stream(lister, resource_version=version, timeout_seconds=1):
@@ -52,10 +54,13 @@ class Detector:
             return "Launch Privileged Container"
         if kind == "service" and obj.spec.type == "NodePort":
             return "NodePort Service Exposed"
+        if kind == "clusterrolebinding" and obj.role_ref.name == "cluster-admin":
+            return "Attach to cluster-admin Role"
         return None
 
     def _raise(self, rule: str, kind: str, obj) -> None:
-        name, namespace = obj.metadata.name, obj.metadata.namespace
+        name = obj.metadata.name
+        namespace = obj.metadata.namespace or obj.subjects[0].namespace
         now = dt.datetime.now(dt.UTC)
         self.raised.append(f"{rule}: {namespace}/{name}")
         if self.alertmanager:

@@ -30,11 +30,15 @@ def cases(alertmanager_url: str, port: int):
             "alert-posted-to-receiver"),
         "privileged-pod-policy-violation-event": (
             {"within": "3"}, {"events": True}, "policy-violation-event"),
+        "cluster-admin-binding-alerted-in-alertmanager": (
+            {"alertmanager_url": alertmanager_url, "within": "3"}, {"alertmanager": alertmanager_url},
+            "alert-reaches-alertmanager"),
     }
 
 
 @pytest.mark.parametrize("name", ["privileged-pod-alerted-in-alertmanager", "nodeport-alerted-at-webhook",
-                                  "privileged-pod-policy-violation-event"])
+                                  "privileged-pod-policy-violation-event",
+                                  "cluster-admin-binding-alerted-in-alertmanager"])
 def test_detection_experiment(scenarios, alertmanager, make_namespace, tmp_path, name):
     variables, detector_options, probe = cases(alertmanager.url, free_port())[name]
     experiment = EXPERIMENTS / f"{name}.yaml"

@@ -34,12 +34,14 @@ def run_objects(kubeconfig: Path, run_ids: set[str]) -> list[str]:
     apps = client.AppsV1Api(core.api_client)
     batch = client.BatchV1Api(core.api_client)
     networking = client.NetworkingV1Api(core.api_client)
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
     found = []
     for run_id in run_ids:
         selector = f"chaoskirvis.io/run-id={run_id}"
         for lister in (core.list_pod_for_all_namespaces, core.list_config_map_for_all_namespaces,
                        core.list_service_for_all_namespaces, apps.list_deployment_for_all_namespaces,
-                       batch.list_cron_job_for_all_namespaces, networking.list_network_policy_for_all_namespaces):
+                       batch.list_cron_job_for_all_namespaces, networking.list_network_policy_for_all_namespaces,
+                       rbac.list_cluster_role_binding):
             found += [f"{o.metadata.namespace}/{o.metadata.name}" for o in lister(label_selector=selector).items]
     return found
 

@@ -33,7 +33,7 @@ def test_unit_describes_itself(technique):
     assert re.fullmatch(r"[a-z][a-z0-9-]+", technique.id)
     assert technique.title and technique.injects and technique.blocked_by and technique.undo
     assert technique.attack and all(re.fullmatch(r"T\d{4}(\.\d{3})?", a) for a in technique.attack)
-    assert technique.family in ("workload", "exposure", "runtime")
+    assert technique.family in ("workload", "exposure", "rbac", "runtime")
     assert (technique.target == "exec") == (technique.command is not None) == (technique.apply is None)
     assert technique.pod_security_level in (None, "baseline", "restricted")
     assert bool(technique.pod_security_checks) == bool(technique.pod_security_level)

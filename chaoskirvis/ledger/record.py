@@ -30,13 +30,13 @@ def write_entry(
     api: KubeAPI, run_id: str, ref: ObjectRef, state: str, configuration: Configuration | None = None,
     **details: Any,
 ) -> None:
-    """Create or update the entry for `ref` in the run's record in `ref`'s namespace."""
+    """Create or update the entry for `ref` in the run's record in `ref`'s (home) namespace."""
     entry = {
         "apiVersion": ref.kind.api_version, "plural": ref.kind.plural, "kind": ref.kind.kind,
         "namespace": ref.namespace, "name": ref.name, "state": state,
         "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **details,
     }
-    record = ObjectRef(CONFIG_MAP, ref.namespace, record_name(run_id))
+    record = ObjectRef(CONFIG_MAP, ref.record_namespace, record_name(run_id))
     patch = {"data": {ref.key: json.dumps(entry, sort_keys=True)}}
     try:
         api.merge_patch(record.path, patch)
@@ -47,10 +47,10 @@ def write_entry(
         metadata["labels"][RECORD_LABEL] = "ledger"
         body = {
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": record.name, "namespace": ref.namespace, **metadata},
+            "metadata": {"name": record.name, "namespace": record.namespace, **metadata},
             **patch,
         }
-        api.create(CONFIG_MAP.collection_path(ref.namespace), body)
+        api.create(CONFIG_MAP.collection_path(record.namespace), body)
 
 
 def entries_of(record: dict[str, Any]) -> list[dict[str, Any]]:

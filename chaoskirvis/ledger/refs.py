@@ -7,6 +7,7 @@ from chaoskirvis.client import path_for
 
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
+    "CLUSTER_ROLE_BINDING",
     "SWEPT_KINDS",
 ]
 
@@ -24,9 +25,16 @@ class Kind:
 
 @dataclass(frozen=True)
 class ObjectRef:
+    """An object; `home` is the namespace whose run record names it (its own, unless cluster-scoped)."""
+
     kind: Kind
     namespace: str | None
     name: str
+    home: str | None = None
+
+    @property
+    def record_namespace(self) -> str | None:
+        return self.namespace or self.home
 
     @property
     def path(self) -> str:
@@ -49,7 +57,11 @@ NETWORK_POLICY = Kind("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy"
 DEPLOYMENT = Kind("apps/v1", "deployments", "Deployment")
 DAEMON_SET = Kind("apps/v1", "daemonsets", "DaemonSet")
 CRON_JOB = Kind("batch/v1", "cronjobs", "CronJob")
+CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding",
+                            namespaced=False)
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
 # Controllers come first so that the pods they own are not recreated while we delete them.
-SWEPT_KINDS: tuple[Kind, ...] = (DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY)
+SWEPT_KINDS: tuple[Kind, ...] = (
+    DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING,
+)

@@ -148,7 +148,7 @@ def _wait_until_gone(api: KubeAPI, refs: list[ObjectRef], wait_seconds: float, r
 
 
 def _list(api: KubeAPI, kind: Kind, selector: str, namespaces: Iterable[str] | None) -> list[dict[str, Any]]:
-    if namespaces is None:
+    if namespaces is None or not kind.namespaced:
         try:
             return api.get(kind.collection_path(), labelSelector=selector).get("items", [])
         except ApiError as exc:

@@ -36,8 +36,8 @@ class RunState:
     def add_created(self, ref: ObjectRef) -> None:
         with self.lock:
             self.created.append(ref)
-            if ref.namespace:
-                self.namespaces.add(ref.namespace)
+            if ref.record_namespace:
+                self.namespaces.add(ref.record_namespace)
 
 
 _states: dict[str, RunState] = {}

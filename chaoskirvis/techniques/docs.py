@@ -6,7 +6,7 @@ from chaoskirvis.techniques.unit import Technique
 
 __all__ = ["catalog_markdown"]
 
-_FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection",
+_FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection", "rbac": "Privilege through RBAC",
              "runtime": "Runtime behaviour (exec)"}
 
 
@@ -22,7 +22,8 @@ def catalog_markdown() -> str:
         "techniques change a pod that otherwise complies with the `restricted` Pod Security level, so a",
         "verdict is about the technique alone. Use them with `inject_risky_pod`, `inject_risky_workload`,",
         "`risky_pod_admission` and `techniques_admission` (workloads), `inject_exposure` and",
-        "`exposure_admission` (port injection), or `run_runtime_technique` (runtime behaviour).",
+        "`exposure_admission` (port injection), `inject_rbac_grant` (RBAC), or `run_runtime_technique`",
+        "(runtime behaviour).",
         "",
         "| id | title | ATT&CK | blocked at Pod Security level |",
         "|---|---|---|---|",

@@ -14,7 +14,9 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
 from chaoskirvis.ledger.ownership import TECHNIQUES_ANNOTATION, object_name, ownership_metadata
-from chaoskirvis.ledger.refs import CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, SERVICE, Kind
+from chaoskirvis.ledger.refs import (
+    CLUSTER_ROLE_BINDING, CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, SERVICE, Kind,
+)
 from chaoskirvis.techniques.unit import Technique, unknown_options
 
 __all__ = ["DEFAULT_IMAGE", "SHELL_IMAGE", "CONTROLLERS", "build_manifest", "build_runtime_pod"]
@@ -23,7 +25,8 @@ __all__ = ["DEFAULT_IMAGE", "SHELL_IMAGE", "CONTROLLERS", "build_manifest", "bui
 DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 # Runtime techniques need a shell: Kubernetes' own busybox test image, from the same trusted registry.
 SHELL_IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
-TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY}
+TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY,
+                "clusterrolebinding": CLUSTER_ROLE_BINDING}
 CONTROLLERS = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "CronJob": CRON_JOB}
 _APP_LABEL = "chaoskirvis.io/app"
 
@@ -88,6 +91,10 @@ def _base(target: str, name: str, namespace: str, metadata: dict[str, Any], imag
     if target == "service":
         return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
                 "spec": {"selector": {_APP_LABEL: name}}}
+    if target == "clusterrolebinding":
+        del meta["namespace"]
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta,
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
 

@@ -1,0 +1,1 @@
+"""RBAC: bindings that hand out power, and whether admission lets them through."""

@@ -1,0 +1,31 @@
+"""Privilege through RBAC: bindings that hand out cluster-wide power."""
+from __future__ import annotations
+
+from typing import Any
+
+from chaoskirvis.techniques.unit import Detection, Option, Technique
+
+__all__ = ["RBAC_TECHNIQUES"]
+
+
+def _bind_cluster_role(binding: dict[str, Any], options: dict[str, Any]) -> None:
+    binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": options["role"]}
+
+
+RBAC_TECHNIQUES: tuple[Technique, ...] = (
+    Technique(
+        id="cluster-admin-binding", family="rbac", title="cluster-admin bound to a service account",
+        attack=("T1098.006", "T1078.004"),
+        injects="a ClusterRoleBinding granting cluster-admin to a service account named after the run "
+                "(the account is never created, so no token can use the binding)",
+        blocked_by="a ValidatingAdmissionPolicy (or policy engine rule) forbidding cluster-admin bindings; "
+                   "RBAC's escalation check refuses it to creators without cluster-admin (reported as an error, "
+                   "since it is the run's own permission)",
+        pod_security_level=None, pod_security_checks=(),
+        detection=Detection(falco_rules=("Attach to cluster-admin Role",),
+                            audit_log="verb=create, objectRef.resource=clusterrolebindings, "
+                                      "requestObject.roleRef.name=cluster-admin"),
+        undo="delete the ClusterRoleBinding (it carries the run's ownership labels)", target="clusterrolebinding",
+        apply=_bind_cluster_role, options={"role": Option("cluster-admin", "the ClusterRole to bind")},
+    ),
+)
