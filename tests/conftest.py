@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from chaoskirvis.ledger.actions import restore_run
+from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.sandbox.server import Sandbox
 
 
@@ -51,6 +53,17 @@ def make_namespace(sandbox: RunningSandbox) -> Iterator[Callable[..., str]]:
         except client.ApiException as error:
             if error.status != 404:  # the test may have deleted it
                 raise
+
+
+@pytest.fixture
+def run(sandbox: RunningSandbox) -> Iterator[dict]:
+    """Arguments for activities called in this process as one fresh run; the run is restored afterwards."""
+    run_id = new_run_id()
+    reset_run_id(run_id)
+    arguments = {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
+    yield arguments
+    restore_run(**arguments)
+    reset_run_id()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from kubernetes import client, config
 
 from chaoskirvis.detection.actions import start_alert_receiver, stop_alert_receiver
 from chaoskirvis.detection.probes import alert_at_receiver, alert_in_alertmanager, alert_in_kubernetes_events
-from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.probes import injections_detected
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.workload.actions import inject_risky_pod
@@ -21,15 +20,9 @@ TOLERANCE_S = 0.15
 
 
 @pytest.fixture
-def injected(sandbox, make_namespace):
-    """A privileged pod injected (and admitted) by a fresh run; yields the run's arguments and the outcome."""
-    run_id = new_run_id()
-    reset_run_id(run_id)
-    arguments = {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
-    outcome = inject_risky_pod(make_namespace(enforce="privileged"), ["privileged"], **arguments)
-    yield arguments, outcome
-    restore_run(**arguments)
-    reset_run_id()
+def injected(run, make_namespace):
+    """A privileged pod injected (and admitted) by a fresh run: the run's arguments and the outcome."""
+    return run, inject_risky_pod(make_namespace(enforce="privileged"), ["privileged"], **run)
 
 
 def later(delay: float, action) -> threading.Thread:

@@ -7,18 +7,8 @@ from kubernetes import client, config
 
 from chaoskirvis.exposure.actions import inject_exposure
 from chaoskirvis.exposure.probes import exposure_admission
-from chaoskirvis.ledger.actions import restore_run
-from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 
 
-@pytest.fixture
-def run(sandbox):
-    run_id = new_run_id()
-    reset_run_id(run_id)
-    arguments = {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
-    yield arguments
-    restore_run(**arguments)
-    reset_run_id()
 
 
 def test_same_seed_draws_the_same_port_and_namespace(sandbox, make_namespace, run):

@@ -6,17 +6,10 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from chaoskirvis.ledger.actions import restore_run
-from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.rbac.actions import inject_rbac_grant
 from chaoskirvis.rbac.probes import rbac_grant_admission
 
 
-@pytest.fixture
-def run(sandbox):
-    run_id = new_run_id()
-    reset_run_id(run_id)
-    yield {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
-    reset_run_id()
 
 
 def test_cluster_admin_binding_is_created_recorded_and_restored(sandbox, make_namespace, run):

@@ -27,13 +27,6 @@ def core(sandbox):
     return client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
 
 
-@pytest.fixture
-def run(sandbox):
-    """Activity arguments for a fresh run in this test process."""
-    run_id = new_run_id()
-    reset_run_id(run_id)
-    yield {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
-    reset_run_id()
 
 
 def run_objects(core, run_id: str) -> list[str]:

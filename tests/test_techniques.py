@@ -7,8 +7,6 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from chaoskirvis.ledger.actions import restore_run
-from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.techniques import CATALOG
 from chaoskirvis.techniques.docs import catalog_markdown
 from chaoskirvis.techniques.manifests import CONTROLLERS, build_manifest
@@ -19,13 +17,6 @@ WORKLOAD = [t for t in CATALOG.values() if t.target == "pod"]
 KUBERNETES_VERSION = "1.32"
 
 
-@pytest.fixture
-def run(sandbox):
-    run_id = new_run_id()
-    reset_run_id(run_id)
-    yield {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
-    restore_run(configuration={"kirvis_run_id": run_id}, secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
-    reset_run_id()
 
 
 @pytest.mark.parametrize("technique", CATALOG.values(), ids=lambda t: t.id)

@@ -53,7 +53,7 @@ RUNTIME_TECHNIQUES: tuple[Technique, ...] = (
     _runtime("kubernetes-client", "Kubernetes client in a container", ("T1609",),
              "runs a program named kubectl inside the container (busybox under that name, doing nothing)",
              "Kubernetes Client Tool Launched in Container",
-             lambda o: _sh(f"cp /bin/busybox /tmp/kubectl && /tmp/kubectl true; rm -f /tmp/kubectl")),
+             lambda o: _sh("cp /bin/busybox /tmp/kubectl && /tmp/kubectl true; rm -f /tmp/kubectl")),
     _runtime("drop-and-execute", "Drop and execute a new binary", ("T1105", "T1204.002"),
              "copies a binary into the container's writable layer and runs it, then removes it",
              "Drop and execute new binary in container",
