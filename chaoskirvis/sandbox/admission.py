@@ -3,8 +3,8 @@
 A plugin is any object with a `name` and `admit(request, store) -> AdmissionResult`. It gets the request
 (operation, resource, namespace, name, object, old object, dry run, user) and the store (read only: to
 look up namespace labels or existing pods), and answers with warnings or a denial. The chain runs the
-plugins in order, keeps every warning and stops at the first denial. Add a plugin (a
-ValidatingAdmissionPolicy evaluator, say) by passing it to `AdmissionChain`.
+plugins in order, keeps every warning and stops at the first denial. The sandbox's chain is
+`PodSecurityAdmission` (here), then `vap.ValidatingAdmissionPolicyAdmission`.
 
 The first plugin is `PodSecurityAdmission`, which follows kubernetes/pod-security-admission
 (`admission/admission.go`, `api/helpers.go`) with the default configuration (no exemptions, every mode
@@ -35,7 +35,7 @@ from chaoskirvis.sandbox import podsecurity
 from chaoskirvis.sandbox.resources import NAMESPACES, PODS, ResourceType
 from chaoskirvis.sandbox.store import Cause, Store, invalid, pod_template
 
-Operation = Literal["CREATE", "UPDATE", "DELETE"]
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
 
 @dataclass(frozen=True)

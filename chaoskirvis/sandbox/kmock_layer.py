@@ -6,7 +6,8 @@ details: our error type), and its `_render_error` / `_stream_error` hooks. We re
 handling almost entirely: `__call__` parses requests itself, authenticates them, keeps the request log
 and serves them with `_serve` (the Kubernetes API) instead of kmock's `_handle` (its reaction DSL).
 kmock's `KubernetesEmulator` is not used; the API semantics live in `store`, `admission`, `patching`,
-`selectors` and `resources`, and are orchestrated here.
+`selectors` and `resources`, and are orchestrated here. The pods/exec and pods/log subresources are routed
+here (authorization, admission, the pod and its container) and served by `exec_ws` and `logs`.
 
 kmock 0.8 gaps, and how each is fixed (tests/test_sandbox_kmock_layer.py has one test each):
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -59,7 +61,9 @@ import yaml
 
 from chaoskirvis.sandbox import patching, resources
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
-from chaoskirvis.sandbox.resources import NAMESPACES, READ_VERBS, ResourceType
+from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
+from chaoskirvis.sandbox.logs import LogOptions, PodLogs
+from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, ResourceType
 from chaoskirvis.sandbox.selectors import (
     FieldSelector,
     SelectorError,
@@ -79,6 +83,7 @@ from chaoskirvis.sandbox.store import (
     now_timestamp,
     prepare_create,
     prepare_update,
+    stream_container,
     validate_create,
     validate_update,
 )
@@ -293,6 +298,8 @@ class KubernetesApiHandler(kmock.RawHandler):
     store: Store
     admission: AdmissionChain
     tokens: Mapping[str, User]
+    exec_sessions: ExecSessions = attrs.field(factory=ExecSessions)
+    pod_logs: PodLogs = attrs.field(factory=PodLogs)
     request_log: list[LoggedRequest] = attrs.field(factory=list)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -344,6 +351,8 @@ class KubernetesApiHandler(kmock.RawHandler):
         if resource is None or (not resource.namespaced and namespace and resource != NAMESPACES):
             raise NO_SUCH_PATH
         if request.subresource:
+            if resource == PODS and namespace and request.name and request.subresource in ("exec", "log"):
+                return await self._serve_pod_stream(request, user, namespace, request.name)
             raise NO_SUCH_PATH
         verb = api_verb(request)
         if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
@@ -367,11 +376,48 @@ class KubernetesApiHandler(kmock.RawHandler):
                 return self._delete(request, user, resource, namespace, request.name or "")
 
     def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
-                   name: str | None) -> None:
+                   name: str | None, subresource: str | None = None) -> None:
         if user.read_only and verb not in READ_VERBS:
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-            raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{resource.plural}" '
+            target = f"{resource.plural}/{subresource}" if subresource else resource.plural
+            raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{target}" '
                                             f'in API group "{resource.group}" {scope}')
+
+    async def _serve_pod_stream(self, request: kmock.Request, user: User, namespace: str,
+                                name: str) -> aiohttp.web.StreamResponse:
+        """pods/log (get) and pods/exec (connect), in the order of the pod registry's LogREST and ExecREST."""
+        raw_request = request._raw_request
+        assert raw_request is not None  # set by parse_request
+        if request.subresource == "log":
+            if request.method != "GET":
+                raise METHOD_NOT_ALLOWED
+            self._authorize(user, "get", PODS, namespace, name, "log")
+            log_options = LogOptions.parse(name, raw_request.query, datetime.datetime.now(datetime.UTC))
+            pod, container = self._stream_target(namespace, name, log_options.container)
+            return await self.pod_logs.serve(raw_request, self.store, pod, container, log_options)
+        if request.method not in ("GET", "POST"):
+            raise METHOD_NOT_ALLOWED
+        # A WebSocket upgrade is a GET, authorized as get and then also as create (the compound check that
+        # Kubernetes 1.35 makes by default, AuthorizePodWebsocketUpgradeCreatePermission); SPDY is a POST.
+        for verb in ("get", "create") if request.method == "GET" else ("create",):
+            self._authorize(user, verb, PODS, namespace, name, "exec")
+        if request.params.get("dryRun"):
+            raise bad_request("dryRun is not supported")
+        exec_options = ExecOptions.parse(raw_request.query)
+        self._admit("CONNECT", user, PODS, namespace, name, exec_options.admission_object(), None, False,
+                    subresource="exec")
+        pod, container = self._stream_target(namespace, name, exec_options.container)
+        return await self.exec_sessions.serve(raw_request, exec_options, pod, container, user.name)
+
+    def _stream_target(self, namespace: str, name: str, requested: str) -> tuple[dict[str, Any], str]:
+        """The pod of a log or exec request, and the container it is for (404 / 400 as the registry answers)."""
+        pod = self.store.get(PODS, namespace, name)
+        if pod is None:
+            raise not_found(PODS, name)
+        try:
+            return pod, stream_container(pod, requested)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
 
     def _serve_non_resource(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         path = request.url.path.rstrip("/") or "/"
@@ -528,10 +574,11 @@ class KubernetesApiHandler(kmock.RawHandler):
             metadata["namespace"] = namespace
 
     def _admit(self, operation: Operation, user: User, resource: ResourceType, namespace: str | None,
-               name: str, obj: dict[str, Any] | None, old: dict[str, Any] | None, dry_run: bool) -> AdmissionResult:
+               name: str, obj: dict[str, Any] | None, old: dict[str, Any] | None, dry_run: bool,
+               subresource: str | None = None) -> AdmissionResult:
         result = self.admission.admit(AdmissionRequest(
             operation=operation, resource=resource, namespace=namespace, name=name, object=obj,
-            old_object=old, dry_run=dry_run, user=user.name,
+            old_object=old, dry_run=dry_run, user=user.name, subresource=subresource,
         ), self.store)
         if result.denial is not None:
             denial = result.denial

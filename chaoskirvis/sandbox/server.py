@@ -3,6 +3,8 @@
 `Sandbox` serves the API over HTTPS from its own event loop in a daemon thread, with a certificate signed
 by a throwaway CA of its own (`tls`), writes kubeconfigs for its two users (the CA, the server URL and the
 user's bearer token) and applies manifests through the same HTTPS path (and admission) as any client.
+Tests script what an exec answers (`script_exec`), read what was exec'd (`execs`) and write pod logs
+(`append_log`): no container runs.
 `run_foreground` is the `kirvis sandbox` command.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import errno
 import ipaddress
 import json
@@ -30,6 +33,7 @@ import aiohttp.web
 import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
+from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.kmock_layer import KubernetesApiHandler, LoggedRequest, User
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
@@ -56,6 +60,7 @@ class Sandbox:
         self.port = port
         self.admin_token = secrets.token_urlsafe(32)
         self.viewer_token = secrets.token_urlsafe(32)
+        self._exec_sessions = ExecSessions()
         self._handler: KubernetesApiHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: aiohttp.web.BaseRunner | None = None
@@ -87,6 +92,41 @@ class Sandbox:
     def requests(self) -> list[LoggedRequest]:
         """Every request answered so far: method, path, query, User-Agent, user, response status."""
         return list(self._handler.request_log) if self._handler else []
+
+    @property
+    def execs(self) -> list[ExecRecord]:
+        """Every exec answered so far (namespace, pod, container, command, tty, user, time): nothing ran."""
+        return self._exec_sessions.records
+
+    def script_exec(self, match: ExecMatch, stdout: str = "", stderr: str = "", exit_code: int = 0) -> None:
+        """Answer the execs that `match` selects with this output and exit code (by default: none, and 0).
+
+        `match` is a command prefix (a list of arguments, or a string split as a shell splits it: ``"cat
+        /etc/shadow"`` matches ``cat /etc/shadow`` and ``cat /etc/shadow /etc/passwd``) or a predicate on
+        the `ExecRecord`. The latest matching script answers; scripts last as long as the sandbox.
+        """
+        self._exec_sessions.script(match, ExecAnswer(stdout, stderr, exit_code))
+
+    def append_log(self, namespace: str, pod: str, line: str, container: str | None = None,
+                   at: datetime.datetime | None = None) -> None:
+        """Write `line` to the log of a container of a running pod, as logged at `at` (default: now, UTC).
+
+        Clients following the log get it at once. `container` may be left out when the pod has one
+        container. Safe from any thread; raises SandboxError for a missing pod or container.
+        """
+        if self._loop is None or self._handler is None or self._store is None:
+            raise SandboxError("start the sandbox before writing pod logs")
+        if at is not None and at.tzinfo is None:
+            raise ValueError("append_log needs an aware datetime (e.g. datetime.now(datetime.UTC))")
+        handler, store = self._handler, self._store
+
+        async def append() -> None:
+            handler.pod_logs.append(store, namespace, pod, line, container, at or datetime.datetime.now(datetime.UTC))
+
+        try:
+            asyncio.run_coroutine_threadsafe(append(), self._loop).result()
+        except (LookupError, ValueError) as error:
+            raise SandboxError(f"cannot log to {namespace}/{pod}: {error}") from None
 
     def start(self) -> Sandbox:
         """Start serving; return once the port is listening."""
@@ -236,6 +276,7 @@ class Sandbox:
             # PodSecurity before ValidatingAdmissionPolicy, as in the API server's validating admission order
             admission=AdmissionChain([PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
             tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
+            exec_sessions=self._exec_sessions,
         )
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handler, handler_cancellation=True),
                                           shutdown_timeout=_SHUTDOWN_SECONDS)

@@ -3,6 +3,8 @@
 - `Store`: the objects, the global resourceVersion counter, the history of changes and the watchers.
   Deleting a namespace deletes everything in it; deleting an object deletes the objects that name it in
   their ownerReferences (what the namespace controller and the garbage collector do, done at once).
+  A created pod is stored `Pending`, then given the status a kubelet writes once every container has
+  started (`running_pod_status`), as a second change: nothing runs, the status is emulated.
 - `prepare_create` / `prepare_update`: metadata the API server fills in or keeps (uid, creationTimestamp,
   generation, generateName, status).
 - `validate_create` / `validate_update`: object validation with the API server's field paths and wording.
@@ -15,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import itertools
 import json
 import secrets
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +87,7 @@ class Store:
         self._resource_version = 0
         self._history: deque[WatchEvent] = deque(maxlen=history_limit)
         self._subscriptions: set[Subscription] = set()
+        self._pod_ips = _pod_ips()
 
     @property
     def resource_version(self) -> int:
@@ -107,6 +112,8 @@ class Store:
         stored = self._stamp(obj)
         self._objects[key] = stored
         self._publish("ADDED", resource, stored, None)
+        if resource == PODS:
+            self._start_pod(key)
         return copy.deepcopy(stored)
 
     def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
@@ -174,6 +181,14 @@ class Store:
             subscription.queue.put_nowait(None)
         self._subscriptions.clear()
 
+    def _start_pod(self, key: ObjectKey) -> None:
+        """What a kubelet that started every container at once writes to pods/status: a MODIFIED change."""
+        pending = self._objects[key]
+        pod_ip = HOST_IP if (pending.get("spec") or {}).get("hostNetwork") else next(self._pod_ips)
+        stored = self._stamp(dict(pending, status=running_pod_status(pending, pod_ip, now_timestamp())))
+        self._objects[key] = stored
+        self._publish("MODIFIED", PODS, stored, pending)
+
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         self._resource_version += 1
         stamped = copy.deepcopy(obj)
@@ -215,6 +230,51 @@ def _owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
 def now_timestamp() -> str:
     """RFC 3339 UTC, to the second, as the API server writes timestamps."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The status an emulated kubelet writes. The addresses are fake values shown in status only: nothing listens.
+
+HOST_IP = "127.0.0.1"
+_POD_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+
+def _pod_ips() -> Iterator[str]:
+    """10.244.0.1, 10.244.0.2, ... 10.244.0.254, 10.244.1.1, ... (a /16 like kind's pod network), then again."""
+    for number in itertools.cycle(range(256 * 254)):
+        yield f"10.244.{number // 254}.{number % 254 + 1}"
+
+
+def running_pod_status(pod: dict[str, Any], pod_ip: str, now: str) -> dict[str, Any]:
+    """A pod's status once its init containers completed and its containers started, all at `now`."""
+    spec = pod.get("spec") or {}
+    return {
+        "phase": "Running",
+        "conditions": [{"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+                       for kind in _POD_CONDITIONS],
+        "hostIP": HOST_IP,
+        "hostIPs": [{"ip": HOST_IP}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": now,
+        **({"initContainerStatuses": [_init_container_status(c, now) for c in spec["initContainers"]]}
+           if spec.get("initContainers") else {}),
+        "containerStatuses": [_running_container_status(c, now) for c in spec.get("containers") or []],
+    }
+
+
+def _running_container_status(container: dict[str, Any], now: str) -> dict[str, Any]:
+    """No containerID (there is no container) and an empty imageID (no image was pulled), as for a waiting one."""
+    return {"name": container["name"], "image": container["image"], "imageID": "", "ready": True, "started": True,
+            "restartCount": 0, "state": {"running": {"startedAt": now}}, "lastState": {}}
+
+
+def _init_container_status(container: dict[str, Any], now: str) -> dict[str, Any]:
+    """A sidecar (restartPolicy Always) keeps running; any other init container has completed."""
+    if container.get("restartPolicy") == "Always":
+        return _running_container_status(container, now)
+    terminated = {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}
+    return {"name": container["name"], "image": container["image"], "imageID": "", "ready": True,
+            "started": False, "restartCount": 0, "state": {"terminated": terminated}, "lastState": {}}
 
 
 # Metadata the API server fills in.
@@ -487,6 +547,28 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         obj = obj.get(part) if isinstance(obj, dict) else None
     return obj
+
+
+def stream_container(pod: dict[str, Any], requested: str | None) -> str:
+    """The container a log or exec request is for, chosen as the pod registry's streamLocation chooses it.
+
+    Raises ValueError with the API server's message (a 400 Bad Request) when the pod has no such container,
+    or when none is named and the pod has several.
+    """
+    name, spec = pod["metadata"]["name"], pod.get("spec") or {}
+    containers = [c["name"] for c in spec.get("containers") or []]
+    init_containers = [c["name"] for c in spec.get("initContainers") or []]
+    if not requested:
+        if len(containers) == 1:
+            return containers[0]
+        message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+        if init_containers:
+            message += f" or one of the init containers: [{' '.join(init_containers)}]"
+        raise ValueError(message)
+    ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or []]
+    if requested not in containers + init_containers + ephemeral:
+        raise ValueError(f"container {requested} is not valid for pod {name}")
+    return requested
 
 
 def pod_template(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,317 @@
+"""ValidatingAdmissionPolicy admission: the policies and bindings stored in the sandbox, enforced with CEL.
+
+Follows kubernetes `staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/validating/` (`dispatcher.go`,
+`validator.go`) and `generic/policy_dispatcher.go` (`CollectParams`):
+
+- For each policy with bindings (by name) whose matchConstraints select the request, each binding (by name)
+  whose matchResources select it, and each param the binding selects: the matchConditions (any false: skip;
+  an error and none false: failurePolicy), then the validations. Variables are evaluated in order; one that
+  fails only fails the expressions that use it.
+- A validation that is not true is a failure with its message: messageExpression (a trimmed one-line
+  string), else message, else ``failed expression: EXPR``. An expression error is a failure with
+  ``expression 'EXPR' resulted in error: ERROR`` under failurePolicy Fail, and nothing under Ignore.
+- A failure is enforced by the binding's validationActions: Deny refuses the request, Warn adds the warning
+  ``Validation failed for ValidatingAdmissionPolicy 'P' with binding 'B': MESSAGE``, Audit does nothing
+  here (the sandbox keeps no audit log).
+- A configuration error (a paramKind the sandbox does not serve, a missing param with
+  parameterNotFoundAction Deny) refuses the request under failurePolicy Fail, whatever the actions.
+- The first refusal answers: ``RESOURCE "NAME" is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
+  denied request: MESSAGE``, with the validation's reason (Invalid, 422, when unset; Forbidden 403,
+  Unauthorized 401, RequestEntityTooLarge 413) and that message as the Status's one cause.
+
+Policies and bindings themselves are never subject to policies; when they are written, this plugin
+validates them instead (`vap_policy`), answering 422 Invalid with the field errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
+from chaoskirvis.sandbox.cel_eval import CelEvaluationError, Expression, evaluation_context
+from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
+from chaoskirvis.sandbox.selectors import label_selector_from_object
+from chaoskirvis.sandbox.store import Cause, Store
+from chaoskirvis.sandbox.vap_matching import attribute_namespace, matches
+from chaoskirvis.sandbox.vap_policy import (
+    BINDINGS,
+    POLICIES,
+    CompiledPolicy,
+    Validation,
+    compile_policy,
+    validate_binding,
+    validate_policy,
+)
+
+_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
+_MAX_MESSAGE_BYTES = 5 * 1024  # celconfig.MaxEvaluatedMessageExpressionSizeBytes
+# The namespace fields a policy sees as namespaceObject (CreateNamespaceObject).
+_NAMESPACE_METADATA = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation",
+                       "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+                       "annotations")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A refusal by one policy (and binding): its message and Status reason."""
+
+    policy: str
+    binding: str | None
+    message: str
+    reason: str = "Invalid"
+
+    @property
+    def text(self) -> str:
+        by = f"with binding '{self.binding}' " if self.binding else ""
+        return f"ValidatingAdmissionPolicy '{self.policy}' {by}denied request: {self.message}"
+
+
+class _ConfigurationError(Exception):
+    """A binding whose params cannot be collected; the message is upstream's."""
+
+
+class ValidatingAdmissionPolicyAdmission:
+    """The admission plugin; see the module docstring."""
+
+    name = "ValidatingAdmissionPolicy"
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, int], CompiledPolicy] = {}
+
+    def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult:
+        if request.resource in (POLICIES, BINDINGS):
+            return _validate_configuration(request)
+        failures: list[_Failure] = []
+        warnings: list[str] = []
+        for policy, bindings in self._bound_policies(store):
+            if matches(policy.match_constraints, request, store):
+                policy_failures, policy_warnings = _dispatch(policy, bindings, request, store)
+                failures += policy_failures
+                warnings += policy_warnings
+        if not failures:
+            return AdmissionResult(warnings=tuple(warnings))
+        first = failures[0]
+        message = f'{request.resource.group_resource} "{_subject_name(request)}" is forbidden: {first.text}'
+        return AdmissionResult(tuple(warnings), Denial(_CODES.get(first.reason, 422), first.reason, message,
+                                                       (Cause("", "", first.text),)))
+
+    def _bound_policies(self, store: Store) -> list[tuple[CompiledPolicy, list[dict[str, Any]]]]:
+        """Each stored policy that has bindings, compiled (once per generation), with its bindings by name."""
+        bindings_by_policy: dict[str, list[dict[str, Any]]] = {}
+        for binding in store.list(BINDINGS):
+            bindings_by_policy.setdefault((binding.get("spec") or {}).get("policyName", ""), []).append(binding)
+        compiled: dict[tuple[str, int], CompiledPolicy] = {}
+        bound = []
+        for policy in store.list(POLICIES):
+            metadata = policy["metadata"]
+            if metadata["name"] in bindings_by_policy:
+                key = (metadata["uid"], metadata.get("generation", 1))
+                compiled[key] = self._compiled.get(key) or compile_policy(policy)
+                bound.append((compiled[key], bindings_by_policy[metadata["name"]]))
+        self._compiled = compiled
+        return bound
+
+
+def _dispatch(policy: CompiledPolicy, bindings: list[dict[str, Any]], request: AdmissionRequest,
+              store: Store) -> tuple[list[_Failure], list[str]]:
+    """The refusals and warnings of one matching policy through each of its bindings that selects the request."""
+    fail_closed = policy.failure_policy == "Fail"
+    param_resource = None
+    if policy.param_kind is not None:
+        param_resource = find_by_kind(policy.param_kind.get("apiVersion", ""), policy.param_kind.get("kind", ""))
+        if param_resource is None:
+            message = f"failed to configure policy: failed to find resource referenced by paramKind: " \
+                      f"'{_gvk(policy.param_kind)}'"
+            return ([_Failure(policy.name, None, message)] if fail_closed else []), []
+    failures: list[_Failure] = []
+    warnings: list[str] = []
+    evaluator = _Evaluator(policy, request, store)
+    for binding in bindings:
+        spec, binding_name = binding.get("spec") or {}, binding["metadata"]["name"]
+        if not matches(spec.get("matchResources") or {}, request, store):
+            continue
+        try:
+            params = _collect_params(param_resource, spec.get("paramRef"), request, store)
+        except _ConfigurationError as error:
+            if fail_closed:
+                failures.append(_Failure(policy.name, binding_name, f"failed to configure binding: {error}"))
+            continue
+        actions = spec.get("validationActions") or []
+        for param in params:
+            for message, reason in evaluator.failures(param):
+                if "Deny" in actions:
+                    failures.append(_Failure(policy.name, binding_name, message, reason))
+                if "Warn" in actions:
+                    warnings.append(f"Validation failed for ValidatingAdmissionPolicy '{policy.name}' with binding "
+                                    f"'{binding_name}': {message}")
+    return failures, warnings
+
+
+class _Evaluator:
+    """Evaluates one policy for one request, with each param in turn."""
+
+    def __init__(self, policy: CompiledPolicy, request: AdmissionRequest, store: Store) -> None:
+        self.policy = policy
+        namespace = attribute_namespace(request)
+        namespace_object = store.get(NAMESPACES, None, namespace) if namespace and request.resource != NAMESPACES \
+            else None
+        self.variables = {
+            "object": request.object,
+            "oldObject": request.old_object,
+            "request": _admission_request(request),
+            "namespaceObject": _namespace_object(namespace_object),
+        }
+
+    def failures(self, param: dict[str, Any] | None) -> Iterator[tuple[str, str]]:
+        """(message, reason) of each failed validation, or of the failed matchConditions."""
+        context = evaluation_context({**self.variables, "params": param})
+        fail_closed = self.policy.failure_policy == "Fail"
+        errors = []
+        for _, condition in self.policy.match_conditions:
+            try:
+                if condition.evaluate(context) is False:
+                    return
+            except CelEvaluationError as error:
+                errors.append(_error_message(condition, error.message))
+        if errors:
+            if fail_closed:
+                yield (errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"), "Invalid"
+            return
+        variable_errors = self._bind_variables(context)
+        for validation in self.policy.validations:
+            try:
+                valid = validation.expression.evaluate(context) is True
+            except CelEvaluationError as error:
+                if fail_closed:
+                    cause = _cause(validation.expression, error, variable_errors)
+                    yield _error_message(validation.expression, cause), "Invalid"
+                continue
+            if not valid:
+                yield _failure_message(validation, context), validation.reason or "Invalid"
+
+    def _bind_variables(self, context: cel.Context) -> dict[str, str]:
+        """Evaluate spec.variables in order into `variables`; return the errors of those that failed."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        if not self.policy.variables:
+            return errors
+        for name, expression in self.policy.variables:
+            context.add_variable("variables", values)
+            try:
+                values[name] = expression.evaluate(context)
+            except CelEvaluationError as error:
+                errors[name] = _cause(expression, error, errors)
+        context.add_variable("variables", values)
+        return errors
+
+
+def _cause(expression: Expression, error: CelEvaluationError, variable_errors: dict[str, str]) -> str:
+    """The error's message, or, when it is a variable that failed, that variable's error (as lazy evaluation gives)."""
+    key = error.missing_key
+    if key in variable_errors and re.search(rf"\bvariables\s*\.\s*{re.escape(key)}\b", expression.source):
+        return variable_errors[key]
+    return error.message
+
+
+def _error_message(expression: Expression, error: str) -> str:
+    return f"expression '{expression.source}' resulted in error: {error}"
+
+
+def _failure_message(validation: Validation, context: cel.Context) -> str:
+    """messageExpression's result when it is a usable string, else the message, else the expression."""
+    if validation.message_expression is not None:
+        try:
+            result = validation.message_expression.evaluate(context)
+        except CelEvaluationError:
+            result = None  # the API server logs it and falls back
+        if isinstance(result, str):
+            text = result.strip()
+            if text and "\n" not in text and len(text.encode()) <= _MAX_MESSAGE_BYTES:
+                return text
+    return validation.message.strip() or f"failed expression: {validation.expression.source.strip()}"
+
+
+def _collect_params(resource: ResourceType | None, param_ref: dict[str, Any] | None, request: AdmissionRequest,
+                    store: Store) -> list[dict[str, Any] | None]:
+    """The params a binding selects ([None] without paramKind or paramRef); raises _ConfigurationError."""
+    if resource is None or param_ref is None:
+        return [None]
+    namespace = param_ref.get("namespace") or ""
+    if resource.namespaced:
+        namespace = namespace or attribute_namespace(request)
+        if not namespace:
+            raise _ConfigurationError("cannot use namespaced paramRef in policy binding that matches cluster-scoped "
+                                      "resources")
+    elif namespace:
+        raise _ConfigurationError("paramRef.namespace must not be provided for a cluster-scoped `paramKind`")
+    if param_ref.get("name"):
+        found = store.get(resource, namespace or None, param_ref["name"])
+        params = [found] if found is not None else []
+    else:
+        selector = label_selector_from_object(param_ref.get("selector") or {})
+        params = [obj for obj in store.list(resource, namespace or None)
+                  if selector.matches((obj.get("metadata") or {}).get("labels"))]
+    if not params and (param_ref.get("parameterNotFoundAction") or "Deny") == "Deny":
+        raise _ConfigurationError("no params found for policy binding with `Deny` parameterNotFoundAction")
+    return [{"apiVersion": resource.api_version, "kind": resource.kind, **param} for param in params]
+
+
+def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
+    """The `request` variable: the AdmissionRequest a webhook would get, without the objects."""
+    resource = request.resource
+    kind = {"group": resource.group, "version": resource.version, "kind": resource.kind}
+    gvr = {"group": resource.group, "version": resource.version, "resource": resource.plural}
+    admission_request: dict[str, Any] = {
+        "uid": str(uuid.uuid4()), "kind": kind, "resource": gvr, "requestKind": dict(kind),
+        "requestResource": dict(gvr), "operation": request.operation, "userInfo": {"username": request.user},
+        "dryRun": request.dry_run,
+    }
+    if request.subresource:
+        admission_request["subResource"] = admission_request["requestSubResource"] = request.subresource
+    if request.name:
+        admission_request["name"] = request.name
+    if attribute_namespace(request):
+        admission_request["namespace"] = attribute_namespace(request)
+    return admission_request
+
+
+def _namespace_object(namespace: dict[str, Any] | None) -> dict[str, Any] | None:
+    if namespace is None:
+        return None
+    metadata = {key: value for key, value in namespace["metadata"].items() if key in _NAMESPACE_METADATA}
+    return {"metadata": metadata, "spec": copy.deepcopy(namespace.get("spec") or {}),
+            "status": copy.deepcopy(namespace.get("status") or {})}
+
+
+def _subject_name(request: AdmissionRequest) -> str:
+    """admission.NewForbidden's name: the request's, else the object's generateName, else "Unknown"."""
+    if request.name:
+        return request.name
+    return ((request.object or {}).get("metadata") or {}).get("generateName") or "Unknown"
+
+
+def _gvk(param_kind: dict[str, str]) -> str:
+    """schema.GroupVersionKind.String(): 'GROUP/VERSION, Kind=KIND'."""
+    group, _, version = param_kind.get("apiVersion", "").rpartition("/")
+    return f"{group}/{version}, Kind={param_kind.get('kind', '')}"
+
+
+def _validate_configuration(request: AdmissionRequest) -> AdmissionResult:
+    if request.operation == "DELETE" or request.object is None:
+        return ALLOWED
+    causes = validate_policy(request.object) if request.resource == POLICIES else validate_binding(request.object)
+    if not causes:
+        return ALLOWED
+    summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
+    message = f'{request.resource.kind} "{request.name}" is invalid: {summary}'
+    return AdmissionResult(denial=Denial(422, "Invalid", message, tuple(causes)))
+
+
+__all__ = ["ValidatingAdmissionPolicyAdmission"]

@@ -1,0 +1,261 @@
+"""ValidatingAdmissionPolicies and their bindings as the sandbox reads them: defaults, compiled expressions, and
+the validation the API server applies when they are written.
+
+Follows kubernetes `pkg/apis/admissionregistration/validation/validation.go` (field paths and wording) and
+`v1/defaults.go` (failurePolicy Fail, empty selectors, rule scope "*", paramRef parameterNotFoundAction
+Deny). The sandbox does not store the defaults (it defaults no spec); they are applied when a policy is
+read. Validation covers what policy authors get wrong: required fields, supported values, label selector
+operators, and every CEL expression, compiled with the variables the API server declares for it (`params`
+only with a paramKind, `variables` only where spec.variables are visible, none in matchConditions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chaoskirvis.sandbox.cel_eval import CelCompileError, Expression, compile_expression
+from chaoskirvis.sandbox.resources import find_resource
+from chaoskirvis.sandbox.store import Cause, duplicate, forbidden, invalid, required, unsupported
+
+POLICIES = find_resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies")
+BINDINGS = find_resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings")
+
+_FAILURE_POLICIES = ("Fail", "Ignore")
+_REASONS = ("Forbidden", "Invalid", "RequestEntityTooLarge", "Unauthorized")
+_ACTIONS = ("Audit", "Deny", "Warn")
+_NOT_FOUND_ACTIONS = ("Allow", "Deny")
+_OPERATIONS = ("*", "CONNECT", "CREATE", "DELETE", "UPDATE")
+_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+_CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+_CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+                           "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+                           "void", "while"})
+_REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject")
+
+
+@dataclass(frozen=True)
+class Validation:
+    expression: Expression
+    message: str
+    message_expression: Expression | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A policy with its defaults applied and its expressions compiled."""
+
+    name: str
+    failure_policy: str
+    match_constraints: dict[str, Any]
+    param_kind: dict[str, str] | None
+    match_conditions: tuple[tuple[str, Expression], ...]
+    variables: tuple[tuple[str, Expression], ...]
+    validations: tuple[Validation, ...]
+
+
+@dataclass(frozen=True)
+class _ExpressionSite:
+    """Where an expression is in a policy and what it may refer to."""
+
+    path: str
+    source: str
+    declared: frozenset[str]
+    variable_names: tuple[str, ...] = ()
+
+
+def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
+    """The policy ready to evaluate. Raises CelCompileError for a policy that `validate_policy` refuses."""
+    spec = policy.get("spec") or {}
+    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names)
+                for site in _expression_sites(spec)}
+    validations = spec.get("validations") or []
+    return CompiledPolicy(
+        name=policy["metadata"]["name"],
+        failure_policy=spec.get("failurePolicy") or "Fail",
+        match_constraints=spec.get("matchConstraints") or {},
+        param_kind=spec.get("paramKind"),
+        match_conditions=tuple((condition["name"], compiled[f"spec.matchConditions[{index}].expression"])
+                               for index, condition in enumerate(spec.get("matchConditions") or [])),
+        variables=tuple((variable["name"], compiled[f"spec.variables[{index}].expression"])
+                        for index, variable in enumerate(spec.get("variables") or [])),
+        validations=tuple(
+            Validation(
+                expression=compiled[f"spec.validations[{index}].expression"],
+                message=validation.get("message") or "",
+                message_expression=compiled.get(f"spec.validations[{index}].messageExpression"),
+                reason=validation.get("reason"),
+            )
+            for index, validation in enumerate(validations)
+        ),
+    )
+
+
+def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
+    """Every non-blank expression of a policy spec, with the variables the API server declares for it.
+
+    `params` only with a paramKind; `variables` in validations, messageExpressions, auditAnnotations and
+    later variables when the policy defines any, but not in matchConditions (evaluated before them).
+    """
+    base = frozenset({*_REQUEST_VARIABLES, *(("params",) if spec.get("paramKind") is not None else ())})
+    names = tuple(str(variable.get("name", "")) for variable in spec.get("variables") or [])
+    composed = base | {"variables"} if names else base
+    sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", condition.get("expression") or "", base)
+             for index, condition in enumerate(spec.get("matchConditions") or [])]
+    sites += [_ExpressionSite(f"spec.variables[{index}].expression", variable.get("expression") or "", composed,
+                              names[:index])
+              for index, variable in enumerate(spec.get("variables") or [])]
+    for index, validation in enumerate(spec.get("validations") or []):
+        path = f"spec.validations[{index}]"
+        sites.append(_ExpressionSite(f"{path}.expression", validation.get("expression") or "", composed, names))
+        # messageExpression is compiled as written, so that error columns match the source
+        sites.append(_ExpressionSite(f"{path}.messageExpression", validation.get("messageExpression") or "",
+                                     composed, names))
+    sites += [_ExpressionSite(f"spec.auditAnnotations[{index}].valueExpression",
+                              annotation.get("valueExpression") or "", composed, names)
+              for index, annotation in enumerate(spec.get("auditAnnotations") or [])]
+    return [site for site in sites if site.source.strip()]  # blank ones are reported as missing
+
+
+def _expression_errors(spec: dict[str, Any]) -> list[Cause]:
+    causes = []
+    for site in _expression_sites(spec):
+        try:
+            compile_expression(site.source, site.declared, site.variable_names)
+        except CelCompileError as error:
+            causes.append(invalid(site.path, site.source, error.detail))
+    return causes
+
+
+def validate_policy(policy: dict[str, Any]) -> list[Cause]:
+    """Field errors of a ValidatingAdmissionPolicy, in the API server's words (empty when it is valid)."""
+    spec = policy.get("spec") or {}
+    causes: list[Cause] = []
+    failure_policy = spec.get("failurePolicy")
+    if failure_policy is not None and failure_policy not in _FAILURE_POLICIES:
+        causes.append(unsupported("spec.failurePolicy", failure_policy, _FAILURE_POLICIES))
+    param_kind = spec.get("paramKind")
+    if param_kind is not None:
+        causes += [required(f"spec.paramKind.{key}") for key in ("apiVersion", "kind") if not param_kind.get(key)]
+    constraints = spec.get("matchConstraints")
+    if constraints is None:
+        causes.append(required("spec.matchConstraints"))
+    else:
+        causes += _match_resources_errors(constraints, "spec.matchConstraints")
+        if not constraints.get("resourceRules"):
+            causes.append(required("spec.matchConstraints.resourceRules"))
+    for index, condition in enumerate(spec.get("matchConditions") or []):
+        path = f"spec.matchConditions[{index}]"
+        causes += [required(f"{path}.{key}") for key in ("expression", "name")
+                   if not str(condition.get(key, "")).strip()]
+    for index, variable in enumerate(spec.get("variables") or []):
+        causes += _variable_errors(variable, f"spec.variables[{index}]")
+    validations, annotations = spec.get("validations") or [], spec.get("auditAnnotations") or []
+    if not validations and not annotations:
+        detail = "validations or auditAnnotations must contain at least one item"
+        causes += [required("spec.validations", detail), required("spec.auditAnnotations", detail)]
+    for index, validation in enumerate(validations):
+        causes += _validation_errors(validation, f"spec.validations[{index}]")
+    return causes + _expression_errors(spec)
+
+
+def validate_binding(binding: dict[str, Any]) -> list[Cause]:
+    """Field errors of a ValidatingAdmissionPolicyBinding, in the API server's words (empty when it is valid)."""
+    spec = binding.get("spec") or {}
+    causes: list[Cause] = [] if spec.get("policyName") else [required("spec.policyName")]
+    param_ref = spec.get("paramRef")
+    if param_ref is not None:
+        causes += _param_ref_errors(param_ref)
+    if spec.get("matchResources") is not None:
+        causes += _match_resources_errors(spec["matchResources"], "spec.matchResources")
+    actions = spec.get("validationActions") or []
+    for index, action in enumerate(actions):
+        if action not in _ACTIONS:
+            causes.append(unsupported(f"spec.validationActions[{index}]", action, _ACTIONS))
+        if action in actions[:index]:
+            causes.append(duplicate(f"spec.validationActions[{index}]", action))
+    if "Deny" in actions and "Warn" in actions:
+        causes.append(invalid("spec.validationActions", actions, "must not contain both Deny and Warn (repeating the "
+                              "same validation failure information in the API response and headers serves no "
+                              "purpose)"))
+    if not actions:
+        causes.append(required("spec.validationActions", "at least one validation action is required"))
+    return causes
+
+
+def _validation_errors(validation: dict[str, Any], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if not str(validation.get("expression", "")).strip():
+        causes.append(required(f"{path}.expression", "expression is not specified"))
+    message_expression = validation.get("messageExpression")
+    if message_expression and not message_expression.strip():
+        causes.append(invalid(f"{path}.messageExpression", message_expression, "must be non-empty if specified"))
+    message = validation.get("message")
+    if message and not message.strip():
+        causes.append(invalid(f"{path}.message", message, "message must be non-empty if specified"))
+    elif message and re.search(r"[\n\r]", message.strip()):
+        causes.append(invalid(f"{path}.message", message, "message must not contain line breaks"))
+    reason = validation.get("reason")
+    if reason is not None and reason not in _REASONS:
+        causes.append(unsupported(f"{path}.reason", reason, _REASONS))
+    return causes
+
+
+def _variable_errors(variable: dict[str, Any], path: str) -> list[Cause]:
+    name = str(variable.get("name", ""))
+    causes: list[Cause] = []
+    if not name.strip():
+        causes.append(required(f"{path}.name", "name is not specified"))
+    elif not _CEL_IDENTIFIER.fullmatch(name) or name in _CEL_RESERVED:
+        causes.append(invalid(f"{path}.name", name, "name is not a valid CEL identifier"))
+    if not str(variable.get("expression", "")).strip():
+        causes.append(required(f"{path}.expression", "expression is not specified"))
+    return causes
+
+
+def _match_resources_errors(match_resources: dict[str, Any], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for selector_name in ("namespaceSelector", "objectSelector"):
+        selector = match_resources.get(selector_name) or {}
+        for index, expression in enumerate(selector.get("matchExpressions") or []):
+            causes += _selector_requirement_errors(expression, f"{path}.{selector_name}.matchExpressions[{index}]")
+    for rules_name in ("resourceRules", "excludeResourceRules"):
+        for index, rule in enumerate(match_resources.get(rules_name) or []):
+            rule_path = f"{path}.{rules_name}[{index}]"
+            causes += [required(f"{rule_path}.{key}") for key in ("operations", "apiGroups", "apiVersions", "resources")
+                       if not rule.get(key)]
+            causes += [unsupported(f"{rule_path}.operations[{i}]", operation, _OPERATIONS)
+                       for i, operation in enumerate(rule.get("operations") or []) if operation not in _OPERATIONS]
+    return causes
+
+
+def _selector_requirement_errors(requirement: dict[str, Any], path: str) -> list[Cause]:
+    """metav1validation.ValidateLabelSelectorRequirement."""
+    operator, values = requirement.get("operator"), requirement.get("values") or []
+    if operator in ("In", "NotIn") and not values:
+        return [required(f"{path}.values", "must be specified when `operator` is 'In' or 'NotIn'")]
+    if operator in ("Exists", "DoesNotExist") and values:
+        return [forbidden(f"{path}.values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")]
+    if operator not in _SELECTOR_OPERATORS:
+        return [invalid(f"{path}.operator", operator, "not a valid selector operator")]
+    return []
+
+
+def _param_ref_errors(param_ref: dict[str, Any]) -> list[Cause]:
+    path = "spec.paramRef"
+    causes: list[Cause] = []
+    if param_ref.get("name") and param_ref.get("selector") is not None:
+        causes += [forbidden(f"{path}.{key}", "name and selector are mutually exclusive")
+                   for key in ("name", "selector")]
+    if not param_ref.get("name") and param_ref.get("selector") is None:
+        causes.append(required(path, "one of name or selector must be specified"))
+    action = param_ref.get("parameterNotFoundAction")
+    if action is not None and action not in _NOT_FOUND_ACTIONS:
+        causes.append(unsupported(f"{path}.parameterNotFoundAction", action, _NOT_FOUND_ACTIONS))
+    return causes
+
+
+__all__ = ["BINDINGS", "POLICIES", "CompiledPolicy", "Validation", "compile_policy",
+           "validate_binding", "validate_policy"]
