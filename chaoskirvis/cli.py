@@ -1,4 +1,5 @@
-"""The `kirvis` command: run the local sandbox, clean up after runs, show the technique catalog."""
+"""The `kirvis` command: run experiments, report on and verify their journals, run the local sandbox,
+clean up after runs, show the technique catalog."""
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,55 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print the catalog as JSON")
     output.add_argument("--markdown", action="store_true", help="print the catalog page (docs/techniques.md)")
     catalog.set_defaults(handler=_catalog)
+    _add_evidence_commands(commands)
     return parser
+
+
+_HYPOTHESIS_STRATEGIES = ("default", "before-method-only", "after-method-only", "during-method-only", "continuously")
+_ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
+_REPORT_FORMATS = ("html", "md", "junit", "json")
+
+
+def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="run experiments (files or folders) in one process, one journal each; "
+                    "exit 1 unless every experiment passed",
+    )
+    run.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="experiment files, or folders of them")
+    run.add_argument("--journals", type=Path, default=Path("journals"), metavar="DIR",
+                     help="where to write one journal per experiment (default: ./journals)")
+    run.add_argument("--var", action="append", default=[], metavar="KEY[:TYPE]=VALUE",
+                     help="configuration value for every experiment, as `chaos run --var` (repeatable)")
+    run.add_argument("--var-file", action="append", default=[], metavar="FILE",
+                     help="configuration and secrets file (json/yaml) or .env file, as `chaos run` (repeatable)")
+    run.add_argument("--rollback-strategy", choices=_ROLLBACK_STRATEGIES)
+    run.add_argument("--hypothesis-strategy", choices=_HYPOTHESIS_STRATEGIES)
+    run.add_argument("--hypothesis-frequency", type=float, default=1.0, metavar="SECONDS",
+                     help="pace of a during-method or continuous hypothesis (default: 1.0)")
+    run.add_argument("--fail-fast", action="store_true",
+                     help="with a continuous hypothesis, stop an experiment as soon as it deviates")
+    run.add_argument("--settings", default=None, metavar="FILE",
+                     help="Chaos Toolkit settings file (default: ~/.chaostoolkit/settings.yaml)")
+    run.add_argument("--log-file", type=Path, default=None, metavar="FILE",
+                     help="the run's debug log (default: DIR/kirvis-run.log)")
+    run.add_argument("--verbose", action="store_true", help="show Chaos Toolkit's log on the console too")
+    run.add_argument("--report", type=Path, default=None, metavar="FILE",
+                     help="write a report of the journals at the end")
+    run.add_argument("--report-format", choices=_REPORT_FORMATS,
+                     help="format of --report (default: from its extension, else html)")
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="turn journals into an HTML, Markdown, JUnit XML or JSON report")
+    report.add_argument("journals", nargs="+", type=Path, metavar="JOURNAL")
+    report.add_argument("--format", choices=_REPORT_FORMATS,
+                        help="report format (default: from the output's extension, else html)")
+    report.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
+                        help="file to write (default: standard output)")
+    report.set_defaults(handler=_report)
+
+    verify = commands.add_parser("verify", help="check that journals match the digest the evidence control sealed")
+    verify.add_argument("journals", nargs="+", type=Path, metavar="JOURNAL")
+    verify.set_defaults(handler=_verify)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -129,3 +178,88 @@ def _catalog(args: argparse.Namespace) -> int:
     for technique in CATALOG.values():
         print(f"{technique.id:<22} {', '.join(technique.attack):<26} {technique.title}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from chaoslib import convert_vars
+    from chaoslib.settings import CHAOSTOOLKIT_CONFIG_PATH
+
+    from chaoskirvis.run.logs import configure_logging
+
+    try:
+        variables = convert_vars(args.var)
+    except ValueError as exc:
+        print(f"kirvis run: invalid --var: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_file or args.journals / "kirvis-run.log", verbose=args.verbose)
+    from chaoskirvis.run.suite import SuiteOptions, UsageError, run_suite  # after logging: see chaoskirvis.run
+
+    options = SuiteOptions(
+        journals=args.journals, settings_path=args.settings or CHAOSTOOLKIT_CONFIG_PATH, variables=variables,
+        var_files=tuple(args.var_file), rollback_strategy=args.rollback_strategy,
+        hypothesis_strategy=args.hypothesis_strategy, hypothesis_frequency=args.hypothesis_frequency,
+        fail_fast=args.fail_fast,
+    )
+    try:
+        results = run_suite(args.paths, options, progress=lambda line: print(line, flush=True))
+    except UsageError as exc:
+        print(f"kirvis run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # between two experiments: each one handles its own interruption
+        print("kirvis run: interrupted", file=sys.stderr)
+        return 130
+    status = 0 if all(result.verdict.passed for result in results) else 1
+    journals = [result.journal for result in results if result.journal is not None]
+    if args.report and journals:
+        fmt = args.report_format or _format_of(args.report)
+        if _write_report(journals, fmt, args.report) != 0:
+            return 1
+    return status
+
+
+def _report(args: argparse.Namespace) -> int:
+    fmt = args.format or (_format_of(args.output) if args.output else "html")
+    if args.output is None:
+        from chaoskirvis.report import ReportError, render
+
+        try:
+            sys.stdout.write(render(args.journals, fmt))
+        except ReportError as exc:
+            print(f"kirvis report: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    return _write_report(args.journals, fmt, args.output)
+
+
+def _write_report(journals: list[Path], fmt: str, output: Path) -> int:
+    from chaoskirvis.report import ReportError, write_report
+
+    try:
+        written = write_report(journals, fmt, output)
+    except (ReportError, OSError) as exc:
+        print(f"kirvis report: {exc}", file=sys.stderr)
+        return 1
+    print(f"{fmt} report of {len(journals)} journal(s): {written.resolve()}")
+    return 0
+
+
+def _format_of(path: Path) -> str:
+    from chaoskirvis.report import format_for
+
+    return format_for(path) or "html"
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from chaoskirvis.evidence.digest import verify
+
+    status = 0
+    for path in args.journals:
+        try:
+            result = verify(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            print(f"FAILED {path}: cannot read it as a journal: {exc}")
+            status = 1
+            continue
+        print(f"{'OK' if result.ok else 'FAILED'} {path}: {result.message}")
+        status = status if result.ok else 1
+    return status

@@ -1,0 +1,1 @@
+"""Chaos Toolkit controls of chaoskirvis (declare them in an experiment's ``controls`` or in the settings)."""

@@ -1,0 +1,173 @@
+"""The evidence control: writes a ``chaoskirvis`` section into the journal, redacts secrets, seals it.
+
+Declare it in an experiment::
+
+    controls:
+      - name: kirvis-evidence
+        provider: {type: python, module: chaoskirvis.controls.evidence}
+
+or for every experiment in the Chaos Toolkit settings (``~/.chaostoolkit/settings.yaml``)::
+
+    controls:
+      kirvis-evidence:
+        provider: {type: python, module: chaoskirvis.controls.evidence}
+
+At the end of the run (after the rollbacks) it adds the run id, the experiment's SHA-256, the cluster
+and the identity the API server saw, the tool versions, every security outcome with its evidence and
+the activity it came from, the ATT&CK ids, the ledger, and the verdict; then it redacts every known
+secret value anywhere in the journal and seals it with a digest (`kirvis verify` checks it). Chaos
+Toolkit writes the journal file after this control, so what it changes is what lands in the file.
+From the start of the run, known secret values are also hidden in the Chaos Toolkit log.
+
+The Kubernetes connection comes from the secrets scope ``kubernetes`` when the experiment has one
+(else the first scope that holds Kubernetes keys), then the environment: as the activities see it.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaoslib.types import Activity, Configuration, Experiment, Journal, Run, Secrets
+from logzero import logger
+
+from chaoskirvis.evidence.cluster import cluster_facts
+from chaoskirvis.evidence.digest import seal, to_plain
+from chaoskirvis.evidence.redaction import install_log_redaction, redact, secret_values
+from chaoskirvis.evidence.section import ExperimentSource, build_section, collect_outcomes, experiment_source
+from chaoskirvis.ledger.runid import current_run_id
+from chaoskirvis.ledger.state import run_state
+
+__all__ = [
+    "configure_control", "before_activity_control", "after_activity_control", "after_experiment_control",
+    "use_experiment_source",
+]
+
+_KUBERNETES_KEYS = ("KUBECONFIG", "KUBERNETES_", "CHAOSTOOLKIT_IN_POD")
+
+
+@dataclass
+class _Session:
+    """What the control learns while one experiment runs."""
+
+    secrets: set[str]
+    source: ExperimentSource | None = None
+    marks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    attributed: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+_session: _Session | None = None
+_declared_source: str | None = None
+
+
+def use_experiment_source(path: str | None) -> None:
+    """Tell the control which file the next experiment is loaded from (for runners other than `chaos run`)."""
+    global _declared_source
+    _declared_source = path
+
+
+def configure_control(
+    experiment: Experiment = None, configuration: Configuration = None, secrets: Secrets = None,
+) -> None:
+    """Start of a run: hash the experiment file, learn the secret values and hide them in the log."""
+    global _session
+    experiment = experiment or {}
+    values = secret_values(
+        declared_secrets=experiment.get("secrets"), resolved_secrets=secrets, configuration=configuration,
+        environ=os.environ,
+    )
+    install_log_redaction(values)
+    _session = _Session(values, experiment_source(_source_path(), experiment))
+
+
+def before_activity_control(context: Activity, configuration: Configuration = None, **_: Any) -> None:
+    ledger = run_state(current_run_id(configuration))
+    _current_session().marks[threading.get_ident()] = (len(ledger.outcomes), len(ledger.detections))
+
+
+def after_activity_control(
+    context: Activity, state: Run = None, configuration: Configuration = None, **_: Any,
+) -> None:
+    """Attribute the outcomes the run's ledger gained while this activity played to its journal run.
+
+    Activities played in the background at the same time may claim each other's outcomes.
+    """
+    session = _current_session()
+    mark = session.marks.pop(threading.get_ident(), None)
+    if mark is None or not isinstance(state, dict):
+        return
+    ledger = run_state(current_run_id(configuration))
+    gained = [*ledger.outcomes[mark[0]:], *ledger.detections[mark[1]:]]
+    session.attributed.setdefault(id(state), []).extend(gained)
+
+
+def after_experiment_control(
+    context: Experiment, state: Journal, configuration: Configuration = None, secrets: Secrets = None,
+    **_: Any,
+) -> None:
+    """End of the run: add the evidence section to the journal, redact it, seal it (in place)."""
+    global _session
+    session, _session = _current_session(), None
+    try:
+        _seal_journal(state, context, configuration or {}, secrets or {}, session)
+    except Exception as exc:  # chaoslib would only log this at debug level: make it visible
+        logger.error(f"evidence control: could not write the evidence into the journal: {exc}")
+        raise
+
+
+def _seal_journal(
+    journal: Journal, experiment: Experiment, configuration: Configuration, secrets: Secrets, session: _Session,
+) -> None:
+    facts = cluster_facts(configuration, _kubernetes_scope(secrets))
+    run_id = current_run_id(configuration)
+    ledger = run_state(run_id)
+    outcomes = collect_outcomes(journal, [*ledger.outcomes, *ledger.detections], session.attributed)
+    known = session.secrets | secret_values(credentials=facts.credentials)
+    install_log_redaction(known)
+    plain = to_plain(journal)
+    source = session.source or experiment_source(_source_path(), experiment)
+    plain["chaoskirvis"] = build_section(
+        journal=journal, experiment=experiment, source=source, facts=facts, state=ledger, outcomes=outcomes,
+    )
+    redacted, replacements = redact(plain, known)
+    redacted["chaoskirvis"]["redaction"] = {"secret_values_known": len(known), "replacements": replacements}
+    digest = seal(redacted)
+    journal.clear()
+    journal.update(redacted)
+    verdict = redacted["chaoskirvis"]["verdict"]
+    logger.info(f"[{run_id}] evidence: {verdict['result']}; journal sealed with {digest}")
+
+
+def _current_session() -> _Session:
+    """The session of the running experiment (an empty one if `configure_control` never ran)."""
+    global _session
+    if _session is None:
+        _session = _Session(set())
+    return _session
+
+
+def _source_path() -> str | None:
+    """The experiment file: as declared by a runner, else `chaos run`'s SOURCE argument."""
+    if _declared_source:
+        return _declared_source
+    try:
+        import click
+    except ImportError:
+        return None
+    context = click.get_current_context(silent=True)
+    while context is not None:
+        source = context.params.get("source")
+        if context.command.name == "run" and isinstance(source, str):
+            return source
+        context = context.parent
+    return None
+
+
+def _kubernetes_scope(secrets: Secrets) -> dict[str, Any]:
+    if isinstance(secrets.get("kubernetes"), dict):
+        return secrets["kubernetes"]
+    for scope in secrets.values():
+        if isinstance(scope, dict) and any(str(k).startswith(_KUBERNETES_KEYS) for k in scope):
+            return scope
+    return {}

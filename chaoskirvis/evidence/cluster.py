@@ -1,0 +1,114 @@
+"""Which cluster a run talked to, and as whom: API server URL, version, context, verified identity.
+
+Never credentials: the URL loses any user information, and the client's own credentials are handed
+back so the caller can redact them wherever else they appear (the sandbox, for one, carries its token
+in the server URL's path).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+
+from chaoskirvis.client import ApiError, KubeAPI, kube_api
+
+__all__ = ["ClusterFacts", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
+
+SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+
+
+@dataclass
+class ClusterFacts:
+    cluster: dict[str, Any]
+    identity: dict[str, Any]
+    api: KubeAPI | None = None
+    credentials: list[str] = field(default_factory=list)
+
+
+def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) -> ClusterFacts:
+    """Ask the API server who we are and what it is; an unusable configuration is recorded, not raised."""
+    try:
+        api = kube_api(configuration, secrets)
+    except ActivityFailed as exc:
+        return ClusterFacts(
+            {"unavailable": f"no usable cluster configuration: {exc}"},
+            {"unavailable": "not asked: no usable cluster configuration"},
+        )
+    cluster: dict[str, Any] = {"server": _without_userinfo(api.host), **_kubeconfig_context(secrets or {})}
+    try:
+        version = api.get("/version")
+        cluster["version"] = version.get("gitVersion")
+        cluster["platform"] = version.get("platform")
+    except ApiError as exc:
+        cluster["version"] = {"unavailable": str(exc)}
+    except ActivityFailed as exc:  # unreachable: asking more would only wait for more timeouts
+        cluster["version"] = {"unavailable": str(exc)}
+        return ClusterFacts(cluster, {"unavailable": "not asked: the API server is unreachable"},
+                            credentials=_credentials(api))
+    return ClusterFacts(cluster, identity_of(api), api, _credentials(api))
+
+
+def identity_of(api: KubeAPI) -> dict[str, Any]:
+    """The identity the API server authenticated us as (SelfSubjectReview), or why it is unknown."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    try:
+        answer = api.request("POST", SELF_SUBJECT_REVIEWS, body=body)
+    except ApiError as exc:
+        if exc.status == 404:
+            why = "the API server does not serve SelfSubjectReview (authentication.k8s.io/v1, Kubernetes 1.28+)"
+        elif exc.status == 403:
+            why = "the identity may not create a SelfSubjectReview"
+        else:
+            why = "the API server refused the SelfSubjectReview"
+        return {"unavailable": f"{why}: {exc.status} {exc.reason}: {exc.message}"}
+    except ActivityFailed as exc:
+        return {"unavailable": str(exc)}
+    user = (answer.body.get("status") or {}).get("userInfo") or {}
+    return {
+        "username": user.get("username"), "uid": user.get("uid"), "groups": user.get("groups") or [],
+        "extra": user.get("extra") or {}, "verified_by": "SelfSubjectReview",
+    }
+
+
+def _kubeconfig_context(secrets: Secrets) -> dict[str, str]:
+    """The kubeconfig context and user name in use (names only), when a kubeconfig configures the client."""
+    def lookup(key: str) -> str | None:
+        value = secrets.get(key, os.environ.get(key))
+        return None if value is None else str(value)
+
+    paths = [p for p in (lookup("KUBECONFIG") or "").split(os.pathsep) if p and Path(p).expanduser().is_file()]
+    default = Path("~/.kube/config").expanduser()
+    if not paths and not lookup("KUBECONFIG") and default.is_file():
+        paths = [str(default)]
+    if not paths:
+        return {}
+    try:
+        contexts, active = k8s_config.list_kube_config_contexts(config_file=os.pathsep.join(paths))
+    except (ConfigException, OSError, ValueError):
+        return {}
+    wanted = lookup("KUBERNETES_CONTEXT")
+    chosen = next((c for c in contexts if c.get("name") == wanted), None) if wanted else active
+    if not chosen:
+        return {}
+    return {"context": chosen.get("name"), "user": (chosen.get("context") or {}).get("user")}
+
+
+def _credentials(api: KubeAPI) -> list[str]:
+    configuration = api.api_client.configuration
+    values = [str(v).split(" ", 1)[-1] for v in (configuration.api_key or {}).values() if v]
+    if configuration.password:
+        values.append(configuration.password)
+    return values
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

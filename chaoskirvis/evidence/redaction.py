@@ -1,0 +1,147 @@
+"""Keep secret values out of journals and logs.
+
+What counts as secret:
+
+- every value of the experiment's ``secrets`` block, as declared (literals) and as resolved (from
+  ``--var-file``, the environment or Vault), except the Kubernetes connection settings that are not
+  secret (``KUBECONFIG``, ``KUBERNETES_CONTEXT``, ``KUBERNETES_HOST``, file paths, ...);
+- configuration values whose key looks secret (``token``, ``password``, ``secret``, ``api_key``, ...);
+- the environment's ``KUBERNETES_API_KEY`` and ``KUBERNETES_PASSWORD``;
+- the credentials the Kubernetes client itself holds (a kubeconfig token, a password).
+
+Each known value is replaced wherever it occurs in a string. Values shorter than `MIN_LENGTH` would
+shred ordinary text if replaced everywhere; they are still hidden under any key that looks secret,
+as is every scalar under such a key.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "REDACTED", "MIN_LENGTH", "looks_secret", "secret_values", "redact", "install_log_redaction",
+]
+
+REDACTED = "[redacted]"
+MIN_LENGTH = 4
+_SECRET_KEY = re.compile(
+    r"token|passw(or)?d|secret|api[-_]?key|private[-_]?key|credential|authorization|key[-_]?data|cookie",
+    re.IGNORECASE,
+)
+# Connection settings that may sit in a secrets block but are not secret (same keys as client.py).
+NOT_SECRET_SETTINGS = frozenset({
+    "KUBECONFIG", "KUBERNETES_CONTEXT", "KUBERNETES_HOST", "KUBERNETES_VERIFY_SSL", "KUBERNETES_CA_CERT_FILE",
+    "KUBERNETES_CERT_FILE", "KUBERNETES_KEY_FILE", "KUBERNETES_USERNAME", "KUBERNETES_API_KEY_PREFIX",
+    "CHAOSTOOLKIT_IN_POD", "KIRVIS_REQUEST_TIMEOUT",
+})
+ENVIRONMENT_SECRETS = ("KUBERNETES_API_KEY", "KUBERNETES_PASSWORD")
+_REFERENCE_TYPES = ("env", "vault")
+
+
+def looks_secret(key: Any) -> bool:
+    """True for a key whose value is a secret by its name (``api_token``, ``KUBERNETES_PASSWORD``...)."""
+    return isinstance(key, str) and key not in NOT_SECRET_SETTINGS and bool(_SECRET_KEY.search(key))
+
+
+def secret_values(
+    *,
+    declared_secrets: Any = None,
+    resolved_secrets: Any = None,
+    configuration: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    credentials: Iterable[str] = (),
+) -> set[str]:
+    """Every secret value known for a run (see the module docstring)."""
+    values: set[str] = set()
+    _secret_block_values(declared_secrets, values)
+    _secret_block_values(resolved_secrets, values)
+    for key, value in (configuration or {}).items():
+        if looks_secret(key) and _is_scalar(value):
+            values.add(str(value))
+    for key in ENVIRONMENT_SECRETS:
+        if (environ or {}).get(key):
+            values.add(environ[key])
+    values.update(value for value in credentials if value)
+    return {value for value in values if value.strip()}
+
+
+def redact(value: Any, secrets: Iterable[str]) -> tuple[Any, int]:
+    """A copy of `value` with every secret hidden, and how many replacements were made."""
+    ordered = sorted({s for s in secrets if len(s) >= MIN_LENGTH}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+    count = 0
+
+    def walk(item: Any, key: Any = None) -> Any:
+        nonlocal count
+        if isinstance(item, dict):
+            return {k: walk(v, k) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if looks_secret(key) and _is_scalar(item) and item != REDACTED:
+            count += 1
+            return REDACTED
+        if isinstance(item, str) and pattern is not None:
+            replaced, n = pattern.subn(REDACTED, item)
+            count += n
+            return replaced
+        return item
+
+    return walk(value), count
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a log record whose message or traceback holds a known secret value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        redacted, count = redact(message, self.secrets)
+        if count:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)[0]
+        return True
+
+
+_log_filter = _RedactingFilter()
+
+
+def install_log_redaction(secrets: Iterable[str], logger_name: str = "chaostoolkit") -> None:
+    """Hide `secrets` in every later record of the Chaos Toolkit logger (console and log file).
+
+    Values accumulate for the life of the process: a secret of an earlier experiment stays secret.
+    """
+    _log_filter.secrets.update(s for s in secrets if len(s) >= MIN_LENGTH)
+    logger = logging.getLogger(logger_name)
+    for target in (logger, *logger.handlers):
+        if _log_filter not in target.filters:
+            target.addFilter(_log_filter)
+
+
+def _secret_block_values(block: Any, values: set[str], key: Any = None) -> None:
+    if isinstance(block, dict):
+        if block.get("type") in _REFERENCE_TYPES:
+            return  # a reference to where the secret lives ({type: env, key: NAME}), not a secret
+        for k, v in block.items():
+            _secret_block_values(v, values, k)
+    elif isinstance(block, list):
+        for item in block:
+            _secret_block_values(item, values, key)
+    elif _is_scalar(block) and key not in NOT_SECRET_SETTINGS:
+        values.add(str(block))
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)

@@ -1,0 +1,112 @@
+"""The ``chaoskirvis`` section of a journal: everything an auditor needs about one run, in one place."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import Counter
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from chaoskirvis import __version__
+from chaoskirvis.evidence.cluster import ClusterFacts
+from chaoskirvis.evidence.digest import to_plain
+from chaoskirvis.evidence.journal import activity_runs, attack_ids, is_outcome
+from chaoskirvis.evidence.ledger import ledger_evidence
+from chaoskirvis.evidence.verdict import verdict_of
+from chaoskirvis.ledger.state import RunState
+
+__all__ = ["SCHEMA", "ExperimentSource", "experiment_source", "collect_outcomes", "build_section", "tool_versions"]
+
+SCHEMA = "chaoskirvis.evidence/v1"
+_DISTRIBUTIONS = ("chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes", "kubernetes")
+
+
+@dataclass(frozen=True)
+class ExperimentSource:
+    """Where the experiment came from and its SHA-256: of the file, or of its canonical JSON."""
+
+    path: str | None
+    sha256: str
+    hashed: str  # "file" or "canonical-json"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.path, "sha256": self.sha256, "sha256_of": self.hashed}
+
+
+def experiment_source(path: str | None, experiment: dict[str, Any]) -> ExperimentSource:
+    """Hash the experiment file when `path` is a readable local file, else the experiment's canonical JSON.
+
+    The canonical JSON is of the experiment as Chaos Toolkit runs it (title already substituted,
+    without the runtime's ``dry`` key): sorted keys, no whitespace, UTF-8.
+    """
+    if path and Path(path).is_file():
+        return ExperimentSource(path, hashlib.sha256(Path(path).read_bytes()).hexdigest(), "file")
+    loaded = {key: value for key, value in to_plain(experiment).items() if key != "dry"}
+    canonical = json.dumps(loaded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return ExperimentSource(path, hashlib.sha256(canonical.encode("utf-8")).hexdigest(), "canonical-json")
+
+
+def collect_outcomes(
+    journal: dict[str, Any], recorded: list[dict[str, Any]], attributed: dict[int, list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Every security outcome of the run, each with the activity and phase it came from.
+
+    `recorded` is what the run's in-process ledger holds (admission outcomes and detections), which
+    includes the outcomes of yes/no probes and of attempts that failed; `attributed` maps ``id(run)`` of
+    a journal activity run to the outcomes recorded while it played. An outcome that no activity claims
+    keeps ``activity: null``.
+    """
+    seen: set[int] = set()
+    collected = []
+    for played in activity_runs(journal):
+        candidates = [*attributed.get(id(played.run), []), *([played.output] if is_outcome(played.output) else [])]
+        for outcome in candidates:
+            if id(outcome) not in seen:
+                seen.add(id(outcome))
+                collected.append({"activity": played.name, "phase": played.phase, **outcome})
+    collected.extend(
+        {"activity": None, "phase": None, **outcome} for outcome in recorded if id(outcome) not in seen
+    )
+    return collected
+
+
+def build_section(
+    *,
+    journal: dict[str, Any],
+    experiment: dict[str, Any],
+    source: ExperimentSource,
+    facts: ClusterFacts,
+    state: RunState,
+    outcomes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The evidence section, as plain JSON data (not yet redacted nor sealed)."""
+    exercised = sorted({a for o in outcomes for a in o.get("attack") or []})
+    tagged = attack_ids(experiment.get("tags"))
+    every = [*tagged, *(a for a in exercised if a not in tagged)]
+    return to_plain({
+        "schema": SCHEMA,
+        "run_id": state.run_id,
+        "experiment": {"title": experiment.get("title"), **source.as_dict()},
+        "cluster": facts.cluster,
+        "identity": facts.identity,
+        "tools": tool_versions(),
+        "attack": {"tagged": tagged, "exercised": exercised, "all": every},
+        "outcomes": outcomes,
+        "summary": dict(Counter(str(o.get("outcome")) for o in outcomes)),
+        "ledger": ledger_evidence(journal, state, outcomes, facts.api),
+        "verdict": verdict_of(journal, outcomes).as_dict(),
+    })
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"chaoskirvis": __version__}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions["python"] = platform.python_version()
+    return versions

@@ -1,0 +1,206 @@
+"""Run experiments (files or folders of them) one after the other in this process, as `chaos run` runs one.
+
+Each experiment gets fresh settings, its own run id (and so its own in-process ledger), the evidence
+control (added as a global control unless the experiment or the settings declare it), and its own
+journal. Its verdict is stricter than `chaos run`'s exit code: see `chaoskirvis.evidence.verdict`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaoslib import merge_vars
+from chaoslib.control import get_global_controls, load_global_controls, set_global_controls
+from chaoslib.exceptions import ChaosException
+from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+from chaoslib.loader import load_experiment
+from chaoslib.settings import CHAOSTOOLKIT_CONFIG_PATH, load_settings
+from chaoslib.types import Experiment, Schedule, Settings
+from chaostoolkit import encoder
+from chaostoolkit.check import check_hypothesis_strategy_spelling
+from chaostoolkit.runtime import get_python_runtime_info
+from chaostoolkit.signals import SignalRecorder
+
+from chaoskirvis.controls.evidence import use_experiment_source
+from chaoskirvis.evidence.journal import recorded_outcomes
+from chaoskirvis.evidence.verdict import Verdict, verdict_of
+from chaoskirvis.ledger.runid import reset_run_id
+
+__all__ = ["SuiteOptions", "ExperimentResult", "UsageError", "find_experiments", "run_suite", "EVIDENCE_MODULE"]
+
+EXPERIMENT_SUFFIXES = (".yaml", ".yml", ".json")
+EVIDENCE_MODULE = "chaoskirvis.controls.evidence"
+DEFAULT_STRATEGY = "default"
+
+
+class UsageError(Exception):
+    """The command line names nothing to run, or something that cannot be an experiment."""
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """The `chaos run` options that apply to every experiment of the suite."""
+
+    journals: Path
+    settings_path: str = CHAOSTOOLKIT_CONFIG_PATH
+    variables: dict[str, Any] = field(default_factory=dict)
+    var_files: tuple[str, ...] = ()
+    rollback_strategy: str | None = None
+    hypothesis_strategy: str | None = None
+    hypothesis_frequency: float = 1.0
+    fail_fast: bool = False
+
+
+@dataclass
+class ExperimentResult:
+    source: Path
+    verdict: Verdict
+    journal: Path | None = None
+    digest: str | None = None
+    run_id: str | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped_by_signal: bool = False
+
+
+def find_experiments(paths: list[Path]) -> list[Path]:
+    """The experiment files named, and those directly in the folders named (sorted), without duplicates."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix in EXPERIMENT_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"no such experiment file or folder: {path}")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise UsageError(f"no experiment (*.yaml, *.yml, *.json) in {', '.join(map(str, paths))}")
+    return unique
+
+
+def run_suite(
+    paths: list[Path], options: SuiteOptions, progress: Callable[[str], None] = print,
+) -> list[ExperimentResult]:
+    """Run every experiment found under `paths`, one journal each in ``options.journals``.
+
+    Stops early only when a signal (Ctrl-C, SIGTERM) interrupted an experiment.
+    """
+    experiments = find_experiments(paths)
+    missing = [name for name in options.var_files if not Path(name).is_file()]
+    if missing:
+        raise UsageError(f"no such var file: {', '.join(missing)}")
+    try:
+        experiment_vars = merge_vars(options.variables, list(options.var_files))
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot read the variables: {exc}") from None
+    options.journals.mkdir(parents=True, exist_ok=True)
+    journal_paths = _journal_paths(experiments, options.journals)
+    progress(f"kirvis run: {len(experiments)} experiment(s), journals in {options.journals}")
+    results = []
+    for index, path in enumerate(experiments, 1):
+        label = f"[{index:>{len(str(len(experiments)))}}/{len(experiments)}]"
+        result = _run_one(path, journal_paths[path], options, experiment_vars, label, progress)
+        results.append(result)
+        progress(_end_line(label, result))
+        if result.stopped_by_signal:
+            progress(f"stopped by a signal: {len(experiments) - index} experiment(s) not run")
+            break
+    counts = Counter(r.verdict.result for r in results)
+    progress(f"{len(results)} experiment(s): " + ", ".join(f"{n} {result}" for result, n in sorted(counts.items())))
+    return results
+
+
+def _run_one(
+    path: Path, journal_path: Path, options: SuiteOptions, experiment_vars: Any, label: str,
+    progress: Callable[[str], None],
+) -> ExperimentResult:
+    settings: Settings = load_settings(options.settings_path) or {}
+    reset_run_id()
+    use_experiment_source(str(path))
+    try:
+        load_global_controls(settings)
+        experiment = load_experiment(str(path), settings)
+        ensure_experiment_is_valid(experiment)
+        if get_python_runtime_info(experiment) is not None:
+            raise ChaosException("it declares runtime.python (an isolated environment): run it with `chaos run`")
+    except Exception as exc:  # a file that cannot be loaded or validated fails itself, not the suite
+        return ExperimentResult(path, Verdict("invalid", f"not run: {exc}"))
+    progress(f"{label} start   {path.name}: {experiment.get('title') or path.stem}")
+    _ensure_evidence_control(experiment)
+    strategy, schedule = _strategies(settings, experiment, options)
+    recorder = SignalRecorder()
+    started = time.monotonic()
+    try:
+        journal = run_experiment(
+            experiment, settings=settings, strategy=strategy, schedule=schedule,
+            experiment_vars=copy.deepcopy(experiment_vars),  # chaoslib pops the values it uses
+            event_handlers=[recorder],
+        )
+    except ChaosException as exc:  # its configuration or secrets could not be loaded: nothing ran
+        return ExperimentResult(path, Verdict("invalid", f"not run: {exc}"))
+    finally:
+        use_experiment_source(None)
+    seconds = time.monotonic() - started
+    journal_path.write_text(json.dumps(journal, indent=2, ensure_ascii=False, default=encoder))
+    section = journal.get("chaoskirvis") or {}
+    outcomes = recorded_outcomes(journal)
+    return ExperimentResult(
+        path, verdict_of(journal, outcomes), journal=journal_path, digest=(section.get("digest") or {}).get("value"), run_id=section.get("run_id"),
+        outcomes=dict(Counter(str(o.get("outcome")) for o in outcomes)), seconds=seconds,
+        stopped_by_signal=bool(recorder.received) and journal.get("status") == "interrupted",
+    )
+
+
+def _ensure_evidence_control(experiment: Experiment) -> None:
+    declared = [*experiment.get("controls", []), *get_global_controls()]
+    if not any((c.get("provider") or {}).get("module") == EVIDENCE_MODULE for c in declared):
+        set_global_controls([
+            *get_global_controls(),
+            {"name": "kirvis-evidence", "provider": {"type": "python", "module": EVIDENCE_MODULE}},
+        ])
+
+
+def _strategies(settings: Settings, experiment: Experiment, options: SuiteOptions) -> tuple[Any, Schedule]:
+    """The hypothesis strategy and schedule, by `chaos run`'s precedence: settings, experiment, command line."""
+    runtime = settings.setdefault("runtime", {})
+    runtime.setdefault("rollbacks", {}).setdefault("strategy", DEFAULT_STRATEGY)
+    runtime.setdefault("hypothesis", {}).setdefault("strategy", DEFAULT_STRATEGY)
+    declared = experiment.get("runtime")
+    if declared:
+        runtime["rollbacks"]["strategy"] = declared.get("rollbacks", {}).get("strategy", DEFAULT_STRATEGY)
+        runtime["hypothesis"]["strategy"] = declared.get("hypothesis", {}).get("strategy", DEFAULT_STRATEGY)
+    if options.rollback_strategy:
+        runtime["rollbacks"]["strategy"] = options.rollback_strategy
+    if options.hypothesis_strategy:
+        runtime["hypothesis"]["strategy"] = options.hypothesis_strategy
+    strategy = check_hypothesis_strategy_spelling(runtime["hypothesis"]["strategy"])
+    return strategy, Schedule(continuous_hypothesis_frequency=options.hypothesis_frequency, fail_fast=options.fail_fast)
+
+
+def _journal_paths(experiments: list[Path], folder: Path) -> dict[Path, Path]:
+    """One journal file per experiment, named after it (``-2``, ``-3``... when two share a name)."""
+    taken: Counter[str] = Counter()
+    paths = {}
+    for experiment in experiments:
+        taken[experiment.stem] += 1
+        suffix = "" if taken[experiment.stem] == 1 else f"-{taken[experiment.stem]}"
+        paths[experiment] = folder / f"{experiment.stem}{suffix}.json"
+    return paths
+
+
+def _end_line(label: str, result: ExperimentResult) -> str:
+    word = "PASSED" if result.verdict.passed else result.verdict.result.upper()
+    if result.journal is None:
+        return f"{label} {word:<7} {result.source.name}: {result.verdict.reason}"
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items())) or "no security check"
+    line = f"{label} {word:<7} {result.source.name} in {result.seconds:.1f} s (run {result.run_id or '?'}): {outcomes}"
+    if not result.verdict.passed:
+        line += f"\n{' ' * len(label)} why     {result.verdict.reason}"
+    return f"{line}\n{' ' * len(label)} journal {result.journal}  {result.digest or 'not sealed'}"

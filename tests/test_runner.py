@@ -1,0 +1,140 @@
+"""`kirvis run`: a suite of experiments in one process against the sandbox scenarios, one journal each."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaoskirvis.evidence.digest import verify
+from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
+
+SHIPPED = sorted(EXPERIMENTS.glob("*.yaml"))
+PRIVILEGED = EXPERIMENTS / "privileged-pod-denied.yaml"
+
+
+def kirvis_run(workdir: Path, kubeconfig: Path, *arguments: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "kirvis"), "run", *arguments], cwd=workdir, env=chaos_env(kubeconfig, **env),
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def journals_in(folder: Path) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def open_suite(scenarios, tmp_path_factory):
+    """Every shipped experiment against the namespace without controls, in one `kirvis run`.
+
+    Nothing raises alerts in the sandbox, so detection checks wait only one second (`within`).
+    """
+    work = tmp_path_factory.mktemp("suite")
+    done = kirvis_run(work, scenarios.kubeconfig, str(EXPERIMENTS), "--var", "namespace=team-privileged",
+                      "--var", "within:int=1", "--journals", "journals", "--report", "report.html")
+    return done, work
+
+
+def test_every_shipped_experiment_deviates_without_its_control(open_suite):
+    done, work = open_suite
+    written = journals_in(work / "journals")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert list(written) == [path.stem for path in SHIPPED]
+    for name, journal in written.items():
+        assert journal["deviated"] is True, name
+        assert journal["chaoskirvis"]["verdict"]["result"] == "deviated", name
+        assert journal["chaoskirvis"]["ledger"]["restored"] is True, name
+        assert verify(journal).ok, name
+    assert len({journal["chaoskirvis"]["run_id"] for journal in written.values()}) == len(written)
+    assert f"{len(SHIPPED)} experiment(s): {len(SHIPPED)} deviated" in done.stdout
+
+
+def test_the_suite_shows_progress_and_writes_its_report(open_suite):
+    done, work = open_suite
+    starts = [line for line in done.stdout.splitlines() if " start " in line]
+    report = (work / "report.html").read_text()
+
+    assert len(starts) == len(SHIPPED)
+    assert starts[0].startswith(f"[ 1/{len(SHIPPED)}] start   {SHIPPED[0].name}: ")
+    assert f"html report of {len(SHIPPED)} journal(s): {work / 'report.html'}" in done.stdout
+    assert report.count('<tr><td class="num">') == len(SHIPPED)
+    assert (work / "journals" / "kirvis-run.log").stat().st_size > 0
+
+
+def test_the_privileged_experiment_passes_where_pod_security_blocks(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), "--var", "namespace=team-baseline",
+                      "--journals", "journals")
+    journal = journals_in(tmp_path / "journals")["privileged-pod-denied"]
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 experiment(s): 1 passed" in done.stdout
+    assert journal["chaoskirvis"]["verdict"]["result"] == "passed"
+    assert [o["outcome"] for o in journal["chaoskirvis"]["outcomes"]] == ["blocked", "blocked"]
+
+
+def test_a_steady_state_not_met_before_the_method_fails_where_chaos_run_passes(scenarios, tmp_path):
+    experiment = yaml.safe_load(PRIVILEGED.read_text())
+    experiment["steady-state-hypothesis"]["probes"][0]["tolerance"] = False  # false before anything is tried
+    source = tmp_path / "false-from-the-start.yaml"
+    source.write_text(yaml.safe_dump(experiment))
+
+    chaos = run_chaos(source, tmp_path, scenarios.kubeconfig, variables={"namespace": "team-baseline"})
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(source), "--var", "namespace=team-baseline",
+                      "--journals", "journals")
+
+    assert (chaos.exit_code, chaos.journal["status"], chaos.journal["deviated"]) == (0, "completed", False)
+    assert done.returncode == 1
+    assert "NOT-MET-BEFORE false-from-the-start.yaml" in done.stdout
+    assert "steady state not met before the method" in done.stdout
+
+
+def test_an_interrupted_experiment_fails_the_suite_and_the_next_one_still_runs(scenarios, tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (tmp_path / "interrupting.py").write_text(
+        "from chaoslib.exceptions import InterruptExecution\n\n\n"
+        "def stop():\n    raise InterruptExecution('stopped on purpose')\n"
+    )
+    (suite / "a-interrupted.yaml").write_text(yaml.safe_dump({
+        "version": "1.0.0", "title": "interrupted on purpose", "description": "test",
+        "method": [{"type": "action", "name": "stop",
+                    "provider": {"type": "python", "module": "interrupting", "func": "stop"}}],
+    }))
+    (suite / "b-privileged.yaml").write_text(PRIVILEGED.read_text())
+
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(suite), "--var", "namespace=team-restricted",
+                      "--journals", "journals", PYTHONPATH=str(tmp_path))
+    written = journals_in(tmp_path / "journals")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert {name: j["chaoskirvis"]["verdict"]["result"] for name, j in written.items()} == {
+        "a-interrupted": "interrupted", "b-privileged": "passed",
+    }
+
+
+def test_the_rollback_strategy_applies_and_the_ledger_shows_what_is_left(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), "--var", "namespace=team-privileged",
+                      "--journals", "journals", "--rollback-strategy", "never")
+    section = journals_in(tmp_path / "journals")["privileged-pod-denied"]["chaoskirvis"]
+    run_id = section["run_id"]
+    cleanup = subprocess.run([str(BIN / "kirvis"), "cleanup", "--run-id", run_id],
+                             env=chaos_env(scenarios.kubeconfig), capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert section["ledger"]["restore"]["status"] == "not run"
+    assert section["ledger"]["restored"] is False
+    assert sorted(section["ledger"]["left_in_cluster"]) == sorted([
+        *section["ledger"]["created"], f"record ConfigMap kirvis-ledger-{run_id} in namespace team-privileged",
+    ])
+    assert cleanup.returncode == 0, cleanup.stderr
+
+
+def test_nothing_to_run_is_a_usage_error(tmp_path):
+    done = subprocess.run([str(BIN / "kirvis"), "run", str(tmp_path / "missing")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"kirvis run: no such experiment file or folder: {tmp_path / 'missing'}" in done.stderr
