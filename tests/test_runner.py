@@ -138,3 +138,12 @@ def test_nothing_to_run_is_a_usage_error(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"kirvis run: no such experiment file or folder: {tmp_path / 'missing'}" in done.stderr
+
+
+def test_a_run_id_given_for_the_suite_gets_a_suffix_per_experiment(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), str(EXPERIMENTS / "host-pid-denied.yaml"),
+                      "--var", "namespace=team-baseline", "--journals", "journals", KIRVIS_RUN_ID="ci-build-77")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_ids = sorted(j["chaoskirvis"]["run_id"] for j in journals_in(tmp_path / "journals").values())
+    assert run_ids == ["ci-build-77-1", "ci-build-77-2"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from chaostoolkit.signals import SignalRecorder
 from chaoskirvis.controls.evidence import use_experiment_source
 from chaoskirvis.evidence.journal import recorded_outcomes
 from chaoskirvis.evidence.verdict import Verdict, verdict_of
-from chaoskirvis.ledger.runid import reset_run_id
+from chaoskirvis.ledger.runid import reset_run_id, validate_run_id
 
 __all__ = ["SuiteOptions", "ExperimentResult", "UsageError", "find_experiments", "run_suite", "EVIDENCE_MODULE"]
 
@@ -106,7 +107,8 @@ def run_suite(
     results = []
     for index, path in enumerate(experiments, 1):
         label = f"[{index:>{len(str(len(experiments)))}}/{len(experiments)}]"
-        result = _run_one(path, journal_paths[path], options, experiment_vars, label, progress)
+        run_id = _run_id_of(index, len(experiments))
+        result = _run_one(path, journal_paths[path], options, experiment_vars, label, progress, run_id)
         results.append(result)
         progress(_end_line(label, result))
         if result.stopped_by_signal:
@@ -117,12 +119,21 @@ def run_suite(
     return results
 
 
+def _run_id_of(index: int, total: int) -> str | None:
+    """Each experiment is its own run: a KIRVIS_RUN_ID given for the suite gets a suffix per experiment."""
+    given = os.environ.get("KIRVIS_RUN_ID")
+    if not given or total == 1:
+        return validate_run_id(given) if given else None
+    suffix = f"-{index}"
+    return validate_run_id(given[:20 - len(suffix)].rstrip("-") + suffix)
+
+
 def _run_one(
     path: Path, journal_path: Path, options: SuiteOptions, experiment_vars: Any, label: str,
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], run_id: str | None,
 ) -> ExperimentResult:
     settings: Settings = load_settings(options.settings_path) or {}
-    reset_run_id()
+    reset_run_id(run_id)
     use_experiment_source(str(path))
     try:
         load_global_controls(settings)
