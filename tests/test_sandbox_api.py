@@ -70,11 +70,12 @@ def test_create_fills_in_metadata_and_get_delete_round_trip(core, make_namespace
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", created.metadata.uid)
     assert created.metadata.resource_version.isdigit()
     assert before <= created.metadata.creation_timestamp <= datetime.now(UTC)
-    assert created.status.phase == "Pending"
+    assert created.status.phase == "Pending"  # as the registry stores it; the emulated kubelet then starts it
 
     fetched = core.read_namespaced_pod("web", namespace)
     assert fetched.metadata.uid == created.metadata.uid
-    assert fetched.metadata.resource_version == created.metadata.resource_version
+    assert fetched.status.phase == "Running"
+    assert int(fetched.metadata.resource_version) == int(created.metadata.resource_version) + 1
 
     deleted = core.delete_namespaced_pod("web", namespace)
     assert deleted.metadata.uid == created.metadata.uid
@@ -206,8 +207,8 @@ def test_dry_run_stores_nothing_and_emits_no_event(core, make_namespace):
     assert core.list_namespaced_pod(namespace).items == []
     assert core.list_namespaced_pod(namespace).metadata.resource_version == version
 
-    real = core.create_namespaced_pod(namespace, pod("real"))
-    after_create = real.metadata.resource_version
+    core.create_namespaced_pod(namespace, pod("real"))
+    after_create = core.read_namespaced_pod("real", namespace).metadata.resource_version  # once running
     core.patch_namespaced_pod("real", namespace, {"metadata": {"labels": {"x": "1"}}}, dry_run="All")
     core.delete_namespaced_pod("real", namespace, dry_run="All")
     kept = core.read_namespaced_pod("real", namespace)

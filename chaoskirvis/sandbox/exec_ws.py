@@ -157,10 +157,7 @@ class ExecSessions:
     async def serve(self, raw_request: aiohttp.web.BaseRequest, options: ExecOptions, pod: dict[str, Any],
                     container: str, user: str) -> aiohttp.web.StreamResponse:
         """Upgrade to a WebSocket, answer the command as scripted, send its exit status and close."""
-        metadata = pod["metadata"]
-        phase = (pod.get("status") or {}).get("phase")
-        if phase != "Running":
-            raise bad_request(f"pod {metadata['name']} is not running (phase {phase}): cannot exec into it")
+        require_running(pod)
         upgrade = raw_request.headers.get("Upgrade", "")
         if upgrade.lower().startswith("spdy/"):
             raise bad_request(f"the sandbox serves exec over WebSocket only ({V5_PROTOCOL}, {V4_PROTOCOL}), "
@@ -173,10 +170,11 @@ class ExecSessions:
         if protocol is None:
             return aiohttp.web.Response(status=403, text=f"requested protocol(s) are not supported: {offered}; "
                                                          f"supports {[V5_PROTOCOL, *_KUBELET_PROTOCOLS]}")
-        ws = aiohttp.web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False)
-        await ws.prepare(raw_request)
+        metadata = pod["metadata"]
         answer = self._run(ExecRecord(metadata["namespace"], metadata["name"], container, options.command,
                                       options.tty, user, datetime.datetime.now(datetime.UTC)))
+        ws = aiohttp.web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False)
+        await ws.prepare(raw_request)
         first = STDOUT if options.stdout else STDERR if options.stderr else ERROR
         await ws.send_bytes(bytes([first]))
         for channel, text in _output(options, answer):
@@ -186,6 +184,18 @@ class ExecSessions:
             await ws.send_bytes(bytes([ERROR]) + status.encode())
         await ws.close()  # a close frame; waits for the client's, discarding what it still sends
         return ws
+
+
+def require_running(pod: dict[str, Any]) -> None:
+    """400 for a pod that is not Running: no (emulated) kubelet has started its containers to exec into.
+
+    Every pod created through the API is Running from then on (`store.running_pod_status`); this keeps
+    exec consistent with a pod whose status says otherwise. (A real API server answers a pod not yet
+    scheduled with "pod NAME does not have a host assigned", a stopped container with the runtime's error.)
+    """
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise bad_request(f"pod {pod['metadata']['name']} is not running (phase {phase}): cannot exec into it")
 
 
 def _output(options: ExecOptions, answer: ExecAnswer) -> list[tuple[int, str]]:
@@ -216,4 +226,5 @@ def _status(protocol: str, command: tuple[str, ...], exit_code: int) -> str:
                       separators=(",", ":"))
 
 
-__all__ = ["ExecAnswer", "ExecMatch", "ExecOptions", "ExecRecord", "ExecSessions"]
+__all__ = ["ExecAnswer", "ExecMatch", "ExecOptions", "ExecRecord", "ExecSessions", "bad_request", "query_bool",
+           "require_running"]

@@ -401,7 +401,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         # Kubernetes 1.35 makes by default, AuthorizePodWebsocketUpgradeCreatePermission); SPDY is a POST.
         for verb in ("get", "create") if request.method == "GET" else ("create",):
             self._authorize(user, verb, PODS, namespace, name, "exec")
-        if request.params.get("dryRun"):
+        if "dryRun" in request.params:  # any value, as ConnectResource's isDryRun
             raise bad_request("dryRun is not supported")
         exec_options = ExecOptions.parse(raw_request.query)
         self._admit("CONNECT", user, PODS, namespace, name, exec_options.admission_object(), None, False,

@@ -5,7 +5,8 @@ log, each with its time, for example the JSON alerts of a Falco pod. A log belon
 a pod created again under the same name starts with an empty log.
 
 `PodLogs.serve` answers ``GET .../pods/NAME/log`` in text/plain, with the kubelet's options: ``tailLines``
-(the last N lines), then ``sinceTime`` (RFC 3339) or ``sinceSeconds`` (lines logged at or after it),
+(the last N lines), then ``sinceTime`` (RFC 3339, to the second, as the API server passes it on) or
+``sinceSeconds`` (lines logged at or after it),
 ``timestamps`` (each line prefixed with its RFC 3339 time, nanosecond digits, as the kubelet writes them)
 and ``follow``: the lines so far, then each appended line as soon as it is appended, until the client
 disconnects, the pod is deleted or the sandbox stops. Invalid options are answered as the API server's
@@ -27,7 +28,7 @@ from multidict import MultiMapping
 
 from chaoskirvis.sandbox.exec_ws import bad_request, query_bool
 from chaoskirvis.sandbox.resources import PODS
-from chaoskirvis.sandbox.store import Cause, Store, forbidden, invalid, stream_container
+from chaoskirvis.sandbox.store import Cause, Store, WatchEvent, forbidden, invalid, stream_container
 
 LogKey = tuple[str, str]  # pod uid, container name
 
@@ -76,7 +77,8 @@ class LogOptions:
     def parse(cls, pod_name: str, query: MultiMapping[str], now: datetime.datetime) -> LogOptions:
         """Read and validate the options (400 for an unreadable value, 422 for an invalid one)."""
         tail_lines, since_seconds = _int_parameter(query, "tailLines"), _int_parameter(query, "sinceSeconds")
-        since = _rfc3339(query["sinceTime"]) if "sinceTime" in query else None
+        # The API server passes sinceTime on to the kubelet formatted as RFC 3339: whole seconds.
+        since = _rfc3339(query["sinceTime"]).replace(microsecond=0) if "sinceTime" in query else None
         causes: list[Cause] = []
         if tail_lines is not None and tail_lines < 0:
             causes.append(invalid("tailLines", tail_lines, "must be greater than or equal to 0"))
@@ -161,7 +163,8 @@ class PodLogs:
                 del self._followers[key]
 
 
-async def _until_deleted(events: asyncio.Queue[Any], uid: str, queue: asyncio.Queue[LogLine | None]) -> None:
+async def _until_deleted(events: asyncio.Queue[WatchEvent | None], uid: str,
+                         queue: asyncio.Queue[LogLine | None]) -> None:
     """End a follower (None in its queue) when the pod is deleted or the store closes."""
     while (event := await events.get()) is not None:
         if event.type == "DELETED" and event.object["metadata"]["uid"] == uid:
