@@ -86,11 +86,12 @@ def _execute(api: KubeAPI, unit, namespace: str, pod: str, container: str | None
     try:
         result = exec_in_pod(api, namespace, pod, container, command, tty=unit.tty, timeout=timeout)
     except ApiException as exc:
-        denier = answered_by(exc.body or "")
+        answer = refusal(exc)
+        denier = answered_by(answer)
         if not denier:
-            raise ActivityFailed(f"could not exec into {namespace}/{pod}: {refusal(exc)}") from None
+            raise ActivityFailed(f"could not exec into {namespace}/{pod}: {answer}") from None
         return {**evidence, "outcome": "blocked", "blocked": True, "answered_by": denier, "status": exc.status,
-                "message": (exc.body or "")[:500], "latency_ms": None}
+                "message": answer, "latency_ms": None}
     if unit.undo_command:
         exec_in_pod(api, namespace, pod, container, unit.undo_command(options), tty=False, timeout=timeout)
     return {**evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "exit_code": result.exit_code,

@@ -1,6 +1,7 @@
 """Run a command in a pod through the exec API (the real client's websocket `stream()`)."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from kubernetes.stream import stream
 
 from chaoskirvis.client import KubeAPI, path_for
 
-__all__ = ["ExecResult", "exec_in_pod", "wait_until_running"]
+__all__ = ["ExecResult", "exec_in_pod", "wait_until_running", "refusal"]
 
 
 @dataclass
@@ -55,4 +56,10 @@ def wait_until_running(api: KubeAPI, namespace: str, pod: str, timeout: float) -
 
 
 def refusal(exc: ApiException) -> str:
-    return f"{exc.status} {exc.reason}: {(exc.body or '')[:300]}"
+    """The API's answer to a refused exec; the websocket client appends the Status after "-+-+-"."""
+    body = (exc.body or exc.reason or "").split("-+-+-", 1)[-1]
+    try:
+        message = json.loads(body).get("message", body)
+    except (ValueError, AttributeError):
+        message = body
+    return f"{message.strip()[:500]}"
