@@ -57,7 +57,7 @@ def wait_until_running(api: KubeAPI, namespace: str, pod: str, timeout: float) -
 
 def refusal(exc: ApiException) -> str:
     """The API's answer to a refused exec; the websocket client appends the Status after "-+-+-"."""
-    body = (exc.body or exc.reason or "").split("-+-+-", 1)[-1]
+    body = (exc.body or exc.reason or "").rsplit("-+-+-", 1)[-1]
     try:
         message = json.loads(body).get("message", body)
     except (ValueError, AttributeError):
