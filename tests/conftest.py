@@ -107,3 +107,15 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAl
     yield RunningAlertmanager(url)
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def falco(sandbox):
+    """A Falco pod in namespace falco (it runs nothing: tests write its JSON alerts into its log)."""
+    core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    if not core.list_namespace(field_selector="metadata.name=falco").items:
+        core.create_namespace({"metadata": {"name": "falco"}})
+        core.create_namespaced_pod("falco", {
+            "metadata": {"name": "falco-x1", "labels": {"app.kubernetes.io/name": "falco"}},
+            "spec": {"containers": [{"name": "falco", "image": "docker.io/falcosecurity/falco:0.39.2"}]}})
+    return lambda line: sandbox.sandbox.append_log("falco", "falco-x1", line)

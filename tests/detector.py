@@ -11,19 +11,25 @@ import json
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from kubernetes import client, config, watch
 
 
 class Detector:
     def __init__(self, kubeconfig: Path, *, alertmanager: str | None = None, webhook: str | None = None,
-                 events: bool = False, delay: float = 0.2):
+                 events: bool = False, falco_log: Callable[[str], None] | None = None,
+                 execs: Callable[[], list] | None = None, delay: float = 0.2):
+        """`falco_log` writes a line to a Falco pod's log; `execs` lists the sandbox's execs (to see shells)."""
         self.api = config.new_client_from_config(str(kubeconfig))
         self.alertmanager, self.webhook, self.events, self.delay = alertmanager, webhook, events, delay
+        self.falco_log, self.execs = falco_log, execs
         self.raised: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._watch, args=(kind,), daemon=True)
                          for kind in ("pod", "service", "clusterrolebinding")]
+        if execs:
+            self._threads.append(threading.Thread(target=self._watch_execs, daemon=True))
 
     def __enter__(self) -> Detector:
         for thread in self._threads:
@@ -48,6 +54,16 @@ class Detector:
                     if rule:
                         threading.Timer(self.delay, self._raise, args=(rule, kind, event["object"])).start()
 
+    def _watch_execs(self) -> None:
+        seen = len(self.execs())
+        while not self._stop.wait(0.02):
+            records = self.execs()
+            for record in records[seen:]:
+                if record.tty and record.command and record.command[0] in ("sh", "bash"):
+                    threading.Timer(self.delay, self._raise_for, args=(
+                        "Terminal shell in container", "pod", record.pod, record.namespace)).start()
+            seen = len(records)
+
     @staticmethod
     def _rule(kind: str, obj) -> str | None:
         if kind == "pod" and any((c.security_context and c.security_context.privileged) for c in obj.spec.containers):
@@ -59,8 +75,9 @@ class Detector:
         return None
 
     def _raise(self, rule: str, kind: str, obj) -> None:
-        name = obj.metadata.name
-        namespace = obj.metadata.namespace or obj.subjects[0].namespace
+        self._raise_for(rule, kind, obj.metadata.name, obj.metadata.namespace or obj.subjects[0].namespace)
+
+    def _raise_for(self, rule: str, kind: str, name: str, namespace: str) -> None:
         now = dt.datetime.now(dt.UTC)
         self.raised.append(f"{rule}: {namespace}/{name}")
         if self.alertmanager:
@@ -71,6 +88,11 @@ class Detector:
             _post(self.webhook, {"rule": rule, "priority": "Critical", "time": now.isoformat(), "source": "syscall",
                                  "output": f"{rule} ({kind}={name} ns={namespace})",
                                  "output_fields": {f"k8s.{kind}.name": name, "k8s.ns.name": namespace}})
+        if self.falco_log:
+            self.falco_log(json.dumps({
+                "rule": rule, "priority": "Critical", "time": now.isoformat().replace("+00:00", "Z"),
+                "source": "syscall", "output": f"{rule} (k8s.{kind}.name={name} k8s.ns.name={namespace})",
+                "output_fields": {f"k8s.{kind}.name": name, "k8s.ns.name": namespace}}))
         if self.events:
             client.CoreV1Api(self.api).create_namespaced_event(namespace, {
                 "metadata": {"generateName": f"{name}."},

@@ -11,7 +11,9 @@ import pytest
 from kubernetes import client, config
 
 from chaoskirvis.detection.actions import start_alert_receiver, stop_alert_receiver
-from chaoskirvis.detection.probes import alert_at_receiver, alert_in_alertmanager, alert_in_kubernetes_events
+from chaoskirvis.detection.probes import (
+    alert_at_receiver, alert_in_alertmanager, alert_in_falco_logs, alert_in_kubernetes_events,
+)
 from chaoskirvis.ledger.probes import injections_detected
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.workload.actions import inject_risky_pod
@@ -165,3 +167,46 @@ def test_detection_needs_an_injection_first(sandbox):
     with pytest.raises(Exception, match="has introduced nothing yet"):
         alert_in_kubernetes_events(within=1, secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
     reset_run_id()
+
+
+def falco_line(rule: str, pod: str, namespace: str, at: dt.datetime | None = None) -> str:
+    at = at or dt.datetime.now(dt.UTC)
+    return json.dumps({
+        "hostname": "node-1", "priority": "Critical", "rule": rule, "source": "syscall", "tags": ["container"],
+        "time": at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z",
+        "output": f"{at.isoformat()}: Critical {rule} (k8s.pod.name={pod} k8s.ns.name={namespace})",
+        "output_fields": {"k8s.pod.name": pod, "k8s.ns.name": namespace, "container.id": "abc123"}})
+
+
+def test_falco_alert_in_its_pod_logs_is_detected_on_arrival(falco, injected):
+    arguments, outcome = injected
+    offset = time_since_injection(outcome)
+    later(0.2, lambda: falco("not json: Falco initialized"))
+    later(0.3, lambda: falco(falco_line("Launch Privileged Container", "kirvis-rotherrun0-privileged-x", "x")))
+    later(0.5, lambda: falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"])))
+
+    result = alert_in_falco_logs(within=5, technique="privileged", **arguments)
+
+    assert result["outcome"] == "detected"
+    assert result["alert"]["name"] == "Launch Privileged Container" and result["alert"]["priority"] == "Critical"
+    assert result["alert"]["output_fields"]["k8s.pod.name"] == outcome["name"]
+    assert result["rule"] == "^Launch\\ Privileged\\ Container$"
+    assert abs(result["time_to_detect_s"] - (offset + 0.5)) < TOLERANCE_S
+
+
+def test_falco_alerts_of_another_rule_or_from_before_do_not_count(falco, injected):
+    arguments, outcome = injected
+    before = dt.datetime.fromisoformat(outcome["at"]) - dt.timedelta(seconds=5)
+    falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"], at=before))
+    falco(falco_line("Terminal shell in container", outcome["name"], outcome["namespace"]))
+
+    result = alert_in_falco_logs(within=0.6, technique="privileged", **arguments)
+
+    assert result["outcome"] == "missed"
+
+
+def test_no_falco_pod_is_one_clear_error(injected):
+    arguments, _ = injected
+    with pytest.raises(Exception, match="no Falco pod matches app.kubernetes.io/name=nothing-here in namespace"):
+        alert_in_falco_logs(within=1, label_selector="app.kubernetes.io/name=nothing-here", namespace="default",
+                            **arguments)

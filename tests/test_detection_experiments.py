@@ -20,8 +20,11 @@ def detection_output(result, name):
     return result.outputs(name)[0]
 
 
-def cases(alertmanager_url: str, port: int):
+def cases(alertmanager_url: str, port: int, falco_log, execs):
     return {
+        "privileged-pod-detected-by-falco": ({"within": "3"}, {"falco_log": falco_log}, "falco-alert"),
+        "terminal-shell-detected-by-falco": (
+            {"within": "3"}, {"falco_log": falco_log, "execs": execs}, "falco-alert"),
         "privileged-pod-alerted-in-alertmanager": (
             {"alertmanager_url": alertmanager_url, "within": "3"}, {"alertmanager": alertmanager_url},
             "alert-reaches-alertmanager"),
@@ -38,9 +41,11 @@ def cases(alertmanager_url: str, port: int):
 
 @pytest.mark.parametrize("name", ["privileged-pod-alerted-in-alertmanager", "nodeport-alerted-at-webhook",
                                   "privileged-pod-policy-violation-event",
-                                  "cluster-admin-binding-alerted-in-alertmanager"])
-def test_detection_experiment(scenarios, alertmanager, make_namespace, tmp_path, name):
-    variables, detector_options, probe = cases(alertmanager.url, free_port())[name]
+                                  "cluster-admin-binding-alerted-in-alertmanager",
+                                  "privileged-pod-detected-by-falco", "terminal-shell-detected-by-falco"])
+def test_detection_experiment(scenarios, alertmanager, falco, make_namespace, tmp_path, name):
+    execs = lambda: scenarios.sandbox.execs  # noqa: E731
+    variables, detector_options, probe = cases(alertmanager.url, free_port(), falco, execs)[name]
     experiment = EXPERIMENTS / f"{name}.yaml"
     with Detector(scenarios.kubeconfig, delay=0.3, **detector_options) as detector:
         watched = run_chaos(experiment, tmp_path, scenarios.kubeconfig,
