@@ -45,7 +45,9 @@ def test_blocked_run_carries_its_evidence_into_the_journal_file(runs, scenarios)
     assert section["cluster"]["version"] == version.git_version
     assert section["cluster"]["context"] == kubeconfig["current-context"]
     assert section["cluster"]["user"] == kubeconfig["contexts"][0]["context"]["user"]
-    assert "SelfSubjectReview" in section["identity"]["unavailable"] and "404" in section["identity"]["unavailable"]
+    assert section["identity"]["username"] == "sandbox-admin"
+    assert section["identity"]["verified_by"] == "SelfSubjectReview"
+    assert "system:masters" in section["identity"]["groups"]
     assert section["tools"] == {
         "chaoskirvis": __version__, **{name: metadata.version(name) for name in (
             "chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes", "kubernetes")},

@@ -440,3 +440,17 @@ def test_request_log_records_user_agent_user_and_status(sandbox, core, viewer_co
     entry = [r for r in sandbox.sandbox.requests if r.path == f"/api/v1/namespaces/{namespace}/configmaps"][-1]
     assert (entry.method, entry.user, entry.status) == ("POST", "sandbox-viewer", 403)
     assert entry.user_agent.startswith("OpenAPI-Generator/")
+
+
+def test_self_subject_review_names_the_token_user(sandbox, tmp_path):
+    admin = client.AuthenticationV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    viewer_config = sandbox.sandbox.write_kubeconfig(tmp_path / "viewer", user="viewer")
+    viewer = client.AuthenticationV1Api(config.new_client_from_config(str(viewer_config)))
+
+    mine = admin.create_self_subject_review({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    theirs = viewer.create_self_subject_review({"kind": "SelfSubjectReview"})
+
+    assert mine.status.user_info.username == "sandbox-admin"
+    assert "system:masters" in mine.status.user_info.groups
+    assert theirs.status.user_info.username == "sandbox-viewer"
+    assert theirs.status.user_info.groups == ["system:authenticated"]

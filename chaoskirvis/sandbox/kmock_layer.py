@@ -63,7 +63,7 @@ from chaoskirvis.sandbox import patching, resources
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
-from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, ResourceType
+from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, SELF_SUBJECT_REVIEWS, ResourceType
 from chaoskirvis.sandbox.selectors import (
     FieldSelector,
     SelectorError,
@@ -102,6 +102,7 @@ _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 class User:
     name: str
     read_only: bool = False
+    groups: tuple[str, ...] = ("system:authenticated",)
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,8 @@ class KubernetesApiHandler(kmock.RawHandler):
             if resource == PODS and namespace and request.name and request.subresource in ("exec", "log"):
                 return await self._serve_pod_stream(request, user, namespace, request.name)
             raise NO_SUCH_PATH
+        if resource == SELF_SUBJECT_REVIEWS:
+            return self._review_self(request, user)
         verb = api_verb(request)
         if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
             raise METHOD_NOT_ALLOWED
@@ -374,6 +377,16 @@ class KubernetesApiHandler(kmock.RawHandler):
                 return self._patch(request, user, resource, namespace, request.name or "")
             case _:
                 return self._delete(request, user, resource, namespace, request.name or "")
+
+    @staticmethod
+    def _review_self(request: kmock.Request, user: User) -> aiohttp.web.StreamResponse:
+        """SelfSubjectReview (authentication.k8s.io/v1): who the token belongs to. Answered, never stored."""
+        if request.method != "POST" or request.name:
+            raise METHOD_NOT_ALLOWED
+        review = {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                  "metadata": {"creationTimestamp": None},
+                  "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}}}
+        return _json_response(review, 201)
 
     def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
                    name: str | None, subresource: str | None = None) -> None:

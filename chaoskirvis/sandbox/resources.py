@@ -54,6 +54,8 @@ class ResourceType:
     returns_deleted_object: bool = False
     # Fields besides metadata.name and metadata.namespace that fieldSelector accepts.
     selectable_fields: tuple[str, ...] = ()
+    # What discovery offers; a create-only resource (a review) is answered, never stored.
+    verbs: tuple[str, ...] = ALL_VERBS
 
     @property
     def api_version(self) -> str:
@@ -121,10 +123,13 @@ RESOURCES: tuple[ResourceType, ...] = (
                  "ValidatingAdmissionPolicy", False, tracks_generation=True),
     ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
                  "ValidatingAdmissionPolicyBinding", False, tracks_generation=True),
+    ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+                 verbs=("create",)),
 )
 
 NAMESPACES = RESOURCES[0]
 PODS = RESOURCES[1]
+SELF_SUBJECT_REVIEWS = RESOURCES[-1]
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 
@@ -194,7 +199,7 @@ def _resource_entry(resource: ResourceType) -> dict[str, Any]:
         "singularName": resource.singular,
         "namespaced": resource.namespaced,
         "kind": resource.kind,
-        "verbs": list(ALL_VERBS),
+        "verbs": list(resource.verbs),
     }
     if resource.short_names:
         entry["shortNames"] = list(resource.short_names)

@@ -40,7 +40,7 @@ from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.tls import ServerTls, create_server_tls
 from chaoskirvis.sandbox.vap import ValidatingAdmissionPolicyAdmission
 
-ADMIN = User("sandbox-admin")
+ADMIN = User("sandbox-admin", groups=("system:masters", "system:authenticated"))
 VIEWER = User("sandbox-viewer", read_only=True)
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _SHUTDOWN_SECONDS = 2.0
