@@ -204,10 +204,6 @@ class FieldSelector:
     def matches(self, field_value: Callable[[str], str]) -> bool:
         return all((field_value(field) == value) == (operator == "=") for field, operator, value in self.terms)
 
-    def value_of(self, field: str) -> str | None:
-        """The value this selector requires `field` to equal, if it has such a term."""
-        return next((value for name, operator, value in self.terms if name == field and operator == "="), None)
-
 
 def _split_unescaped(text: str) -> list[str]:
     """Split on commas that are not escaped with a backslash, keeping the escapes."""
