@@ -52,7 +52,7 @@ def attempt_techniques(
         require_namespace(api, namespace)
         kind, manifest = build_manifest(
             units, namespace=namespace, run_id=run_id, options=options, controller=controller,
-            configuration=configuration, **({"image": image} if image else {}),
+            configuration=configuration, **({"image": image} if image is not None else {}),
         )
         ref = ObjectRef(kind, namespace if kind.namespaced else None, manifest["metadata"]["name"], home=namespace)
         context.update(run_id=run_id, techniques=[t.id for t in units],

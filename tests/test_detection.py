@@ -12,7 +12,7 @@ from kubernetes import client, config
 
 from chaoskirvis.detection.actions import start_alert_receiver, stop_alert_receiver
 from chaoskirvis.detection.probes import (
-    alert_at_receiver, alert_in_alertmanager, alert_in_falco_logs, alert_in_kubernetes_events,
+    alert_at_receiver, alert_in_alertmanager, alert_in_falco_logs, alert_in_http_query, alert_in_kubernetes_events,
 )
 from chaoskirvis.ledger.probes import injections_detected
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
@@ -210,3 +210,37 @@ def test_no_falco_pod_is_one_clear_error(injected):
     with pytest.raises(Exception, match="no Falco pod matches app.kubernetes.io/name=nothing-here in namespace"):
         alert_in_falco_logs(within=1, label_selector="app.kubernetes.io/name=nothing-here", namespace="default",
                             **arguments)
+
+
+def test_http_json_query_finds_the_runs_item_by_jsonpath_and_regex(alertmanager, injected):
+    arguments, outcome = injected
+    offset = time_since_injection(outcome)
+    before = dt.datetime.fromisoformat(outcome["at"]) - dt.timedelta(seconds=30)
+    post_to_alertmanager(alertmanager, falcosidekick_alert(outcome["name"], "before", at=before))
+    later(0.4, lambda: post_to_alertmanager(alertmanager, falcosidekick_alert(outcome["name"], outcome["namespace"])))
+
+    result = alert_in_http_query(f"{alertmanager.url}/api/v2/alerts", within=5, items_path="$[*]",
+                                 match_regex="Launch Privileged", time_path="$.startsAt",
+                                 name_path="$.labels.alertname", poll_interval=0.05, **arguments)
+
+    assert result["outcome"] == "detected" and result["alert"]["name"] == "Launch Privileged Container"
+    assert result["alerts_of_run_not_counted"] == 1
+    assert abs(result["time_to_detect_s"] - (offset + 0.4)) < TOLERANCE_S
+
+
+def test_http_json_query_with_an_invalid_jsonpath_is_one_clear_error(alertmanager, injected):
+    arguments, _ = injected
+    with pytest.raises(Exception, match="invalid JSONPath in items_path"):
+        alert_in_http_query(f"{alertmanager.url}/api/v2/alerts", within=1, items_path="$[", **arguments)
+    assert injections_detected(**arguments) is False
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1764230400000000000", "2025-11-27T08:00:00+00:00"),  # Loki: nanoseconds as text
+    (1764230400000, "2025-11-27T08:00:00+00:00"),          # milliseconds
+    (1764230400, "2025-11-27T08:00:00+00:00"),             # seconds
+    ("2025-11-27T08:00:00.123456789Z", "2025-11-27T08:00:00.123456+00:00"),
+])
+def test_http_query_item_times(value, expected):
+    from chaoskirvis.detection.http_query import _time
+    assert _time(value).isoformat() == expected

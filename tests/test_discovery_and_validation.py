@@ -1,11 +1,13 @@
 """`chaos discover` and `chaos validate` see the extension as users do."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 
 import yaml
 
+from chaoskirvis import activity_modules
 from chaosrun import BIN, EXPERIMENTS, chaos_env
 
 
@@ -17,10 +19,11 @@ def test_chaos_discover_lists_every_activity_with_its_type(tmp_path):
     assert done.returncode == 0, done.stderr
     found = {a["name"]: a for a in json.loads((tmp_path / "d.json").read_text())["activities"]}
     expected = {
-        "inject_risky_pod": "action", "restore_run": "action",
-        "injections_blocked": "probe", "risky_pod_admission": "probe", "risky_pod_is_denied": "probe",
+        name: kind for module, kind in activity_modules().items() for name in importlib.import_module(module).__all__
     }
-    assert {name: found[name]["type"] for name in expected} == expected
+    assert {name: activity["type"] for name, activity in found.items()} == expected
+    assert len(expected) >= 20
+    assert all(found[name]["doc"] for name in expected)
     assert found["inject_risky_pod"]["doc"].startswith("Try to introduce a pod")
     args = {a["name"]: a for a in found["inject_risky_pod"]["arguments"]}
     assert "default" not in args["namespace"] and args["image"]["default"].startswith("registry.k8s.io/pause")

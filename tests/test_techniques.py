@@ -6,11 +6,13 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.techniques import CATALOG
 from chaoskirvis.techniques.docs import catalog_markdown
 from chaoskirvis.techniques.manifests import CONTROLLERS, build_manifest
-from chaoskirvis.workload.actions import inject_risky_workload
+from chaoskirvis.ledger.probes import injections_blocked
+from chaoskirvis.workload.actions import inject_risky_pod, inject_risky_workload
 from chaoskirvis.workload.probes import risky_pod_admission, techniques_admission
 
 WORKLOAD = [t for t in CATALOG.values() if t.target == "pod"]
@@ -107,3 +109,12 @@ def test_catalog_page_is_generated_from_the_units():
     assert page.read_text() == catalog_markdown(), "docs/techniques.md is stale: run kirvis catalog --markdown"
     for technique in CATALOG.values():
         assert f"### {technique.id}\n" in page.read_text()
+
+
+def test_an_invalid_request_is_never_counted_as_blocked(make_namespace, run):
+    namespace = make_namespace(enforce="baseline")
+    with pytest.raises(ActivityFailed, match=r"422 Invalid.*the request is invalid, so it tested no control"):
+        inject_risky_pod(namespace, ["privileged"], image="", **run)
+    with pytest.raises(ActivityFailed, match=r"422 Invalid"):
+        risky_pod_admission(namespace, ["host-pid"], image="", **run)
+    assert injections_blocked(**run) is False
