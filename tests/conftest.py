@@ -32,6 +32,17 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         yield RunningSandbox(running, running.write_kubeconfig(tmp_path_factory.mktemp("sandbox") / "kubeconfig"))
 
 
+@pytest.fixture(scope="session")
+def api(sandbox: RunningSandbox) -> client.ApiClient:
+    """The real kubernetes client, configured from the sandbox's admin kubeconfig."""
+    return config.new_client_from_config(str(sandbox.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
 @pytest.fixture
 def make_namespace(sandbox: RunningSandbox) -> Iterator[Callable[..., str]]:
     """make_namespace(enforce=None, warn=None) -> name: a new namespace with those Pod Security labels."""

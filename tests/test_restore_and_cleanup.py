@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from chaoskirvis.ledger.actions import restore_run
@@ -20,11 +19,6 @@ from chaoskirvis.workload.actions import inject_risky_pod
 from chaosrun import BIN, chaos_env
 
 KIRVIS = str(Path(sys.executable).parent / "kirvis")
-
-
-@pytest.fixture
-def core(sandbox):
-    return client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
 
 
 

@@ -14,16 +14,6 @@ PAUSE = "registry.k8s.io/pause"
 
 
 @pytest.fixture(scope="module")
-def api(sandbox):
-    return config.new_client_from_config(str(sandbox.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def core(api):
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture(scope="module")
 def apps(api):
     return client.AppsV1Api(api)
 

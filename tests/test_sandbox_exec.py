@@ -28,11 +28,6 @@ PAUSE = "registry.k8s.io/pause"
 SUCCESS = '{"metadata":{},"status":"Success"}'
 
 
-@pytest.fixture(scope="module")
-def core(sandbox):
-    return client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
-
-
 @pytest.fixture
 def running_pod(core, make_namespace):
     """running_pod(*containers, **spec) -> (namespace, name): a pod in a new namespace."""

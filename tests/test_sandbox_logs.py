@@ -24,11 +24,6 @@ from chaoskirvis.sandbox.server import Sandbox, SandboxError
 PAUSE = "registry.k8s.io/pause"
 
 
-@pytest.fixture(scope="module")
-def core(sandbox):
-    return client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
-
-
 @pytest.fixture
 def pod(core, make_namespace):
     """pod(*containers) -> (namespace, name): a running pod in a new namespace."""

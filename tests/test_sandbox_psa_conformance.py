@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client, config
 
 from chaoskirvis.sandbox import podsecurity
 
@@ -30,11 +29,6 @@ def test_every_fixture_is_there():
     assert FIXTURES_ROOT.is_dir(), f"missing conformance fixtures: {FIXTURES_ROOT}"
     assert {path.parent.parent.name for path in FIXTURES} == set(LEVELS)
     assert len(FIXTURES) == 148
-
-
-@pytest.fixture(scope="module")
-def core(sandbox):
-    return client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,10 @@ import urllib.request
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from chaoskirvis.sandbox.patching import strategic_merge_patch
 from chaoskirvis.sandbox.selectors import SelectorError, parse_field_selector, parse_label_selector
-
-
-@pytest.fixture(scope="module")
-def api(sandbox):
-    return config.new_client_from_config(str(sandbox.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def core(api):
-    return client.CoreV1Api(api)
 
 
 def failure(error: client.ApiException) -> tuple[int, str, str]:
