@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
-import kmock
 from multidict import MultiMapping
+
+from chaoskirvis.sandbox.status import bad_request
 
 V5_PROTOCOL = "v5.channel.k8s.io"
 V4_PROTOCOL = "v4.channel.k8s.io"
@@ -41,10 +42,6 @@ _KUBELET_PROTOCOLS = (V4_PROTOCOL, V1_PROTOCOL, "")
 STDOUT, STDERR, ERROR = 1, 2, 3
 _GO_TRUE = ("1", "t", "T", "true", "TRUE", "True")
 _GO_FALSE = ("0", "f", "F", "false", "FALSE", "False")
-
-
-def bad_request(message: str) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=400, reason="BadRequest", message=message)
 
 
 def query_bool(query: MultiMapping[str], name: str) -> bool:

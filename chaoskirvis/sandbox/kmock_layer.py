@@ -64,6 +64,20 @@ from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, Admi
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
 from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, SELF_SUBJECT_REVIEWS, ResourceType
+from chaoskirvis.sandbox.status import (
+    METHOD_NOT_ALLOWED,
+    NO_SUCH_PATH,
+    UNAUTHORIZED,
+    bad_request,
+    details_of,
+    forbidden,
+    invalid,
+    json_response,
+    not_found,
+    status_body,
+    status_error,
+    store_error,
+)
 from chaoskirvis.sandbox.selectors import (
     FieldSelector,
     SelectorError,
@@ -72,10 +86,7 @@ from chaoskirvis.sandbox.selectors import (
     parse_label_selector,
 )
 from chaoskirvis.sandbox.store import (
-    Cause,
     ObjectConflict,
-    ObjectExists,
-    ObjectNotFound,
     Store,
     StoreError,
     WatchEvent,
@@ -212,78 +223,6 @@ def api_verb(request: kmock.Request) -> str | None:
     return None
 
 
-# Status bodies (gap 8).
-
-def _details(resource: ResourceType, name: str | None, kind: str | None = None, **extra: Any) -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name} if name else {}
-    if resource.group:
-        details["group"] = resource.group
-    return details | {"kind": kind or resource.plural} | extra
-
-
-def status_error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
-
-
-def not_found(resource: ResourceType, name: str) -> kmock.KubernetesError:
-    return status_error(404, "NotFound", f'{resource.group_resource} "{name}" not found', _details(resource, name))
-
-
-def invalid(resource: ResourceType, name: str, causes: list[Cause] | tuple[Cause, ...]) -> kmock.KubernetesError:
-    summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
-    details = _details(resource, name, resource.kind,
-                       causes=[{"reason": c.reason, "message": c.message, "field": c.field} for c in causes])
-    return status_error(422, "Invalid", f'{resource.kind} "{name}" is invalid: {summary}', details)
-
-
-def bad_request(message: str) -> kmock.KubernetesError:
-    return status_error(400, "BadRequest", message)
-
-
-def forbidden(resource: ResourceType, name: str | None, reason: str) -> kmock.KubernetesError:
-    subject = f'{resource.group_resource} "{name}"' if name else resource.group_resource
-    return status_error(403, "Forbidden", f"{subject} is forbidden: {reason}", _details(resource, name))
-
-
-def _store_error(error: StoreError) -> kmock.KubernetesError:
-    resource, name = error.resource, error.name
-    if isinstance(error, ObjectNotFound):
-        return not_found(resource, name)
-    if isinstance(error, ObjectExists):
-        return status_error(409, "AlreadyExists", f'{resource.group_resource} "{name}" already exists',
-                            _details(resource, name))
-    return status_error(409, "Conflict", f'Operation cannot be fulfilled on {resource.group_resource} "{name}": '
-                                         f"{error.detail}", _details(resource, name))
-
-
-UNAUTHORIZED = status_error(401, "Unauthorized", "Unauthorized")
-NO_SUCH_PATH = status_error(404, "NotFound", "the server could not find the requested resource", {})
-METHOD_NOT_ALLOWED = status_error(405, "MethodNotAllowed",
-                                  "the server does not allow this method on the requested resource", {})
-
-
-def status_body(error: kmock.KubernetesError) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": error.message, "reason": error.reason}
-    if error.details is not None:
-        body["details"] = error.details
-    return body | {"code": error.status}
-
-
-def warning_header(text: str) -> str:
-    """An RFC 7234 Warning header value as the API server writes it: code 299, agent "-", quoted text."""
-    printable = "".join(char if char.isprintable() else " " for char in text)
-    quoted = printable.replace("\\", "\\\\").replace('"', '\\"')
-    return f'299 - "{quoted}"'
-
-
-def _json_response(body: Any, status: int = 200, warnings: tuple[str, ...] = ()) -> aiohttp.web.Response:
-    response = aiohttp.web.json_response(body, status=status)
-    for warning in warnings:
-        response.headers.add("Warning", warning_header(warning))
-    return response
-
-
 def _typed(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": resource.kind, "apiVersion": resource.api_version} | obj
 
@@ -386,7 +325,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         review = {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
                   "metadata": {"creationTimestamp": None},
                   "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}}}
-        return _json_response(review, 201)
+        return json_response(review, 201)
 
     def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
                    name: str | None, subresource: str | None = None) -> None:
@@ -439,14 +378,14 @@ class KubernetesApiHandler(kmock.RawHandler):
         if path in ("/api", "/apis"):
             return self._serve_discovery(None if path == "/apis" else "", None)
         if path == "/version":
-            return _json_response(resources.SERVER_VERSION)
+            return json_response(resources.SERVER_VERSION)
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
         if path == "/openapi/v3":
-            return _json_response(resources.openapi_v3_index())
+            return json_response(resources.openapi_v3_index())
         document = resources.openapi_v3_document_at(path.removeprefix("/openapi/v3/"))
         if path.startswith("/openapi/v3/") and document is not None:
-            return _json_response(document)
+            return json_response(document)
         raise NO_SUCH_PATH
 
     def _serve_discovery(self, group: str | None, version: str | None) -> aiohttp.web.StreamResponse:
@@ -458,7 +397,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             document = resources.resource_list(group, version)
         if document is None:
             raise NO_SUCH_PATH
-        return _json_response(document)
+        return json_response(document)
 
     # Reading.
 
@@ -466,7 +405,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         obj = self.store.get(resource, namespace, name)
         if obj is None:
             raise not_found(resource, name)
-        return _json_response(_typed(resource, obj))
+        return json_response(_typed(resource, obj))
 
     def _selection(self, request: kmock.Request, resource: ResourceType,
                    namespace: str | None) -> Callable[[dict[str, Any] | None], bool]:
@@ -505,7 +444,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             metadata["continue"] = _encode_continue(_list_position(items[limit - 1]))
             metadata["remainingItemCount"] = len(items) - limit
             items = items[:limit]
-        return _json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
+        return json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
                                "metadata": metadata, "items": [_untyped(obj) for obj in items]})
 
     async def _watch(self, request: kmock.Request, resource: ResourceType,
@@ -600,7 +539,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             causes = [{key: value for key, value in (("reason", c.reason), ("message", c.message), ("field", c.field))
                        if value} for c in denial.causes]  # StatusCause fields are omitempty
             raise status_error(denial.code, denial.reason, denial.message,
-                               _details(resource, name, **({"causes": causes} if causes else {})))
+                               details_of(resource, name, **({"causes": causes} if causes else {})))
         return result
 
     def _create(self, request: kmock.Request, user: User, resource: ResourceType,
@@ -619,8 +558,8 @@ class KubernetesApiHandler(kmock.RawHandler):
         try:
             created = self.store.create(resource, obj, dry_run=dry_run)
         except StoreError as error:
-            raise _store_error(error) from None
-        return _json_response(created, 201, admitted.warnings)
+            raise store_error(error) from None
+        return json_response(created, 201, admitted.warnings)
 
     def _replace(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
                  name: str) -> aiohttp.web.StreamResponse:
@@ -662,7 +601,7 @@ class KubernetesApiHandler(kmock.RawHandler):
                               f"on the URL ({name})")
         expected = obj["metadata"].get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
-            raise _store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
+            raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
                                                               "changes to the latest version and try again"))
         obj = prepare_update(resource, _typed(resource, obj), old)
         causes = validate_update(resource, obj, old)
@@ -670,7 +609,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise invalid(resource, name, causes)
         admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run)
         updated = self.store.update(resource, obj, dry_run=dry_run)
-        return _json_response(updated, 200, admitted.warnings)
+        return json_response(updated, 200, admitted.warnings)
 
     def _delete(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
                 name: str) -> aiohttp.web.StreamResponse:
@@ -687,14 +626,14 @@ class KubernetesApiHandler(kmock.RawHandler):
             deleted = self.store.delete(resource, namespace, name, preconditions=options.get("preconditions"),
                                         orphan_dependents=orphan, dry_run=dry_run)
         except StoreError as error:
-            raise _store_error(error) from None
+            raise store_error(error) from None
         if resource == NAMESPACES:
             deleted["metadata"]["deletionTimestamp"] = now_timestamp()
             deleted["status"] = {"phase": "Terminating"}
         if resource.returns_deleted_object:
-            return _json_response(deleted, 200, admitted.warnings)
-        details = _details(resource, name, uid=deleted["metadata"]["uid"])
-        return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            return json_response(deleted, 200, admitted.warnings)
+        details = details_of(resource, name, uid=deleted["metadata"]["uid"])
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                "details": details}, 200, admitted.warnings)
 
     def _delete_options(self, request: kmock.Request) -> dict[str, Any]:
