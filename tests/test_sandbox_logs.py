@@ -184,13 +184,18 @@ def test_follow_ends_when_the_client_disconnects(sandbox, core, pod):
     response = core.read_namespaced_pod_log(name, namespace, follow=True, _preload_content=False)
     chunks = response.stream(4096)
     assert next(chunks) == b"one\n"
-    followers = sandbox.sandbox._handler.pod_logs._followers  # no API shows followers: look inside
-    assert len(followers) == 1
+    uid = core.read_namespaced_pod(name, namespace).metadata.uid
+    all_followers = sandbox.sandbox._handler.pod_logs._followers  # no API shows followers: look inside
+
+    def followers() -> list:
+        return [queue for (pod_uid, _), queues in list(all_followers.items()) if pod_uid == uid for queue in queues]
+
+    assert len(followers()) == 1
     response.close()  # the connection
     deadline = time.monotonic() + 2
-    while followers and time.monotonic() < deadline:
+    while followers() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not followers
+    assert not followers()
 
 
 def test_follow_ends_when_the_sandbox_stops(tmp_path):
