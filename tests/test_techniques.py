@@ -13,7 +13,7 @@ from chaoskirvis.techniques.docs import catalog_markdown
 from chaoskirvis.techniques.manifests import CONTROLLERS, build_manifest
 from chaoskirvis.ledger.probes import injections_blocked
 from chaoskirvis.workload.actions import inject_risky_pod, inject_risky_workload
-from chaoskirvis.workload.probes import risky_pod_admission, techniques_admission
+from chaoskirvis.workload.probes import risky_pod_admission, risky_pod_is_denied, techniques_admission
 
 WORKLOAD = [t for t in CATALOG.values() if t.target == "pod"]
 KUBERNETES_VERSION = "1.32"
@@ -118,3 +118,8 @@ def test_an_invalid_request_is_never_counted_as_blocked(make_namespace, run):
     with pytest.raises(ActivityFailed, match=r"422 Invalid"):
         risky_pod_admission(namespace, ["host-pid"], image="", **run)
     assert injections_blocked(**run) is False
+
+
+def test_risky_pod_is_denied_answers_yes_or_no(make_namespace, run):
+    assert risky_pod_is_denied(make_namespace(enforce="baseline"), ["privileged"], **run) is True
+    assert risky_pod_is_denied(make_namespace(enforce="privileged"), ["privileged"], **run) is False
