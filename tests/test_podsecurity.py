@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from psa_upstream import ALL_REASONS, check_of_fixture, expected_reasons
 
 from chaoskirvis.sandbox.podsecurity import (
     LEVELS,
@@ -21,33 +22,7 @@ from chaoskirvis.sandbox.podsecurity import (
     warning_message,
 )
 
-CONFORMANCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "pod-security"
 EXPECTED_FIXTURE_COUNT = 148
-MISSING_FIXTURES = "conformance-fixtures-missing"
-
-
-def require_conformance_dir() -> Path:
-    """The fixture folder, failing (never skipping) the calling test when it is absent."""
-    if not CONFORMANCE_DIR.is_dir():
-        pytest.fail(f"Pod Security conformance fixtures not found at {CONFORMANCE_DIR}: they are required")
-    return CONFORMANCE_DIR
-
-
-def fixture_files() -> list[Path]:
-    """Every LEVEL/pass|fail/*.yaml fixture, sorted."""
-    return sorted(CONFORMANCE_DIR.glob("*/*/*.yaml"))
-
-
-def fixture_id(path: Path) -> str:
-    """``level/pass|fail/file`` for a fixture."""
-    return path.relative_to(CONFORMANCE_DIR).as_posix()
-
-
-def fixture_params() -> list:
-    """One parameter per fixture; a single failing placeholder when the folder is missing."""
-    if not CONFORMANCE_DIR.is_dir():
-        return [pytest.param(None, id=MISSING_FIXTURES)]
-    return [pytest.param(path, id=fixture_id(path)) for path in fixture_files()]
 
 
 def load_pod(path: Path) -> dict:
@@ -55,10 +30,13 @@ def load_pod(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def load_fixture(relative: str) -> tuple[dict, dict]:
-    """A fixture's metadata and spec, by its path under the fixture folder."""
-    pod = load_pod(require_conformance_dir() / relative)
-    return pod["metadata"], pod["spec"]
+@pytest.fixture
+def load_fixture(shared_conformance):
+    """load_fixture(relative) -> (metadata, spec) of a fixture, by its path under the fixture folder."""
+    def load(relative: str) -> tuple[dict, dict]:
+        pod = load_pod(shared_conformance("pod-security") / relative)
+        return pod["metadata"], pod["spec"]
+    return load
 
 
 def lower_levels(level: str) -> list[str]:
@@ -66,9 +44,10 @@ def lower_levels(level: str) -> list[str]:
     return list(LEVELS[1 : LEVELS.index(level) + 1])
 
 
-@pytest.mark.parametrize("path", fixture_params())
-def test_fixture_is_judged_as_upstream_judges_it(path: Path | None) -> None:
-    require_conformance_dir()
+def test_fixture_is_judged_as_upstream_judges_it(shared_conformance, pod_security_fixture: str | None) -> None:
+    root = shared_conformance("pod-security")  # fails (CI=true) or skips when ../shared is missing
+    assert pod_security_fixture, f"no fixtures under {root}"
+    path = root / pod_security_fixture
     level, outcome = path.parts[-3], path.parts[-2]
     pod = load_pod(path)
     metadata, spec = pod["metadata"], pod["spec"]
@@ -80,24 +59,36 @@ def test_fixture_is_judged_as_upstream_judges_it(path: Path | None) -> None:
     else:
         violations = check_pod(metadata, spec, level)
         assert violations
+        named = {violation.check for violation in violations}
+        assert named <= ALL_REASONS, named
+        # the check the fixture is named after (or the restricted check replacing it) is the one blamed
+        assert named & set(expected_reasons(path, level)), (check_of_fixture(path), violations)
         message = forbidden_message("pods", metadata["name"], level, violations)
         name = re.escape(metadata["name"])
         pattern = rf'^pods "{name}" is forbidden: violates PodSecurity "{level}:latest": .+ \(.+\)'
         assert re.match(pattern, message), message
 
 
-def test_all_fixtures_are_present() -> None:
-    require_conformance_dir()
-    files = fixture_files()
+def test_all_fixtures_are_present(shared_conformance) -> None:
+    files = sorted(shared_conformance("pod-security").glob("*/*/*.yaml"))
     assert len(files) == EXPECTED_FIXTURE_COUNT
     assert {path.parts[-3] + "/" + path.parts[-2] for path in files} == {
         "baseline/pass", "baseline/fail", "restricted/pass", "restricted/fail",
     }
 
 
+def test_missing_shared_fixtures_fail_in_ci_and_skip_elsewhere(shared_conformance, monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true requires ../shared"):
+        shared_conformance("no-such-fixture-set")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not found at .*no-such-fixture-set"):
+        shared_conformance("no-such-fixture-set")
+
+
 # --- exact messages ----------------------------------------------------------------------------
 
-def test_privileged_init_container_denied_at_baseline() -> None:
+def test_privileged_init_container_denied_at_baseline(load_fixture) -> None:
     metadata, spec = load_fixture("baseline/fail/privileged1.yaml")
     violations = check_pod(metadata, spec, "baseline")
     assert violations == [Violation("privileged", 'container "initcontainer1" must not set securityContext.privileged=true')]
@@ -107,7 +98,7 @@ def test_privileged_init_container_denied_at_baseline() -> None:
     )
 
 
-def test_baseline_checks_come_before_restricted_ones() -> None:
+def test_baseline_checks_come_before_restricted_ones(load_fixture) -> None:
     metadata, spec = load_fixture("restricted/fail/privileged0.yaml")
     assert describe(check_pod(metadata, spec, "restricted")) == (
         'privileged (container "container1" must not set securityContext.privileged=true), '
@@ -115,7 +106,7 @@ def test_baseline_checks_come_before_restricted_ones() -> None:
     )
 
 
-def test_baseline_checks_run_in_check_id_order() -> None:
+def test_baseline_checks_run_in_check_id_order(load_fixture) -> None:
     metadata, spec = load_fixture("baseline/fail/windowshostprocess1.yaml")
     assert describe(check_pod(metadata, spec, "baseline")) == (
         "host namespaces (hostNetwork=true), "
