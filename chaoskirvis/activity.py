@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, Callable, TypeVar
 
-from chaoslib.exceptions import InvalidActivity
+from chaoslib.exceptions import ActivityFailed, InvalidActivity
 
 __all__ = ["typed_activity"]
 
@@ -37,7 +37,29 @@ class _TypedSignature(inspect.Signature):
                 raise InvalidActivity(
                     f"argument {name} of {self.func_name} must be {_describe(expected)}, got {value!r}"
                 )
+        _check_catalog_arguments(self, bound)
         return bound
+
+
+def _check_catalog_arguments(signature: inspect.Signature, bound: inspect.BoundArguments) -> None:
+    """Unknown technique ids and option names are refused at validation: a typo would test something else."""
+    name = next((n for n in ("techniques", "technique") if n in signature.parameters), None)
+    if name is None:
+        return
+    from chaoskirvis.techniques import lookup_all
+    from chaoskirvis.techniques.unit import unknown_options
+
+    given = bound.arguments.get(name, signature.parameters[name].default)
+    ids = [given] if isinstance(given, str) else given
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and not _is_substitution(i) for i in ids):
+        return
+    try:
+        units = lookup_all(ids)
+        options = bound.arguments.get("options")
+        if isinstance(options, dict) and "options" in signature.parameters:
+            unknown_options(units, {k: v for k, v in options.items() if not _is_substitution(k)})
+    except ActivityFailed as exc:
+        raise InvalidActivity(f"{signature.func_name}: {exc}") from None
 
 
 def typed_activity(func: F) -> F:

@@ -120,7 +120,7 @@ def _write_ahead(
     except ApiError as exc:
         raise ActivityFailed(
             f"could not record the run's intent to create {ref} before creating it "
-            f"({exc.status} {exc.reason}: {exc.message}); nothing was created"
+            f"({exc.status} {exc.reason}: {exc.message}){_hint(exc)}; nothing was created"
         ) from None
 
 

@@ -35,11 +35,11 @@ def chaos_env(kubeconfig: Path | None, **extra: str) -> dict[str, str]:
 
 def run_chaos(
     experiment: Path, workdir: Path, kubeconfig: Path | None, *, variables: dict[str, str] | None = None,
-    timeout: float = 120, **env: str,
+    timeout: float = 120, no_validation: bool = False, **env: str,
 ) -> ChaosRun:
     journal = workdir / f"journal-{experiment.stem}.json"
     command = [str(BIN / "chaos"), "--log-file", str(workdir / "chaos.log"), "run", str(experiment),
-               "--journal-path", str(journal)]
+               "--journal-path", str(journal), *(["--no-validation"] if no_validation else [])]
     for key, value in (variables or {}).items():
         command += ["--var", f"{key}={value}"]
     done = subprocess.run(

@@ -63,7 +63,7 @@ def test_blocked_run_carries_its_evidence_into_the_journal_file(runs, scenarios)
     assert section["ledger"]["denied"] == [f"Pod {injected['name']} in namespace team-baseline"]
     assert section["ledger"]["restore"]["status"] == "succeeded"
     assert section["ledger"]["left_in_cluster"] == [] and section["ledger"]["restored"] is True
-    assert section["verdict"]["result"] == "passed"
+    assert section["verdict"]["result"] == "held"
     assert verify(result.journal).ok
 
 
@@ -78,7 +78,7 @@ def test_deviated_run_records_what_it_created_and_that_it_was_restored(runs):
     assert section["ledger"]["created"] == [pod]
     assert section["ledger"]["restore"]["removed"] == [pod]
     assert section["ledger"]["restored"] is True
-    assert section["verdict"]["result"] == "deviated"
+    assert section["verdict"]["result"] == "weakness"
     assert verify(result.journal).ok
 
 
@@ -95,7 +95,7 @@ def test_a_run_without_cluster_configuration_fails_and_is_still_sealed(tmp_path)
     assert result.exit_code == 1
     assert result.journal["status"] == "failed"
     assert NO_CONFIGURATION_MESSAGE in section["cluster"]["unavailable"]
-    assert section["verdict"]["result"] == "failed"
+    assert (section["verdict"]["result"], section["verdict"]["status"]) == ("error", "failed")
     assert NO_CONFIGURATION_MESSAGE in section["verdict"]["reason"]
     assert verify(result.journal).ok
 

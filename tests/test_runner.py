@@ -46,11 +46,11 @@ def test_every_shipped_experiment_deviates_without_its_control(open_suite):
     assert list(written) == [path.stem for path in SHIPPED]
     for name, journal in written.items():
         assert journal["deviated"] is True, name
-        assert journal["chaoskirvis"]["verdict"]["result"] == "deviated", name
+        assert journal["chaoskirvis"]["verdict"]["result"] == "weakness", name
         assert journal["chaoskirvis"]["ledger"]["restored"] is True, name
         assert verify(journal).ok, name
     assert len({journal["chaoskirvis"]["run_id"] for journal in written.values()}) == len(written)
-    assert f"{len(SHIPPED)} experiment(s): {len(SHIPPED)} deviated" in done.stdout
+    assert f"{len(SHIPPED)} experiment(s): {len(SHIPPED)} weakness" in done.stdout
 
 
 def test_the_suite_shows_progress_and_writes_its_report(open_suite):
@@ -71,8 +71,8 @@ def test_the_privileged_experiment_passes_where_pod_security_blocks(scenarios, t
     journal = journals_in(tmp_path / "journals")["privileged-pod-denied"]
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 experiment(s): 1 passed" in done.stdout
-    assert journal["chaoskirvis"]["verdict"]["result"] == "passed"
+    assert "1 experiment(s): 1 held" in done.stdout
+    assert journal["chaoskirvis"]["verdict"]["result"] == "held"
     assert [o["outcome"] for o in journal["chaoskirvis"]["outcomes"]] == ["blocked", "blocked"]
 
 
@@ -87,8 +87,8 @@ def test_a_steady_state_not_met_before_the_method_fails_where_chaos_run_passes(s
                       "--journals", "journals")
 
     assert (chaos.exit_code, chaos.journal["status"], chaos.journal["deviated"]) == (0, "completed", False)
-    assert done.returncode == 1
-    assert "NOT-MET-BEFORE false-from-the-start.yaml" in done.stdout
+    assert done.returncode == 2
+    assert "ERROR    false-from-the-start.yaml" in done.stdout
     assert "steady state not met before the method" in done.stdout
 
 
@@ -110,9 +110,10 @@ def test_an_interrupted_experiment_fails_the_suite_and_the_next_one_still_runs(s
                       "--journals", "journals", PYTHONPATH=str(tmp_path))
     written = journals_in(tmp_path / "journals")
 
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert {name: j["chaoskirvis"]["verdict"]["result"] for name, j in written.items()} == {
-        "a-interrupted": "interrupted", "b-privileged": "passed",
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert {name: (j["chaoskirvis"]["verdict"]["result"], j["chaoskirvis"]["verdict"]["status"])
+            for name, j in written.items()} == {
+        "a-interrupted": ("error", "interrupted"), "b-privileged": ("held", "completed"),
     }
 
 
@@ -147,3 +148,32 @@ def test_a_run_id_given_for_the_suite_gets_a_suffix_per_experiment(scenarios, tm
     assert done.returncode == 0, done.stdout + done.stderr
     run_ids = sorted(j["chaoskirvis"]["run_id"] for j in journals_in(tmp_path / "journals").values())
     assert run_ids == ["ci-build-77-1", "ci-build-77-2"]
+
+
+def test_a_negative_control_shows_its_weakness_as_expected(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), "--var", "namespace=team-privileged",
+                      "--journals", "journals", "--expect", "weakness")
+    verdict = journals_in(tmp_path / "journals")["privileged-pod-denied"]["chaoskirvis"]["verdict"]
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (verdict["result"], verdict["label"], verdict["as_expected"]) == ("weakness", "weakness (expected)", True)
+    assert "WEAKNESS (EXPECTED) privileged-pod-denied.yaml" in done.stdout
+
+
+def test_a_negative_control_that_holds_is_an_error(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), "--var", "namespace=team-baseline",
+                      "--journals", "journals", "--expect", "weakness")
+    verdict = journals_in(tmp_path / "journals")["privileged-pod-denied"]["chaoskirvis"]["verdict"]
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert verdict["result"] == "error"
+    assert "a weakness was expected (negative control) but the control held" in verdict["reason"]
+
+
+def test_a_var_that_no_experiment_declares_is_refused_before_anything_runs(scenarios, tmp_path):
+    done = kirvis_run(tmp_path, scenarios.kubeconfig, str(PRIVILEGED), "--var", "namesapce=team-baseline",
+                      "--journals", "journals")
+
+    assert done.returncode == 2
+    assert "--var namesapce: no experiment declares such a configuration key" in done.stderr
+    assert not (tmp_path / "journals").exists() or not list((tmp_path / "journals").glob("*.json"))

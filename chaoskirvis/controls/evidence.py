@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 _KUBERNETES_KEYS = ("KUBECONFIG", "KUBERNETES_", "CHAOSTOOLKIT_IN_POD")
+EXPECT_KEY = "kirvis_expect"  # configuration: "weakness" marks a negative control
 
 
 @dataclass
@@ -129,6 +130,7 @@ def _seal_journal(
     source = session.source or experiment_source(_source_path(), experiment)
     plain["chaoskirvis"] = build_section(
         journal=journal, experiment=experiment, source=source, facts=facts, state=ledger, outcomes=outcomes,
+        expected=str(configuration.get(EXPECT_KEY) or "held"),
     )
     redacted, replacements = redact(plain, known)
     redacted["chaoskirvis"]["redaction"] = {"secret_values_known": len(known), "replacements": replacements}
@@ -136,7 +138,7 @@ def _seal_journal(
     journal.clear()
     journal.update(redacted)
     verdict = redacted["chaoskirvis"]["verdict"]
-    logger.info(f"[{run_id}] evidence: {verdict['result']}; journal sealed with {digest}")
+    logger.info(f"[{run_id}] evidence: {verdict['label']}: {verdict['reason']}; journal sealed with {digest}")
 
 
 def _current_session() -> _Session:

@@ -81,8 +81,13 @@ def build_section(
     facts: ClusterFacts,
     state: RunState,
     outcomes: list[dict[str, Any]],
+    expected: str = "held",
 ) -> dict[str, Any]:
-    """The evidence section, as plain JSON data (not yet redacted nor sealed)."""
+    """The evidence section, as plain JSON data (not yet redacted nor sealed).
+
+    `expected` is the verdict the run was expected to give: ``held``, or ``weakness`` for a negative
+    control (configuration key ``kirvis_expect``).
+    """
     exercised = sorted({a for o in outcomes for a in o.get("attack") or []})
     tagged = attack_ids(experiment.get("tags"))
     every = [*tagged, *(a for a in exercised if a not in tagged)]
@@ -97,7 +102,8 @@ def build_section(
         "outcomes": outcomes,
         "summary": dict(Counter(str(o.get("outcome")) for o in outcomes)),
         "ledger": ledger_evidence(journal, state, outcomes, facts.api),
-        "verdict": verdict_of(journal, outcomes).as_dict(),
+        "expected": expected,
+        "verdict": verdict_of(journal, outcomes, expected).as_dict(),
     })
 
 

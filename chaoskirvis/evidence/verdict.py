@@ -1,9 +1,16 @@
-"""One verdict per journal, stricter than `chaos run`'s exit code.
+"""One of three verdicts per journal: *held*, *weakness* or *error*; stricter than `chaos run`'s exit code.
 
-`chaos run` exits 0 when the steady state is not met *before* the method (status "completed", not
-deviated); here that is ``not-met-before``, a failure. Likewise a run whose security checks did not
-all pass (an admission that allowed the fault, a detector that missed it, an inconclusive or failed
-attempt) never passes, whatever its hypothesis said.
+- **held**: every security fault the run introduced was blocked or detected in time.
+- **weakness**: something got through (admitted, or not detected in time): Chaos Toolkit's ``deviated``.
+- **error**: the test could not be carried out (bad input, unknown technique or namespace, an
+  unreachable or refusing API server, the runner's own missing permission, an unreachable detector, an
+  inconclusive dry run, a run that tried nothing, a steady state already broken before the method, an
+  interruption): Chaos Toolkit's ``failed`` and the like. An error never reads as a weakness, and
+  neither ever reads as held.
+
+A run can be a *negative control*: it is expected to show a weakness (a namespace deliberately left
+without the control, to prove that the test can fail). Its weakness is then as expected, and a run that
+held where a weakness was expected is an error: the test may be unable to fail.
 """
 from __future__ import annotations
 
@@ -12,55 +19,120 @@ from typing import Any
 
 from chaoskirvis.evidence.journal import PASSING_OUTCOMES, activity_runs, exception_summary
 
-__all__ = ["Verdict", "verdict_of", "RESULTS"]
+__all__ = ["Verdict", "verdict_of", "RESULTS", "EXPECTATIONS", "WEAKNESS_OUTCOMES", "ERROR_OUTCOMES"]
 
-# Worst first: the first that applies is the verdict.
-RESULTS = ("interrupted", "aborted", "failed", "deviated", "not-met-before", "controls-failed", "passed")
+# Worst first.
+RESULTS = ("error", "weakness", "held")
+EXPECTATIONS = ("held", "weakness")
+WEAKNESS_OUTCOMES = ("allowed", "missed")
+ERROR_OUTCOMES = ("error", "inconclusive")
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """`result` is held, weakness or error; `status` what Chaos Toolkit said; `reason` the one-line cause."""
+
     result: str
     reason: str
+    status: str = ""
+    expected: str = "held"
+
+    @property
+    def as_expected(self) -> bool:
+        return self.result == self.expected
 
     @property
     def passed(self) -> bool:
-        return self.result == "passed"
+        """True when the run gave the verdict it was expected to give (held, or a negative control's weakness)."""
+        return self.as_expected
+
+    @property
+    def label(self) -> str:
+        """The verdict in a few words: ``held``, ``weakness``, ``weakness (expected)``, ``error``."""
+        return f"{self.result} (expected)" if self.result == "weakness" and self.as_expected else self.result
 
     def as_dict(self) -> dict[str, Any]:
-        return {"result": self.result, "passed": self.passed, "reason": self.reason}
+        return {
+            "result": self.result, "label": self.label, "expected": self.expected, "as_expected": self.as_expected,
+            "passed": self.passed, "status": self.status, "reason": self.reason,
+        }
 
 
-def verdict_of(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Verdict:
-    """The verdict of a journal, given the security outcomes it recorded."""
-    status = journal.get("status")
+def verdict_of(journal: dict[str, Any], outcomes: list[dict[str, Any]], expected: str | None = None) -> Verdict:
+    """The verdict of a journal, given the security outcomes it recorded.
+
+    `expected` (held or weakness) defaults to what the journal's evidence section recorded, else held.
+    """
+    expected = expected or _recorded_expectation(journal)
+    verdict = _raw_verdict(journal, outcomes)
+    if expected not in EXPECTATIONS:
+        return Verdict("error", f"unknown expectation {expected!r} (kirvis_expect): use held or weakness",
+                       verdict.status, "held")
+    if expected == "weakness" and verdict.result == "held":
+        return Verdict(
+            "error", "a weakness was expected (negative control) but the control held: the test may be unable to "
+            f"fail, or the control is now in place ({verdict.reason})", verdict.status, expected,
+        )
+    return Verdict(verdict.result, verdict.reason, verdict.status, expected)
+
+
+def _raw_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Verdict:
+    status = str(journal.get("status") or "unknown")
     states = journal.get("steady_states") or {}
+    weak = [o for o in outcomes if _is_weakness(o, outcomes)]
+    broken = [o for o in outcomes if o.get("outcome") in ERROR_OUTCOMES]
     if status == "interrupted":
-        return Verdict("interrupted", f"{_interruption(journal)}; what the run changed may not have been restored")
+        return Verdict("error", f"{_interruption(journal)}; what the run changed may not have been restored", status)
     if status == "aborted":
-        return Verdict("aborted", "the run aborted on an unexpected error outside any activity")
+        return Verdict("error", "the run aborted on an unexpected error outside any activity", status)
     if status == "failed":
-        return Verdict("failed", _first_failure(journal))
+        return Verdict("error", _first_failure(journal), status)
     if journal.get("deviated"):
-        return Verdict("deviated", f"steady state not met after the method: {_out_of_tolerance(states.get('after'))}")
+        if broken and not weak:
+            return Verdict("error", f"{_listed(broken)}; so the hypothesis could not be judged", "deviated")
+        cause = _listed(weak) if weak else f"steady state not met after the method: {_out_of_tolerance(states.get('after'))}"
+        return Verdict("weakness", cause, "deviated")
     before = states.get("before")
     if isinstance(before, dict) and before.get("steady_state_met") is False:
         return Verdict(
-            "not-met-before",
-            f"steady state not met before the method: {_out_of_tolerance(before)} "
-            "(chaos run exits 0 here; the experiment proved nothing)",
+            "error", f"steady state not met before the method: {_out_of_tolerance(before)} "
+            "(chaos run exits 0 here, but nothing was tested)", "not-met-before",
         )
     if status != "completed":
-        return Verdict("failed", f"the run did not complete (status {status!r})")
-    failing = [o for o in outcomes if o.get("outcome") not in PASSING_OUTCOMES]
-    if failing:
-        listed = ", ".join(
-            f"{o.get('outcome')} ({o.get('activity') or '+'.join(o.get('techniques') or []) or 'check'})"
-            for o in failing
-        )
-        return Verdict("controls-failed", f"{len(failing)} security check(s) did not pass: {listed}")
-    checks = f"; {len(outcomes)} security check(s) blocked or detected" if outcomes else ""
-    return Verdict("passed", f"steady state met before and after the method{checks}")
+        return Verdict("error", f"the run did not complete (status {status!r})", status)
+    if weak:
+        return Verdict("weakness", _listed(weak), "controls-failed")
+    if broken:
+        return Verdict("error", _listed(broken), "controls-failed")
+    checks = [o for o in outcomes if o.get("outcome") in PASSING_OUTCOMES]
+    if not checks:
+        return Verdict("error", "the run made no security check, so it proved nothing", "completed")
+    return Verdict("held", f"{len(checks)} security check(s) blocked or detected", "completed")
+
+
+def _is_weakness(outcome: dict[str, Any], outcomes: list[dict[str, Any]]) -> bool:
+    """An admitted attempt is a weakness unless it was introduced on purpose for a detector to see."""
+    if outcome.get("outcome") == "missed":
+        return True
+    detection_run = any(o.get("backend") for o in outcomes)
+    return outcome.get("outcome") == "allowed" and not detection_run
+
+
+def _listed(outcomes: list[dict[str, Any]]) -> str:
+    parts = []
+    for outcome in outcomes[:3]:
+        what = outcome.get("backend") or "+".join(outcome.get("techniques") or []) or outcome.get("activity") or "check"
+        where = f" in {outcome['namespace']}" if outcome.get("namespace") else ""
+        message = str(outcome.get("message") or "").strip()
+        parts.append(f"{what}{where}: {outcome.get('outcome')}" + (f" ({message})" if message else ""))
+    more = f" and {len(outcomes) - 3} more" if len(outcomes) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _recorded_expectation(journal: dict[str, Any]) -> str:
+    section = journal.get("chaoskirvis")
+    expected = section.get("expected") if isinstance(section, dict) else None
+    return str(expected) if expected is not None else "held"
 
 
 def _interruption(journal: dict[str, Any]) -> str:

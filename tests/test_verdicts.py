@@ -1,0 +1,131 @@
+"""Three verdicts: a test that could not be carried out is an *error*, never a *weakness*.
+
+Each cause of an error runs the same way a user would: `chaos run` (status ``failed``, exit 1, the cause
+in the journal), `kirvis run` (exit 2, the cause on its ``why`` line) and `kirvis report` (verdict error
+with the cause). Beside them, the same experiment in a namespace without the control is a weakness
+(status ``deviated``, `kirvis run` exit 1), so the two can never be confused.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
+
+PRIVILEGED = EXPERIMENTS / "privileged-pod-denied.yaml"
+ALERTMANAGER = EXPERIMENTS / "privileged-pod-alerted-in-alertmanager.yaml"
+
+
+def dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def typo_experiment(folder: Path) -> Path:
+    experiment = yaml.safe_load(PRIVILEGED.read_text())
+    experiment["method"][0]["provider"]["arguments"]["techniques"] = ["host-paht"]
+    path = folder / "typo.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    return path
+
+
+def kubeconfig_with(sandbox, folder: Path, *, old: str, new: str, user: str = "admin") -> Path:
+    path = sandbox.sandbox.write_kubeconfig(folder / f"{user}-{abs(hash(new))}.kubeconfig", user=user)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def cause_setup(cause: str, sandbox, folder: Path) -> tuple[Path, Path, dict[str, str], str]:
+    """experiment, kubeconfig, variables and the text of the cause that must reach the user."""
+    admin = sandbox.sandbox.write_kubeconfig(folder / "admin.kubeconfig")
+    if cause == "typo-technique":
+        return typo_experiment(folder), admin, {"namespace": "team-baseline"}, "unknown technique 'host-paht'"
+    if cause == "unknown-namespace":
+        return PRIVILEGED, admin, {"namespace": "no-such-team"}, "namespace no-such-team does not exist"
+    if cause == "unreachable-api":
+        port = dead_port()
+        kubeconfig = kubeconfig_with(sandbox, folder, old=sandbox.sandbox.url, new=f"https://127.0.0.1:{port}")
+        return PRIVILEGED, kubeconfig, {"namespace": "team-baseline"}, "cannot reach the Kubernetes API server"
+    if cause == "unauthenticated-401":
+        kubeconfig = kubeconfig_with(sandbox, folder, old=sandbox.sandbox.admin_token, new="not-a-valid-token")
+        return PRIVILEGED, kubeconfig, {"namespace": "team-baseline"}, "401"
+    if cause == "runner-lacks-permission":
+        viewer = sandbox.sandbox.write_kubeconfig(folder / "viewer.kubeconfig", user="viewer")
+        return PRIVILEGED, viewer, {"namespace": "team-baseline"}, "the run's identity lacks permission"
+    if cause == "unreachable-alertmanager":
+        return ALERTMANAGER, admin, {"namespace": "team-privileged", "within": "2",
+                                     "alertmanager_url": f"http://127.0.0.1:{dead_port()}"}, "alertmanager"
+    raise AssertionError(cause)
+
+
+CAUSES = ["typo-technique", "unknown-namespace", "unreachable-api", "unauthenticated-401", "runner-lacks-permission",
+          "unreachable-alertmanager"]
+
+
+def kirvis(*arguments: str, workdir: Path, kubeconfig: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "kirvis"), *arguments], cwd=workdir, env=chaos_env(kubeconfig),
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("cause", CAUSES)
+def test_a_test_that_cannot_be_carried_out_is_an_error(cause, scenarios, tmp_path):
+    experiment, kubeconfig, variables, text = cause_setup(cause, scenarios, tmp_path)
+    chaos = run_chaos(experiment, tmp_path, kubeconfig, variables=variables, no_validation=cause == "typo-technique")
+    section = chaos.journal["chaoskirvis"]
+
+    assert chaos.exit_code == 1, chaos.output
+    assert chaos.journal["status"] == "failed", chaos.output
+    assert section["verdict"]["result"] == "error"
+    assert text in section["verdict"]["reason"]
+    assert "Traceback" not in chaos.output
+
+    var_args = [a for key, value in variables.items() for a in ("--var", f"{key}={value}")]
+    suite = kirvis("run", str(experiment), *var_args, "--journals", "journals", "--report", "report.md",
+                   workdir=tmp_path, kubeconfig=kubeconfig)
+    why = [line for line in suite.stdout.splitlines() if line.strip().startswith("why")]
+
+    assert suite.returncode == 2, suite.stdout + suite.stderr
+    assert f"ERROR    {experiment.name}" in suite.stdout
+    assert len(why) == 1 and text in why[0], suite.stdout
+    report = (tmp_path / "report.md").read_text()
+    assert "Error" in report and "Weakness" not in report.split("## ATT&CK")[0]
+    assert text.replace("'", "") in report.replace("\\", "").replace("'", "")
+
+
+def test_a_typo_in_a_technique_is_caught_by_chaos_validate(tmp_path):
+    done = subprocess.run([str(BIN / "chaos"), "--no-log-file", "validate", str(typo_experiment(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "inject_risky_pod: unknown technique 'host-paht'" in done.stdout + done.stderr
+
+
+def test_an_unknown_option_is_caught_by_chaos_validate(tmp_path):
+    experiment = yaml.safe_load(PRIVILEGED.read_text())
+    experiment["method"][0]["provider"]["arguments"].update(techniques=["host-path"], options={"pth": "/etc"})
+    path = tmp_path / "option-typo.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    done = subprocess.run([str(BIN / "chaos"), "--no-log-file", "validate", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "unknown option(s) pth for host-path; known: path" in done.stdout + done.stderr
+
+
+def test_a_namespace_without_the_control_is_a_weakness_not_an_error(scenarios, tmp_path):
+    chaos = run_chaos(PRIVILEGED, tmp_path, scenarios.kubeconfig, variables={"namespace": "team-privileged"})
+    suite = kirvis("run", str(PRIVILEGED), "--var", "namespace=team-privileged", "--journals", "journals",
+                   workdir=tmp_path, kubeconfig=scenarios.kubeconfig)
+    journal = json.loads((tmp_path / "journals" / "privileged-pod-denied.json").read_text())
+
+    assert (chaos.exit_code, chaos.journal["status"], chaos.journal["deviated"]) == (1, "completed", True)
+    assert chaos.journal["chaoskirvis"]["verdict"]["result"] == "weakness"
+    assert suite.returncode == 1, suite.stdout + suite.stderr
+    assert journal["chaoskirvis"]["verdict"]["result"] == "weakness"
+    assert "privileged in team-privileged: allowed" in journal["chaoskirvis"]["verdict"]["reason"]
