@@ -15,16 +15,20 @@ def alertmanager_alerts(
     url: str, window: Window, *, matchers: list[str], include_silenced: bool, include_inhibited: bool,
     interval: float, headers: dict[str, str], ca_file: str | None,
 ) -> Iterator[Alert]:
-    """Alerts from ``GET {url}/api/v2/alerts`` (active; silenced/inhibited only when asked)."""
+    """Alerts from ``GET {url}/api/v2/alerts`` (active; silenced/inhibited only when asked).
+
+    Each counts at its ``startsAt`` (which Alertmanager sets on receipt when the sender gave none), not
+    at the poll that found it: see `poll`.
+    """
     fields = [("active", "true"), ("silenced", _flag(include_silenced)), ("inhibited", _flag(include_inhibited)),
               ("unprocessed", "true")]
     fields += [("filter", matcher) for matcher in matchers]
     endpoint = url.rstrip("/") + "/api/v2/alerts"
 
     def fetch() -> list[Alert]:
+        answer = fetch_json("GET", endpoint, fields=fields, headers=headers, ca_file=ca_file)
         seen_at = now()
-        return [_alert(raw, seen_at) for raw in fetch_json("GET", endpoint, fields=fields, headers=headers,
-                                                          ca_file=ca_file)]
+        return [_alert(raw, seen_at) for raw in answer]
 
     return poll(fetch, lambda a: a.details["fingerprint"], window, interval)
 

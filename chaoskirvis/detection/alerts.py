@@ -15,7 +15,10 @@ class Alert:
     """One alert as a detection probe sees it.
 
     `started_at` is when the source says the alert began (None when it does not say); `seen_at` is when
-    the probe first saw it (wall clock), which is what time to detect is measured with.
+    the probe first saw it (wall clock). `detected_at` is when it counts as raised, which is what the
+    deadline and time to detect are measured with: `seen_at` for an alert the probe saw arrive (a watch,
+    a followed log, the webhook receiver), else its own time (see `Window.counted_at`); `seen_at` when
+    left out.
     """
 
     source: str
@@ -25,13 +28,19 @@ class Alert:
     text: str
     raw: dict[str, Any] = field(repr=False)
     details: dict[str, Any] = field(default_factory=dict)
+    detected_at: dt.datetime = None  # type: ignore[assignment]  # seen_at unless given
+
+    def __post_init__(self) -> None:
+        if self.detected_at is None:
+            self.detected_at = self.seen_at
 
     def summary(self, injected_at: dt.datetime) -> dict[str, Any]:
         return {
             "source": self.source, "name": self.name,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "seen_at": self.seen_at.isoformat(timespec="milliseconds"),
-            "time_to_detect_s": round((self.seen_at - injected_at).total_seconds(), 3),
+            "detected_at": self.detected_at.isoformat(timespec="milliseconds"),
+            "time_to_detect_s": round((self.detected_at - injected_at).total_seconds(), 3),
             **self.details,
         }
 

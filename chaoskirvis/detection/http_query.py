@@ -21,7 +21,12 @@ def http_query_alerts(
     url: str, window: Window, *, method: str, body: Any, items_path: str, match_regex: str | None,
     time_path: str | None, name_path: str | None, interval: float, headers: dict[str, str], ca_file: str | None,
 ) -> Iterator[Alert]:
-    """Each item the query returns (at `items_path`) that matches `match_regex`, as an alert."""
+    """Each item the query returns (at `items_path`) that matches `match_regex`, as an alert.
+
+    With `time_path`, an item counts at its own time (see `poll`); without, at the poll that found it
+    first, so the measured time to detect is late by up to `interval` and an item raised in time but
+    first seen after the deadline is missed.
+    """
     items = _compile(items_path, "items_path")
     when = _compile(time_path, "time_path") if time_path else None
     name = _compile(name_path, "name_path") if name_path else None
@@ -31,8 +36,8 @@ def http_query_alerts(
         raise ActivityFailed(f"invalid match_regex {match_regex!r}: {exc}") from None
 
     def fetch() -> list[Alert]:
-        seen_at = now()
         document = fetch_json(method, url, body=body, headers=headers, ca_file=ca_file)
+        seen_at = now()
         found = []
         for match in items.find(document):
             item = match.value

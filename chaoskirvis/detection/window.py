@@ -30,17 +30,31 @@ class Window:
         """Seconds left before the deadline (negative once it passed)."""
         return (self.deadline - now()).total_seconds()
 
-    def admits(self, started_at: dt.datetime | None, seen_at: dt.datetime) -> bool:
+    def admits(self, started_at: dt.datetime | None, detected_at: dt.datetime) -> bool:
         """An alert counts if it began after the injection (when its source says when) and came in time.
 
-        Sources that stamp whole seconds (Kubernetes' creationTimestamp) are compared at that precision.
+        `detected_at` is when it counts as raised (`Alert.detected_at`). Sources that stamp whole seconds
+        (Kubernetes' creationTimestamp) are compared at that precision.
         """
         earliest = self.injected_at - dt.timedelta(seconds=self.clock_skew)
         if started_at is not None and started_at.microsecond == 0:
             earliest = earliest.replace(microsecond=0)
         if started_at is not None and started_at < earliest:
             return False
-        return seen_at <= self.deadline
+        return detected_at <= self.deadline
+
+    def counted_at(self, started_at: dt.datetime | None, seen_at: dt.datetime,
+                   absent_at: dt.datetime | None = None) -> dt.datetime:
+        """When an alert the probe found already there (a poll, a list, a log's backlog) counts as raised.
+
+        Its own start time, kept between the injection (or `absent_at`, a look that did not find it yet)
+        and `seen_at`, when the probe found it: a probe that starts late, or polls, times an alert by
+        the source's clock, not by its own schedule. Without a start time, `seen_at`.
+        """
+        if started_at is None:
+            return seen_at
+        earliest = max(self.injected_at, absent_at) if absent_at else self.injected_at
+        return min(max(started_at, earliest), seen_at)
 
 
 def window_of(state: RunState, within: float, technique: str | None = None, clock_skew: float = 0.0) -> Window:

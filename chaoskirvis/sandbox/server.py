@@ -53,11 +53,14 @@ class SandboxError(RuntimeError):
 class Sandbox:
     """A local Kubernetes API server emulator. Use as a context manager, or `start()` and `stop()`."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000) -> None:
+        """`history_limit` is how many changes are kept for watches that resume from a resourceVersion (the
+        API server's compaction window): a watch from an older one gets the ERROR event 410 Expired."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
         self.host = host
         self.port = port
+        self.history_limit = history_limit
         self.admin_token = secrets.token_urlsafe(32)
         self.viewer_token = secrets.token_urlsafe(32)
         self._exec_sessions = ExecSessions()
@@ -267,7 +270,7 @@ class Sandbox:
         loop.close()
 
     async def _listen(self) -> None:
-        store = Store()
+        store = Store(self.history_limit)
         for name in INITIAL_NAMESPACES:
             store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                                   "metadata": {"name": name}}))
