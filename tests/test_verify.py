@@ -34,7 +34,7 @@ def test_the_untouched_journal_verifies(sealed, tmp_path):
 
     assert done.returncode == 0
     digest = sealed["chaoskirvis"]["digest"]["value"]
-    assert done.stdout == f"OK {path}: verified: the journal matches its digest {digest}\n"
+    assert done.stdout == f"OK {path}: verified: the journal matches its digest {digest}\n  not signed\n"
 
 
 def test_reformatting_the_file_changes_nothing(sealed, tmp_path, capsys):
@@ -82,4 +82,5 @@ def test_several_journals_fail_if_one_does(sealed, tmp_path, capsys):
 
     assert code == 1
     assert lines[0].startswith(f"OK {good}")
-    assert lines[1].startswith(f"FAILED {bad}: cannot read it as a journal")
+    assert lines[1] == "  not signed"
+    assert lines[2].startswith(f"FAILED {bad}: cannot read it as a journal")
