@@ -36,15 +36,15 @@ def hostile_outcome():
              "attack": ["T1610"], "mode": "create", "answered_by": "<i>nobody</i>", "latency_ms": 1.0,
              "message": {HOSTILE_MESSAGE!r}}}
 '''
-# Which verdict each journal must get, and whether JUnit calls it a failure, an error, or neither.
+# Which verdict each journal must get, and whether JUnit calls it a failure (a weakness), an error, or neither.
 EXPECTED = {
-    "completed": ("passed", None),
-    "deviated": ("deviated", Failure),
-    "failed": ("failed", Failure),
-    "aborted": ("aborted", Error),
-    "interrupted": ("interrupted", Error),
-    "not-met-before": ("not-met-before", Failure),
-    "hostile": ("controls-failed", Failure),
+    "completed": ("held", None),
+    "deviated": ("weakness", Failure),
+    "failed": ("error", Error),
+    "aborted": ("error", Error),
+    "interrupted": ("error", Error),
+    "not-met-before": ("error", Error),
+    "hostile": ("weakness", Failure),
 }
 
 
@@ -121,8 +121,13 @@ def test_json_summary_gives_each_journal_its_verdict(journals, tmp_path):
     assert summary["passed"] is False
     assert summary["totals"]["experiments"] == len(journals)
     assert summary["totals"]["journals"] == {"verified": len(journals)}
-    assert summary["attack_coverage"]["T1610"]["experiments"]["completed"] == "blocked"
-    assert summary["attack_coverage"]["T1610"]["experiments"]["deviated"] == "allowed"
+    coverage = summary["attack_coverage"]["T1610"]["experiments"].values()
+    cells = {c["experiment"]: (c["outcome"], c["label"]) for c in coverage}
+    assert cells["completed"] == ("blocked", "held")
+    assert cells["deviated"] == ("allowed", "weakness")
+    not_met = next(e for e in summary["experiments"] if e["name"] == "not-met-before")
+    assert (not_met["status"], not_met["journal_status"]) == ("not-met-before", "completed")
+    assert "steady state not met before the method" in not_met["reason"]
     interrupted = next(e for e in summary["experiments"] if e["name"] == "interrupted")
     assert "while action 'stop' (method) played" in interrupted["reason"]
     assert interrupted["ledger"]["restored"] is True

@@ -10,11 +10,12 @@ from typing import Any
 
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
-from chaoskirvis.report.model import ExperimentView
+from chaoskirvis.report.model import AttackCell, ExperimentView, name_views
 from chaoskirvis.report.summary import attack_matrix
 from chaoskirvis.report.svg import DetectionBar, detection_chart_svg, timeline_svg, tone
 from chaoskirvis.report.text import (
-    VERDICT_LABELS, check_subject, check_timing, cluster_text, identity_text, left_text, restore_text, span, when,
+    HEADLINE, VERDICT_LABELS, VERDICT_NOTES, check_subject, check_timing, cluster_text, fix_text, headline_text,
+    identity_text, label_tone, left_text, restore_text, span, verdict_counts, verdict_tone, when,
 )
 
 __all__ = ["render_html", "esc"]
@@ -35,6 +36,9 @@ h1{margin:4px 0 6px;font-size:26px;font-weight:600}
 .meta{color:#c2d0de;font-size:13px}
 .overall{display:inline-block;margin-top:14px;padding:5px 12px;border-radius:4px;font-weight:600;font-size:13px}
 .kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:20px 0 4px}
+.kpis+.kpis{margin-top:12px;grid-template-columns:repeat(3,1fr)}
+.kpi.good .value{color:var(--good)}.kpi.bad .value{color:var(--bad)}.kpi.info .value{color:var(--info)}
+.kpi.warn .value{color:var(--warn)}.kpi.zero .value{color:var(--muted)}
 .kpi{background:#fff;border:1px solid var(--line);border-radius:6px;padding:12px 16px}
 .kpi .value{font-size:24px;font-weight:600;font-variant-numeric:tabular-nums}
 .kpi .label{color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.06em}
@@ -44,6 +48,10 @@ h2{font-size:17px;margin:0 0 12px}
 h3{font-size:16px;margin:0;flex:1}
 .experiment-head{display:flex;align-items:center;gap:12px;margin-bottom:6px}
 .reason{margin:4px 0 12px;color:var(--ink)}
+.note{margin:4px 0 0;color:var(--muted);font-size:13px}
+ul.fixes{margin:6px 0 0;padding-left:20px;font-size:13px}ul.fixes li{margin:4px 0}
+ul.fixes .fix{display:block;font-family:"Liberation Mono","DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px;
+overflow-wrap:anywhere}
 table{width:100%;border-collapse:collapse;font-size:13px}
 th{text-align:left;font-weight:600;color:var(--muted);border-bottom:2px solid var(--line);padding:6px 8px;
 font-size:11px;text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
@@ -85,12 +93,11 @@ def esc(value: Any) -> str:
 
 
 def render_html(views: list[ExperimentView], generated_at: dt.datetime) -> str:
-    passed = sum(1 for v in views if v.verdict.passed)
-    overall = "passed" if views and passed == len(views) else "failed"
+    name_views(views)
     body = "".join([
-        _masthead(views, generated_at, passed, overall),
+        _masthead(views, generated_at),
         '<main class="wrap">',
-        _kpis(views, passed),
+        _kpis(views),
         _summary_table(views),
         _matrix(views),
         _detection_chart(views),
@@ -108,38 +115,52 @@ def render_html(views: list[ExperimentView], generated_at: dt.datetime) -> str:
     )
 
 
-def _masthead(views: list[ExperimentView], generated_at: dt.datetime, passed: int, overall: str) -> str:
+def _masthead(views: list[ExperimentView], generated_at: dt.datetime) -> str:
     clusters = sorted({
         cluster_text(v.section["cluster"]) for v in views
         if isinstance(v.section.get("cluster"), dict) and "server" in v.section["cluster"]
     })
     cluster = f" · cluster {esc('; '.join(clusters))}" if clusters else ""
-    word = "All experiments passed" if overall == "passed" else f"{len(views) - passed} of {len(views)} did not pass"
+    unexpected = [v for v in views if not v.verdict.as_expected]
+    overall = "bad" if any(v.verdict.result == "weakness" for v in unexpected) else "warn" if unexpected else "good"
+    word = ("Every experiment gave its expected verdict" if not unexpected
+            else f"{len(unexpected)} of {len(views)} did not give their expected verdict")
+    word += f": {headline_text(v.verdict for v in views)}"
     return (
         '<header class="masthead"><div class="wrap">'
         '<div class="eyebrow">chaoskirvis · security chaos engineering evidence</div>'
         "<h1>Security control test report</h1>"
         f'<div class="meta">Generated {esc(when(generated_at))} · {len(views)} experiment(s){cluster}</div>'
-        f'<div class="overall {tone(overall)}" id="overall">{esc(word)}</div>'
+        f'<div class="overall {overall}" id="overall">{esc(word)}</div>'
         "</div></header>"
     )
 
 
-def _kpis(views: list[ExperimentView], passed: int) -> str:
+def _kpis(views: list[ExperimentView]) -> str:
     checks = sum(len(v.outcomes) for v in views)
     held = sum(v.passing_checks() for v in views)
-    exercised = {a for v in views for a, result in v.attack_results().items() if result != "tagged"}
+    exercised = {a for v in views for a, cell in v.attack_results().items() if cell.label != "tagged"}
     verified = sum(1 for v in views if v.integrity.ok)
-    cards = [
-        (f"{passed}/{len(views)}", "experiments passed"),
-        (f"{held}/{checks}", "security checks held"),
-        (str(len(exercised)), "ATT&CK techniques exercised"),
-        (f"{verified}/{len(views)}", "journals verified"),
+    counts = verdict_counts(v.verdict for v in views)
+    verdicts = [
+        (str(counts[label]), f"{HEADLINE[label]} (negative control)" if label == "weakness (expected)"
+         else f"{HEADLINE[label]} (not a weakness)" if label == "error" else HEADLINE[label],
+         label_tone(label) if counts[label] else "zero", label)
+        for label in HEADLINE
     ]
-    return '<div class="kpis">' + "".join(
-        f'<div class="kpi"><div class="value">{esc(value)}</div><div class="label">{esc(label)}</div></div>'
-        for value, label in cards
-    ) + "</div>"
+    facts = [
+        (f"{held}/{checks}", "security checks held", "", "checks"),
+        (str(len(exercised)), "ATT&CK techniques exercised", "", "attack"),
+        (f"{verified}/{len(views)}", "journals verified", "", "journals"),
+    ]
+    return "".join(
+        '<div class="kpis">' + "".join(
+            f'<div class="kpi {cls}" data-count="{esc(key)}"><div class="value">{esc(value)}</div>'
+            f'<div class="label">{esc(label)}</div></div>'
+            for value, label, cls, key in cards
+        ) + "</div>"
+        for cards in (verdicts, facts)
+    )
 
 
 def _summary_table(views: list[ExperimentView]) -> str:
@@ -150,8 +171,9 @@ def _summary_table(views: list[ExperimentView]) -> str:
             "<tr>"
             f'<td class="num">{number}</td>'
             f'<td><a href="#experiment-{number}">{esc(view.title)}</a><span class="sub"><span class="mono">'
-            f'{esc(view.path.name)}</span>{esc("".join(f" · {t}" for t in view.targets))}</span></td>'
-            f"<td>{_badge(view.verdict.result, VERDICT_LABELS.get(view.verdict.result))}</td>"
+            f'{esc(_journal_name(view))}</span>{esc("".join(f" · {t}" for t in view.targets))}</span>'
+            f'<span class="sub mono">run {esc(view.run_id or "unknown")}</span></td>'
+            f"<td>{_verdict_badge(view)}</td>"
             f'<td class="nowrap">{view.passing_checks()}/{len(view.outcomes)}'
             f'<span class="sub">{esc(counts)}</span></td>'
             f'<td class="mono">{esc(", ".join(view.attack) or "—")}</td>'
@@ -172,32 +194,40 @@ def _matrix(views: list[ExperimentView]) -> str:
     if not matrix:
         return '<section class="card" id="attack"><h2>ATT&amp;CK coverage</h2>' \
                '<div class="empty">No ATT&amp;CK technique is tagged or exercised in these journals.</div></section>'
-    head = "".join(f'<th title="{esc(v.title)}">{n}</th>' for n, v in enumerate(views, 1))
+    head = "".join(f'<th title="{esc(v.title)} ({esc(v.name)}, run {esc(v.run_id or "unknown")})">{n}</th>'
+                   for n, v in enumerate(views, 1))
     rows = []
     for technique, results in matrix.items():
-        cells = "".join(_matrix_cell(results.get(v.name)) for v in views)
-        tested = [r for r in results.values() if r != "tagged"]
-        held = sum(1 for r in tested if tone(r) == "good")
+        cells = "".join(_matrix_cell(results.get(v.key), v) for v in views)
+        tested = [c for c in results.values() if c.label != "tagged"]
+        held = sum(1 for c in tested if c.label == "held")
         rows.append(
             f'<tr><td class="technique"><span class="mono">{esc(technique)}</span> {esc(technique_name(technique))}'
             f'</td>{cells}<td class="num">{held}/{len(tested)}</td></tr>'
         )
-    legend = "".join(
-        f'<span class="cell {tone(word)}">{code}</span>{esc(word)}' for word, code in _MATRIX_CODES.items()
+    legend = "".join(f'<span class="cell neutral">{code}</span>{esc(word)}' for word, code in _MATRIX_CODES.items())
+    colours = "".join(
+        f'<span class="cell {label_tone(label)}">&nbsp;</span>{esc(words)}'
+        for label, words in (("held", "held"), ("weakness", "weakness"),
+                             ("weakness (expected)", "weakness, as expected (negative control)"),
+                             ("error", "error (not a weakness)"), ("tagged", "introduced for a detector, or tagged"))
     )
     return (
         '<section class="card" id="attack"><h2>ATT&amp;CK coverage</h2>'
         f'<div class="scroll"><table class="matrix"><thead><tr><th class="technique">Technique</th>{head}'
         f'<th>Held</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-        f'<div class="legend">Columns are the experiments of the summary. {legend} '
-        "(tagged: named by the experiment, not exercised by any check)</div></section>"
+        f'<div class="legend">Columns are the experiments of the summary; each cell is that experiment\'s own '
+        f"result for the technique. {legend} (tagged: named by the experiment, not exercised by any check)</div>"
+        f'<div class="legend">{colours}</div></section>'
     )
 
 
-def _matrix_cell(result: str | None) -> str:
-    if result is None:
+def _matrix_cell(cell: AttackCell | None, view: ExperimentView) -> str:
+    if cell is None:
         return "<td></td>"
-    return f'<td><span class="cell {tone(result)}" title="{esc(result)}">{_MATRIX_CODES.get(result, "?")}</span></td>'
+    title = f"{view.name} (run {view.run_id or 'unknown'}): {cell.outcome}, {cell.label}"
+    return (f'<td><span class="cell {label_tone(cell.label)}" title="{esc(title)}" data-key="{esc(view.key)}" '
+            f'data-label="{esc(cell.label)}">{_MATRIX_CODES.get(cell.outcome, "?")}</span></td>')
 
 
 def _detection_chart(views: list[ExperimentView]) -> str:
@@ -219,10 +249,11 @@ def _experiment(number: int, view: ExperimentView) -> str:
     return (
         f'<section class="card experiment" id="experiment-{number}">'
         f'<div class="experiment-head"><h3>{number}. {esc(view.title)}</h3>'
-        f"{_badge(view.verdict.result, VERDICT_LABELS.get(view.verdict.result))}</div>"
-        f'<p class="reason">{esc(view.verdict.reason)}</p>'
+        f"{_verdict_badge(view)}</div>"
+        f'<p class="note">{esc(_verdict_note(view))}</p>'
+        f'<p class="reason">{"Cause" if view.verdict.result != "held" else "Why"}: {esc(view.verdict.reason)}</p>'
         f"{_facts(view)}"
-        f"<h4>Security checks</h4>{_checks(view)}"
+        f"<h4>Security checks</h4>{_checks(view)}{_fixes(view)}"
         f"<h4>Timeline</h4>{_timeline(view)}"
         f"{_ledger(view)}</section>"
     )
@@ -239,7 +270,9 @@ def _facts(view: ExperimentView) -> str:
     source = section.get("experiment") or {}
     tools = section.get("tools") or {}
     facts = [
-        ("Journal", f'<span class="mono">{esc(view.path.name)}</span> {_badge(view.integrity.state)}'
+        ("Verdict", f"{esc(view.verdict.label)}; expected {esc(view.verdict.expected)}; Chaos Toolkit: "
+                    f"{esc(view.verdict.status or view.status)}"),
+        ("Journal", f'<span class="mono">{esc(_journal_name(view))}</span> {_badge(view.integrity.state)}'
                     f'<span class="sub mono">{esc(view.integrity.sealed or "no digest")}</span>'),
         ("Run", f'<span class="mono">{esc(view.run_id or "unknown")}</span> · status {esc(view.status)} · '
                 f"started {esc(when(view.started))} · took {esc(span(view.duration))}"),
@@ -267,7 +300,7 @@ def _checks(view: ExperimentView) -> str:
         f"<td>{esc(o.get('activity') or '—')}<span class=\"sub\">{esc(o.get('phase') or 'unattributed')}</span></td>"
         f"<td>{esc(check_subject(o))}<span class=\"sub mono\">{esc(', '.join(o.get('attack') or []))}</span></td>"
         f"<td>{esc(o.get('mode') or o.get('backend') or '—')}</td>"
-        f"<td>{_badge(str(o.get('outcome')))}</td>"
+        f"<td>{_check_badge(view, o)}</td>"
         f"<td>{esc(o.get('answered_by') or '—')}</td>"
         f'<td class="nowrap">{esc(check_timing(o))}</td>'
         f'<td class="evidence">{esc(o.get("message") or "")}</td>'
@@ -296,6 +329,39 @@ def _ledger(view: ExperimentView) -> str:
         f'<h4>Ledger {_badge("passed" if ledger.get("restored") else "failed", verdict)}</h4>'
         '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>"
     )
+
+
+def _fixes(view: ExperimentView) -> str:
+    weak = [(o, fix_text(o)) for o in view.weaknesses()]
+    weak = [(o, fix) for o, fix in weak if fix]
+    if not weak:
+        return ""
+    heading = "Fix" if view.verdict.label == "weakness" else "Fix (this run expected the weakness: a negative control)"
+    items = "".join(
+        f"<li>{esc(check_subject(o))}{esc(' in ' + str(o['namespace'])) if o.get('namespace') else ''}: "
+        f"{esc(o.get('outcome'))}"
+        f'<span class="fix">{esc(fix)}</span></li>'
+        for o, fix in weak
+    )
+    return f'<h4>{esc(heading)}</h4><ul class="fixes">{items}</ul>'
+
+
+def _journal_name(view: ExperimentView) -> str:
+    """The journal's file name, with its folder where two journals share a name."""
+    return view.name if view.qualified else view.path.name
+
+
+def _verdict_note(view: ExperimentView) -> str:
+    return VERDICT_NOTES.get(view.verdict.label, "")
+
+
+def _verdict_badge(view: ExperimentView) -> str:
+    label = view.verdict.label
+    return f'<span class="badge {verdict_tone(view.verdict)}">{esc(VERDICT_LABELS.get(label, label))}</span>'
+
+
+def _check_badge(view: ExperimentView, outcome: dict[str, Any]) -> str:
+    return f'<span class="badge {label_tone(view.check_label(outcome))}">{esc(outcome.get("outcome"))}</span>'
 
 
 def _badge(word: str, label: str | None = None) -> str:

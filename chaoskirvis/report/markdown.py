@@ -8,10 +8,11 @@ from typing import Any
 
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
-from chaoskirvis.report.model import ExperimentView
+from chaoskirvis.report.model import ExperimentView, name_views
 from chaoskirvis.report.summary import attack_matrix
 from chaoskirvis.report.text import (
-    VERDICT_LABELS, check_subject, check_timing, cluster_text, identity_text, left_text, restore_text, span, when,
+    VERDICT_LABELS, VERDICT_NOTES, check_subject, check_timing, cluster_text, fix_text, headline_text, identity_text,
+    left_text, restore_text, span, when,
 )
 
 __all__ = ["render_markdown", "md"]
@@ -29,12 +30,14 @@ def md(value: Any) -> str:
 
 
 def render_markdown(views: list[ExperimentView], generated_at: dt.datetime) -> str:
-    passed = sum(1 for v in views if v.verdict.passed)
+    name_views(views)
+    as_expected = sum(1 for v in views if v.verdict.as_expected)
     lines = [
         "# Security control test report",
         "",
         f"Generated {md(when(generated_at))} by chaoskirvis {md(__version__)} from {len(views)} journal(s). "
-        f"**{passed} of {len(views)} experiment(s) passed.**",
+        f"**{md(headline_text(v.verdict for v in views))}**; {as_expected} of {len(views)} experiment(s) gave "
+        "their expected verdict.",
         "",
         "## Summary",
         "",
@@ -44,13 +47,15 @@ def render_markdown(views: list[ExperimentView], generated_at: dt.datetime) -> s
     for number, view in enumerate(views, 1):
         lines.append(
             f"| {number} | {md(view.title)} | {md(', '.join(view.targets) or '—')} "
-            f"| {md(VERDICT_LABELS.get(view.verdict.result, view.verdict.result))} "
+            f"| {md(_verdict_word(view))} "
             f"| {view.passing_checks()}/{len(view.outcomes)} | {md(', '.join(view.attack) or '—')} "
             f"| {md(when(view.started))} | {md(span(view.duration))} | {md(view.run_id or '—')} "
-            f"| {md(view.integrity.state)} |"
+            f"| {md(_journal_name(view))} ({md(view.integrity.state)}) |"
         )
-    lines += ["", "## ATT&CK coverage", "", "Columns are the experiments of the summary; each cell is the worst "
-              "outcome of the checks that exercised the technique (tagged: named, not exercised).", ""]
+    lines += ["", "## ATT&CK coverage", "", "Columns are the experiments of the summary; each cell is that "
+              "experiment's own worst check for the technique, and what it means for the run: held, weakness, "
+              "weakness (expected) in a negative control, error (not a weakness), introduced (admitted for a "
+              "detector to see); tagged: named, not exercised.", ""]
     lines += _matrix(views)
     lines += ["", "## Time to detect", ""]
     detections = [(view, o) for view in views for o in view.detections()]
@@ -78,8 +83,20 @@ def _matrix(views: list[ExperimentView]) -> list[str]:
     for technique, results in matrix.items():
         name = technique_name(technique)
         label = f"{technique} {name}".strip()
-        lines.append(f"| {md(label)} | " + " | ".join(md(results.get(v.name, '')) for v in views) + " |")
+        cells = [results.get(v.key) for v in views]
+        lines.append(f"| {md(label)} | " + " | ".join(
+            "" if c is None else md(c.outcome if c.outcome == c.label else f"{c.outcome}: {c.label}") for c in cells
+        ) + " |")
     return lines
+
+
+def _verdict_word(view: ExperimentView) -> str:
+    return VERDICT_LABELS.get(view.verdict.label, view.verdict.label)
+
+
+def _journal_name(view: ExperimentView) -> str:
+    """The journal's file name, with its folder where two journals share a name."""
+    return view.name if view.qualified else view.path.name
 
 
 def _experiment(number: int, view: ExperimentView) -> list[str]:
@@ -89,9 +106,12 @@ def _experiment(number: int, view: ExperimentView) -> list[str]:
     lines = [
         f"## {number}. {md(view.title)}",
         "",
-        f"**{md(VERDICT_LABELS.get(view.verdict.result, view.verdict.result))}**: {md(view.verdict.reason)}",
+        f"**{md(_verdict_word(view))}** ({md(VERDICT_NOTES.get(view.verdict.label, ''))}). "
+        f"{'Why' if view.verdict.result == 'held' else 'Cause'}: {md(view.verdict.reason)}",
         "",
-        f"- Journal: `{md(view.path.name)}`: {md(view.integrity.message)}",
+        f"- Verdict: {md(view.verdict.label)}; expected {md(view.verdict.expected)}; Chaos Toolkit: "
+        f"{md(view.verdict.status or view.status)}",
+        f"- Journal: `{md(_journal_name(view))}`: {md(view.integrity.message)}",
         f"- Run id: {md(view.run_id or 'unknown')}; status {md(view.status)}; started {md(when(view.started))}, "
         f"took {md(span(view.duration))}",
     ]
@@ -114,6 +134,14 @@ def _experiment(number: int, view: ExperimentView) -> list[str]:
         f"| {md(o.get('message') or '')} |"
         for o in view.outcomes
     ] or ["| — | — | no security check recorded | — | — | — | — |"]
+    fixes = [(o, fix) for o in view.weaknesses() if (fix := fix_text(o))]
+    expected = " (this run expected the weakness: a negative control)" if view.verdict.label != "weakness" else ""
+    if fixes:
+        lines.append("")
+    for outcome, fix in fixes:
+        where = f" in {outcome['namespace']}" if outcome.get("namespace") else ""
+        lines.append(f"- **Fix**{md(expected)}: {md(check_subject(outcome) + where)} {md(outcome.get('outcome'))}: "
+                     f"{md(fix)}")
     lines += ["", "| Phase | Activity | Status | Started | Duration |", "|---|---|---|---|---|"]
     lines += [
         f"| {md(e.phase)} | {md(e.name)} | {md(e.status)} | {md(when(e.start))} "

@@ -1,4 +1,8 @@
-"""The JSON summary of a set of journals; the other formats show the same facts."""
+"""The JSON summary of a set of journals; the other formats show the same facts.
+
+Experiments are keyed by run id (`ExperimentView.key`), never by file name: the ATT&CK coverage maps
+each technique to {key: that experiment's own result}.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,7 +12,8 @@ from typing import Any
 
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
-from chaoskirvis.report.model import ExperimentView
+from chaoskirvis.report.model import AttackCell, ExperimentView, name_views
+from chaoskirvis.report.text import fix_text, verdict_counts
 
 __all__ = ["summary", "render_json", "attack_matrix", "OUTCOME_FIELDS"]
 
@@ -19,31 +24,40 @@ OUTCOME_FIELDS = (
 )
 
 
-def attack_matrix(views: list[ExperimentView]) -> dict[str, dict[str, str]]:
-    """ATT&CK id -> {experiment name: worst outcome or ``tagged``}, ids sorted."""
-    matrix: dict[str, dict[str, str]] = {}
+def attack_matrix(views: list[ExperimentView]) -> dict[str, dict[str, AttackCell]]:
+    """ATT&CK id -> {experiment key (run id): its own result for that technique}, ids sorted."""
+    name_views(views)
+    matrix: dict[str, dict[str, AttackCell]] = {}
     for view in views:
-        for technique, result in view.attack_results().items():
-            matrix.setdefault(technique, {})[view.name] = result
+        for technique, cell in view.attack_results().items():
+            matrix.setdefault(technique, {})[view.key] = cell
     return dict(sorted(matrix.items()))
 
 
 def summary(views: list[ExperimentView], generated_at: dt.datetime) -> dict[str, Any]:
+    name_views(views)
     checks: Counter[str] = Counter()
     for view in views:
         checks.update(view.counts())
+    names = {view.key: view.name for view in views}
     return {
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "generator": f"chaoskirvis {__version__}",
-        "passed": all(view.verdict.passed for view in views),
+        "passed": all(view.verdict.as_expected for view in views),
         "totals": {
             "experiments": len(views),
-            "verdicts": dict(Counter(view.verdict.result for view in views)),
+            "verdicts": verdict_counts(view.verdict for view in views),
             "checks": dict(checks),
             "journals": dict(Counter(view.integrity.state for view in views)),
         },
         "attack_coverage": {
-            technique: {"name": technique_name(technique), "experiments": results}
+            technique: {
+                "name": technique_name(technique),
+                "experiments": {
+                    key: {"experiment": names[key], "outcome": cell.outcome, "label": cell.label}
+                    for key, cell in results.items()
+                },
+            }
             for technique, results in attack_matrix(views).items()
         },
         "experiments": [_experiment(view) for view in views],
@@ -56,18 +70,24 @@ def render_json(views: list[ExperimentView], generated_at: dt.datetime) -> str:
 
 def _experiment(view: ExperimentView) -> dict[str, Any]:
     section = view.section
+    verdict = view.verdict
     return {
+        "key": view.key,
+        "run_id": view.run_id,
         "name": view.name,
         "journal": str(view.path),
         "title": view.title,
-        "verdict": view.verdict.result,
-        "passed": view.verdict.passed,
-        "reason": view.verdict.reason,
-        "status": view.status,
+        "verdict": verdict.result,
+        "label": verdict.label,
+        "expected": verdict.expected,
+        "as_expected": verdict.as_expected,
+        "passed": verdict.passed,
+        "status": verdict.status,
+        "reason": verdict.reason,
+        "journal_status": view.status,
         "deviated": view.deviated,
         "started": view.started.isoformat() if view.started else None,
         "duration_s": round(view.duration, 3) if view.duration is not None else None,
-        "run_id": view.run_id,
         "checks": view.counts(),
         "attack": view.attack,
         "integrity": view.integrity.state,
@@ -76,5 +96,15 @@ def _experiment(view: ExperimentView) -> dict[str, Any]:
         "cluster": section.get("cluster"),
         "identity": section.get("identity"),
         "ledger": section.get("ledger"),
-        "outcomes": [{k: o.get(k) for k in OUTCOME_FIELDS if k in o} for o in view.outcomes],
+        "outcomes": [_outcome(view, o) for o in view.outcomes],
     }
+
+
+def _outcome(view: ExperimentView, outcome: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: outcome.get(k) for k in OUTCOME_FIELDS if k in outcome}
+    shown.setdefault("techniques", [])
+    shown.setdefault("namespace", None)
+    shown["label"] = view.check_label(outcome)
+    if shown["label"].startswith("weakness"):
+        shown["remediation"] = fix_text(outcome)
+    return shown

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from html import escape
 
 from chaoskirvis.report.model import TimelineEntry
-from chaoskirvis.report.text import span
+from chaoskirvis.report.text import label_tone, span
 
 __all__ = ["timeline_svg", "DetectionBar", "detection_chart_svg", "tone"]
 
@@ -23,14 +23,19 @@ _TONES = {
 
 
 def tone(word: str | None) -> str:
-    """The tone of an outcome, status or verdict word: good, bad, warn, neutral or info."""
-    if word in ("passed", "blocked", "detected", "verified"):
+    """The tone of an outcome, status or verdict word: good, bad, warn, neutral or info.
+
+    Verdicts: held is good, weakness bad, an expected weakness (negative control) info, error warn (an
+    error is never a weakness). A journal that was modified after sealing is bad.
+    """
+    if word in ("held", "passed", "blocked", "detected", "verified", "restored"):
         return "good"
-    if word in ("deviated", "failed", "controls-failed", "not-met-before", "allowed", "missed", "error", "modified"):
+    if word in ("weakness", "allowed", "missed", "modified", "failed", "not restored"):
         return "bad"
-    if word in ("aborted", "interrupted", "inconclusive", "unfinished", "unsealed"):
+    if word in ("error", "aborted", "interrupted", "inconclusive", "unfinished", "unsealed", "not-met-before",
+                "invalid", "controls-failed"):
         return "warn"
-    if word == "succeeded":
+    if word in ("weakness (expected)", "expected", "succeeded"):
         return "info"
     return "neutral"
 
@@ -47,7 +52,7 @@ def timeline_svg(entries: list[TimelineEntry], started: dt.datetime | None, ende
     for row, entry in enumerate(entries):
         y = _AXIS + row * _ROW
         word = entry.outcome or entry.status
-        color = _TONES[tone(word)]
+        color = _TONES[label_tone(entry.label) if entry.label else tone(word)]
         parts.append(
             f'<text x="{_PHASE_X}" y="{y + 16}" class="svg-muted">{escape(entry.phase)}</text>'
             f'<text x="{_NAME_X}" y="{y + 16}" class="svg-label"><title>{escape(entry.name)}</title>'

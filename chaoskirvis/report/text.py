@@ -2,20 +2,54 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["VERDICT_LABELS", "when", "span", "check_subject", "check_timing", "check_line", "identity_text",
-           "cluster_text", "left_text", "restore_text"]
+from chaoskirvis.evidence.verdict import Verdict
+from chaoskirvis.techniques.remediation import outcome_remediation
 
+__all__ = ["VERDICT_LABELS", "VERDICT_NOTES", "HEADLINE", "verdict_counts", "headline_text", "verdict_tone",
+           "label_tone", "when", "span", "check_subject", "check_timing", "check_line", "fix_text",
+           "identity_text", "cluster_text", "left_text", "restore_text"]
+
+# Keyed by `Verdict.label`.
 VERDICT_LABELS = {
-    "passed": "Passed",
-    "deviated": "Deviated",
-    "controls-failed": "Controls failed",
-    "not-met-before": "Not met before method",
-    "failed": "Failed",
-    "aborted": "Aborted",
-    "interrupted": "Interrupted",
+    "held": "Held",
+    "weakness": "Weakness",
+    "weakness (expected)": "Weakness (expected)",
+    "error": "Error",
 }
+VERDICT_NOTES = {
+    "held": "every security fault this run introduced was blocked or detected",
+    "weakness": "a security fault got through: see the fix under the checks",
+    "weakness (expected)": "weakness, as expected: the test can fail (a negative control)",
+    "error": "the test could not be carried out: this is not a weakness, and it proves nothing either way",
+}
+# The headline counts, in this order: label -> plural wording.
+HEADLINE = {"held": "held", "weakness": "weakness", "weakness (expected)": "expected weakness", "error": "error"}
+_TONES = {"held": "good", "weakness": "bad", "weakness (expected)": "info", "error": "warn", "introduced": "neutral",
+          "tagged": "neutral"}
+
+
+def verdict_counts(verdicts: Iterable[Verdict]) -> dict[str, int]:
+    """How many verdicts of each label (every label present, in HEADLINE order)."""
+    counts = Counter(v.label for v in verdicts)
+    return {label: counts.get(label, 0) for label in HEADLINE} | {k: n for k, n in counts.items() if k not in HEADLINE}
+
+
+def headline_text(verdicts: Iterable[Verdict]) -> str:
+    """``2 held, 1 weakness, 1 expected weakness, 0 error``."""
+    return ", ".join(f"{n} {HEADLINE.get(label, label)}" for label, n in verdict_counts(verdicts).items())
+
+
+def label_tone(label: str) -> str:
+    """The tone of a verdict or check label: good, bad, info (expected weakness), warn (error), neutral."""
+    return _TONES.get(label, "warn")
+
+
+def verdict_tone(verdict: Verdict) -> str:
+    return label_tone(verdict.label)
 
 
 def when(moment: dt.datetime | None) -> str:
@@ -29,8 +63,16 @@ def span(seconds: float | None) -> str:
 
 
 def check_subject(outcome: dict[str, Any]) -> str:
-    """What a check tested: its techniques, or the detection backend."""
-    return "+".join(outcome.get("techniques") or []) or str(outcome.get("backend") or "check")
+    """What a check tested: its techniques, and for a detection the backend."""
+    techniques = "+".join(outcome.get("techniques") or [])
+    if outcome.get("backend"):
+        return f"{outcome['backend']}: {techniques}" if techniques else str(outcome["backend"])
+    return techniques or "check"
+
+
+def fix_text(outcome: dict[str, Any]) -> str | None:
+    """The remediation of a weakness check (allowed admission, missed detection), else None."""
+    return outcome_remediation(outcome)
 
 
 def check_timing(outcome: dict[str, Any]) -> str:
