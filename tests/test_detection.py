@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 from kubernetes import client, config
 
+from chaoslib.exceptions import ActivityFailed
+
 from chaoskirvis.detection.actions import start_alert_receiver, stop_alert_receiver
 from chaoskirvis.detection.probes import (
     alert_at_receiver, alert_in_alertmanager, alert_in_falco_logs, alert_in_http_query, alert_in_kubernetes_events,
@@ -19,6 +21,7 @@ from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.workload.actions import inject_risky_pod
 
 TOLERANCE_S = 0.15
+WITH_INCUBATING = ["falco_rules.yaml", "falco-incubating_rules.yaml"]
 
 
 @pytest.fixture
@@ -185,12 +188,13 @@ def test_falco_alert_in_its_pod_logs_is_detected_on_arrival(falco, injected):
     later(0.3, lambda: falco(falco_line("Launch Privileged Container", "kirvis-rotherrun0-privileged-x", "x")))
     later(0.5, lambda: falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"])))
 
-    result = alert_in_falco_logs(within=5, technique="privileged", **arguments)
+    result = alert_in_falco_logs(within=5, technique="privileged", rules_files=WITH_INCUBATING, **arguments)
 
     assert result["outcome"] == "detected"
     assert result["alert"]["name"] == "Launch Privileged Container" and result["alert"]["priority"] == "Critical"
     assert result["alert"]["output_fields"]["k8s.pod.name"] == outcome["name"]
     assert result["rule"] == "^Launch\\ Privileged\\ Container$"
+    assert result["rules_not_loaded"] == ["Create Privileged Pod"]
     assert abs(result["time_to_detect_s"] - (offset + 0.5)) < TOLERANCE_S
 
 
@@ -200,9 +204,56 @@ def test_falco_alerts_of_another_rule_or_from_before_do_not_count(falco, injecte
     falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"], at=before))
     falco(falco_line("Terminal shell in container", outcome["name"], outcome["namespace"]))
 
-    result = alert_in_falco_logs(within=0.6, technique="privileged", **arguments)
+    result = alert_in_falco_logs(within=0.6, technique="privileged", rules_files=WITH_INCUBATING, **arguments)
 
     assert result["outcome"] == "missed"
+
+
+def test_a_technique_whose_rules_this_falco_does_not_load_is_an_error_at_once(falco, injected):
+    """'Launch Privileged Container' is an incubating rule, 'Create Privileged Pod' a k8saudit one: a default
+    Falco loads neither, so waiting would end in a 'missed' that says nothing about the cluster."""
+    arguments, outcome = injected
+    falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"]))
+    started = time.monotonic()
+    with pytest.raises(ActivityFailed, match=r"technique privileged's rules are not loaded by this detector "
+                                             r"\(rules_files: falco_rules.yaml\): 'Launch Privileged Container' "
+                                             r"\(falco-incubating_rules.yaml\): load falco-incubating_rules.yaml"):
+        alert_in_falco_logs(within=30, technique="privileged", **arguments)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ActivityFailed, match="could not be carried out|falco-incubating_rules.yaml"):
+        injections_detected(**arguments)
+
+
+def test_a_rule_shipped_disabled_counts_only_when_enabled(falco, run, make_namespace):
+    outcome = inject_risky_pod(make_namespace(enforce="privileged"), ["run-as-root"], **run)
+    sandbox_file = ["falco_rules.yaml", "falco-sandbox_rules.yaml"]
+    with pytest.raises(ActivityFailed, match=r"'Container Run as Root User' \(falco-sandbox_rules.yaml, enabled: "
+                                             r"false\): enable it"):
+        alert_in_falco_logs(within=30, technique="run-as-root", rules_files=sandbox_file, **run)
+    later(0.2, lambda: falco(falco_line("Container Run as Root User", outcome["name"], outcome["namespace"])))
+    result = alert_in_falco_logs(within=5, technique="run-as-root", rules_files=sandbox_file,
+                                 enabled_rules=["Container Run as Root User"], **run)
+    assert result["outcome"] == "detected"
+
+
+def test_k8saudit_rules_count_where_the_plugin_runs(falco, injected):
+    arguments, outcome = injected
+    later(0.2, lambda: falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"])))
+    later(0.4, lambda: falco(falco_line("Create Privileged Pod", outcome["name"], outcome["namespace"])))
+
+    result = alert_in_falco_logs(within=5, technique="privileged", rules_files=["k8s_audit_rules.yaml"], **arguments)
+
+    assert result["outcome"] == "detected" and result["alert"]["name"] == "Create Privileged Pod"
+    assert result["rule"] == "^Create\\ Privileged\\ Pod$"
+
+
+def test_a_technique_naming_no_rule_needs_an_explicit_one(falco, run, make_namespace):
+    outcome = inject_risky_pod(make_namespace(enforce="privileged"), ["seccomp-unconfined"], **run)
+    with pytest.raises(ActivityFailed, match="technique seccomp-unconfined names no detector rule that fires for it"):
+        alert_in_falco_logs(within=30, technique="seccomp-unconfined", **run)
+    later(0.2, lambda: falco(falco_line("My seccomp rule", outcome["name"], outcome["namespace"])))
+    result = alert_in_falco_logs(within=5, technique="seccomp-unconfined", rule="^My seccomp rule$", **run)
+    assert result["outcome"] == "detected"
 
 
 def test_no_falco_pod_is_one_clear_error(injected):

@@ -27,6 +27,7 @@ from chaoskirvis.detection.window import window_of
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.techniques import lookup
+from chaoskirvis.techniques.unit import DEFAULT_RULES_FILES
 
 __all__ = ["alert_in_kubernetes_events", "alert_in_falco_logs", "alert_at_receiver", "alert_in_alertmanager",
            "alert_in_http_query"]
@@ -67,22 +68,32 @@ def alert_in_falco_logs(
     label_selector: str = "app.kubernetes.io/name=falco",
     container: str | None = None,
     technique: str | None = None,
+    rules_files: list[str] | None = None,
+    enabled_rules: list[str] | None = None,
     clock_skew_seconds: float = 0.0,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
     """A Falco alert about this run in the Falco pods' logs (JSON output) within `within` seconds.
 
-    `rule` is a regular expression over the rule name; by default, any rule the technique's catalog
-    unit says should fire (see `kirvis catalog`), or any rule when the unit names none. `priority`
-    is a regular expression over Falco's priority. Logs are followed, so alerts count on arrival.
+    `rule` is a regular expression over the rule name. Without it, and with `technique`, the alert
+    must come from one of the rules the technique's catalog unit names (see `kirvis catalog`) that
+    this detector can raise: `rules_files` lists the rule files the Falco pods load (default: only
+    ``falco_rules.yaml``, as a default install; add ``falco-incubating_rules.yaml``,
+    ``falco-sandbox_rules.yaml``, or ``k8s_audit_rules.yaml`` when the k8saudit plugin runs there),
+    and `enabled_rules` the rules you enabled that upstream ships ``enabled: false``. When none of
+    the technique's rules can fire there, or the unit names none, the check is an error (it raises,
+    naming what to load or enable), never a wait ending in ``missed``. Without `rule` and
+    `technique`, any rule counts. `priority` is a regular expression over Falco's priority. Logs are
+    followed, so alerts count on arrival.
     """
+    rule, not_loaded = (rule, []) if rule else _expected_falco_rules(technique, rules_files, enabled_rules)
     window = _window(within, technique, clock_skew_seconds, configuration)
     api = kube_api(configuration, secrets)
-    rule = rule or _expected_falco_rules(technique)
     matches = _all(("rule", rule, lambda a: a.name), ("priority", priority, lambda a: a.details["priority"] or ""))
     alerts = falco_alerts(api, window, namespace=namespace, label_selector=label_selector, container=container)
-    return judge("falco", alerts, window, matches, rule=rule, priority=priority)
+    return judge("falco", alerts, window, matches, rule=rule, priority=priority,
+                 **({"rules_not_loaded": not_loaded} if not_loaded else {}))
 
 
 @typed_activity
@@ -188,8 +199,22 @@ def _all(*criteria: tuple[str, str | None, Any]):
     return matches
 
 
-def _expected_falco_rules(technique: str | None) -> str | None:
+def _expected_falco_rules(technique: str | None, rules_files: list[str] | None,
+                          enabled_rules: list[str] | None) -> tuple[str | None, list[str]]:
+    """The pattern over the technique's rules this detector can raise, and the names of those it cannot."""
     if not technique:
-        return None
-    rules = lookup(technique).detection.falco_rules
-    return "|".join(f"^{re.escape(r)}$" for r in rules) if rules else None
+        return None, []
+    unit = lookup(technique)
+    files = list(DEFAULT_RULES_FILES if rules_files is None else rules_files)
+    can, cannot = unit.detection.loadable(files, enabled_rules or ())
+    if not unit.detection.rules:
+        raise ActivityFailed(f"technique {technique} names no detector rule that fires for it "
+                             f"({unit.detection.note or 'see kirvis catalog'}): pass rule=... naming the rule "
+                             "your detector raises for it")
+    if not can:
+        lacking = "; ".join(f"{r.describe()}: {', '.join(r.missing(files, enabled_rules or ()))}" for r in cannot)
+        raise ActivityFailed(
+            f"technique {technique}'s rules are not loaded by this detector (rules_files: {', '.join(files) or 'none'}"
+            f"{'; enabled_rules: ' + ', '.join(enabled_rules) if enabled_rules else ''}): {lacking}. Name the "
+            "files the detector loads in rules_files (and the rules you enabled in enabled_rules), or pass rule=...")
+    return "|".join(f"^{re.escape(r.name)}$" for r in can), [r.name for r in cannot]

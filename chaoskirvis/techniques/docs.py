@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from chaoskirvis.techniques import CATALOG
-from chaoskirvis.techniques.unit import Technique
+from chaoskirvis.techniques.unit import RULE_SOURCES, Technique
 
 __all__ = ["catalog_markdown"]
 
@@ -24,6 +24,13 @@ def catalog_markdown() -> str:
         "`risky_pod_admission` and `techniques_admission` (workloads), `inject_exposure` and",
         "`exposure_admission` (port injection), `inject_rbac_grant` (RBAC), or `run_runtime_technique`",
         "(runtime behaviour).",
+        "",
+        "The detector rules each technique names are upstream rules whose condition fires for exactly what",
+        "the technique does, with where they live and what they need: only `falco_rules.yaml` is loaded by a",
+        "default Falco install; the incubating and sandbox files, the k8saudit plugin's rules and rules",
+        "shipped `enabled: false` have to be turned on. The names are pinned, with the upstream commits they",
+        "were read from, in `chaoskirvis/techniques/detector_rules.json`. `alert_in_falco_logs` expects only",
+        "the rules its `rules_files` load, and is an error when none of them can fire.",
         "",
         "| id | title | ATT&CK | blocked at Pod Security level |",
         "|---|---|---|---|",
@@ -55,9 +62,19 @@ def _section(technique: Technique) -> list[str]:
     if technique.pod_security_checks:
         checks = ", ".join(f"`{c}`" for c in technique.pod_security_checks)
         lines.append(f"- Pod Security checks: {checks}.")
-    if technique.detection.falco_rules:
-        lines.append(f"- Falco rules that should fire: {', '.join(technique.detection.falco_rules)}.")
-    lines.append(f"- In the audit log: {technique.detection.audit_log}.")
+    detection = technique.detection
+    if detection.rules:
+        lines.append("- Detector rules that fire for it:")
+        for rule in detection.rules:
+            source = RULE_SOURCES[rule.source]
+            state = "" if rule.enabled else ", shipped `enabled: false`"
+            lines.append(f"  - `{rule.name}` — {source.title} (`{source.file}`{state}). "
+                         f"Needs: {'; '.join(rule.requirements()) or 'nothing more'}.")
+        if detection.note:
+            lines.append(f"- Not counted: {detection.note}.")
+    else:
+        lines.append(f"- Detector rules: none. {detection.note[:1].upper()}{detection.note[1:]}.")
+    lines.append(f"- In the audit log: {detection.audit_log}.")
     lines.append(f"- Undo: {technique.undo}.")
     for name, option in technique.options.items():
         lines.append(f"- Option `{name}` (default `{option.default}`): {option.description}.")

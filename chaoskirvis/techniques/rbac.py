@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaoskirvis.techniques.unit import Detection, Option, Technique
+from chaoskirvis.techniques.unit import Detection, Option, Rule, Technique
 
 __all__ = ["RBAC_TECHNIQUES"]
 
@@ -22,9 +22,13 @@ RBAC_TECHNIQUES: tuple[Technique, ...] = (
                    "RBAC's escalation check refuses it to creators without cluster-admin (reported as an error, "
                    "since it is the run's own permission)",
         pod_security_level=None, pod_security_checks=(),
-        detection=Detection(falco_rules=("Attach to cluster-admin Role",),
-                            audit_log="verb=create, objectRef.resource=clusterrolebindings, "
-                                      "requestObject.roleRef.name=cluster-admin"),
+        detection=Detection(
+            rules=(Rule("Attach to cluster-admin Role", "k8saudit", needs=(
+                "an audit policy logging clusterrolebinding creates at level Request or RequestResponse (the "
+                "condition reads the request's roleRef; the alert names the subject, a service account named "
+                "after the run)",
+                "option role left at cluster-admin")),),
+            audit_log="verb=create, objectRef.resource=clusterrolebindings, requestObject.roleRef.name=cluster-admin"),
         undo="delete the ClusterRoleBinding (it carries the run's ownership labels)", target="clusterrolebinding",
         apply=_bind_cluster_role, options={"role": Option("cluster-admin", "the ClusterRole to bind")},
     ),

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["Technique", "Detection", "Option", "unknown_options"]
+__all__ = ["Technique", "Detection", "Rule", "RuleSource", "RULE_SOURCES", "DEFAULT_RULES_FILES", "Option",
+           "unknown_options"]
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,110 @@ class Option:
 
 
 @dataclass(frozen=True)
-class Detection:
-    """What a detector should see when the technique is introduced."""
+class RuleSource:
+    """An upstream rules file: where it is published and what it takes for a detector to load it."""
 
-    falco_rules: tuple[str, ...] = ()
+    id: str
+    title: str
+    file: str
+    repo: str
+    path: str
+    loaded_by_default: bool
+    load: str
+
+
+RULE_SOURCES: dict[str, RuleSource] = {s.id: s for s in (
+    RuleSource("falco", "Falco default rules", "falco_rules.yaml", "falcosecurity/rules", "rules/falco_rules.yaml",
+               True, "loaded by a default Falco install"),
+    RuleSource("incubating", "Falco incubating rules", "falco-incubating_rules.yaml", "falcosecurity/rules",
+               "rules/falco-incubating_rules.yaml", False,
+               "load falco-incubating_rules.yaml (not loaded by default: install the falco-incubating-rules "
+               "artifact and add the file to Falco's rules files)"),
+    RuleSource("sandbox", "Falco sandbox rules", "falco-sandbox_rules.yaml", "falcosecurity/rules",
+               "rules/falco-sandbox_rules.yaml", False,
+               "load falco-sandbox_rules.yaml (not loaded by default: install the falco-sandbox-rules artifact "
+               "and add the file to Falco's rules files)"),
+    RuleSource("deprecated", "Falco deprecated rules", "falco-deprecated_rules.yaml", "falcosecurity/rules",
+               "rules/falco-deprecated_rules.yaml", False, "load falco-deprecated_rules.yaml (not loaded by default)"),
+    RuleSource("k8saudit", "k8saudit plugin rules", "k8s_audit_rules.yaml", "falcosecurity/plugins",
+               "plugins/k8saudit/rules/k8s_audit_rules.yaml", False,
+               "run Falco with the k8saudit plugin and its k8s_audit_rules.yaml, fed by the API server's audit "
+               "webhook"),
+)}
+# What a Falco install loads when nothing else is configured.
+DEFAULT_RULES_FILES = ("falco_rules.yaml",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A detector rule that fires for the technique, where it lives, and what it takes to fire.
+
+    `source` is a key of `RULE_SOURCES`; `enabled` is whether upstream ships the rule enabled; `needs`
+    lists what else must hold (root in the container, an audit policy level, a reachable address...).
+    """
+
+    name: str
+    source: str
+    needs: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def file(self) -> str:
+        return RULE_SOURCES[self.source].file
+
+    def requirements(self) -> tuple[str, ...]:
+        """Everything the rule needs to fire, loading and enabling first."""
+        source = RULE_SOURCES[self.source]
+        loading = () if source.loaded_by_default else (source.load,)
+        enabling = () if self.enabled else ("enable it (upstream ships it with enabled: false)",)
+        return loading + enabling + self.needs
+
+    def __post_init__(self) -> None:
+        if self.source not in RULE_SOURCES:
+            raise ValueError(f"rule {self.name!r}: unknown source {self.source!r}; known: {', '.join(RULE_SOURCES)}")
+
+    def missing(self, rules_files: Collection[str], enabled_rules: Collection[str] = ()) -> tuple[str, ...]:
+        """What a detector loading `rules_files` (with `enabled_rules` switched on) lacks to raise this rule."""
+        lacks = () if self.file in rules_files else (RULE_SOURCES[self.source].load
+                                                     if not RULE_SOURCES[self.source].loaded_by_default
+                                                     else f"load {self.file}",)
+        if not (self.enabled or self.name in enabled_rules):
+            lacks += ("enable it (upstream ships it with enabled: false) and name it in enabled_rules",)
+        return lacks
+
+    def loaded_by(self, rules_files: Collection[str], enabled_rules: Collection[str] = ()) -> bool:
+        """Whether a detector loading `rules_files` (with `enabled_rules` switched on) can raise this rule."""
+        return not self.missing(rules_files, enabled_rules)
+
+    def describe(self) -> str:
+        return f"'{self.name}' ({self.file}{'' if self.enabled else ', enabled: false'})"
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "file": self.file, "enabled": self.enabled,
+                "needs": list(self.requirements())}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a detector should see when the technique is introduced.
+
+    `rules` are the detector rules that can really fire for exactly what the technique does; `note`
+    says why there are none, or what else comes close but does not count.
+    """
+
+    rules: tuple[Rule, ...] = ()
     audit_log: str = ""
+    note: str = ""
+
+    @property
+    def falco_rules(self) -> tuple[str, ...]:
+        return tuple(rule.name for rule in self.rules)
+
+    def loadable(self, rules_files: Collection[str], enabled_rules: Collection[str] = ()) \
+            -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+        """The rules a detector loading `rules_files` can raise, and those it cannot."""
+        can = tuple(r for r in self.rules if r.loaded_by(rules_files, enabled_rules))
+        return can, tuple(r for r in self.rules if r not in can)
 
 
 @dataclass(frozen=True)
@@ -60,7 +160,9 @@ class Technique:
             "id": self.id, "family": self.family, "title": self.title, "attack": list(self.attack),
             "injects": self.injects, "blocked_by": self.blocked_by, "target": self.target,
             "pod_security_level": self.pod_security_level, "pod_security_checks": list(self.pod_security_checks),
-            "detection": {"falco_rules": list(self.detection.falco_rules), "audit_log": self.detection.audit_log},
+            "detection": {"falco_rules": list(self.detection.falco_rules),
+                          "rules": [rule.summary() for rule in self.detection.rules],
+                          "audit_log": self.detection.audit_log, "note": self.detection.note},
             "undo": self.undo,
             "options": {name: {"default": o.default, "description": o.description} for name, o in self.options.items()},
         }
