@@ -69,7 +69,7 @@ class Detector:
         if kind == "pod" and any((c.security_context and c.security_context.privileged) for c in obj.spec.containers):
             return "Launch Privileged Container"
         if kind == "service" and obj.spec.type == "NodePort":
-            return "NodePort Service Exposed"
+            return "Create NodePort Service"
         if kind == "clusterrolebinding" and obj.role_ref.name == "cluster-admin":
             return "Attach to cluster-admin Role"
         return None
