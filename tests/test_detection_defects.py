@@ -113,7 +113,7 @@ def test_falco_line_in_time_counts_at_its_time_when_the_probe_starts_late(falco,
     falco(falco_line("Launch Privileged Container", outcome["name"], outcome["namespace"]))
     wait_until_late(outcome, 1.3)
 
-    result = alert_in_falco_logs(within=1, technique="privileged", **arguments)
+    result = alert_in_falco_logs(within=1, rule="^Launch Privileged Container$", **arguments)
 
     assert result["outcome"] == "detected", result
     assert abs(result["time_to_detect_s"] - raised) < TOLERANCE_S
@@ -255,7 +255,7 @@ def test_falco_log_refused_by_rbac_is_an_error_naming_pod_namespace_and_answer(s
     with FaultProxy(sandbox.sandbox, rule) as proxy:
         started = time.monotonic()
         with pytest.raises(ActivityFailed) as failed:
-            alert_in_falco_logs(within=3, technique="privileged", **proxied(proxy, arguments, tmp_path))
+            alert_in_falco_logs(within=3, rule="^Launch Privileged Container$", **proxied(proxy, arguments, tmp_path))
     message = str(failed.value)
     assert "falco-x1" in message and "namespace falco" in message
     assert "403 Forbidden" in message and 'cannot get resource "pods/log"' in message
