@@ -76,8 +76,8 @@ _REPORT_FORMATS = ("html", "md", "junit", "json")
 
 def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
-        "run", help="run experiments (files or folders) in one process, one journal each; "
-                    "exit 1 unless every experiment passed",
+        "run", help="run experiments (files or folders) in one process, one journal each; exit 0 when every "
+                    "verdict is as expected, 1 on any weakness, 2 on any error (and no weakness)",
     )
     run.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="experiment files, or folders of them")
     run.add_argument("--journals", type=Path, default=Path("journals"), metavar="DIR",
@@ -92,6 +92,9 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                      help="pace of a during-method or continuous hypothesis (default: 1.0)")
     run.add_argument("--fail-fast", action="store_true",
                      help="with a continuous hypothesis, stop an experiment as soon as it deviates")
+    run.add_argument("--expect", choices=("held", "weakness"), default=None,
+                     help="the verdict every experiment should give (default: held); 'weakness' marks a negative "
+                          "control, e.g. a namespace left without the control on purpose, to show the test can fail")
     run.add_argument("--settings", default=None, metavar="FILE",
                      help="Chaos Toolkit settings file (default: ~/.chaostoolkit/settings.yaml)")
     run.add_argument("--log-file", type=Path, default=None, metavar="FILE",
@@ -101,6 +104,8 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                      help="write a report of the journals at the end")
     run.add_argument("--report-format", choices=_REPORT_FORMATS,
                      help="format of --report (default: from its extension, else html)")
+    run.add_argument("--sign-key", type=Path, default=None, metavar="KEY.pem",
+                     help="sign each journal with this Ed25519 private key (PEM, PKCS#8, unencrypted)")
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="turn journals into an HTML, Markdown, JUnit XML or JSON report")
@@ -111,9 +116,20 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                         help="file to write (default: standard output)")
     report.set_defaults(handler=_report)
 
-    verify = commands.add_parser("verify", help="check that journals match the digest the evidence control sealed")
+    verify = commands.add_parser(
+        "verify", help="check that journals match the digest the evidence control sealed (and, with --key, "
+                       "that one of the keys signed them)",
+    )
     verify.add_argument("journals", nargs="+", type=Path, metavar="JOURNAL")
+    verify.add_argument("--key", action="append", default=[], type=Path, metavar="PUB.pem",
+                        help="Ed25519 public key (PEM): require a signature by it (repeatable: any of them)")
     verify.set_defaults(handler=_verify)
+
+    sign = commands.add_parser("sign", help="sign sealed journals (e.g. from plain `chaos run`) with an Ed25519 key")
+    sign.add_argument("journals", nargs="+", type=Path, metavar="JOURNAL")
+    sign.add_argument("--key", required=True, type=Path, metavar="KEY.pem",
+                      help="Ed25519 private key (PEM, PKCS#8, unencrypted): openssl genpkey -algorithm ed25519")
+    sign.set_defaults(handler=_sign)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -186,19 +202,43 @@ def _run(args: argparse.Namespace) -> int:
 
     from chaoskirvis.run.logs import configure_logging
 
+    malformed = [var for var in args.var if "=" not in var]
+    if malformed:
+        print(f"kirvis run: invalid --var {malformed[0]!r}: write KEY=VALUE (or KEY:TYPE=VALUE)", file=sys.stderr)
+        return 2
     try:
         variables = convert_vars(args.var)
     except ValueError as exc:
         print(f"kirvis run: invalid --var: {exc}", file=sys.stderr)
         return 2
-    configure_logging(args.log_file or args.journals / "kirvis-run.log", verbose=args.verbose)
-    from chaoskirvis.run.suite import SuiteOptions, UsageError, run_suite  # after logging: see chaoskirvis.run
+    if args.journals.exists() and not args.journals.is_dir():
+        print(f"kirvis run: --journals {args.journals} is a file: name a folder", file=sys.stderr)
+        return 2
+    if args.report and _report_format_error(args.report_format, args.report):
+        print(f"kirvis run: {_report_format_error(args.report_format, args.report)}", file=sys.stderr)
+        return 2
+    sign_key = None
+    if args.sign_key:  # before anything runs: a bad key must not cost a suite
+        from chaoskirvis.evidence.signing import SigningError, load_private_key
+
+        try:
+            sign_key = load_private_key(args.sign_key)
+        except SigningError as exc:
+            print(f"kirvis run: {exc}", file=sys.stderr)
+            return 2
+    log_file = args.log_file or args.journals / "kirvis-run.log"
+    try:
+        configure_logging(log_file, verbose=args.verbose)
+    except OSError as exc:
+        print(f"kirvis run: cannot write the log file {log_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    from chaoskirvis.run.suite import SuiteOptions, UsageError, exit_status, run_suite  # after logging: see chaoskirvis.run
 
     options = SuiteOptions(
         journals=args.journals, settings_path=args.settings or CHAOSTOOLKIT_CONFIG_PATH, variables=variables,
         var_files=tuple(args.var_file), rollback_strategy=args.rollback_strategy,
         hypothesis_strategy=args.hypothesis_strategy, hypothesis_frequency=args.hypothesis_frequency,
-        fail_fast=args.fail_fast,
+        fail_fast=args.fail_fast, expect=args.expect, sign_key=sign_key,
     )
     try:
         results = run_suite(args.paths, options, progress=lambda line: print(line, flush=True))
@@ -208,16 +248,29 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # between two experiments: each one handles its own interruption
         print("kirvis run: interrupted", file=sys.stderr)
         return 130
-    status = 0 if all(result.verdict.passed for result in results) else 1
+    status = exit_status(results)
     journals = [result.journal for result in results if result.journal is not None]
     if args.report and journals:
         fmt = args.report_format or _format_of(args.report)
         if _write_report(journals, fmt, args.report) != 0:
-            return 1
+            return max(status, 2)
     return status
 
 
+def _report_format_error(fmt: str | None, output: Path) -> str | None:
+    """Why `output` cannot be written as a report (an extension no format has), or None."""
+    from chaoskirvis.report import FORMATS, format_for
+
+    if fmt or format_for(output) or not output.suffix:
+        return None
+    return (f"cannot write a {output.suffix} report ({output}): the formats are {', '.join(FORMATS)} "
+            "(.html, .md, .xml, .json); for a PDF, print the HTML report from a browser")
+
+
 def _report(args: argparse.Namespace) -> int:
+    if args.output and _report_format_error(args.format, args.output):
+        print(f"kirvis report: {_report_format_error(args.format, args.output)}", file=sys.stderr)
+        return 2
     fmt = args.format or (_format_of(args.output) if args.output else "html")
     if args.output is None:
         from chaoskirvis.report import ReportError, render
@@ -251,15 +304,46 @@ def _format_of(path: Path) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     from chaoskirvis.evidence.digest import verify
+    from chaoskirvis.evidence.signing import SigningError, check, keyid_of, load_public_key, signers_of
 
+    try:
+        keys = {keyid_of(key): key for key in map(load_public_key, args.key)}
+    except SigningError as exc:
+        print(f"kirvis verify: {exc}", file=sys.stderr)
+        return 2
     status = 0
     for path in args.journals:
         try:
-            result = verify(json.loads(path.read_text(encoding="utf-8")))
+            journal = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             print(f"FAILED {path}: cannot read it as a journal: {exc}")
             status = 1
             continue
+        result = check(journal, keys) if keys else verify(journal)
         print(f"{'OK' if result.ok else 'FAILED'} {path}: {result.message}")
+        if not keys:
+            signers = signers_of(journal)
+            print(f"  signed by keyid {', '.join(signers)} (not checked: give --key PUB.pem)" if signers
+                  else "  not signed")
         status = status if result.ok else 1
+    return status
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from chaoskirvis.evidence.signing import SigningError, load_private_key, sign_file
+
+    try:
+        key = load_private_key(args.key)
+    except SigningError as exc:
+        print(f"kirvis sign: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.journals:
+        try:
+            keyid = sign_file(path, key)
+        except SigningError as exc:
+            print(f"FAILED {path}: {exc}")
+            status = 1
+            continue
+        print(f"SIGNED {path}: keyid {keyid}")
     return status

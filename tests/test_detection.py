@@ -122,7 +122,8 @@ def test_unreachable_alertmanager_fails_and_the_run_cannot_pass(injected):
     arguments, _ = injected
     with pytest.raises(Exception, match="cannot reach http://127.0.0.1:9"):
         alert_in_alertmanager("http://127.0.0.1:9", within=1, **arguments)
-    assert injections_detected(**arguments) is False
+    with pytest.raises(ActivityFailed, match=r"1 detection check\(s\) could not be carried out.*alertmanager: error"):
+        injections_detected(**arguments)  # an error (the run fails), never a weakness nor a pass
 
 
 def test_webhook_receiver_detects_a_falcosidekick_post_on_arrival(injected):
@@ -283,7 +284,8 @@ def test_http_json_query_with_an_invalid_jsonpath_is_one_clear_error(alertmanage
     arguments, _ = injected
     with pytest.raises(Exception, match="invalid JSONPath in items_path"):
         alert_in_http_query(f"{alertmanager.url}/api/v2/alerts", within=1, items_path="$[", **arguments)
-    assert injections_detected(**arguments) is False
+    with pytest.raises(ActivityFailed, match=r"could not be carried out.*http-query: error"):
+        injections_detected(**arguments)
 
 
 @pytest.mark.parametrize("value, expected", [

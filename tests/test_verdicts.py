@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client, config
 
+from chaoskirvis.evidence.journal import recorded_outcomes
+from chaoskirvis.evidence.verdict import verdict_of
 from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
 
 PRIVILEGED = EXPERIMENTS / "privileged-pod-denied.yaml"
@@ -75,17 +78,29 @@ def kirvis(*arguments: str, workdir: Path, kubeconfig: Path) -> subprocess.Compl
                           capture_output=True, text=True, timeout=300)
 
 
+def left_by_run(sandbox, run_id: str) -> list[str]:
+    """Every object still carrying the run id's label, of the kinds the experiments create."""
+    core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    selector = f"chaoskirvis.io/run-id={run_id}"
+    found = core.list_pod_for_all_namespaces(label_selector=selector).items
+    found += core.list_config_map_for_all_namespaces(label_selector=selector).items
+    return [f"{o.kind or type(o).__name__} {o.metadata.namespace}/{o.metadata.name}" for o in found]
+
+
 @pytest.mark.parametrize("cause", CAUSES)
 def test_a_test_that_cannot_be_carried_out_is_an_error(cause, scenarios, tmp_path):
     experiment, kubeconfig, variables, text = cause_setup(cause, scenarios, tmp_path)
-    chaos = run_chaos(experiment, tmp_path, kubeconfig, variables=variables, no_validation=cause == "typo-technique")
-    section = chaos.journal["chaoskirvis"]
+    run_id = f"err-{CAUSES.index(cause)}-{tmp_path.name[-4:].strip('_')}".lower()
+    chaos = run_chaos(experiment, tmp_path, kubeconfig, variables=variables, no_validation=cause == "typo-technique",
+                      KIRVIS_RUN_ID=run_id)
+    verdict = verdict_of(chaos.journal, recorded_outcomes(chaos.journal))  # as the report reads any journal
 
     assert chaos.exit_code == 1, chaos.output
     assert chaos.journal["status"] == "failed", chaos.output
-    assert section["verdict"]["result"] == "error"
-    assert text in section["verdict"]["reason"]
+    assert verdict.result == "error"
+    assert text in verdict.reason
     assert "Traceback" not in chaos.output
+    assert left_by_run(scenarios, run_id) == []
 
     var_args = [a for key, value in variables.items() for a in ("--var", f"{key}={value}")]
     suite = kirvis("run", str(experiment), *var_args, "--journals", "journals", "--report", "report.md",
@@ -98,6 +113,26 @@ def test_a_test_that_cannot_be_carried_out_is_an_error(cause, scenarios, tmp_pat
     report = (tmp_path / "report.md").read_text()
     assert "Error" in report and "Weakness" not in report.split("## ATT&CK")[0]
     assert text.replace("'", "") in report.replace("\\", "").replace("'", "")
+
+
+def test_a_failed_run_leaves_nothing_even_when_chaos_toolkit_skips_the_rollbacks(scenarios, tmp_path):
+    """Chaos Toolkit's default rollback strategy skips a failed run's rollbacks; the evidence control restores."""
+    experiment = yaml.safe_load(ALERTMANAGER.read_text())
+    experiment.pop("runtime")
+    experiment["controls"] = [{"name": "kirvis-evidence", "provider": {"type": "python",
+                                                                       "module": "chaoskirvis.controls.evidence"}}]
+    path = tmp_path / "no-rollback-strategy.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    chaos = run_chaos(path, tmp_path, scenarios.kubeconfig, KIRVIS_RUN_ID="skipped-rollbacks",
+                      variables={"namespace": "team-privileged", "within": "1",
+                                 "alertmanager_url": f"http://127.0.0.1:{dead_port()}"})
+    ledger = chaos.journal["chaoskirvis"]["ledger"]
+
+    assert (chaos.journal["status"], chaos.journal["rollbacks"]) == ("failed", [])
+    assert len(ledger["created"]) == 1, ledger
+    assert (ledger["restore"]["status"], ledger["restore"]["by"], ledger["restored"]) == \
+        ("succeeded", "evidence control", True)
+    assert left_by_run(scenarios, "skipped-rollbacks") == []
 
 
 def test_a_typo_in_a_technique_is_caught_by_chaos_validate(tmp_path):

@@ -29,13 +29,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoslib.types import Activity, Configuration, Experiment, Journal, Run, Secrets
+from chaoslib.types import Activity, Configuration, Experiment, Journal, Run, Secrets, Settings
 from logzero import logger
 
 from chaoskirvis.evidence.cluster import cluster_facts
 from chaoskirvis.evidence.digest import seal, to_plain
 from chaoskirvis.evidence.redaction import install_log_redaction, redact, secret_values
 from chaoskirvis.evidence.section import ExperimentSource, build_section, collect_outcomes, experiment_source
+from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 
@@ -105,20 +106,45 @@ def after_activity_control(
 
 def after_experiment_control(
     context: Experiment, state: Journal, configuration: Configuration = None, secrets: Secrets = None,
-    **_: Any,
+    settings: Settings = None, **_: Any,
 ) -> None:
-    """End of the run: add the evidence section to the journal, redact it, seal it (in place)."""
+    """End of the run: restore what a failed run left, add the evidence section, redact it, seal it (in place).
+
+    Chaos Toolkit's default rollback strategy plays no rollback when the run *failed* (an error, such as
+    an injection that could not be judged): then this control removes what the run created itself, so
+    an error never leaves anything in the cluster. An explicit strategy (``never``...) is respected.
+    """
     global _session
     session, _session = _current_session(), None
     try:
-        _seal_journal(state, context, configuration or {}, secrets or {}, session)
+        fallback = _restore_skipped_rollbacks(state, settings or {}, configuration or {}, secrets or {})
+        _seal_journal(state, context, configuration or {}, secrets or {}, session, fallback)
     except Exception as exc:  # chaoslib would only log this at debug level: make it visible
         logger.error(f"evidence control: could not write the evidence into the journal: {exc}")
         raise
 
 
+def _restore_skipped_rollbacks(
+    journal: Journal, settings: Settings, configuration: Configuration, secrets: Secrets,
+) -> dict[str, Any] | None:
+    """Restore the run when Chaos Toolkit skipped the rollbacks of a failed run by its default strategy."""
+    strategy = ((settings.get("runtime") or {}).get("rollbacks") or {}).get("strategy", "default")
+    run_id = current_run_id(configuration)
+    if journal.get("status") != "failed" or strategy != "default" or journal.get("rollbacks"):
+        return None
+    if not run_state(run_id).namespaces:
+        return None
+    logger.warning(f"[{run_id}] the run failed and Chaos Toolkit played no rollback: restoring what it created")
+    try:
+        return {"by": "evidence control", **restore_run(configuration=configuration, secrets=secrets)}
+    except Exception as exc:
+        logger.error(f"[{run_id}] restore after the failed run did not complete: {exc}")
+        return {"by": "evidence control", "error": str(exc)}
+
+
 def _seal_journal(
     journal: Journal, experiment: Experiment, configuration: Configuration, secrets: Secrets, session: _Session,
+    fallback_restore: dict[str, Any] | None = None,
 ) -> None:
     facts = cluster_facts(configuration, _kubernetes_scope(secrets))
     run_id = current_run_id(configuration)
@@ -130,7 +156,7 @@ def _seal_journal(
     source = session.source or experiment_source(_source_path(), experiment)
     plain["chaoskirvis"] = build_section(
         journal=journal, experiment=experiment, source=source, facts=facts, state=ledger, outcomes=outcomes,
-        expected=str(configuration.get(EXPECT_KEY) or "held"),
+        expected=str(configuration.get(EXPECT_KEY) or "held"), fallback_restore=fallback_restore,
     )
     redacted, replacements = redact(plain, known)
     redacted["chaoskirvis"]["redaction"] = {"secret_values_known": len(known), "replacements": replacements}

@@ -18,13 +18,15 @@ _REPORT_KEYS = ("removed", "already_gone", "left_alone", "failed", "records_remo
 
 def ledger_evidence(
     journal: dict[str, Any], state: RunState, outcomes: list[dict[str, Any]], api: KubeAPI | None,
+    fallback_restore: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Created and denied objects (run state), the restore (rollback runs), and what the cluster still holds.
 
     ``restored`` is true only when every restore run succeeded and nothing of the run is left in the
-    cluster: objects or records still carrying the run's marks after the rollbacks.
+    cluster: objects or records still carrying the run's marks after the rollbacks. `fallback_restore`
+    is the restore the evidence control made when Chaos Toolkit played no rollback of a failed run.
     """
-    restore = _restore_runs(journal)
+    restore = _restore_runs(journal) if fallback_restore is None else _fallback(fallback_restore)
     left = _left_in_cluster(api, state)
     nothing_left = isinstance(left, list) and not left
     restore_ok = restore["status"] in ("succeeded", "not run") and not restore["failed"]
@@ -39,6 +41,12 @@ def ledger_evidence(
         "left_in_cluster": left,
         "restored": restore_ok and nothing_left,
     }
+
+
+def _fallback(report: dict[str, Any]) -> dict[str, Any]:
+    merged = {key: list(report.get(key) or []) for key in _REPORT_KEYS}
+    errors = [report["error"]] if report.get("error") else []
+    return {"status": "failed" if errors else "succeeded", "by": report.get("by"), **merged, "errors": errors}
 
 
 def _restore_runs(journal: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,10 @@ from chaoskirvis.evidence.ledger import ledger_evidence
 from chaoskirvis.evidence.verdict import verdict_of
 from chaoskirvis.ledger.state import RunState
 
-__all__ = ["SCHEMA", "ExperimentSource", "experiment_source", "collect_outcomes", "build_section", "tool_versions"]
+__all__ = [
+    "SCHEMA", "ExperimentSource", "experiment_source", "collect_outcomes", "build_section", "tool_versions",
+    "not_run_journal",
+]
 
 SCHEMA = "chaoskirvis.evidence/v1"
 _DISTRIBUTIONS = ("chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes", "kubernetes")
@@ -82,6 +85,7 @@ def build_section(
     state: RunState,
     outcomes: list[dict[str, Any]],
     expected: str = "held",
+    fallback_restore: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The evidence section, as plain JSON data (not yet redacted nor sealed).
 
@@ -101,7 +105,7 @@ def build_section(
         "attack": {"tagged": tagged, "exercised": exercised, "all": every},
         "outcomes": outcomes,
         "summary": dict(Counter(str(o.get("outcome")) for o in outcomes)),
-        "ledger": ledger_evidence(journal, state, outcomes, facts.api),
+        "ledger": ledger_evidence(journal, state, outcomes, facts.api, fallback_restore),
         "expected": expected,
         "verdict": verdict_of(journal, outcomes, expected).as_dict(),
     })
@@ -116,3 +120,39 @@ def tool_versions() -> dict[str, str]:
             versions[name] = "not installed"
     versions["python"] = platform.python_version()
     return versions
+
+
+def not_run_journal(path: str, experiment: dict[str, Any] | None, reason: str, expected: str = "held") -> dict[str, Any]:
+    """A sealed journal for an experiment that could not be run at all (unreadable, invalid, bad configuration).
+
+    Chaos Toolkit writes no journal then; this one carries the cause, so a report or CI never loses the
+    experiment: it shows as an error, never as missing.
+    """
+    import datetime as dt
+
+    from chaoskirvis.evidence.digest import seal
+
+    experiment = experiment if isinstance(experiment, dict) else {}
+    title = experiment.get("title") or Path(path).stem
+    now = dt.datetime.now(dt.UTC).isoformat()
+    journal: dict[str, Any] = {
+        "chaoslib-version": _version("chaostoolkit-lib"), "platform": platform.platform(), "node": platform.node(),
+        "experiment": to_plain({**experiment, "title": title}), "start": now, "end": now, "duration": 0.0,
+        "status": "failed", "deviated": False, "steady_states": {"before": None, "after": None, "during": []},
+        "run": [], "rollbacks": [],
+    }
+    source = experiment_source(path, experiment)
+    journal["chaoskirvis"] = {
+        "schema": SCHEMA, "run_id": None, "experiment": {"title": title, **source.as_dict()}, "tools": tool_versions(),
+        "outcomes": [], "summary": {}, "not_run": reason, "expected": expected,
+    }
+    journal["chaoskirvis"]["verdict"] = verdict_of(journal, [], expected).as_dict()
+    seal(journal)
+    return journal
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"

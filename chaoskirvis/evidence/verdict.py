@@ -79,6 +79,9 @@ def verdict_of(journal: dict[str, Any], outcomes: list[dict[str, Any]], expected
 def _raw_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Verdict:
     status = str(journal.get("status") or "unknown")
     states = journal.get("steady_states") or {}
+    section = journal.get("chaoskirvis") if isinstance(journal.get("chaoskirvis"), dict) else {}
+    if section.get("not_run"):
+        return Verdict("error", f"not run: {section['not_run']}", "invalid")
     weak = [o for o in outcomes if _is_weakness(o, outcomes)]
     broken = [o for o in outcomes if o.get("outcome") in ERROR_OUTCOMES]
     if status == "interrupted":

@@ -27,17 +27,23 @@ from chaostoolkit import encoder
 from chaostoolkit.check import check_hypothesis_strategy_spelling
 from chaostoolkit.runtime import get_python_runtime_info
 from chaostoolkit.signals import SignalRecorder
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from chaoskirvis.controls.evidence import use_experiment_source
+from chaoskirvis.controls.evidence import EXPECT_KEY, use_experiment_source
 from chaoskirvis.evidence.journal import recorded_outcomes
+from chaoskirvis.evidence.section import not_run_journal
+from chaoskirvis.evidence.signing import SigningError, sign_file
 from chaoskirvis.evidence.verdict import Verdict, verdict_of
 from chaoskirvis.ledger.runid import reset_run_id, validate_run_id
 
-__all__ = ["SuiteOptions", "ExperimentResult", "UsageError", "find_experiments", "run_suite", "EVIDENCE_MODULE"]
+__all__ = ["SuiteOptions", "ExperimentResult", "UsageError", "find_experiments", "run_suite", "exit_status",
+           "EVIDENCE_MODULE"]
 
 EXPERIMENT_SUFFIXES = (".yaml", ".yml", ".json")
 EVIDENCE_MODULE = "chaoskirvis.controls.evidence"
 DEFAULT_STRATEGY = "default"
+# Chaos Toolkit's "default" plays no rollback of a failed run, and an error must not leave anything behind.
+DEFAULT_ROLLBACK_STRATEGY = "always"
 
 
 class UsageError(Exception):
@@ -56,6 +62,8 @@ class SuiteOptions:
     hypothesis_strategy: str | None = None
     hypothesis_frequency: float = 1.0
     fail_fast: bool = False
+    expect: str | None = None  # "weakness": every experiment of this run is a negative control
+    sign_key: Ed25519PrivateKey | None = None  # signs each journal once written (chaoskirvis.evidence.signing)
 
 
 @dataclass
@@ -68,6 +76,7 @@ class ExperimentResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_by_signal: bool = False
+    signature: str | None = None  # with a sign key: "signed by keyid ...", or why it could not be signed
 
 
 def find_experiments(paths: list[Path]) -> list[Path]:
@@ -101,23 +110,60 @@ def run_suite(
         experiment_vars = merge_vars(options.variables, list(options.var_files))
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot read the variables: {exc}") from None
-    options.journals.mkdir(parents=True, exist_ok=True)
+    declared = _declared_keys(experiments)
+    unknown = sorted(set(options.variables) - set().union(*declared.values()))
+    if unknown:
+        raise UsageError(
+            f"--var {', '.join(unknown)}: no experiment declares such a configuration key, so Chaos Toolkit would "
+            "ignore it (check the spelling; declared keys: "
+            f"{', '.join(sorted(set().union(*declared.values()))) or 'none'})"
+        )
+    try:
+        options.journals.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write journals to {options.journals}: {exc.strerror or exc}") from None
+    if not os.access(options.journals, os.W_OK):
+        raise UsageError(f"cannot write journals to {options.journals}: permission denied")
     journal_paths = _journal_paths(experiments, options.journals)
     progress(f"kirvis run: {len(experiments)} experiment(s), journals in {options.journals}")
     results = []
     for index, path in enumerate(experiments, 1):
         label = f"[{index:>{len(str(len(experiments)))}}/{len(experiments)}]"
         run_id = _run_id_of(index, len(experiments))
+        ignored = sorted(set(options.variables) - declared.get(path, set()))
+        if ignored:
+            progress(f"{label} note    {path.name} declares no {', '.join(ignored)}: --var {', '.join(ignored)} "
+                     "does not apply to it")
         result = _run_one(path, journal_paths[path], options, experiment_vars, label, progress, run_id)
         results.append(result)
         progress(_end_line(label, result))
         if result.stopped_by_signal:
             progress(f"stopped by a signal: {len(experiments) - index} experiment(s) not run")
             break
-    counts = Counter(r.verdict.result for r in results)
-    progress(f"{len(results)} experiment(s): " + ", ".join(f"{n} {result}" for result, n in sorted(counts.items())))
+    counts = Counter(r.verdict.label for r in results)
+    progress(f"{len(results)} experiment(s): " + ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
     return results
 
+
+def exit_status(results: list[ExperimentResult]) -> int:
+    """1 when any experiment showed an unexpected weakness, else 2 when any ended in error, else 0."""
+    if any(r.verdict.result == "weakness" and not r.verdict.as_expected for r in results):
+        return 1
+    if any(r.verdict.result == "error" for r in results):
+        return 2
+    return 0
+
+
+def _declared_keys(experiments: list[Path]) -> dict[Path, set[str]]:
+    """The configuration keys each experiment declares (none for a file that cannot be loaded)."""
+    declared = {}
+    for path in experiments:
+        try:
+            configuration = load_experiment(str(path), {}).get("configuration") or {}
+        except Exception:  # reported when the experiment itself is loaded
+            configuration = {}
+        declared[path] = set(configuration) if isinstance(configuration, dict) else set()
+    return declared
 
 def _run_id_of(index: int, total: int) -> str | None:
     """Each experiment is its own run: a KIRVIS_RUN_ID given for the suite gets a suffix per experiment."""
@@ -135,6 +181,7 @@ def _run_one(
     settings: Settings = load_settings(options.settings_path) or {}
     reset_run_id(run_id)
     use_experiment_source(str(path))
+    experiment = None
     try:
         load_global_controls(settings)
         experiment = load_experiment(str(path), settings)
@@ -142,8 +189,10 @@ def _run_one(
         if get_python_runtime_info(experiment) is not None:
             raise ChaosException("it declares runtime.python (an isolated environment): run it with `chaos run`")
     except Exception as exc:  # a file that cannot be loaded or validated fails itself, not the suite
-        return ExperimentResult(path, Verdict("invalid", f"not run: {exc}"))
+        return _not_run(path, journal_path, experiment, str(exc), options)
     progress(f"{label} start   {path.name}: {experiment.get('title') or path.stem}")
+    if options.expect:
+        experiment.setdefault("configuration", {})[EXPECT_KEY] = options.expect
     _ensure_evidence_control(experiment)
     strategy, schedule = _strategies(settings, experiment, options)
     recorder = SignalRecorder()
@@ -155,18 +204,29 @@ def _run_one(
             event_handlers=[recorder],
         )
     except ChaosException as exc:  # its configuration or secrets could not be loaded: nothing ran
-        return ExperimentResult(path, Verdict("invalid", f"not run: {exc}"))
+        return _not_run(path, journal_path, experiment, str(exc), options)
     finally:
         use_experiment_source(None)
     seconds = time.monotonic() - started
     journal_path.write_text(json.dumps(journal, indent=2, ensure_ascii=False, default=encoder))
+    signature = _sign(journal_path, options.sign_key) if options.sign_key is not None else None
     section = journal.get("chaoskirvis") or {}
     outcomes = recorded_outcomes(journal)
     return ExperimentResult(
         path, verdict_of(journal, outcomes), journal=journal_path, digest=(section.get("digest") or {}).get("value"), run_id=section.get("run_id"),
         outcomes=dict(Counter(str(o.get("outcome")) for o in outcomes)), seconds=seconds,
         stopped_by_signal=bool(recorder.received) and journal.get("status") == "interrupted",
+        signature=signature,
     )
+
+
+def _not_run(path: Path, journal_path: Path, experiment: Any, reason: str, options: SuiteOptions) -> ExperimentResult:
+    """An experiment that could not be run still gets a (sealed) journal, so reports show it as an error."""
+    journal = not_run_journal(str(path), experiment, reason, options.expect or "held")
+    journal_path.write_text(json.dumps(journal, indent=2, ensure_ascii=False, default=encoder))
+    signature = _sign(journal_path, options.sign_key) if options.sign_key is not None else None
+    return ExperimentResult(path, verdict_of(journal, []), journal=journal_path,
+                            digest=journal["chaoskirvis"]["digest"]["value"], signature=signature)
 
 
 def _ensure_evidence_control(experiment: Experiment) -> None:
@@ -181,11 +241,11 @@ def _ensure_evidence_control(experiment: Experiment) -> None:
 def _strategies(settings: Settings, experiment: Experiment, options: SuiteOptions) -> tuple[Any, Schedule]:
     """The hypothesis strategy and schedule, by `chaos run`'s precedence: settings, experiment, command line."""
     runtime = settings.setdefault("runtime", {})
-    runtime.setdefault("rollbacks", {}).setdefault("strategy", DEFAULT_STRATEGY)
+    runtime.setdefault("rollbacks", {}).setdefault("strategy", DEFAULT_ROLLBACK_STRATEGY)
     runtime.setdefault("hypothesis", {}).setdefault("strategy", DEFAULT_STRATEGY)
     declared = experiment.get("runtime")
     if declared:
-        runtime["rollbacks"]["strategy"] = declared.get("rollbacks", {}).get("strategy", DEFAULT_STRATEGY)
+        runtime["rollbacks"]["strategy"] = declared.get("rollbacks", {}).get("strategy", DEFAULT_ROLLBACK_STRATEGY)
         runtime["hypothesis"]["strategy"] = declared.get("hypothesis", {}).get("strategy", DEFAULT_STRATEGY)
     if options.rollback_strategy:
         runtime["rollbacks"]["strategy"] = options.rollback_strategy
@@ -206,12 +266,20 @@ def _journal_paths(experiments: list[Path], folder: Path) -> dict[Path, Path]:
     return paths
 
 
+def _sign(journal_path: Path, key: Ed25519PrivateKey) -> str:
+    """Sign the journal just written; what its end line says about the signature."""
+    try:
+        return f"signed by keyid {sign_file(journal_path, key)}"
+    except SigningError as exc:
+        return f"NOT SIGNED: {exc}"
+
+
 def _end_line(label: str, result: ExperimentResult) -> str:
-    word = "PASSED" if result.verdict.passed else result.verdict.result.upper()
+    word = result.verdict.label.upper()
     if result.journal is None:
-        return f"{label} {word:<7} {result.source.name}: {result.verdict.reason}"
+        return f"{label} {word:<8} {result.source.name}: {result.verdict.reason}"
     outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items())) or "no security check"
-    line = f"{label} {word:<7} {result.source.name} in {result.seconds:.1f} s (run {result.run_id or '?'}): {outcomes}"
-    if not result.verdict.passed:
-        line += f"\n{' ' * len(label)} why     {result.verdict.reason}"
-    return f"{line}\n{' ' * len(label)} journal {result.journal}  {result.digest or 'not sealed'}"
+    line = f"{label} {word:<8} {result.source.name} in {result.seconds:.1f} s (run {result.run_id or '?'}): {outcomes}"
+    line += f"\n{' ' * len(label)} why      {result.verdict.reason}"
+    signature = f"  {result.signature}" if result.signature else ""
+    return f"{line}\n{' ' * len(label)} journal  {result.journal}  {result.digest or 'not sealed'}{signature}"
