@@ -1,4 +1,8 @@
-"""Ownership marks: every object a run creates carries them, and restore/cleanup touch nothing without them."""
+"""Ownership marks: every object a run creates carries them, and restore/cleanup touch nothing without them.
+
+The marks `is_owned` requires: the labels managed-by ``chaoskirvis``, run id and technique, and the run id
+in the object's name. The experiment and expiry annotations are written too, but not required.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -46,11 +50,15 @@ def object_name(run_id: str, slug: str, suffix: str) -> str:
 
 
 def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
-    """True when `obj` carries every ownership mark (of `run_id`, when given)."""
+    """True when `obj` carries every ownership label and its name holds the run id (of `run_id`, when given).
+
+    The labels are managed-by ``chaoskirvis``, a run id and a technique; the annotations (experiment,
+    expiry) are informative and not required.
+    """
     metadata = obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
     owner_run = labels.get(RUN_ID_LABEL)
-    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not owner_run:
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not owner_run or not labels.get(TECHNIQUE_LABEL):
         return False
     if run_id is not None and owner_run != run_id:
         return False
