@@ -1,0 +1,101 @@
+"""What the identity a run uses must be allowed to do: the one table README's permissions section shows.
+
+For each family of activities, the RBAC rules its requests need (API group, resource as a Role rule
+names it, verbs) and where: ``namespace`` is the namespace the request names (an experiment's target
+namespace, which also holds the run record; for Falco's logs, Falco's namespace), grantable with a Role
+and RoleBinding there; ``cluster`` is a cluster-scoped request, or one across all namespaces (a
+ClusterRole and ClusterRoleBinding). A rule with `checked_only` is not a request of its own: the API server
+checks it while authorizing another one (binding a role needs ``bind`` on it, Kubernetes' RBAC escalation
+prevention). tests/test_permissions.py runs every experiment against the sandbox and checks that each
+request it sent is covered here, and that README shows this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Rule", "PERMISSIONS", "markdown_table"]
+
+NAMESPACE, CLUSTER = "namespace", "cluster"
+
+
+@dataclass(frozen=True)
+class Rule:
+    group: str                # "" for the core group; NONRESOURCE for a non-resource URL such as /version
+    resource: str             # plural, or plural/subresource; the URL for a non-resource rule
+    verbs: tuple[str, ...]
+    scope: str                # NAMESPACE or CLUSTER
+    note: str = ""
+    checked_only: bool = False
+
+    @property
+    def qualified(self) -> str:
+        """`pods`, `deployments.apps`, `/version`: the resource as `kubectl create role --resource` takes it."""
+        return self.resource if self.group in ("", NONRESOURCE) else f"{self.resource}.{self.group}"
+
+
+NONRESOURCE = "(non-resource URL)"
+
+# The namespaced kinds restore and cleanup sweep by label (chaoskirvis.ledger.refs.SWEPT_KINDS), and the
+# cluster-scoped one: a restore lists them all, whatever the run made, since it cannot know otherwise.
+_SWEPT_NAMESPACED = (("apps", "deployments"), ("apps", "daemonsets"), ("batch", "cronjobs"), ("", "pods"),
+                     ("", "services"), ("networking.k8s.io", "networkpolicies"))
+_CHANGE = ("create", "get", "delete")  # create (dry runs too), get before each delete, delete in restore
+
+PERMISSIONS: dict[str, tuple[Rule, ...]] = {
+    "every experiment: run record, `restore_run`, evidence control": (
+        Rule("", "configmaps", ("create", "patch", "get", "list", "delete"), NAMESPACE,
+             "the run record `kirvis-ledger-<run id>`"),
+        Rule("", "namespaces", ("get",), NAMESPACE, "is the target there (a 403 is let through)"),
+        *(Rule(group, plural, ("list",), NAMESPACE, "restore sweeps every kind by label")
+          for group, plural in _SWEPT_NAMESPACED),
+        Rule("rbac.authorization.k8s.io", "clusterrolebindings", ("list",), CLUSTER,
+             "restore sweeps bindings by label"),
+        Rule("authentication.k8s.io", "selfsubjectreviews", ("create",), CLUSTER,
+             "evidence: who we are (every authenticated user may, by default)"),
+        Rule(NONRESOURCE, "/version", ("get",), CLUSTER, "evidence: cluster version (public by default)"),
+    ),
+    "workload (`inject_risky_pod`, `inject_risky_workload`, `risky_pod_*`, `techniques_admission`)": (
+        Rule("", "pods", _CHANGE, NAMESPACE, "a controller's pods are judged by a dry-run pod"),
+        Rule("apps", "deployments", _CHANGE, NAMESPACE),
+        Rule("apps", "daemonsets", _CHANGE, NAMESPACE),
+        Rule("batch", "cronjobs", _CHANGE, NAMESPACE),
+    ),
+    "exposure (`inject_exposure`, `exposure_admission`)": (
+        Rule("", "services", _CHANGE, NAMESPACE),
+        Rule("networking.k8s.io", "networkpolicies", _CHANGE, NAMESPACE),
+        Rule("", "pods", _CHANGE, NAMESPACE, "hostPort"),
+        Rule("", "namespaces", ("list",), CLUSTER, "only to draw the namespace by `opt_in_label`"),
+    ),
+    "rbac (`inject_rbac_grant`, `rbac_grant_admission`)": (
+        Rule("rbac.authorization.k8s.io", "clusterrolebindings", _CHANGE, CLUSTER),
+        Rule("rbac.authorization.k8s.io", "clusterroles", ("bind",), CLUSTER,
+             "on the bound role (`resourceNames: [cluster-admin]`), unless the identity holds all it grants",
+             checked_only=True),
+    ),
+    "runtime (`run_runtime_technique`)": (
+        Rule("", "pods", _CHANGE, NAMESPACE, "the pod it execs into"),
+        Rule("", "pods/exec", ("get", "create"), NAMESPACE, "a WebSocket exec is authorized as both"),
+    ),
+    "detection (`alert_in_kubernetes_events`, `alert_in_falco_logs`)": (
+        Rule("", "events", ("list", "watch"), CLUSTER, "all namespaces, unless the probe names one"),
+        Rule("", "pods", ("list",), NAMESPACE, "Falco's pods, in Falco's namespace"),
+        Rule("", "pods/log", ("get",), NAMESPACE, "Falco's logs"),
+    ),
+    "`kirvis cleanup` (without `-n`: across all namespaces)": (
+        *(Rule(group, plural, ("list", "get", "delete"), CLUSTER) for group, plural in _SWEPT_NAMESPACED),
+        Rule("", "configmaps", ("list", "get", "delete"), CLUSTER, "the run records"),
+        Rule("rbac.authorization.k8s.io", "clusterrolebindings", ("list", "get", "delete"), CLUSTER),
+    ),
+}
+
+
+def markdown_table() -> str:
+    """The table README shows (one row per rule); "namespace" is the one the request names."""
+    lines = ["| needed by | resource | verbs | where | why |", "|---|---|---|---|---|"]
+    for family, rules in PERMISSIONS.items():
+        for index, rule in enumerate(rules):
+            where = "namespace" if rule.scope == NAMESPACE else "cluster"
+            note = rule.note + (" (checked, not sent)" if rule.checked_only else "")
+            lines.append(f"| {family if index == 0 else ''} | `{rule.qualified}` | {', '.join(rule.verbs)} "
+                         f"| {where} | {note} |")
+    return "\n".join(lines)
