@@ -123,7 +123,7 @@ class KubeAPI:
         response = self._send("GET", path, query, None, "application/json", (self.timeout, timeout))
         if response.status >= 400:
             raise ApiError("GET", path, Answer(status=response.status, body=_decode(response.read())))
-        buffer = b""
+        buffer, complete = b"", False
         try:
             for chunk in response.response.stream(4096, decode_content=True):
                 buffer += chunk
@@ -131,10 +131,18 @@ class KubeAPI:
                 for line in lines:
                     if line.strip():
                         yield line.decode("utf-8", "replace")
-        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            complete = True
+        except urllib3.exceptions.ReadTimeoutError:
             return
+        except urllib3.exceptions.ProtocolError as exc:  # cut mid-stream: what was not read is unknown
+            raise ActivityFailed(
+                f"the stream of GET {path} from {self.host} was cut: {_short_network_error(exc)}"
+            ) from None
         finally:
-            response.response.release_conn()
+            if complete:
+                response.response.release_conn()
+            else:  # a half-read stream must not go back to the pool
+                response.response.close()
         if buffer.strip():
             yield buffer.decode("utf-8", "replace")
 

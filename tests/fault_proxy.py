@@ -7,6 +7,7 @@ for that request. A rule gets ``(method, path, query)`` and returns:
 - ``None``: forward it;
 - ``Answer(status, body)``: answer it here with that JSON body (say, the API server's 403 Status);
 - ``Stream(lines)``: answer 200 with these JSON lines, then end (say, a watch ERROR event);
+- ``Cut(lines)``: answer 200 with these lines, then drop the connection without ending the stream;
 - a ``threading.Event``: hold the request until the event is set, then forward it.
 
 `requests` lists every request the proxy received, on arrival (a streaming request logs at its start).
@@ -45,13 +46,20 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Answer 200 with these JSON lines in a chunked stream, then drop the connection mid-stream."""
+
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Seen:
     method: str
     path: str
     query: dict[str, str]
 
 
-Rule = Callable[[str, str, dict[str, str]], "Answer | Stream | threading.Event | None"]
+Rule = Callable[[str, str, dict[str, str]], "Answer | Stream | Cut | threading.Event | None"]
 
 
 def forbidden_status(resource: str, name: str, namespace: str, user: str, verb: str = "get") -> dict[str, Any]:
@@ -129,6 +137,15 @@ class FaultProxy:
         if isinstance(decision, Stream):
             text = "".join(json.dumps(line) + "\n" for line in decision.lines)
             return aiohttp.web.Response(text=text, content_type="application/json")
+        if isinstance(decision, Cut):
+            response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for line in decision.lines:
+                await response.write((json.dumps(line) + "\n").encode())
+            await asyncio.sleep(0.2)
+            request.transport.abort()  # no terminating chunk: the client sees the stream cut
+            return response
         if isinstance(decision, threading.Event):
             await asyncio.get_running_loop().run_in_executor(None, decision.wait)
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}

@@ -25,7 +25,7 @@ from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.sandbox.server import Sandbox
 from chaoskirvis.workload.actions import inject_risky_pod
-from fault_proxy import Answer, FaultProxy, Stream, forbidden_status
+from fault_proxy import Answer, Cut, FaultProxy, Stream, forbidden_status
 from test_detection import (
     TOLERANCE_S, falco_line, falcosidekick_alert, post_to_alertmanager, time_since_injection,
 )
@@ -263,15 +263,36 @@ def test_falco_log_refused_by_rbac_is_an_error_naming_pod_namespace_and_answer(s
     assert recorded_outcome(arguments) == "error"
 
 
-def test_falco_pod_with_two_containers_and_no_container_named_is_an_error(sandbox, injected, make_namespace):
+def test_falco_log_follow_cut_mid_stream_is_an_error_not_a_miss(sandbox, falco, injected, tmp_path):
     arguments, _ = injected
-    namespace = make_namespace()
+
+    def rule(method, path, query):  # the backlog reads fine; the followed log is cut by the network
+        return Cut([]) if path.endswith("/log") and query.get("follow") == "true" else None
+
+    with FaultProxy(sandbox.sandbox, rule) as proxy:
+        started = time.monotonic()
+        with pytest.raises(ActivityFailed) as failed:
+            alert_in_falco_logs(within=5, rule="^Launch Privileged Container$", **proxied(proxy, arguments, tmp_path))
+    message = str(failed.value)
+    assert "falco-x1" in message and "namespace falco" in message and "was cut" in message
+    assert time.monotonic() - started < 3  # at once, not after waiting out the window as a miss
+    assert recorded_outcome(arguments) == "error"
+
+
+def two_container_falco_pod(sandbox, namespace: str, first: str) -> None:
     core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
     core.create_namespaced_pod(namespace, {  # as the Falco Helm chart deploys it: Falco and falcoctl
         "metadata": {"name": "falco-two", "labels": {"app.kubernetes.io/name": "falco"}},
-        "spec": {"containers": [{"name": "falco", "image": "docker.io/falcosecurity/falco:0.39.2"},
+        "spec": {"containers": [{"name": first, "image": "docker.io/falcosecurity/falco:0.39.2"},
                                 {"name": "falcoctl-artifact-follow",
                                  "image": "docker.io/falcosecurity/falcoctl:0.10.0"}]}})
+
+
+def test_falco_pod_with_two_containers_none_named_falco_and_no_container_given_is_an_error(
+        sandbox, injected, make_namespace):
+    arguments, _ = injected
+    namespace = make_namespace()
+    two_container_falco_pod(sandbox, namespace, first="detector")
 
     with pytest.raises(ActivityFailed) as failed:
         alert_in_falco_logs(within=3, namespace=namespace, **arguments)
@@ -280,3 +301,13 @@ def test_falco_pod_with_two_containers_and_no_container_named_is_an_error(sandbo
     assert "falco-two" in message and f"namespace {namespace}" in message
     assert "400" in message and "a container name must be specified" in message
     assert recorded_outcome(arguments) == "error"
+
+
+def test_falco_pod_as_the_helm_chart_deploys_it_is_read_from_its_falco_container(sandbox, injected, make_namespace):
+    arguments, _ = injected
+    namespace = make_namespace()
+    two_container_falco_pod(sandbox, namespace, first="falco")
+
+    result = alert_in_falco_logs(within=1, namespace=namespace, rule="Launch Privileged Container", **arguments)
+
+    assert result["outcome"] == "missed"  # read without error: the sandbox's Falco logs nothing

@@ -43,18 +43,20 @@ def falco_alerts(api: KubeAPI, window: Window, *, namespace: str, label_selector
     if not pods:
         raise ActivityFailed(f"no Falco pod matches {label_selector} in namespace {namespace}")
     names = [pod["metadata"]["name"] for pod in pods]
-    query = {"sinceTime": window.injected_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "timestamps": "true",
-             "container": container}
+    since = window.injected_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    queries = {pod["metadata"]["name"]: {"sinceTime": since, "timestamps": "true", "container": _container(pod, container)}
+               for pod in pods}
 
     def unreadable(failure: _Unreadable) -> ActivityFailed:
-        where = f" (container {container})" if container else ""
+        chosen = queries[failure.pod]["container"]
+        where = f" (container {chosen})" if chosen else ""
         return ActivityFailed(f"cannot read the log of Falco pod {failure.pod}{where} in namespace {namespace}: "
                               f"{failure.answer}")
 
     last_logged: dict[str, dt.datetime | None] = {}
     for name in names:
         try:
-            backlog = list(api.stream_lines(_log_path(namespace, name), query=query, timeout=api.timeout))
+            backlog = list(api.stream_lines(_log_path(namespace, name), query=queries[name], timeout=api.timeout))
         except (ApiError, ActivityFailed) as exc:
             raise unreadable(_Unreadable(name, _answer(exc))) from None
         read_at = now()
@@ -70,7 +72,7 @@ def falco_alerts(api: KubeAPI, window: Window, *, namespace: str, label_selector
 
     lines: queue.Queue = queue.Queue()
     for name in names:
-        threading.Thread(target=_follow, args=(api, namespace, name, {**query, "follow": "true"}, last_logged[name],
+        threading.Thread(target=_follow, args=(api, namespace, name, {**queries[name], "follow": "true"}, last_logged[name],
                                                window, lines), daemon=True).start()
     finished = 0
     while finished < len(names):
@@ -87,6 +89,15 @@ def falco_alerts(api: KubeAPI, window: Window, *, namespace: str, label_selector
         alert = _parse(text, name, arrived, lambda raised, seen_at: seen_at)
         if alert is not None:
             yield alert
+
+
+def _container(pod: dict[str, Any], given: str | None) -> str | None:
+    """The container whose log to read: the one given, else ``falco`` in a pod with several (Falco's Helm
+    chart adds sidecars), else the pod's only one (None lets the API choose it)."""
+    if given:
+        return given
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    return "falco" if len(names) > 1 and "falco" in names else None
 
 
 def _log_path(namespace: str, pod: str) -> str:

@@ -10,7 +10,7 @@ from logzero import logger
 
 from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import kube_api
-from chaoskirvis.ledger.restore import Selection, find_leftovers, remove
+from chaoskirvis.ledger.restore import CleanupReport, Selection, find_leftovers, remove
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 
@@ -27,12 +27,16 @@ def restore_run(
 
     Objects are found through the run's ownership labels and its record in the cluster; each is
     deleted only if it still carries every ownership mark of this run. Idempotent: running it twice,
-    or after the objects are gone, is fine. Waits up to `wait_seconds` for deletions to finish.
+    or after the objects are gone, is fine. A run that attempted nothing in this process has nothing to
+    restore and asks the API nothing. Waits up to `wait_seconds` for deletions to finish.
     Raises when something of the run could not be removed (it stays recorded for `kirvis cleanup`).
     """
     run_id = current_run_id(configuration)
-    api = kube_api(configuration, secrets)
     namespaces = run_state(run_id).namespaces or None
+    if namespaces is None:  # this process attempted nothing, so the run created nothing (cleanup sweeps)
+        logger.info(f"[{run_id}] restore: the run attempted nothing, so there is nothing to restore")
+        return {"run_id": run_id, **CleanupReport().as_dict()}
+    api = kube_api(configuration, secrets)
     leftovers = find_leftovers(api, Selection(run_id=run_id), namespaces)
     report = remove(api, leftovers, wait_seconds=wait_seconds)
     summary = {"run_id": run_id, **report.as_dict()}
