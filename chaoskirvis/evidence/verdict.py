@@ -5,8 +5,14 @@
 - **error**: the test could not be carried out (bad input, unknown technique or namespace, an
   unreachable or refusing API server, the runner's own missing permission, an unreachable detector, an
   inconclusive dry run, a run that tried nothing, a steady state already broken before the method, an
-  interruption): Chaos Toolkit's ``failed`` and the like. An error never reads as a weakness, and
-  neither ever reads as held.
+  interruption, a restore that failed or left something of the run in the cluster): Chaos Toolkit's
+  ``failed`` and the like. An error never reads as a weakness, and neither ever reads as held.
+
+A run that would otherwise be held or a weakness is an error when its ledger (the journal's
+``chaoskirvis.ledger``) says it was not restored: its leftovers are named with the `kirvis cleanup`
+command that removes them, and what the run found otherwise follows. That includes `--rollback-strategy
+never`: skipping the restore is a deliberate choice, but the cluster is left changed, and CI must not
+read that as a pass.
 
 A run can be a *negative control*: it is expected to show a weakness (a namespace deliberately left
 without the control, to prove that the test can fail). Its weakness is then as expected, and a run that
@@ -19,7 +25,7 @@ from typing import Any
 
 from chaoskirvis.evidence.journal import PASSING_OUTCOMES, activity_runs, exception_summary
 
-__all__ = ["Verdict", "verdict_of", "RESULTS", "EXPECTATIONS", "WEAKNESS_OUTCOMES", "ERROR_OUTCOMES"]
+__all__ = ["Verdict", "verdict_of", "is_weakness", "RESULTS", "EXPECTATIONS", "WEAKNESS_OUTCOMES", "ERROR_OUTCOMES"]
 
 # Worst first.
 RESULTS = ("error", "weakness", "held")
@@ -58,13 +64,17 @@ class Verdict:
         }
 
 
-def verdict_of(journal: dict[str, Any], outcomes: list[dict[str, Any]], expected: str | None = None) -> Verdict:
+def verdict_of(
+    journal: dict[str, Any], outcomes: list[dict[str, Any]], expected: str | None = None, *,
+    ledger: dict[str, Any] | None = None, run_id: str | None = None,
+) -> Verdict:
     """The verdict of a journal, given the security outcomes it recorded.
 
     `expected` (held or weakness) defaults to what the journal's evidence section recorded, else held.
+    `ledger` and `run_id` default to the journal's evidence section (pass them while building it).
     """
     expected = expected or _recorded_expectation(journal)
-    verdict = _raw_verdict(journal, outcomes)
+    verdict = _raw_verdict(journal, outcomes, ledger, run_id)
     if expected not in EXPECTATIONS:
         return Verdict("error", f"unknown expectation {expected!r} (kirvis_expect): use held or weakness",
                        verdict.status, "held")
@@ -76,13 +86,36 @@ def verdict_of(journal: dict[str, Any], outcomes: list[dict[str, Any]], expected
     return Verdict(verdict.result, verdict.reason, verdict.status, expected)
 
 
-def _raw_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Verdict:
+def _raw_verdict(
+    journal: dict[str, Any], outcomes: list[dict[str, Any]], ledger: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Verdict:
+    verdict = _security_verdict(journal, outcomes)
+    section = journal.get("chaoskirvis") if isinstance(journal.get("chaoskirvis"), dict) else {}
+    ledger = ledger if ledger is not None else section.get("ledger")
+    if verdict.result == "error" or not isinstance(ledger, dict) or ledger.get("restored") is not False:
+        return verdict
+    run_id = run_id or section.get("run_id") or "ID"
+    left = ledger.get("left_in_cluster")
+    if isinstance(left, list) and left:
+        what = f"the run left {', '.join(map(str, left[:5]))}{f' and {len(left) - 5} more' if len(left) > 5 else ''} in the cluster"
+    elif isinstance(left, dict) and left.get("unknown"):
+        what = f"what the run left in the cluster could not be checked ({left['unknown']})"
+    else:
+        restore = ledger.get("restore") if isinstance(ledger.get("restore"), dict) else {}
+        errors = [*(restore.get("failed") or []), *(restore.get("errors") or [])]
+        what = "the run's restore failed" + (f" ({'; '.join(map(str, errors[:3]))})" if errors else "")
+    return Verdict("error", f"{what}: run `kirvis cleanup --run-id {run_id}`; otherwise {verdict.result}: "
+                            f"{verdict.reason}", verdict.status)
+
+
+def _security_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Verdict:
     status = str(journal.get("status") or "unknown")
     states = journal.get("steady_states") or {}
     section = journal.get("chaoskirvis") if isinstance(journal.get("chaoskirvis"), dict) else {}
     if section.get("not_run"):
         return Verdict("error", f"not run: {section['not_run']}", "invalid")
-    weak = [o for o in outcomes if _is_weakness(o, outcomes)]
+    weak = [o for o in outcomes if is_weakness(o, outcomes)]
     broken = [o for o in outcomes if o.get("outcome") in ERROR_OUTCOMES]
     if status == "interrupted":
         return Verdict("error", f"{_interruption(journal)}; what the run changed may not have been restored", status)
@@ -113,7 +146,7 @@ def _raw_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -> Ver
     return Verdict("held", f"{len(checks)} security check(s) blocked or detected", "completed")
 
 
-def _is_weakness(outcome: dict[str, Any], outcomes: list[dict[str, Any]]) -> bool:
+def is_weakness(outcome: dict[str, Any], outcomes: list[dict[str, Any]]) -> bool:
     """An admitted attempt is a weakness unless it was introduced on purpose for a detector to see."""
     if outcome.get("outcome") == "missed":
         return True

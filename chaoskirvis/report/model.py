@@ -21,7 +21,7 @@ from chaoskirvis.evidence.digest import Verification, verify
 from chaoskirvis.evidence.journal import (
     PASSING_OUTCOMES, activity_runs, attack_ids, exception_summary, is_outcome, parse_time, recorded_outcomes,
 )
-from chaoskirvis.evidence.verdict import ERROR_OUTCOMES, Verdict, _is_weakness, verdict_of
+from chaoskirvis.evidence.verdict import ERROR_OUTCOMES, Verdict, is_weakness, verdict_of
 from chaoskirvis.techniques import CATALOG
 
 __all__ = ["ReportError", "TimelineEntry", "ExperimentView", "AttackCell", "load_view", "name_views",
@@ -119,7 +119,7 @@ class ExperimentView:
             return "held" if expected == "held" else "error"
         if word in ERROR_OUTCOMES:
             return "error"
-        if _is_weakness(outcome, self.outcomes):
+        if is_weakness(outcome, self.outcomes):
             return "weakness (expected)" if expected == "weakness" else "weakness"
         if word == "allowed":
             return "introduced"
