@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from chaoskirvis.evidence.redaction import REDACTED, install_log_redaction, redact, secret_values
+from chaoskirvis.evidence.redaction import REDACTED, install_log_redaction, redact, secret_values, url_credentials
 
 
 def test_secret_values_come_from_secrets_configuration_environment_and_the_client():
@@ -63,3 +63,35 @@ def test_the_log_hides_secrets_in_messages_and_tracebacks(tmp_path):
     assert "hunter2-secret" not in text
     assert f"connecting with {REDACTED}" in text
     assert f"RuntimeError: bad credential {REDACTED}" in text
+
+
+def test_url_userinfo_and_authorization_credentials_are_hidden_whatever_is_known():
+    text = ("GET http://admin:s3cr%40t@alertmanager:9093/api/v2/alerts failed; retried with "
+            "Authorization: Bearer eyJhbGciOi.J9x2 and Basic YWRtaW46czNjcmV0; a bearer token is required")
+    redacted, count = redact({"message": text, "url": "https://user@h/x", "plain": "https://h/x?a=b@c"}, set())
+    assert redacted["message"] == (
+        f"GET http://{REDACTED}@alertmanager:9093/api/v2/alerts failed; retried with "
+        f"Authorization: Bearer {REDACTED} and Basic {REDACTED}; a bearer token is required")
+    assert redacted["url"] == f"https://{REDACTED}@h/x"
+    assert redacted["plain"] == "https://h/x?a=b@c", "an @ after the authority is not userinfo"
+    assert count == 4
+
+
+def test_the_password_of_a_url_is_a_known_secret_on_its_own_too():
+    values = url_credentials({"configuration": {"am": "http://admin:s3cr%40t@alertmanager:9093"}},
+                             ["https://h/x", "mailto:someone@example.org"])
+    assert {"s3cr%40t", "s3cr@t"} <= values
+    assert redact("the password was s3cr@t", values)[0] == f"the password was {REDACTED}"
+
+
+def test_the_log_hides_url_credentials_with_no_known_secret(tmp_path):
+    logger = logging.getLogger("kirvis-redaction-url-test")
+    handler = logging.FileHandler(tmp_path / "log")
+    logger.addHandler(handler)
+    install_log_redaction(set(), logger_name=logger.name)
+    try:
+        logger.error("cannot reach %s", "http://admin:pw-1234@127.0.0.1:9/api")
+    finally:
+        handler.close()
+        logger.removeHandler(handler)
+    assert (tmp_path / "log").read_text() == f"cannot reach http://{REDACTED}@127.0.0.1:9/api\n"

@@ -17,7 +17,10 @@ and the identity the API server saw, the tool versions, every security outcome w
 the activity it came from, the ATT&CK ids, the ledger, and the verdict; then it redacts every known
 secret value anywhere in the journal and seals it with a digest (`kirvis verify` checks it). Chaos
 Toolkit writes the journal file after this control, so what it changes is what lands in the file.
-From the start of the run, known secret values are also hidden in the Chaos Toolkit log.
+From the start of the run, known secret values are also hidden in the Chaos Toolkit log: from validation
+on (`validate_control`, before Chaos Toolkit logs the experiment's title), for the values the experiment
+file and the command line's ``--var``/``--var-file`` make known, then from `configure_control` for the
+resolved ones. The password of any URL in the experiment or its configuration is a known value too.
 
 The Kubernetes connection comes from the secrets scope ``kubernetes`` when the experiment has one
 (else the first scope that holds Kubernetes keys), then the environment: as the activities see it.
@@ -34,14 +37,15 @@ from logzero import logger
 
 from chaoskirvis.evidence.cluster import cluster_facts
 from chaoskirvis.evidence.digest import seal, to_plain
-from chaoskirvis.evidence.redaction import install_log_redaction, redact, secret_values
+from chaoskirvis.evidence.redaction import install_log_redaction, redact, secret_values, url_credentials
 from chaoskirvis.evidence.section import ExperimentSource, build_section, collect_outcomes, experiment_source
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 
 __all__ = [
-    "configure_control", "before_activity_control", "after_activity_control", "after_experiment_control",
+    "validate_control", "known_secrets", "configure_control", "before_activity_control", "after_activity_control",
+    "after_experiment_control",
     "use_experiment_source",
 ]
 
@@ -69,6 +73,37 @@ def use_experiment_source(path: str | None) -> None:
     _declared_source = path
 
 
+def known_secrets(experiment: Experiment, experiment_vars: Any = None) -> set[str]:
+    """The secret values an experiment and its ``(configuration, secrets)`` variables make known before it
+    runs, now hidden in the Chaos Toolkit log (so its title, logged first, cannot show one)."""
+    config_vars, secret_vars = experiment_vars if isinstance(experiment_vars, tuple) else ({}, {})
+    configuration = {**(experiment.get("configuration") or {}), **(config_vars or {})}
+    values = secret_values(declared_secrets=experiment.get("secrets"), resolved_secrets=secret_vars,
+                           configuration=configuration, environ=os.environ)
+    values |= url_credentials(experiment, config_vars, secret_vars)
+    install_log_redaction(values)
+    return values
+
+
+def validate_control(control: Any = None) -> None:
+    """Chaos Toolkit validates the controls before it logs the title: hide `chaos run`'s known secrets from then."""
+    try:
+        import click
+        from chaoslib import merge_vars
+        from chaoslib.loader import load_experiment
+
+        context = click.get_current_context(silent=True)
+        while context is not None and context.command.name != "run":
+            context = context.parent
+        source = context.params.get("source") if context is not None else None
+        if not isinstance(source, str) or not os.path.isfile(source):
+            return
+        experiment_vars = merge_vars(context.params.get("var") or {}, list(context.params.get("var_file") or []))
+        known_secrets(load_experiment(source, {}), experiment_vars)
+    except Exception as exc:  # configure_control still learns the secrets when the run starts
+        logger.debug(f"evidence control: could not read the experiment's secrets at validation: {exc}")
+
+
 def configure_control(
     experiment: Experiment = None, configuration: Configuration = None, secrets: Secrets = None,
 ) -> None:
@@ -79,6 +114,7 @@ def configure_control(
         declared_secrets=experiment.get("secrets"), resolved_secrets=secrets, configuration=configuration,
         environ=os.environ,
     )
+    values |= url_credentials(experiment, configuration, secrets)
     install_log_redaction(values)
     _session = _Session(values, experiment_source(_source_path(), experiment))
 

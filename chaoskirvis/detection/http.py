@@ -1,15 +1,21 @@
-"""HTTP access to alert backends: TLS verified by default, a timeout on every call, secrets kept out of logs."""
+"""HTTP access to alert backends: TLS verified by default, a timeout on every call, secrets kept out of logs.
+
+A URL may carry credentials in its userinfo (``http://admin:PASSWORD@alertmanager:9093``, RFC 3986
+section 3.2.1): they are sent as HTTP Basic authentication (RFC 7617), as curl does, and the URL is named
+without them in every message (`public_url`).
+"""
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import urllib3
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Secrets
 
-__all__ = ["fetch_json", "auth_headers"]
+__all__ = ["fetch_json", "auth_headers", "public_url"]
 
 _pool = urllib3.PoolManager(retries=False)
 
@@ -24,10 +30,34 @@ def auth_headers(secrets: Secrets | None, token_key: str | None) -> dict[str, st
     return {"Authorization": f"Bearer {token}"}
 
 
+def public_url(url: str) -> str:
+    """`url` without the ``user:password@`` of its authority: what may be shown and recorded."""
+    return _split_userinfo(url)[0]
+
+
+def _split_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """(`url` without userinfo, the Basic Authorization header its userinfo stands for)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ActivityFailed("invalid URL (it cannot be parsed): give scheme://host[:port]/path") from None
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    credentials = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=hostport)), {"Authorization": f"Basic {credentials}"}
+
+
 def fetch_json(method: str, url: str, *, fields: list[tuple[str, str]] | None = None, body: Any = None,
                headers: dict[str, str] | None = None, ca_file: str | None = None, timeout: float = 10.0) -> Any:
-    """One JSON request; raises `ActivityFailed` naming the URL (never the headers) when it fails."""
-    kwargs: dict[str, Any] = {"headers": {"Accept": "application/json", **(headers or {})},
+    """One JSON request; raises `ActivityFailed` naming the URL (never the headers nor its userinfo) when it fails.
+
+    Credentials in the URL's userinfo are sent as Basic authentication, unless `headers` already
+    authorize the request (a bearer token from the secrets).
+    """
+    url, basic = _split_userinfo(url)
+    kwargs: dict[str, Any] = {"headers": {"Accept": "application/json", **basic, **(headers or {})},
                               "timeout": urllib3.Timeout(total=timeout)}
     if body is not None:
         kwargs["body"] = json.dumps(body)

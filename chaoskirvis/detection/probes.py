@@ -19,7 +19,7 @@ from chaoskirvis.detection.alertmanager import alertmanager_alerts
 from chaoskirvis.detection.alerts import Alert
 from chaoskirvis.detection.events import event_alerts
 from chaoskirvis.detection.falco import falco_alerts
-from chaoskirvis.detection.http import auth_headers
+from chaoskirvis.detection.http import auth_headers, public_url
 from chaoskirvis.detection.http_query import http_query_alerts
 from chaoskirvis.detection.receiver import running_receiver
 from chaoskirvis.detection.verdict import judge, records_errors
@@ -143,7 +143,7 @@ def alert_in_alertmanager(
     alerts = alertmanager_alerts(url, window, matchers=matchers or [], include_silenced=include_silenced,
                                  include_inhibited=include_inhibited, interval=poll_interval,
                                  headers=auth_headers(secrets, token_secret), ca_file=ca_file)
-    return judge("alertmanager", alerts, window, lambda a: True, url=url, matchers=matchers or [],
+    return judge("alertmanager", alerts, window, lambda a: True, url=public_url(url), matchers=matchers or [],
                  include_silenced=include_silenced)
 
 
@@ -176,7 +176,7 @@ def alert_in_http_query(
     alerts = http_query_alerts(url, window, method=method, body=body, items_path=items_path,
                                match_regex=match_regex, time_path=time_path, name_path=name_path,
                                interval=poll_interval, headers=auth_headers(secrets, token_secret), ca_file=ca_file)
-    return judge("http-query", alerts, window, lambda a: True, url=url, items_path=items_path,
+    return judge("http-query", alerts, window, lambda a: True, url=public_url(url), items_path=items_path,
                  match_regex=match_regex)
 
 

@@ -12,6 +12,12 @@ What counts as secret:
 Each known value is replaced wherever it occurs in a string. Values shorter than `MIN_LENGTH` would
 shred ordinary text if replaced everywhere; they are still hidden under any key that looks secret,
 as is every scalar under such a key.
+
+Whatever the known values, two shapes of credential are hidden in every string: the userinfo of a URL
+(``http://admin:PASSWORD@alertmanager`` becomes ``http://[redacted]@alertmanager``, RFC 3986 section
+3.2.1) and the credentials of an HTTP Authorization value (``Bearer <token>``, ``Basic <base64>``). The
+password of a URL found in the experiment or its configuration is also a known value (`url_credentials`),
+so it is hidden where it appears on its own too.
 """
 from __future__ import annotations
 
@@ -19,9 +25,11 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = [
     "REDACTED", "MIN_LENGTH", "looks_secret", "secret_values", "redact", "install_log_redaction",
+    "url_credentials", "strip_userinfo",
 ]
 
 REDACTED = "[redacted]"
@@ -37,6 +45,12 @@ NOT_SECRET_SETTINGS = frozenset({
     "CHAOSTOOLKIT_IN_POD", "KIRVIS_REQUEST_TIMEOUT",
 })
 ENVIRONMENT_SECRETS = ("KUBERNETES_API_KEY", "KUBERNETES_PASSWORD")
+# scheme://userinfo@ (the userinfo holds no "/", "?", "#" or "@", RFC 3986 section 3.2).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!\[redacted\]@)([^\s/?#@'\"<>\\]+)@")
+# The credentials of an Authorization value; a token holds a digit (so prose like "bearer token" stays).
+_AUTH_CREDENTIALS = re.compile(
+    r"(?i)\b(bearer|basic)(\s+)(?=[a-z0-9\-._~+/]*[0-9])[a-z0-9\-._~+/]{8,}=*"
+)
 _REFERENCE_TYPES = ("env", "vault")
 
 
@@ -67,6 +81,45 @@ def secret_values(
     return {value for value in values if value.strip()}
 
 
+def strip_userinfo(url: Any) -> Any:
+    """`url` without the ``user:password@`` of its authority (anything else is returned as given)."""
+    if not isinstance(url, str):
+        return url
+    return _URL_USERINFO.sub(lambda m: m.group(1), url)
+
+
+def url_credentials(*values: Any) -> set[str]:
+    """The passwords (and user:password pairs) held in the userinfo of every URL in `values`, walked deeply."""
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            for v in item.values():
+                walk(v)
+        elif isinstance(item, (list, tuple)):
+            for v in item:
+                walk(v)
+        elif isinstance(item, str) and "@" in item:
+            for match in _URL_USERINFO.finditer(item):
+                userinfo = match.group(2)
+                found.add(userinfo)
+                user, _, password = userinfo.partition(":")
+                for part in (password, unquote(password), unquote(userinfo)):
+                    if part:
+                        found.add(part)
+
+    for value in values:
+        walk(value)
+    return {value for value in found if value.strip()}
+
+
+def _redact_shapes(text: str) -> tuple[str, int]:
+    """`text` with URL userinfo and Authorization credentials hidden, and how many were."""
+    text, urls = _URL_USERINFO.subn(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text, auth = _AUTH_CREDENTIALS.subn(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return text, urls + auth
+
+
 def redact(value: Any, secrets: Iterable[str]) -> tuple[Any, int]:
     """A copy of `value` with every secret hidden, and how many replacements were made."""
     ordered = sorted({s for s in secrets if len(s) >= MIN_LENGTH}, key=len, reverse=True)
@@ -82,9 +135,10 @@ def redact(value: Any, secrets: Iterable[str]) -> tuple[Any, int]:
         if looks_secret(key) and _is_scalar(item) and item != REDACTED:
             count += 1
             return REDACTED
-        if isinstance(item, str) and pattern is not None:
-            replaced, n = pattern.subn(REDACTED, item)
-            count += n
+        if isinstance(item, str):
+            replaced, n = pattern.subn(REDACTED, item) if pattern is not None else (item, 0)
+            replaced, shapes = _redact_shapes(replaced)
+            count += n + shapes
             return replaced
         return item
 
@@ -99,8 +153,6 @@ class _RedactingFilter(logging.Filter):
         self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             message = record.getMessage()
         except (TypeError, ValueError):

@@ -29,7 +29,8 @@ from chaostoolkit.runtime import get_python_runtime_info
 from chaostoolkit.signals import SignalRecorder
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from chaoskirvis.controls.evidence import EXPECT_KEY, use_experiment_source
+from chaoskirvis.controls.evidence import EXPECT_KEY, known_secrets, use_experiment_source
+from chaoskirvis.evidence.redaction import redact
 from chaoskirvis.evidence.journal import recorded_outcomes
 from chaoskirvis.evidence.section import not_run_journal
 from chaoskirvis.evidence.signing import SigningError, sign_file
@@ -190,7 +191,8 @@ def _run_one(
             raise ChaosException("it declares runtime.python (an isolated environment): run it with `chaos run`")
     except Exception as exc:  # a file that cannot be loaded or validated fails itself, not the suite
         return _not_run(path, journal_path, experiment, str(exc), options)
-    progress(f"{label} start   {path.name}: {experiment.get('title') or path.stem}")
+    title = redact(str(experiment.get("title") or path.stem), known_secrets(experiment, experiment_vars))[0]
+    progress(f"{label} start   {path.name}: {title}")
     if options.expect:
         experiment.setdefault("configuration", {})[EXPECT_KEY] = options.expect
     _ensure_evidence_control(experiment)
