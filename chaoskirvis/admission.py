@@ -4,41 +4,84 @@ A denial by an admission control (Pod Security Admission, a ValidatingAdmissionP
 webhook) is the outcome ``blocked``; an object that was stored is ``allowed``; a dry run that a webhook
 could not take part in is ``inconclusive``. Anything else (an invalid manifest, a missing namespace, our
 own lack of permission, a server error) is not an outcome: the attempt itself went wrong and raises.
+
+A denial is recognised by the status code and the Status body together, as the API server answers
+each control (kubernetes/kubernetes, staging/src/k8s.io/...), never by its message alone:
+
+- Pod Security Admission (`pod-security-admission/admission/response.go`, apierrors.NewForbidden):
+  403, reason ``Forbidden``, ``pods "NAME" is forbidden: violates PodSecurity "LEVEL:VERSION": ...``;
+- a ValidatingAdmissionPolicy (`apiserver/.../policy/validating/dispatcher.go`): the code for the
+  validation's reason (``Forbidden`` 403, ``Unauthorized`` 401, ``RequestEntityTooLarge`` 413, ``Invalid``
+  422, the default), ``... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B' denied request: ...``;
+- a validating webhook (`apiserver/.../webhook/errors/statuserror.go`, ToStatusErr): the webhook's own
+  4xx code (403 when it gave none), ``admission webhook "NAME" denied the request...``. A webhook that
+  answered 5xx did not deny by policy: that is an error.
+
+The body must be a ``Status`` with ``status: Failure`` and the same ``code`` as the HTTP answer. A 500
+whose text reads as a denial, a 2xx, RBAC's 403 (``User "x" cannot create resource ...``) or a schema
+422 are errors.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
-from chaoskirvis.client import ApiError, KubeAPI
+from chaoskirvis.client import Answer, ApiError, KubeAPI
 from chaoskirvis.ledger import record
 from chaoskirvis.ledger.refs import ObjectRef
 from chaoskirvis.ledger.state import RunState
 
-__all__ = ["MODES", "attempt_create", "answered_by"]
+__all__ = ["MODES", "attempt_create", "answered_by", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
 
-_DENIERS = (
-    (re.compile(r'violates PodSecurity "'), lambda m: "PodSecurity"),
-    (re.compile(r"ValidatingAdmissionPolicy '([^']+)'.* denied request"),
-     lambda m: f"ValidatingAdmissionPolicy {m.group(1)}"),
-    (re.compile(r'admission webhook "([^"]+)" denied the request'), lambda m: f"admission webhook {m.group(1)}"),
+# apierrors.NewForbidden's prefix: `RESOURCE "NAME" is forbidden: `, `RESOURCE is forbidden: ` or `forbidden: `.
+_FORBIDDEN = r'(?:[a-z0-9][a-z0-9./-]*(?: "(?:[^"\\]|\\.)*")? is )?forbidden: '
+_POD_SECURITY = re.compile(rf'{_FORBIDDEN}violates PodSecurity "(?:privileged|baseline|restricted):(?:latest|v1\.\d+)": ')
+_POLICY = re.compile(rf"{_FORBIDDEN}ValidatingAdmissionPolicy '([^']+)'(?: with binding '[^']+')? denied request: ")
+_WEBHOOK = re.compile(rf'(?:{_FORBIDDEN})?admission webhook "([^"]+)" denied the request(?::| without explanation)')
+# reasonToCode in policy/validating: the only reasons a validation may give, and their codes.
+_POLICY_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
+_NOT_A_DECISION = {408, 429}  # a timeout or a throttle is no webhook's verdict, whatever its text says
+# The same texts anywhere in a message: only to say why an answer that reads as a denial is not one.
+_LOOKS_LIKE = (
+    (re.compile(r'violates PodSecurity "'), "PodSecurity"),
+    (re.compile(r"ValidatingAdmissionPolicy '[^']+'.* denied request"), "a ValidatingAdmissionPolicy"),
+    (re.compile(r'admission webhook "[^"]+" denied the request'), "an admission webhook"),
 )
 _NO_DRY_RUN = re.compile(r"does not support dry run")
 
 
-def answered_by(message: str) -> str | None:
-    """Which admission control a refusal message comes from, or None when it is not a policy denial."""
-    for pattern, name in _DENIERS:
-        match = pattern.search(message)
-        if match:
-            return name(match)
+def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
+    """Which admission control denied the request, from the HTTP status and the Status body it answered.
+
+    None when the answer is not an admission control's denial (see the module docstring): an RBAC
+    refusal, a server error or a forged text on the wrong code are not blocks.
+    """
+    if not isinstance(body, Mapping) or body.get("kind") != "Status" or body.get("status") != "Failure":
+        return None
+    if body.get("code") != status or not isinstance(body.get("message"), str):
+        return None
+    message, reason = body["message"], body.get("reason") or ""
+    if status == 403 and reason == "Forbidden" and _POD_SECURITY.match(message):
+        return "PodSecurity"
+    policy = _POLICY.match(message)
+    if policy and _POLICY_CODES.get(reason) == status:
+        return f"ValidatingAdmissionPolicy {policy.group(1)}"
+    webhook = _WEBHOOK.match(message)
+    if webhook and 400 <= status < 500 and status not in _NOT_A_DECISION and reason != "InternalError":
+        return f"admission webhook {webhook.group(1)}"
     return None
+
+
+def looks_like_denial(message: str) -> str | None:
+    """The control whose denial `message` reads as, wherever the text is: for an error's explanation only."""
+    return next((name for pattern, name in _LOOKS_LIKE if pattern.search(message or "")), None)
 
 
 def attempt_create(
@@ -73,6 +116,7 @@ def attempt_create(
         if not dry_run:
             record.write_entry(api, state.run_id, ref, "denied", configuration, technique=technique)
         return outcome
+    _require_the_object(answer, manifest, evidence)
     outcome = {
         **evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": answer.status,
         "message": f"the API server admitted {ref}" + (" (dry run: not stored)" if dry_run else ""),
@@ -86,12 +130,27 @@ def attempt_create(
     return outcome
 
 
+def _require_the_object(answer: Answer, manifest: dict[str, Any], evidence: dict[str, Any]) -> None:
+    """A create's success answer is the object admitted; anything else (a Status, say) tested nothing."""
+    body = answer.body
+    kind, name = body.get("kind"), (body.get("metadata") or {}).get("name")
+    if kind == manifest.get("kind") and name == manifest["metadata"].get("name"):
+        return
+    where = f" in namespace {evidence['namespace']}" if evidence.get("namespace") else ""
+    raise ActivityFailed(
+        f"could not attempt to create {evidence['kind']} {evidence['name']}{where}: the API answered "
+        f"{answer.status} with {kind or 'no kind'} {name or ''}, not the object"
+        f"{not_a_denial_hint(answer.status, body, str(body.get('message') or ''))}; a success code never "
+        "carries a denial"
+    )
+
+
 def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool) -> dict[str, Any]:
     common = {
         **evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
         "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms,
     }
-    denier = answered_by(exc.message)
+    denier = answered_by(exc.status, exc.answer.body)
     if denier:
         return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
     if dry_run and exc.status == 400 and _NO_DRY_RUN.search(exc.message):
@@ -103,7 +162,21 @@ def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool) -> 
     )
 
 
+def not_a_denial_hint(status: int, body: Any, message: str) -> str:
+    """Why an answer whose text reads as a denial was not counted as one ("" when it does not read so)."""
+    control = looks_like_denial(message)
+    if not control:
+        return ""
+    code = body.get("code") if isinstance(body, Mapping) else None
+    reason = body.get("reason") if isinstance(body, Mapping) else None
+    return (f" (its text reads as a denial by {control}, but the answer is not the one that control gives: "
+            f"HTTP {status}, Status reason {reason or 'none'}, code {code}; not counted as blocked)")
+
+
 def _hint(exc: ApiError) -> str:
+    forged = not_a_denial_hint(exc.status, exc.answer.body, exc.message)
+    if forged:
+        return forged
     if exc.status == 403:
         return " (this refusal is not an admission control's: the run's identity lacks permission)"
     if exc.status in (400, 422):

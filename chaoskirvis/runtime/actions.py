@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -10,7 +12,7 @@ from kubernetes.client.rest import ApiException
 from logzero import logger
 
 from chaoskirvis.activity import typed_activity
-from chaoskirvis.admission import answered_by, attempt_create
+from chaoskirvis.admission import answered_by, attempt_create, not_a_denial_hint
 from chaoskirvis.client import KubeAPI, kube_api
 from chaoskirvis.ledger.refs import POD, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
@@ -65,6 +67,27 @@ def run_runtime_technique(
     return outcome
 
 
+_HANDSHAKE = re.compile(r"Handshake status (\d{3})\b")
+
+
+def _refused_with(exc: ApiException) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and Status body of a refused exec.
+
+    The websocket client raises ApiException(status=0) with the handshake's status line, headers and body in
+    its reason (``Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}``).
+    """
+    status = exc.status or 0
+    if not status:
+        handshake = _HANDSHAKE.match(str(exc.reason or ""))
+        status = int(handshake.group(1)) if handshake else 0
+    raw = str(exc.body or exc.reason or "").rsplit("-+-+-", 1)[-1].strip()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {}
+    return status, body if isinstance(body, dict) else {}
+
+
 def _runtime_pod(api: KubeAPI, state: RunState, namespace: str, image: str, run_as_root: bool, timeout: float,
                  configuration: Configuration | None) -> str:
     manifest = build_runtime_pod(namespace=namespace, run_id=state.run_id, image=image, run_as_root=run_as_root,
@@ -87,11 +110,13 @@ def _execute(api: KubeAPI, unit, namespace: str, pod: str, container: str | None
         result = exec_in_pod(api, namespace, pod, container, command, tty=unit.tty, timeout=timeout)
     except ApiException as exc:
         answer = refusal(exc)
-        denier = answered_by(answer)
+        status, body = _refused_with(exc)
+        denier = answered_by(status, body)
         if not denier:
-            raise ActivityFailed(f"could not exec into {namespace}/{pod}: {answer}") from None
-        return {**evidence, "outcome": "blocked", "blocked": True, "answered_by": denier, "status": exc.status,
-                "message": answer, "latency_ms": None}
+            raise ActivityFailed(f"could not exec into {namespace}/{pod}: {f'{status} ' if status else ''}{answer}"
+                                 f"{not_a_denial_hint(status, body, answer)}") from None
+        return {**evidence, "outcome": "blocked", "blocked": True, "answered_by": denier, "status": status,
+                "reason": body.get("reason"), "message": answer, "latency_ms": None}
     if unit.undo_command:
         exec_in_pod(api, namespace, pod, container, unit.undo_command(options), tty=False, timeout=timeout)
     return {**evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "exit_code": result.exit_code,
