@@ -18,11 +18,15 @@ from kubernetes import client, config, watch
 
 class Detector:
     def __init__(self, kubeconfig: Path, *, alertmanager: str | None = None, webhook: str | None = None,
+                 webhook_token: Callable[[], str] | None = None,
                  events: bool = False, falco_log: Callable[[str], None] | None = None,
                  execs: Callable[[], list] | None = None, delay: float = 0.2):
-        """`falco_log` writes a line to a Falco pod's log; `execs` lists the sandbox's execs (to see shells)."""
+        """`webhook_token` gives the receiver's bearer token when an alert is sent (as Falcosidekick's
+        ``webhook.customheaders`` sends ``Authorization: Bearer <token>``); `falco_log` writes a line to a
+        Falco pod's log; `execs` lists the sandbox's execs (to see shells)."""
         self.api = config.new_client_from_config(str(kubeconfig))
         self.alertmanager, self.webhook, self.events, self.delay = alertmanager, webhook, events, delay
+        self.webhook_token = webhook_token
         self.falco_log, self.execs = falco_log, execs
         self.raised: list[str] = []
         self._stop = threading.Event()
@@ -85,9 +89,11 @@ class Detector:
                 "labels": {"alertname": rule, "priority": "Critical", "k8s_ns_name": namespace, f"k8s_{kind}_name": name},
                 "startsAt": now.isoformat(), "endsAt": (now + dt.timedelta(minutes=5)).isoformat()}])
         if self.webhook:
+            headers = {"Authorization": f"Bearer {self.webhook_token()}"} if self.webhook_token else {}
             _post(self.webhook, {"rule": rule, "priority": "Critical", "time": now.isoformat(), "source": "syscall",
                                  "output": f"{rule} ({kind}={name} ns={namespace})",
-                                 "output_fields": {f"k8s.{kind}.name": name, "k8s.ns.name": namespace}})
+                                 "output_fields": {f"k8s.{kind}.name": name, "k8s.ns.name": namespace}},
+                  headers)
         if self.falco_log:
             self.falco_log(json.dumps({
                 "rule": rule, "priority": "Critical", "time": now.isoformat().replace("+00:00", "Z"),
@@ -101,6 +107,7 @@ class Detector:
                 "source": {"component": "test-policy-engine"}})
 
 
-def _post(url: str, payload) -> None:
-    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+def _post(url: str, payload, headers: dict[str, str] | None = None) -> None:
+    request = urllib.request.Request(url, json.dumps(payload).encode(),
+                                     {"Content-Type": "application/json", **(headers or {})})
     urllib.request.urlopen(request, timeout=5).read()

@@ -36,9 +36,10 @@ def later(delay: float, action) -> threading.Thread:
     return thread
 
 
-def post_json(url: str, payload) -> None:
+def post_json(url: str, payload, token: str | None = None) -> None:
+    bearer = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **bearer})
     urllib.request.urlopen(request, timeout=5).read()
 
 
@@ -128,7 +129,8 @@ def test_unreachable_alertmanager_fails_and_the_run_cannot_pass(injected):
 
 def test_webhook_receiver_detects_a_falcosidekick_post_on_arrival(injected):
     arguments, outcome = injected
-    url = start_alert_receiver(**arguments)["url"]
+    started = start_alert_receiver(**arguments)
+    url, token = started["url"], open(started["token_file"]).read()  # as Falcosidekick sends it (customheaders)
     try:
         offset = time_since_injection(outcome)
         payload = {"output": f"Privileged container started (k8s.pod.name={outcome['name']})",
@@ -136,8 +138,8 @@ def test_webhook_receiver_detects_a_falcosidekick_post_on_arrival(injected):
                    "time": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
                    "output_fields": {"k8s.pod.name": outcome["name"], "k8s.ns.name": outcome["namespace"]}}
         later(0.3, lambda: post_json(url, {**payload, "output_fields": {"k8s.pod.name": "kirvis-rotherrun0-x"},
-                                           "output": "another run"}))
-        later(0.5, lambda: post_json(url, payload))
+                                           "output": "another run"}, token))
+        later(0.5, lambda: post_json(url, payload, token))
 
         result = alert_at_receiver(within=5, name="Privileged", **arguments)
     finally:

@@ -20,7 +20,7 @@ def detection_output(result, name):
     return result.outputs(name)[0]
 
 
-def cases(alertmanager_url: str, port: int, falco_log, execs):
+def cases(alertmanager_url: str, port: int, falco_log, execs, token_file):
     return {
         "privileged-pod-detected-by-falco": ({"within": "3"}, {"falco_log": falco_log}, "falco-alert"),
         "terminal-shell-detected-by-falco": (
@@ -28,8 +28,9 @@ def cases(alertmanager_url: str, port: int, falco_log, execs):
         "privileged-pod-alerted-in-alertmanager": (
             {"alertmanager_url": alertmanager_url, "within": "3"}, {"alertmanager": alertmanager_url},
             "alert-reaches-alertmanager"),
-        "nodeport-alerted-at-webhook": (
-            {"receiver_port": str(port), "within": "3"}, {"webhook": f"http://127.0.0.1:{port}/"},
+        "nodeport-alerted-at-webhook": (  # the detector sends the run's token, as Falcosidekick's customheaders
+            {"receiver_port": str(port), "within": "3", "receiver_auth_file": str(token_file)},
+            {"webhook": f"http://127.0.0.1:{port}/", "webhook_token": token_file.read_text},
             "alert-posted-to-receiver"),
         "privileged-pod-policy-violation-event": (
             {"within": "3"}, {"events": True}, "policy-violation-event"),
@@ -45,7 +46,8 @@ def cases(alertmanager_url: str, port: int, falco_log, execs):
                                   "privileged-pod-detected-by-falco", "terminal-shell-detected-by-falco"])
 def test_detection_experiment(scenarios, alertmanager, falco, make_namespace, tmp_path, name):
     execs = lambda: scenarios.sandbox.execs  # noqa: E731
-    variables, detector_options, probe = cases(alertmanager.url, free_port(), falco, execs)[name]
+    variables, detector_options, probe = cases(alertmanager.url, free_port(), falco, execs,
+                                               tmp_path / "receiver.token")[name]
     experiment = EXPERIMENTS / f"{name}.yaml"
     with Detector(scenarios.kubeconfig, delay=0.3, **detector_options) as detector:
         watched = run_chaos(experiment, tmp_path, scenarios.kubeconfig,

@@ -108,12 +108,18 @@ def alert_at_receiver(
 ) -> dict[str, Any]:
     """An alert about this run posted to the receiver of `start_alert_receiver` within `within` seconds.
 
-    `name` is a regular expression over the alert's name (Falco rule, alertname, title).
+    `name` is a regular expression over the alert's name (Falco rule, alertname, title). Only POSTs
+    carrying the receiver's bearer token count; the outcome reports the others as ``rejected_posts``
+    (source address, time, reason; the first 20) and ``rejected_posts_count``: a forged alert can make
+    the check miss, never pass.
     """
     window = _window(within, technique, clock_skew_seconds, configuration)
     receiver = running_receiver()
-    return judge("webhook", receiver.alerts_until(window), window, _all(("name", name, lambda a: a.name)),
-                 name=name, receiver=receiver.url)
+    outcome = judge("webhook", receiver.alerts_until(window), window, _all(("name", name, lambda a: a.name)),
+                    name=name, receiver=receiver.url)
+    # The rejections up to the end of the wait; `outcome` is the dict judge recorded in the run's state.
+    outcome.update(receiver.rejected_posts(window.run_id))
+    return outcome
 
 
 @typed_activity
