@@ -11,7 +11,8 @@ The client is configured from the same secrets and environment keys as chaostool
    ``KUBERNETES_CA_CERT_FILE`` and ``KUBERNETES_VERIFY_SSL``.
 
 Unlike chaostoolkit-kubernetes: TLS verification stays on unless ``KUBERNETES_VERIFY_SSL`` is explicitly
-false (or the kubeconfig says ``insecure-skip-tls-verify``), every call has a timeout
+false (or the kubeconfig says ``insecure-skip-tls-verify``: allowed, but warned about once per process and
+server and recorded in the evidence as ``tls_verified: false``), every call has a timeout
 (``KIRVIS_REQUEST_TIMEOUT`` seconds, default 30), and no configuration at all is an error, never a
 fallback to localhost.
 
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from chaoslib.exceptions import ActivityFailed
@@ -34,6 +35,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
+from logzero import logger
 
 from chaoskirvis import __version__
 from chaoskirvis.ledger.runid import current_run_id
@@ -193,10 +195,35 @@ def kube_api(configuration: Configuration | None = None, secrets: Secrets | None
         or lookup("KIRVIS_REQUEST_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS
     )
     api_configuration = _resolve_configuration(lookup)
+    warn_if_tls_unverified(api_configuration)
     api_configuration.retries = 1
     api_client = k8s_client.ApiClient(api_configuration)
     api_client.user_agent = user_agent()
     return KubeAPI(api_client, timeout=timeout)
+
+
+_WARNED_UNVERIFIED: set[str] = set()
+
+
+def tls_verified(api_configuration: k8s_client.Configuration) -> bool:
+    """Whether the API server's answers are authenticated: HTTPS with its certificate verified."""
+    return str(api_configuration.host or "").lower().startswith("https://") and bool(api_configuration.verify_ssl)
+
+
+def warn_if_tls_unverified(api_configuration: k8s_client.Configuration) -> None:
+    """One WARNING per process and API server whose answers are not authenticated (allowed, never silent)."""
+    if tls_verified(api_configuration):
+        return
+    parts = urlsplit(str(api_configuration.host or ""))
+    server = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"  # no userinfo, no path: never a credential
+    if server in _WARNED_UNVERIFIED:
+        return
+    _WARNED_UNVERIFIED.add(server)
+    logger.warning(
+        f"TLS verification is off for the Kubernetes API server {server} (insecure-skip-tls-verify in the "
+        "kubeconfig, KUBERNETES_VERIFY_SSL=false, or plain http): anyone on the network path can answer for it, "
+        "a forged denial included; the run goes on and its evidence records tls_verified: false"
+    )
 
 
 def user_agent() -> str:

@@ -1,4 +1,4 @@
-"""Which cluster a run talked to, and as whom: API server URL, version, context, verified identity.
+"""Which cluster a run talked to, and as whom: API server URL, version, context, TLS, verified identity.
 
 Never credentials: the URL loses any user information, and the client's own credentials are handed
 back so the caller can redact them wherever else they appear (the sandbox, for one, carries its token
@@ -17,7 +17,7 @@ from chaoslib.types import Configuration, Secrets
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from chaoskirvis.client import ApiError, KubeAPI, kube_api
+from chaoskirvis.client import ApiError, KubeAPI, kube_api, tls_verified
 
 __all__ = ["ClusterFacts", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
 
@@ -41,7 +41,12 @@ def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) 
             {"unavailable": f"no usable cluster configuration: {exc}"},
             {"unavailable": "not asked: no usable cluster configuration"},
         )
-    cluster: dict[str, Any] = {"server": _without_userinfo(api.host), **_kubeconfig_context(secrets or {})}
+    cluster: dict[str, Any] = {
+        "server": _without_userinfo(api.host), **_kubeconfig_context(secrets or {}),
+        # False: TLS verification off (insecure-skip-tls-verify, KUBERNETES_VERIFY_SSL=false) or plain http,
+        # so anyone on the network path could have answered for the API server.
+        "tls_verified": tls_verified(api.api_client.configuration),
+    }
     try:
         version = api.get("/version")
         cluster["version"] = version.get("gitVersion")

@@ -112,7 +112,8 @@ def cluster_text(cluster: Any) -> str:
     version = cluster.get("version")
     version = version if isinstance(version, str) else "version unknown"
     context = f", context {cluster['context']}" if cluster.get("context") else ""
-    return f"{cluster.get('server')} ({version}{context})"
+    tls = ", TLS NOT VERIFIED" if cluster.get("tls_verified") is False else ""  # anyone on the path could answer
+    return f"{cluster.get('server')} ({version}{context}{tls})"
 
 
 def left_text(left: Any) -> str:
