@@ -244,7 +244,7 @@ def test_the_experiment_with_a_forger_and_no_detector_is_a_weakness(scenarios, m
     port, namespace = free_port(), make_namespace(enforce="privileged")
     with Forger(scenarios.kubeconfig, namespace, f"http://127.0.0.1:{port}/") as forger:
         result = run_chaos(EXPERIMENTS / "nodeport-alerted-at-webhook.yaml", tmp_path, scenarios.kubeconfig,
-                           variables={"receiver_port": str(port), "within": "2", "namespace": namespace})
+                           variables={"receiver_port": str(port), "within": "3", "namespace": namespace})
 
     assert forger.statuses == [401]
     assert (result.exit_code, result.journal["deviated"]) == (1, True), result.output
