@@ -10,6 +10,8 @@ from typing import Any
 
 from chaoslib.types import Configuration
 
+from chaoskirvis.activity import TTL_SECONDS, configured_number
+
 __all__ = [
     "MANAGED_BY_LABEL", "MANAGED_BY", "RUN_ID_LABEL", "TECHNIQUE_LABEL", "RECORD_LABEL",
     "EXPERIMENT_ANNOTATION", "EXPIRES_ANNOTATION", "TECHNIQUES_ANNOTATION",
@@ -32,8 +34,8 @@ def ownership_metadata(
 ) -> dict[str, dict[str, str]]:
     """The labels and annotations that mark an object as this run's."""
     configuration = configuration or {}
-    ttl = configuration.get("kirvis_ttl_seconds")
-    ttl = DEFAULT_TTL_SECONDS if ttl in (None, "") else int(ttl)
+    ttl = configured_number(configuration.get("kirvis_ttl_seconds"), "kirvis_ttl_seconds", DEFAULT_TTL_SECONDS,
+                            TTL_SECONDS)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
     return {
         "labels": {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: run_id, TECHNIQUE_LABEL: technique},

@@ -434,7 +434,9 @@ def validate_create(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
             causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
     if resource.pod_template_path is not None:
         causes += _validate_workload(resource, obj)
-    return causes
+    from chaoskirvis.sandbox.validation import port_causes  # it builds on this module's causes
+
+    return causes + port_causes(resource, obj)
 
 
 def validate_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
