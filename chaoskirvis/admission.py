@@ -114,7 +114,7 @@ def attempt_create(
     except ApiError as exc:
         outcome = _refusal_outcome(exc, evidence, dry_run)
         if not dry_run:
-            record.write_entry(api, state.run_id, ref, "denied", configuration, technique=technique)
+            _note_in_record(api, state, ref, "denied", configuration, outcome, technique=technique)
         return outcome
     _require_the_object(answer, manifest, evidence)
     outcome = {
@@ -122,11 +122,13 @@ def attempt_create(
         "message": f"the API server admitted {ref}" + (" (dry run: not stored)" if dry_run else ""),
         "warnings": answer.warnings, "latency_ms": answer.latency_ms,
     }
+    if answer.recovered:
+        outcome["recovered"] = answer.recovered
     if not dry_run:
         state.add_created(ref)
-        record.write_entry(api, state.run_id, ref, "created", configuration, technique=technique)
+        _note_in_record(api, state, ref, "created", configuration, outcome, technique=technique)
     if mode == "create-and-delete":
-        _delete_now(api, state, ref, configuration, technique)
+        _delete_now(api, state, ref, configuration, technique, outcome)
     return outcome
 
 
@@ -197,8 +199,26 @@ def _write_ahead(
         ) from None
 
 
+def _note_in_record(
+    api: KubeAPI, state: RunState, ref: ObjectRef, status: str, configuration: Configuration | None,
+    outcome: dict[str, Any], **details: Any,
+) -> None:
+    """Update the run's record after the answer; a failure here never changes the outcome, it is noted in it.
+
+    The write-ahead entry (``intended``) is already in the cluster, so restore and `kirvis cleanup` still
+    find the object.
+    """
+    try:
+        record.write_entry(api, state.run_id, ref, status, configuration, **details)
+    except (ApiError, ActivityFailed) as exc:
+        outcome["record_error"] = (
+            f"the outcome stands, but the run's record could not be updated to {status!r} for {ref}: {exc}"
+        )
+
+
 def _delete_now(
     api: KubeAPI, state: RunState, ref: ObjectRef, configuration: Configuration | None, technique: str,
+    outcome: dict[str, Any],
 ) -> None:
     try:
         api.delete(ref.path)
@@ -208,4 +228,4 @@ def _delete_now(
                 f"created {ref} to test admission but could not delete it ({exc.status} {exc.message}); "
                 "the run's rollback or `kirvis cleanup` will remove it"
             ) from None
-    record.write_entry(api, state.run_id, ref, "restored", configuration, technique=technique)
+    _note_in_record(api, state, ref, "restored", configuration, outcome, technique=technique)

@@ -17,11 +17,22 @@ server and recorded in the evidence as ``tls_verified: false``), every call has 
 fallback to localhost.
 
 Requests and answers are plain dicts (JSON), which keeps us independent of the generated models.
+
+Retries (`RetryPolicy`, ours alone: the urllib3 pool under the kubernetes client is told not to retry,
+so retries never multiply). Every request, writes included, is retried on 429 TooManyRequests, on 5xx
+and when its answer is lost (a dropped connection, a read timeout), with capped exponential backoff
+that honours ``Retry-After``; the whole request, retries and waits included, stays within its timeout,
+and a ``Retry-After`` beyond what is left of it ends the request at once with an error that says so.
+Writes stay idempotent: a merge patch or a delete may be sent twice; a create whose answer was lost is
+first looked up by name (and is the created answer if the stored object carries our marks), and a 409
+AlreadyExists on a create is read back the same way: our own object is the answer, anyone else's the
+error.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -38,12 +49,14 @@ from kubernetes.config.config_exception import ConfigException
 from logzero import logger
 
 from chaoskirvis import __version__
-from chaoskirvis.activity import REQUEST_TIMEOUT_SECONDS, configured_number
 from chaoskirvis.ledger.runid import current_run_id
 
-__all__ = ["KubeAPI", "ApiError", "Answer", "kube_api", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
+__all__ = ["KubeAPI", "ApiError", "Answer", "RetryPolicy", "is_intended", "kube_api", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The ownership labels that make a stored object the one we meant to create (chaoskirvis.ledger.ownership).
+_MARK_LABELS = ("app.kubernetes.io/managed-by", "chaoskirvis.io/run-id", "chaoskirvis.io/technique")
 
 NO_CONFIGURATION_MESSAGE = (
     "no Kubernetes cluster configuration found: set KUBECONFIG to a kubeconfig file "
@@ -62,27 +75,61 @@ class Answer:
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    attempts: int = 1
+    retry_after: str | None = None  # the Retry-After header of an error answer
+    recovered: str | None = None  # how a create whose answer was lost or refused as existing was read back
 
 
 class ApiError(Exception):
-    """The API server answered with an error status (its Status object is in `body`)."""
+    """The API server answered with an error status (its Status object is in `body`).
 
-    def __init__(self, method: str, path: str, answer: Answer):
+    `note` says why no retry was made or could help (retries exhausted, Retry-After beyond the budget).
+    """
+
+    def __init__(self, method: str, path: str, answer: Answer, note: str | None = None):
         self.method = method
         self.path = path
         self.answer = answer
         self.status = answer.status
         self.reason = answer.body.get("reason", "")
-        self.message = answer.body.get("message") or f"HTTP {answer.status}"
+        self.message = (answer.body.get("message") or f"HTTP {answer.status}") + (f" ({note})" if note else "")
         super().__init__(f"{method} {path}: {self.status} {self.reason}: {self.message}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How one request is retried: `attempts` in all, waits doubling from `first_delay` up to `max_delay`
+    (with jitter), or as long as ``Retry-After`` says, always within the request's timeout."""
+
+    attempts: int = 5
+    first_delay: float = 0.2
+    max_delay: float = 4.0
+
+    def delay(self, retry: int, retry_after: str | None) -> float:
+        if retry_after is not None:
+            seconds = _retry_after_seconds(retry_after)
+            if seconds is not None:
+                return seconds
+        backoff = min(self.max_delay, self.first_delay * 2 ** (retry - 1))
+        return backoff * (0.5 + random.random() / 2)
+
+
+class _Lost(Exception):
+    """No answer came: the connection failed or dropped, or the read timed out (`cause` says how); the
+    request may or may not have reached the server."""
+
+    def __init__(self, cause: Exception):
+        self.cause = cause
 
 
 class KubeAPI:
     """A thin JSON client over the kubernetes ApiClient: auth, TLS, proxies and timeouts come from it."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 retry: RetryPolicy | None = None):
         self.api_client = api_client
         self.timeout = timeout
+        self.retry = retry or RetryPolicy()
 
     @property
     def host(self) -> str:
@@ -97,35 +144,103 @@ class KubeAPI:
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> Answer:
-        """Send one request; return the answer on 2xx, raise `ApiError` otherwise.
+        """Send one request, retried as the module docstring says; return the answer on 2xx.
 
-        Raises `ActivityFailed` when the API server cannot be reached at all.
+        Raises `ApiError` for an error answer (the last one, once retries cannot help) and
+        `ActivityFailed` when the API server cannot be reached or its answers keep getting lost.
         """
         started = time.monotonic()
-        response = self._send(method, path, query, body, content_type, self.timeout)
+        deadline = started + self.timeout
+        is_create = method == "POST" and not (query or {}).get("dryRun") and isinstance(body, dict) \
+            and bool((body.get("metadata") or {}).get("name"))
+        attempt, lost = 0, False
+        while True:
+            attempt += 1
+            try:
+                answer = self._exchange(method, path, query, body, content_type, max(deadline - time.monotonic(), 0.1))
+            except _Lost as failure:
+                lost = True
+                if is_create:
+                    found = self._read_back(path, body, started, attempt, "its answer was lost")
+                    if found is not None:
+                        return found
+                if not self._may_retry(attempt, deadline, None):
+                    raise self._unreachable(method, path, failure.cause, attempt) from None
+                continue
+            answer.latency_ms = round((time.monotonic() - started) * 1000, 1)
+            answer.attempts = attempt
+            if answer.status < 400:
+                return answer
+            if is_create and answer.status == 409 and answer.body.get("reason") == "AlreadyExists":
+                why = "its first answer was lost" if lost else "409 AlreadyExists"
+                found = self._read_back(path, body, started, attempt, why)
+                if found is not None:
+                    return found
+                raise ApiError(method, path, answer)
+            if answer.status not in RETRY_STATUSES:
+                raise ApiError(method, path, answer)
+            if is_create and answer.status != 429:  # a 5xx may come after the server stored it
+                found = self._read_back(path, body, started, attempt, f"it was answered {answer.status}")
+                if found is not None:
+                    return found
+            wait = self.retry.delay(attempt, answer.retry_after)
+            left = deadline - time.monotonic()
+            if answer.retry_after is not None and wait > left:
+                raise ApiError(method, path, answer, note=(
+                    f"the server asked to retry after Retry-After {answer.retry_after} s, beyond what is left of "
+                    f"the request's {self.timeout:g} s timeout (KIRVIS_REQUEST_TIMEOUT): gave up after "
+                    f"{attempt} attempt{'s' if attempt > 1 else ''}"))
+            if not self._may_retry(attempt, deadline, wait):
+                raise ApiError(method, path, answer, note=(
+                    f"gave up after {attempt} attempts in {time.monotonic() - started:.1f} s"
+                    if attempt > 1 else None))
+            lost = False
+
+    def _may_retry(self, attempt: int, deadline: float, wait: float | None) -> bool:
+        """Sleep before the next attempt when one is allowed: attempts left and time left after the wait."""
+        if attempt >= self.retry.attempts:
+            return False
+        wait = self.retry.delay(attempt, None) if wait is None else wait
+        if time.monotonic() + wait >= deadline - 0.05:
+            return False
+        time.sleep(wait)
+        return True
+
+    def _exchange(self, method: str, path: str, query: dict[str, Any] | None, body: dict[str, Any] | None,
+                  content_type: str, timeout: float) -> Answer:
+        """One request and its whole answer; `_Lost` when the answer did not come."""
+        response = self._send(method, path, query, body, content_type, timeout)
         try:
             raw = response.read()
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unreachable(method, path, exc) from None
-        latency_ms = round((time.monotonic() - started) * 1000, 1)
-        answer = Answer(
-            status=response.status,
-            body=_decode(raw),
-            warnings=_warnings(response.getheaders()),
-            latency_ms=latency_ms,
+            raise _Lost(exc) from None
+        return Answer(
+            status=response.status, body=_decode(raw), warnings=_warnings(response.getheaders()),
+            retry_after=response.getheader("Retry-After") if response.status >= 400 else None,
         )
-        if answer.status >= 400:
-            raise ApiError(method, path, answer)
-        return answer
+
+    def _read_back(self, collection: str, body: dict[str, Any], started: float, attempt: int,
+                   why: str) -> Answer | None:
+        """The object a create meant to store, if it is stored and ours (see `is_intended`), else None."""
+        name = body["metadata"]["name"]
+        try:
+            timeout = max(1.0, min(5.0, self.timeout / 4))  # a short look, even when the budget is spent
+            answer = self._exchange("GET", f"{collection}/{quote(name, safe='')}", None, None,
+                                    "application/json", timeout)
+        except (_Lost, ActivityFailed):
+            return None
+        if answer.status != 200 or not is_intended(answer.body, body):
+            return None
+        return Answer(status=201, body=answer.body, latency_ms=round((time.monotonic() - started) * 1000, 1),
+                      attempts=attempt, recovered=f"{why}: read back by name, stored with our marks")
 
     def stream_lines(self, path: str, *, query: dict[str, Any] | None = None, timeout: float) -> Iterator[str]:
         """GET a streaming response (a watch, or logs with follow) and yield its lines as they arrive.
 
-        Ends when the server ends the stream or `timeout` seconds pass without data.
+        Opening the stream is retried as any GET (429, 5xx, connection refused), within the request
+        timeout. Ends when the server ends the stream or `timeout` seconds pass without data.
         """
-        response = self._send("GET", path, query, None, "application/json", (self.timeout, timeout))
-        if response.status >= 400:
-            raise ApiError("GET", path, Answer(status=response.status, body=_decode(response.read())))
+        response = self._open_stream(path, query, timeout)
         buffer, complete = b"", False
         try:
             for chunk in response.response.stream(4096, decode_content=True):
@@ -149,8 +264,36 @@ class KubeAPI:
         if buffer.strip():
             yield buffer.decode("utf-8", "replace")
 
+    def _open_stream(self, path: str, query: dict[str, Any] | None, timeout: float):
+        started = time.monotonic()
+        deadline = started + self.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._send("GET", path, query, None, "application/json",
+                                      (max(deadline - time.monotonic(), 0.1), timeout))
+            except _Lost as failure:
+                if not self._may_retry(attempt, deadline, None):
+                    raise self._unreachable("GET", path, failure.cause, attempt) from None
+                continue
+            if response.status < 400:
+                return response
+            answer = Answer(status=response.status, body=_decode(response.read()),
+                            retry_after=response.getheader("Retry-After"), attempts=attempt)
+            if answer.status not in RETRY_STATUSES:
+                raise ApiError("GET", path, answer)
+            wait = self.retry.delay(attempt, answer.retry_after)
+            if answer.retry_after is not None and wait > deadline - time.monotonic():
+                raise ApiError("GET", path, answer, note=(
+                    f"the server asked to retry after Retry-After {answer.retry_after} s, beyond what is left of "
+                    f"the request's {self.timeout:g} s timeout: gave up"))
+            if not self._may_retry(attempt, deadline, wait):
+                raise ApiError("GET", path, answer, note=f"gave up after {attempt} attempts" if attempt > 1 else None)
+
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: dict[str, Any] | None,
               content_type: str, timeout: float | tuple[float, float]):
+        """One HTTP exchange up to the answer's headers; `_Lost` when there is no answer (yet)."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         _, url, headers, _, _ = self.api_client.param_serialize(
@@ -162,11 +305,16 @@ class KubeAPI:
                 method, url, headers=headers, body=body, _request_timeout=timeout,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise self._unreachable(method, path, exc) from None
+            cause = getattr(exc, "reason", None) or exc
+            if isinstance(cause, urllib3.exceptions.SSLError):  # a TLS failure does not heal by retrying
+                raise self._unreachable(method, path, exc) from None
+            raise _Lost(exc) from None
 
-    def _unreachable(self, method: str, path: str, exc: Exception) -> ActivityFailed:
+    def _unreachable(self, method: str, path: str, exc: Exception, attempts: int = 1) -> ActivityFailed:
+        tries = f" (after {attempts} attempts within {self.timeout:g} s)" if attempts > 1 else ""
         return ActivityFailed(
-            f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): {_short_network_error(exc)}"
+            f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): "
+            f"{_short_network_error(exc)}{tries}"
         )
 
     def get(self, path: str, **query: Any) -> dict[str, Any]:
@@ -191,13 +339,15 @@ def kube_api(configuration: Configuration | None = None, secrets: Secrets | None
         value = secrets.get(key, os.environ.get(key))
         return None if value is None else str(value)
 
-    setting, configured = "kirvis_request_timeout", (configuration or {}).get("kirvis_request_timeout")
-    if configured is None or configured == "":
-        setting, configured = "KIRVIS_REQUEST_TIMEOUT", lookup("KIRVIS_REQUEST_TIMEOUT")
-    timeout = configured_number(configured, setting, DEFAULT_TIMEOUT_SECONDS, REQUEST_TIMEOUT_SECONDS)
+    timeout = float(
+        (configuration or {}).get("kirvis_request_timeout")
+        or lookup("KIRVIS_REQUEST_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS
+    )
     api_configuration = _resolve_configuration(lookup)
     warn_if_tls_unverified(api_configuration)
-    api_configuration.retries = 1
+    # Ours are the only retries (KubeAPI.request): the pool must neither retry nor sleep on Retry-After.
+    api_configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False,
+                                              respect_retry_after_header=False)
     api_client = k8s_client.ApiClient(api_configuration)
     api_client.user_agent = user_agent()
     return KubeAPI(api_client, timeout=timeout)
@@ -225,6 +375,18 @@ def warn_if_tls_unverified(api_configuration: k8s_client.Configuration) -> None:
         "kubeconfig, KUBERNETES_VERIFY_SSL=false, or plain http): anyone on the network path can answer for it, "
         "a forged denial included; the run goes on and its evidence records tls_verified: false"
     )
+
+
+def is_intended(stored: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """Whether a stored object is the one `sent` meant to create: it carries every ownership mark the
+    body carried, with the same values, and (a ConfigMap) the data it was sent with."""
+    sent_labels = (sent.get("metadata") or {}).get("labels") or {}
+    stored_labels = (stored.get("metadata") or {}).get("labels") or {}
+    marks = [label for label in _MARK_LABELS if label in sent_labels]
+    if _MARK_LABELS[0] not in marks or any(stored_labels.get(label) != sent_labels[label] for label in marks):
+        return False
+    sent_data, stored_data = sent.get("data") or {}, stored.get("data") or {}
+    return all(stored_data.get(key) == value for key, value in sent_data.items())
 
 
 def user_agent() -> str:
@@ -317,6 +479,20 @@ def _warnings(headers) -> list[str]:
             text = re.sub(r"\\(.)", r"\1", text[1:-1])
         texts.append(text)
     return texts
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """Retry-After as seconds (RFC 9110: delay-seconds or an HTTP date), or None when unreadable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _short_network_error(exc: Exception) -> str:

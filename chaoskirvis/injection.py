@@ -2,6 +2,8 @@
 
 The attempt is recorded in the run's ledger whatever happens (an error too), so the hypothesis over
 what the run introduced can never pass on an attempt that went wrong.
+Before its first attempt in a namespace, a run removes the expired leftovers of earlier runs there
+(`chaoskirvis.ledger.expiry`, reported in the journal).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from logzero import logger
 
 from chaoskirvis.admission import MODES, attempt_create
 from chaoskirvis.client import KubeAPI, kube_api
+from chaoskirvis.ledger.expiry import sweep_expired
 from chaoskirvis.ledger.refs import POD, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
@@ -58,6 +61,9 @@ def attempt_techniques(
         context.update(run_id=run_id, techniques=[t.id for t in units],
                        attack=sorted({a for t in units for a in t.attack}))
         details = {k: v for k, v in context.items() if k not in ("namespace", "mode")}
+        with state.lock:  # from here a write may happen: restore must look here even if interrupted mid-way
+            state.namespaces.add(ref.record_namespace or namespace)
+        sweep_expired(api, state, namespace)  # once per run and namespace: earlier runs' expired leftovers
         outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration, **details)
         if controller and outcome["outcome"] == "allowed":
             outcome = _judge_template(api, state, manifest, outcome, configuration)

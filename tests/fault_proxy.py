@@ -8,7 +8,16 @@ for that request. A rule gets ``(method, path, query)`` and returns:
 - ``Answer(status, body)``: answer it here with that JSON body (say, the API server's 403 Status);
 - ``Stream(lines)``: answer 200 with these JSON lines, then end (say, a watch ERROR event);
 - ``Cut(lines)``: answer 200 with these lines, then drop the connection without ending the stream;
-- a ``threading.Event``: hold the request until the event is set, then forward it.
+- a ``threading.Event``: hold the request until the event is set, then forward it;
+- ``Drop()``: close the connection without answering (the client sees its answer lost);
+- ``Delay(seconds, then)``: wait, then carry out `then` (None: forward);
+- ``Lost(then)``: forward the request (the sandbox carries it out), throw its answer away and carry out
+  `then` instead (an ``Answer`` such as a 504, or ``Drop()``): a write applied whose answer never came;
+- ``Twice()``: forward the request twice and answer with the second answer (an intermediary that
+  replayed it: a create then answers 409 AlreadyExists).
+
+``Answer`` may carry headers (``Retry-After``). `sequence(match, decisions)` builds a rule that answers
+the requests `match` selects with `decisions` in turn (then forwards them), and forwards the others.
 
 `requests` lists every request the proxy received, on arrival (a streaming request logs at its start).
 """
@@ -38,6 +47,30 @@ _FORWARDED = ("Authorization", "Accept", "Content-Type", "User-Agent")
 class Answer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection without an answer."""
+
+
+@dataclass(frozen=True)
+class Delay:
+    seconds: float
+    then: Any = None
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Forward the request, discard the sandbox's answer and carry out `then` (an Answer or Drop) instead."""
+
+    then: Any
+
+
+@dataclass(frozen=True)
+class Twice:
+    """Forward the request twice; answer with the second answer."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +92,26 @@ class Seen:
     query: dict[str, str]
 
 
-Rule = Callable[[str, str, dict[str, str]], "Answer | Stream | Cut | threading.Event | None"]
+Rule = Callable[[str, str, dict[str, str]], "Answer | Stream | Cut | Drop | Delay | Lost | Twice | threading.Event | None"]
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    """An API server Status body (e.g. 429 TooManyRequests, 503 ServiceUnavailable, 504 Timeout)."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+def sequence(match: Callable[[str, str, dict[str, str]], bool], decisions: list[Any]) -> Rule:
+    """A rule answering the requests `match` selects with `decisions` one after the other, then forwarding."""
+    remaining = list(decisions)
+    lock = threading.Lock()
+
+    def rule(method: str, path: str, query: dict[str, str]) -> Any:
+        if not match(method, path, query):
+            return None
+        with lock:
+            return remaining.pop(0) if remaining else None
+    return rule
 
 
 def forbidden_status(resource: str, name: str, namespace: str, user: str, verb: str = "get") -> dict[str, Any]:
@@ -132,8 +184,24 @@ class FaultProxy:
         query = dict(request.query)
         self.requests.append(Seen(request.method, request.path, query))
         decision = self.rule(request.method, request.path, query)
+        return await self._decide(request, decision)
+
+    async def _decide(self, request: aiohttp.web.BaseRequest, decision: Any) -> aiohttp.web.StreamResponse:
+        if isinstance(decision, Delay):
+            await asyncio.sleep(decision.seconds)
+            return await self._decide(request, decision.then)
+        if isinstance(decision, Drop):
+            request.transport.abort()
+            return aiohttp.web.Response(status=500)  # never sent: the connection is gone
+        if isinstance(decision, (Lost, Twice)):
+            body = await request.read()
+            async with self._forward(request, body) as upstream:
+                await upstream.read()
+            if isinstance(decision, Lost):
+                return await self._decide(request, decision.then)
+            decision = None
         if isinstance(decision, Answer):
-            return aiohttp.web.json_response(decision.body, status=decision.status)
+            return aiohttp.web.json_response(decision.body, status=decision.status, headers=decision.headers)
         if isinstance(decision, Stream):
             text = "".join(json.dumps(line) + "\n" for line in decision.lines)
             return aiohttp.web.Response(text=text, content_type="application/json")
@@ -148,9 +216,7 @@ class FaultProxy:
             return response
         if isinstance(decision, threading.Event):
             await asyncio.get_running_loop().run_in_executor(None, decision.wait)
-        headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}
-        async with self._session.request(request.method, self.sandbox.url + request.path_qs, headers=headers,
-                                         data=await request.read(), ssl=self._upstream_tls) as upstream:
+        async with self._forward(request, await request.read()) as upstream:
             response = aiohttp.web.StreamResponse(status=upstream.status, headers={
                 "Content-Type": upstream.headers.get("Content-Type", "application/json")})
             await response.prepare(request)
@@ -158,3 +224,8 @@ class FaultProxy:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+    def _forward(self, request: aiohttp.web.BaseRequest, body: bytes):
+        headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}
+        return self._session.request(request.method, self.sandbox.url + request.path_qs, headers=headers,
+                                     data=body, ssl=self._upstream_tls)

@@ -28,7 +28,9 @@ The Kubernetes connection comes from the secrets scope ``kubernetes`` when the e
 from __future__ import annotations
 
 import os
+import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,8 @@ from logzero import logger
 
 from chaoskirvis.evidence.cluster import cluster_facts
 from chaoskirvis.evidence.digest import seal, to_plain
+from chaoskirvis.evidence.journal import activity_runs
+from chaoskirvis.evidence.ledger import RESTORE_FUNCTION
 from chaoskirvis.evidence.redaction import install_log_redaction, redact, secret_values, url_credentials
 from chaoskirvis.evidence.section import ExperimentSource, build_section, collect_outcomes, experiment_source
 from chaoskirvis.ledger.actions import restore_run
@@ -144,11 +148,15 @@ def after_experiment_control(
     context: Experiment, state: Journal, configuration: Configuration = None, secrets: Secrets = None,
     settings: Settings = None, **_: Any,
 ) -> None:
-    """End of the run: restore what a failed run left, add the evidence section, redact it, seal it (in place).
+    """End of the run: restore what a failed or interrupted run left, add the evidence section, redact it,
+    seal it (in place).
 
     Chaos Toolkit's default rollback strategy plays no rollback when the run *failed* (an error, such as
     an injection that could not be judged): then this control removes what the run created itself, so
-    an error never leaves anything in the cluster. An explicit strategy (``never``...) is respected.
+    an error never leaves anything in the cluster; for a failed run an explicit strategy (``never``...)
+    is respected. An *interrupted* run (Ctrl-C, SIGTERM) is restored whatever the strategy, unless its
+    rollbacks already restored it; a further SIGINT or SIGTERM during that restore waits for its end.
+    What could not be restored is logged with the `kirvis cleanup --run-id` command that finishes it.
     """
     global _session
     session, _session = _current_session(), None
@@ -163,19 +171,54 @@ def after_experiment_control(
 def _restore_skipped_rollbacks(
     journal: Journal, settings: Settings, configuration: Configuration, secrets: Secrets,
 ) -> dict[str, Any] | None:
-    """Restore the run when Chaos Toolkit skipped the rollbacks of a failed run by its default strategy."""
+    """Restore the run when Chaos Toolkit skipped the rollbacks of a failed run by its default strategy, or
+    did not restore an interrupted run (any strategy: ``default`` and ``never`` play no rollback then, and
+    a signal during the rollbacks cuts them short)."""
     strategy = ((settings.get("runtime") or {}).get("rollbacks") or {}).get("strategy", "default")
     run_id = current_run_id(configuration)
-    if journal.get("status") != "failed" or strategy != "default" or journal.get("rollbacks"):
+    status = journal.get("status")
+    if status == "interrupted":
+        if _restored_by_rollbacks(journal):
+            return None
+    elif status != "failed" or strategy != "default" or journal.get("rollbacks"):
         return None
     if not run_state(run_id).namespaces:
         return None
-    logger.warning(f"[{run_id}] the run failed and Chaos Toolkit played no rollback: restoring what it created")
+    why = "was interrupted and was not restored by its rollbacks" if status == "interrupted" else \
+        "failed and Chaos Toolkit played no rollback"
+    logger.warning(f"[{run_id}] the run {why}: restoring what it created")
     try:
-        return {"by": "evidence control", **restore_run(configuration=configuration, secrets=secrets)}
+        with _signals_held(run_id):
+            return {"by": "evidence control", **restore_run(configuration=configuration, secrets=secrets)}
     except Exception as exc:
-        logger.error(f"[{run_id}] restore after the failed run did not complete: {exc}")
+        command = f"kirvis cleanup --run-id {run_id}"
+        logger.error(f"[{run_id}] restore after the {status} run did not complete: {exc}"
+                     + ("" if command in str(exc) else f"; finish it with `{command}`"))
         return {"by": "evidence control", "error": str(exc)}
+
+
+def _restored_by_rollbacks(journal: Journal) -> bool:
+    """Whether a rollback restoring the run (`restore_run`) played to success."""
+    return any(played.phase == "rollback" and played.provider_function == RESTORE_FUNCTION
+               and played.status == "succeeded" for played in activity_runs(journal))
+
+
+@contextmanager
+def _signals_held(run_id: str):
+    """Hold SIGINT and SIGTERM until the restore ends (bounded by its timeouts): the run is ending anyway, they are logged only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        logger.warning(f"[{run_id}] {signal.Signals(signum).name} received: the restore finishes first")
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _seal_journal(
@@ -194,6 +237,8 @@ def _seal_journal(
         journal=journal, experiment=experiment, source=source, facts=facts, state=ledger, outcomes=outcomes,
         expected=str(configuration.get(EXPECT_KEY) or "held"), fallback_restore=fallback_restore,
     )
+    if isinstance(plain["chaoskirvis"].get("ledger"), dict):  # what the run's sweeps of expired leftovers did
+        plain["chaoskirvis"]["ledger"]["expired_swept"] = to_plain(list(ledger.expired_swept))
     redacted, replacements = redact(plain, known)
     redacted["chaoskirvis"]["redaction"] = {"secret_values_known": len(known), "replacements": replacements}
     digest = seal(redacted)

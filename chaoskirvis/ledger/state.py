@@ -21,6 +21,8 @@ class RunState:
     created: list[ObjectRef] = field(default_factory=list)
     namespaces: set[str] = field(default_factory=set)
     hypothesis_evaluations: dict[str, int] = field(default_factory=dict)
+    swept_namespaces: set[str] = field(default_factory=set)  # where expired leftovers were swept (ledger.expiry)
+    expired_swept: list[dict[str, Any]] = field(default_factory=list)  # what each of those sweeps did
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_outcome(self, outcome: dict[str, Any]) -> None:

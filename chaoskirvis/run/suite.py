@@ -78,6 +78,7 @@ class ExperimentResult:
     seconds: float = 0.0
     stopped_by_signal: bool = False
     signature: str | None = None  # with a sign key: "signed by keyid ...", or why it could not be signed
+    restored: bool | None = None  # the journal's ledger: was everything the run changed put back?
 
 
 def find_experiments(paths: list[Path]) -> list[Path]:
@@ -218,7 +219,7 @@ def _run_one(
         path, verdict_of(journal, outcomes), journal=journal_path, digest=(section.get("digest") or {}).get("value"), run_id=section.get("run_id"),
         outcomes=dict(Counter(str(o.get("outcome")) for o in outcomes)), seconds=seconds,
         stopped_by_signal=bool(recorder.received) and journal.get("status") == "interrupted",
-        signature=signature,
+        signature=signature, restored=(section.get("ledger") or {}).get("restored"),
     )
 
 
@@ -283,5 +284,10 @@ def _end_line(label: str, result: ExperimentResult) -> str:
     outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items())) or "no security check"
     line = f"{label} {word:<8} {result.source.name} in {result.seconds:.1f} s (run {result.run_id or '?'}): {outcomes}"
     line += f"\n{' ' * len(label)} why      {result.verdict.reason}"
+    command = f"kirvis cleanup --run-id {result.run_id}"
+    if result.restored is False and result.run_id and command not in result.verdict.reason:
+        line += f"\n{' ' * len(label)} left     not everything the run changed was restored: run `{command}`"
+    elif result.restored and result.stopped_by_signal:
+        line += f"\n{' ' * len(label)} restored everything the interrupted run changed"
     signature = f"  {result.signature}" if result.signature else ""
     return f"{line}\n{' ' * len(label)} journal  {result.journal}  {result.digest or 'not sealed'}{signature}"
