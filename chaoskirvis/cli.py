@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         "--namespace", "-n", action="append", metavar="NS",
         help="look only in this namespace (repeatable; default: all namespaces)",
     )
+    cleanup.add_argument(
+        "--cluster-scoped", action="store_true",
+        help="with --all or --expired, remove cluster-scoped objects (ClusterRoleBindings) too: with -n, those "
+             "of runs whose record is in NS; without, every run's (--run-id always removes its run's own)",
+    )
     cleanup.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     cleanup.set_defaults(handler=_cleanup)
 
@@ -156,13 +161,23 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _cleanup(args: argparse.Namespace) -> int:
     from chaoskirvis.client import kube_api
+    from chaoskirvis.ledger.refs import namespace_problem
     from chaoskirvis.ledger.restore import Selection, find_leftovers, remove
     from chaoskirvis.ledger.runid import validate_run_id
 
     if not (args.run_id or args.all or args.expired):
         print("kirvis cleanup: choose what to remove: --run-id ID, --expired or --all", file=sys.stderr)
         return 2
-    selection = Selection(run_id=validate_run_id(args.run_id) if args.run_id else None, expired_only=args.expired)
+    bad = next((ns for ns in args.namespace or [] if namespace_problem(ns)), None)
+    if bad is not None:
+        print(f"kirvis cleanup: invalid -n {bad!r}: a namespace is a DNS label such as 'team-a'", file=sys.stderr)
+        return 2
+    if args.cluster_scoped and args.run_id:
+        print("kirvis cleanup: --cluster-scoped goes with --all or --expired (--run-id always removes its run's "
+              "cluster-scoped objects)", file=sys.stderr)
+        return 2
+    selection = Selection(run_id=validate_run_id(args.run_id) if args.run_id else None, expired_only=args.expired,
+                          cluster_scoped=args.cluster_scoped)
     api = kube_api()
     leftovers = find_leftovers(api, selection, args.namespace)
     verb = "would remove" if args.dry_run else "removing"
@@ -173,10 +188,15 @@ def _cleanup(args: argparse.Namespace) -> int:
     for ref, _ in leftovers.records:
         print(f"{verb} record {ref}")
     for ref in leftovers.not_ours:
-        print(f"leaving alone {ref}: it does not carry the run's ownership labels")
+        print(f"leaving alone {ref}: it does not carry the run's ownership marks")
+    for line in [*leftovers.invalid, *leftovers.kept]:
+        print(f"left alone: {line}")
     report = remove(api, leftovers, dry_run=args.dry_run)
     for failure in report.failed:
         print(f"failed: {failure}", file=sys.stderr)
+    if report.failed:
+        print(f"kirvis cleanup: {len(report.failed)} thing(s) could not be done (above); the records are kept, "
+              "so running the same cleanup again finishes it", file=sys.stderr)
     return 1 if report.failed else 0
 
 

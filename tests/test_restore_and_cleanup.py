@@ -101,8 +101,9 @@ def test_cleanup_all_never_touches_unlabelled_objects(sandbox, make_namespace, c
 
 def test_cleanup_expired_removes_only_what_has_expired(sandbox, make_namespace, core, run):
     namespace = make_namespace(enforce="privileged")
-    expired = inject_risky_pod(namespace, ["privileged"], configuration={**run["configuration"], "kirvis_ttl_seconds": 0},
+    expired = inject_risky_pod(namespace, ["privileged"], configuration={**run["configuration"], "kirvis_ttl_seconds": 1},
                                secrets=run["secrets"])
+    time.sleep(1.5)  # expiry stamps have a resolution of one second
     fresh_run = new_run_id()
     reset_run_id(fresh_run)
     fresh = inject_risky_pod(namespace, ["privileged"], configuration={"kirvis_run_id": fresh_run},

@@ -79,4 +79,6 @@ def _left_in_cluster(api: KubeAPI | None, state: RunState) -> list[str] | dict[s
         leftovers = find_leftovers(api, Selection(run_id=state.run_id), state.namespaces)
     except (ActivityFailed, ApiError) as exc:
         return {"unknown": str(exc)}
+    if leftovers.failed:  # a list or read failed: what is left there is unknown
+        return {"unknown": "; ".join(leftovers.failed)}
     return [str(ref) for ref, _ in leftovers.objects] + [f"record {ref}" for ref, _ in leftovers.records]

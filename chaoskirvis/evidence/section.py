@@ -93,6 +93,7 @@ def build_section(
     control (configuration key ``kirvis_expect``).
     """
     exercised = sorted({a for o in outcomes for a in o.get("attack") or []})
+    ledger = to_plain(ledger_evidence(journal, state, outcomes, facts.api, fallback_restore))
     tagged = attack_ids(experiment.get("tags"))
     every = [*tagged, *(a for a in exercised if a not in tagged)]
     return to_plain({
@@ -105,9 +106,9 @@ def build_section(
         "attack": {"tagged": tagged, "exercised": exercised, "all": every},
         "outcomes": outcomes,
         "summary": dict(Counter(str(o.get("outcome")) for o in outcomes)),
-        "ledger": ledger_evidence(journal, state, outcomes, facts.api, fallback_restore),
+        "ledger": ledger,
         "expected": expected,
-        "verdict": verdict_of(journal, outcomes, expected).as_dict(),
+        "verdict": verdict_of(journal, outcomes, expected, ledger=ledger, run_id=state.run_id).as_dict(),
     })
 
 

@@ -26,10 +26,14 @@ def restore_run(
     """Delete everything this run created, and nothing else.
 
     Objects are found through the run's ownership labels and its record in the cluster; each is
-    deleted only if it still carries every ownership mark of this run. Idempotent: running it twice,
+    deleted only if it still carries every ownership mark of this run (the three labels with this run's
+    id, a name ``kirvis-<run id>-...``); record entries are validated before any path is built from them,
+    and an invalid one is reported in ``left_alone`` and never acted on. Idempotent: running it twice,
     or after the objects are gone, is fine. A run that attempted nothing in this process has nothing to
-    restore and asks the API nothing. Waits up to `wait_seconds` for deletions to finish.
-    Raises when something of the run could not be removed (it stays recorded for `kirvis cleanup`).
+    restore and asks the API nothing. Waits up to `wait_seconds` for deletions to finish (objects still
+    terminating then are reported). A failed list, read or delete does not stop the rest.
+    Raises when something of the run could not be removed or checked: the run's record is then kept,
+    so `kirvis cleanup --run-id` (from any machine) finishes the restore.
     """
     run_id = current_run_id(configuration)
     namespaces = run_state(run_id).namespaces or None
@@ -46,7 +50,7 @@ def restore_run(
     )
     if report.failed:
         raise ActivityFailed(
-            f"restore of run {run_id} incomplete: {'; '.join(report.failed)}; "
-            f"retry with `kirvis cleanup --run-id {run_id}`"
+            f"restore of run {run_id} incomplete: {'; '.join(report.failed)}; its record is kept: "
+            f"finish it with `kirvis cleanup --run-id {run_id}`"
         )
     return summary

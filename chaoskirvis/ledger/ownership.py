@@ -1,11 +1,14 @@
 """Ownership marks: every object a run creates carries them, and restore/cleanup touch nothing without them.
 
-The marks `is_owned` requires: the labels managed-by ``chaoskirvis``, run id and technique, and the run id
-in the object's name. The experiment and expiry annotations are written too, but not required.
+The marks `is_owned` requires: the labels managed-by ``chaoskirvis``, run id (a valid run id) and
+technique, and the run id in the object's name by the fixed pattern ``kirvis-<run id>-...`` (the run record:
+``kirvis-ledger-<run id>``), never as a mere substring. The experiment and expiry annotations are written
+too, but not required.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from chaoslib.types import Configuration
@@ -15,7 +18,7 @@ from chaoskirvis.activity import TTL_SECONDS, configured_number
 __all__ = [
     "MANAGED_BY_LABEL", "MANAGED_BY", "RUN_ID_LABEL", "TECHNIQUE_LABEL", "RECORD_LABEL",
     "EXPERIMENT_ANNOTATION", "EXPIRES_ANNOTATION", "TECHNIQUES_ANNOTATION",
-    "ownership_metadata", "is_owned", "is_expired", "object_name", "DEFAULT_TTL_SECONDS",
+    "ownership_metadata", "is_owned", "is_expired", "object_name", "name_is_of_run", "DEFAULT_TTL_SECONDS",
 ]
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -51,20 +54,38 @@ def object_name(run_id: str, slug: str, suffix: str) -> str:
     return f"kirvis-{run_id}-{slug}"[:57].rstrip("-") + f"-{suffix}"
 
 
-def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
-    """True when `obj` carries every ownership label and its name holds the run id (of `run_id`, when given).
+_RUN_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")  # as chaoskirvis.ledger.runid validates it
+_NAME_TAIL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
-    The labels are managed-by ``chaoskirvis``, a run id and a technique; the annotations (experiment,
-    expiry) are informative and not required.
+
+def name_is_of_run(name: Any, run_id: str) -> bool:
+    """True when `name` is built for `run_id`: ``kirvis-<run id>-<rest>`` (as `object_name` builds it, and
+    as controllers name the pods of such a workload) or the run record ``kirvis-ledger-<run id>``."""
+    if not isinstance(name, str) or not isinstance(run_id, str):
+        return False
+    if name == f"kirvis-ledger-{run_id}":
+        return True
+    prefix = f"kirvis-{run_id}-"
+    return name.startswith(prefix) and bool(_NAME_TAIL.fullmatch(name[len(prefix):]))
+
+
+def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
+    """True when `obj` carries every ownership mark of one run (of `run_id`, when given, matched exactly).
+
+    The marks are the labels managed-by ``chaoskirvis``, a run id and a technique, and a name of the
+    fixed shape ``kirvis-<that run id>-...`` (see `name_is_of_run`); the annotations (experiment, expiry)
+    are informative and not required.
     """
     metadata = obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
     owner_run = labels.get(RUN_ID_LABEL)
-    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not owner_run or not labels.get(TECHNIQUE_LABEL):
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not labels.get(TECHNIQUE_LABEL):
+        return False
+    if not isinstance(owner_run, str) or not _RUN_ID.fullmatch(owner_run):
         return False
     if run_id is not None and owner_run != run_id:
         return False
-    return owner_run in (metadata.get("name") or "")
+    return name_is_of_run(metadata.get("name"), owner_run)
 
 
 def is_expired(obj: dict[str, Any], now: dt.datetime | None = None) -> bool:

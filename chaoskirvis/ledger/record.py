@@ -4,6 +4,12 @@ One ConfigMap per run and namespace, ``kirvis-ledger-<run id>``, labelled like e
 plus ``chaoskirvis.io/record=ledger``. Each data key names one object (``pods.team-a.kirvis-...``) and
 holds a JSON entry. The entry is written *before* the object is created (state ``intended``), so a run
 killed with SIGKILL between the two leaves a trail that ``kirvis cleanup`` follows.
+
+A record is data from the cluster: anyone who may write a ConfigMap in the namespace can write one. So
+`record_refs` validates every entry before a path is built from it: a kind a technique creates, no
+namespace but the record's own (none for a cluster-scoped kind, whose record lives in the run's home
+namespace), a name valid for its kind and of the run's shape ``kirvis-<run id>-...``. An entry that fails
+is returned as invalid, with the reason, and is never acted on.
 """
 from __future__ import annotations
 
@@ -14,10 +20,10 @@ from typing import Any
 from chaoslib.types import Configuration
 
 from chaoskirvis.client import ApiError, KubeAPI
-from chaoskirvis.ledger.ownership import RECORD_LABEL, ownership_metadata
-from chaoskirvis.ledger.refs import CONFIG_MAP, ObjectRef
+from chaoskirvis.ledger.ownership import RECORD_LABEL, name_is_of_run, ownership_metadata
+from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS, ObjectRef, name_problem, namespace_problem
 
-__all__ = ["record_name", "write_entry", "entries_of", "RECORD_SELECTOR"]
+__all__ = ["record_name", "write_entry", "entries_of", "record_refs", "RECORD_SELECTOR"]
 
 RECORD_SELECTOR = f"{RECORD_LABEL}=ledger"
 
@@ -64,3 +70,46 @@ def entries_of(record: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(entry, dict) and entry.get("name") and entry.get("plural"):
             entries.append(entry)
     return entries
+
+
+def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], list[str]]:
+    """The objects run `run_id`'s record names, validated; and a line per invalid entry (never acted on)."""
+    metadata = record.get("metadata") or {}
+    home = metadata.get("namespace")
+    where = f"record {metadata.get('name')} in namespace {home}"
+    refs: list[ObjectRef] = []
+    invalid: list[str] = []
+    for key, raw in sorted((record.get("data") or {}).items()):
+        try:
+            entry = json.loads(raw)
+        except (TypeError, ValueError):
+            entry = None
+        if not isinstance(entry, dict):
+            invalid.append(f"invalid record entry {key!r} of {where}: not a JSON object")
+            continue
+        ref, problem = _entry_ref(entry, home, run_id)
+        if problem:
+            invalid.append(f"invalid record entry {key!r} of {where}: {problem}")
+        else:
+            refs.append(ref)
+    return refs, invalid
+
+
+def _entry_ref(entry: dict[str, Any], home: Any, run_id: str) -> tuple[ObjectRef | None, str | None]:
+    kind = next((k for k in SWEPT_KINDS
+                 if k.plural == entry.get("plural") and k.api_version == entry.get("apiVersion")), None)
+    if kind is None:
+        return None, (f"kind {entry.get('apiVersion')!r}/{entry.get('plural')!r} is not one a technique creates")
+    if namespace_problem(home):
+        return None, f"the record's {namespace_problem(home)}"
+    namespace, name = entry.get("namespace"), entry.get("name")
+    if kind.namespaced and namespace != home:
+        return None, (f"it names namespace {namespace!r}, but a record may only name objects in its own "
+                      f"namespace {home}")
+    if not kind.namespaced and namespace is not None:
+        return None, f"{kind.kind} is cluster-scoped, yet the entry names namespace {namespace!r}"
+    if name_problem(kind, name):
+        return None, name_problem(kind, name)
+    if not name_is_of_run(name, run_id):
+        return None, f"name {name!r} is not of the run's shape kirvis-{run_id}-..."
+    return ObjectRef(kind, namespace if kind.namespaced else None, name, home=home), None

@@ -1,15 +1,52 @@
-"""References to API objects, and the kinds of objects a run can create."""
+"""References to API objects, and the kinds of objects a run can create.
+
+A path is built only from validated parts: a namespace must be a DNS label (RFC 1123, at most 63
+characters) and a name valid for its kind (a DNS subdomain, or for a Service a DNS-1035 label), so
+``..``, ``.``, ``a/b`` or an empty name never reach a URL. Names and namespaces come from record entries,
+which are data from the cluster; `InvalidRef` says which part was refused.
+"""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import path_for
 
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
     "CLUSTER_ROLE_BINDING",
-    "SWEPT_KINDS",
+    "SWEPT_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+class InvalidRef(ActivityFailed):
+    """A namespace or name that no path may be built from."""
+
+
+def namespace_problem(namespace: object) -> str | None:
+    """Why `namespace` is not a valid namespace name (a DNS label), or None when it is."""
+    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
+        return f"namespace {namespace!r} is not a DNS label"
+    return None
+
+
+def name_problem(kind: "Kind", name: object) -> str | None:
+    """Why `name` is not a valid name for `kind` (Kubernetes' name rules), or None when it is."""
+    if not isinstance(name, str) or not name:
+        return f"name {name!r} is empty or not a string"
+    if kind.plural == "services":
+        ok = bool(_DNS_1035_LABEL.fullmatch(name))
+        rule = "a DNS-1035 label"
+    else:
+        ok = len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
+        rule = "a DNS subdomain"
+    return None if ok else f"name {name!r} is not {rule}, as a {kind.kind} name must be"
 
 
 @dataclass(frozen=True)
@@ -20,7 +57,10 @@ class Kind:
     namespaced: bool = True
 
     def collection_path(self, namespace: str | None = None) -> str:
-        return path_for(self.api_version, self.plural, namespace if self.namespaced else None)
+        namespace = namespace if self.namespaced else None
+        if namespace is not None and namespace_problem(namespace):
+            raise InvalidRef(f"refusing to build a path for {self.plural}: {namespace_problem(namespace)}")
+        return path_for(self.api_version, self.plural, namespace)
 
 
 @dataclass(frozen=True)
@@ -36,8 +76,24 @@ class ObjectRef:
     def record_namespace(self) -> str | None:
         return self.namespace or self.home
 
+    def problem(self) -> str | None:
+        """Why no path may be built for this reference, or None when every part is valid."""
+        if self.kind.namespaced and self.namespace is None:
+            return f"a {self.kind.kind} needs a namespace"
+        if not self.kind.namespaced and self.namespace is not None:
+            return f"a {self.kind.kind} is cluster-scoped, yet a namespace {self.namespace!r} was given"
+        if self.namespace is not None and namespace_problem(self.namespace):
+            return namespace_problem(self.namespace)
+        if self.home is not None and namespace_problem(self.home):
+            return f"home {namespace_problem(self.home)}"
+        return name_problem(self.kind, self.name)
+
     @property
     def path(self) -> str:
+        """The object's REST path, built only from validated parts (else `InvalidRef`)."""
+        problem = self.problem()
+        if problem:
+            raise InvalidRef(f"refusing to build a path for {self.kind.kind} {self.name!r}: {problem}")
         return path_for(self.kind.api_version, self.kind.plural, self.namespace, self.name)
 
     @property
