@@ -49,6 +49,7 @@ from kubernetes.config.config_exception import ConfigException
 from logzero import logger
 
 from chaoskirvis import __version__
+from chaoskirvis.activity import REQUEST_TIMEOUT_SECONDS, configured_number
 from chaoskirvis.ledger.runid import current_run_id
 
 __all__ = ["KubeAPI", "ApiError", "Answer", "RetryPolicy", "is_intended", "kube_api", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
@@ -339,10 +340,10 @@ def kube_api(configuration: Configuration | None = None, secrets: Secrets | None
         value = secrets.get(key, os.environ.get(key))
         return None if value is None else str(value)
 
-    timeout = float(
-        (configuration or {}).get("kirvis_request_timeout")
-        or lookup("KIRVIS_REQUEST_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS
-    )
+    setting, configured = "kirvis_request_timeout", (configuration or {}).get("kirvis_request_timeout")
+    if configured is None or configured == "":
+        setting, configured = "KIRVIS_REQUEST_TIMEOUT", lookup("KIRVIS_REQUEST_TIMEOUT")
+    timeout = configured_number(configured, setting, DEFAULT_TIMEOUT_SECONDS, REQUEST_TIMEOUT_SECONDS)
     api_configuration = _resolve_configuration(lookup)
     warn_if_tls_unverified(api_configuration)
     # Ours are the only retries (KubeAPI.request): the pool must neither retry nor sleep on Retry-After.
