@@ -166,3 +166,9 @@ def falco(sandbox):
             "metadata": {"name": "falco-x1", "labels": {"app.kubernetes.io/name": "falco"}},
             "spec": {"containers": [{"name": "falco", "image": "docker.io/falcosecurity/falco:0.39.2"}]}})
     return lambda line: sandbox.sandbox.append_log("falco", "falco-x1", line)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Figures a suite measured (e.g. the reliability suite's summary line), after the test results."""
+    for line in getattr(config, "kirvis_summaries", []):
+        terminalreporter.write_line(line)
