@@ -313,6 +313,11 @@ class KubeAPI:
 
     def _unreachable(self, method: str, path: str, exc: Exception, attempts: int = 1) -> ActivityFailed:
         tries = f" (after {attempts} attempts within {self.timeout:g} s)" if attempts > 1 else ""
+        if isinstance(getattr(exc, "reason", None) or exc, urllib3.exceptions.SSLError):
+            return ActivityFailed(
+                f"the Kubernetes API server at {self.host} failed TLS verification ({method} {path}): "
+                f"{_short_network_error(exc)}; check the kubeconfig's certificate-authority (nothing was sent)"
+            )
         return ActivityFailed(
             f"cannot reach the Kubernetes API server at {self.host} ({method} {path}): "
             f"{_short_network_error(exc)}{tries}"

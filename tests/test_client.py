@@ -112,7 +112,7 @@ def test_kubeconfig_trusting_another_ca_is_refused_with_a_clear_error(sandbox, m
     with pytest.raises(ActivityFailed) as error:
         kube_api().get("/api/v1/namespaces/default")
     assert str(error.value).startswith(
-        f"cannot reach the Kubernetes API server at {sandbox.sandbox.url} (GET /api/v1/namespaces/default): ")
+        f"the Kubernetes API server at {sandbox.sandbox.url} failed TLS verification (GET /api/v1/namespaces/default): ")
     assert "CERTIFICATE_VERIFY_FAILED" in str(error.value) or "certificate verify failed" in str(error.value)
     assert sandbox.sandbox.requests[seen:] == []  # nothing was sent over the unverified connection
 
