@@ -49,6 +49,8 @@ class AdmissionRequest:
     dry_run: bool
     user: str
     subresource: str | None = None
+    groups: tuple[str, ...] = ()
+    uid: str = ""
 
 
 @dataclass(frozen=True)

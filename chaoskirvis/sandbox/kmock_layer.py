@@ -530,7 +530,7 @@ class KubernetesApiHandler(kmock.RawHandler):
                subresource: str | None = None) -> AdmissionResult:
         result = self.admission.admit(AdmissionRequest(
             operation=operation, resource=resource, namespace=namespace, name=name, object=obj,
-            old_object=old, dry_run=dry_run, user=user.name, subresource=subresource,
+            old_object=old, dry_run=dry_run, user=user.name, subresource=subresource, groups=user.groups,
         ), self.store)
         if result.denial is not None:
             denial = result.denial

@@ -270,7 +270,7 @@ def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
     gvr = {"group": resource.group, "version": resource.version, "resource": resource.plural}
     admission_request: dict[str, Any] = {
         "uid": str(uuid.uuid4()), "kind": kind, "resource": gvr, "requestKind": dict(kind),
-        "requestResource": dict(gvr), "operation": request.operation, "userInfo": {"username": request.user},
+        "requestResource": dict(gvr), "operation": request.operation, "userInfo": _user_info(request),
         "dryRun": request.dry_run,
     }
     if request.subresource:
@@ -280,6 +280,16 @@ def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
     if attribute_namespace(request):
         admission_request["namespace"] = attribute_namespace(request)
     return admission_request
+
+
+def _user_info(request: AdmissionRequest) -> dict[str, Any]:
+    """authentication/v1 UserInfo as the authenticator filled it in (uid and groups are omitempty)."""
+    info: dict[str, Any] = {"username": request.user}
+    if request.uid:
+        info["uid"] = request.uid
+    if request.groups:
+        info["groups"] = list(request.groups)
+    return info
 
 
 def _namespace_object(namespace: dict[str, Any] | None) -> dict[str, Any] | None:
