@@ -23,7 +23,7 @@ from chaoskirvis.exposure.actions import inject_exposure
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.permissions import CLUSTER, NAMESPACE, NONRESOURCE, PERMISSIONS, markdown_table
-from chaoskirvis.sandbox.kmock_layer import parse_api_path
+from chaoskirvis.sandbox.api import parse_api_path
 from chaoskirvis.workload.actions import inject_risky_workload
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
 

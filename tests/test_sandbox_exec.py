@@ -16,13 +16,13 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 
-import kmock
 import pytest
 import websocket
 from kubernetes import client, config, watch
 from kubernetes.stream import stream
 
 from chaoskirvis.sandbox.exec_ws import require_running
+from chaoskirvis.sandbox.status import StatusError
 
 PAUSE = "registry.k8s.io/pause"
 SUCCESS = '{"metadata":{},"status":"Success"}'
@@ -142,7 +142,7 @@ def test_init_containers_have_completed_and_sidecars_run(core, make_namespace):
 
 
 def test_exec_refuses_a_pod_that_is_not_running():
-    with pytest.raises(kmock.KubernetesError) as refused:
+    with pytest.raises(StatusError) as refused:
         require_running({"metadata": {"name": "web"}, "status": {"phase": "Succeeded"}})
     assert (refused.value.status, refused.value.message) == (
         400, "pod web is not running (phase Succeeded): cannot exec into it")

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
-import kmock
 from multidict import MultiMapping
 
 from chaoskirvis.sandbox.exec_ws import bad_request, query_bool
 from chaoskirvis.sandbox.resources import PODS
+from chaoskirvis.sandbox.status import StatusError
 from chaoskirvis.sandbox.store import Cause, Store, WatchEvent, forbidden, invalid, stream_container
 
 LogKey = tuple[str, str]  # pod uid, container name
@@ -88,7 +88,7 @@ class LogOptions:
             causes.append(invalid("sinceSeconds", since_seconds, "must be greater than 0"))
         if causes:
             summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
-            raise kmock.KubernetesError(
+            raise StatusError(
                 status=422, reason="Invalid", message=f'PodLogOptions "{pod_name}" is invalid: {summary}',
                 details={"name": pod_name, "kind": "PodLogOptions",
                          "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]})

@@ -34,7 +34,7 @@ import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
-from chaoskirvis.sandbox.kmock_layer import KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.tls import ServerTls, create_server_tls

@@ -1,14 +1,28 @@
-"""Kubernetes Status bodies, errors and Warning headers, worded as the API server words them (kmock gap 8)."""
+"""Kubernetes Status bodies, errors and Warning headers, worded as the API server words them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
-import kmock
 
 from chaoskirvis.sandbox.resources import ResourceType
 from chaoskirvis.sandbox.store import Cause, ObjectExists, ObjectNotFound, StoreError
+
+
+@dataclass(eq=False)  # not frozen: raising sets __traceback__, add_note sets __notes__
+class StatusError(Exception):
+    """A refusal, answered with HTTP status `status` and a Status body (metav1.Status) of these fields."""
+
+    status: int
+    reason: str
+    message: str
+    details: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
 
 def details_of(resource: ResourceType, name: str | None, kind: str | None = None, **extra: Any) -> dict[str, Any]:
     details: dict[str, Any] = {"name": name} if name else {}
@@ -17,31 +31,31 @@ def details_of(resource: ResourceType, name: str | None, kind: str | None = None
     return details | {"kind": kind or resource.plural} | extra
 
 
-def status_error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
+def status_error(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> StatusError:
+    return StatusError(status=code, reason=reason, message=message, details=details)
 
 
-def not_found(resource: ResourceType, name: str) -> kmock.KubernetesError:
+def not_found(resource: ResourceType, name: str) -> StatusError:
     return status_error(404, "NotFound", f'{resource.group_resource} "{name}" not found', details_of(resource, name))
 
 
-def invalid(resource: ResourceType, name: str, causes: list[Cause] | tuple[Cause, ...]) -> kmock.KubernetesError:
+def invalid(resource: ResourceType, name: str, causes: list[Cause] | tuple[Cause, ...]) -> StatusError:
     summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
     details = details_of(resource, name, resource.kind,
                        causes=[{"reason": c.reason, "message": c.message, "field": c.field} for c in causes])
     return status_error(422, "Invalid", f'{resource.kind} "{name}" is invalid: {summary}', details)
 
 
-def bad_request(message: str) -> kmock.KubernetesError:
+def bad_request(message: str) -> StatusError:
     return status_error(400, "BadRequest", message)
 
 
-def forbidden(resource: ResourceType, name: str | None, reason: str) -> kmock.KubernetesError:
+def forbidden(resource: ResourceType, name: str | None, reason: str) -> StatusError:
     subject = f'{resource.group_resource} "{name}"' if name else resource.group_resource
     return status_error(403, "Forbidden", f"{subject} is forbidden: {reason}", details_of(resource, name))
 
 
-def store_error(error: StoreError) -> kmock.KubernetesError:
+def store_error(error: StoreError) -> StatusError:
     resource, name = error.resource, error.name
     if isinstance(error, ObjectNotFound):
         return not_found(resource, name)
@@ -58,7 +72,7 @@ METHOD_NOT_ALLOWED = status_error(405, "MethodNotAllowed",
                                   "the server does not allow this method on the requested resource", {})
 
 
-def status_body(error: kmock.KubernetesError) -> dict[str, Any]:
+def status_body(error: StatusError) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                             "message": error.message, "reason": error.reason}
     if error.details is not None:

@@ -1,45 +1,29 @@
-"""The sandbox's Kubernetes API handler, built on kmock 0.8 — every fix and override of kmock is here.
+"""The sandbox's Kubernetes API handler: an aiohttp low-level handler (served by `aiohttp.web.Server`).
 
-We keep kmock's `RawHandler` (an aiohttp low-level handler keeping every request it parsed, as
-`kmock.Request`, in `_requests`), its `Request` and its `KubernetesError` (status, reason, message,
-details: our error type), and its `_render_error` / `_stream_error` hooks. We replace its request
-handling almost entirely: `__call__` parses requests itself, authenticates them, keeps the request log
-and serves them with `_serve` (the Kubernetes API) instead of kmock's `_handle` (its reaction DSL).
-kmock's `KubernetesEmulator` is not used; the API semantics live in `store`, `admission`, `patching`,
-`selectors` and `resources`, and are orchestrated here. The pods/exec and pods/log subresources are routed
-here (authorization, admission, the pod and its container) and served by `exec_ws` and `logs`.
+`KubernetesApiHandler.__call__` parses a request (`parse_request`, into an `ApiRequest`), authenticates
+it, serves it with `_serve` and keeps the request log; a refusal is a `status.StatusError`, answered with
+a Status body. The API semantics live in `store`, `admission`, `patching`, `selectors` and `resources`,
+and are orchestrated here. The pods/exec and pods/log subresources are routed here (authorization,
+admission, the pod and its container) and served by `exec_ws` and `logs`.
 
-kmock 0.8 gaps, and how each is fixed (tests/test_sandbox_kmock_layer.py has one test each):
+Behaviours a simple emulator gets wrong (tests/test_sandbox_api_layer.py has one test each):
 
-1. Paths under /api/v1/namespaces are mis-parsed: GET or POST /api/v1/namespaces fails with a
-   ValueError (answered 500) and /api/v1/namespaces/NAME is read as namespace NAME with no resource.
-   Fixed by `parse_api_path`, which follows the API server's RequestInfoFactory.
-2. labelSelector (and fieldSelector) are ignored on list and watch. Fixed: `selectors`, applied by
-   `_list` and `_watch`, with MODIFIED events turned into ADDED/DELETED as objects enter or leave the
-   selection.
-3. PUT is not handled (404 "Endpoint Not Found"). Fixed: `_replace`, with 409 Conflict on a stale
-   metadata.resourceVersion.
-4. A request that a reaction rejects is still stored (the emulator writes before it answers). Fixed:
-   validation and the admission chain run first and nothing is stored when they refuse.
-5. Core discovery says groupVersion "/v1" (and singularName is the plural, verbs are unordered).
-   Fixed: discovery documents come from `resources`.
-6. uid, resourceVersion, creationTimestamp and namespace are not filled in (list resourceVersion is
-   "...", lists have no kind/apiVersion, create answers 200). Fixed: `store.prepare_create` and a
-   global resourceVersion counter; lists are `KIND List` documents; create answers 201.
-7. A watch never ends (`timeoutSeconds` is ignored) and ignores `resourceVersion`. Fixed: `_watch`
-   ends cleanly at timeoutSeconds (and when the sandbox stops), replays changes after a
+1. Paths under /api/v1/namespaces: /api/v1/namespaces/NAME is the namespace NAME, not a namespace
+   with no resource. `parse_api_path` follows the API server's RequestInfoFactory.
+2. labelSelector and fieldSelector apply to list and watch (`selectors`, applied by `_list` and
+   `_watch`), with MODIFIED events turned into ADDED/DELETED as objects enter or leave the selection.
+3. PUT replaces (`_replace`), with 409 Conflict on a stale metadata.resourceVersion.
+4. A refused request stores nothing: validation and the admission chain run before the store writes.
+5. Discovery documents are the real shapes (core groupVersion "v1", singularName, verbs sorted):
+   they come from `resources`.
+6. uid, resourceVersion, creationTimestamp and namespace are filled in (`store.prepare_create`, a
+   global resourceVersion counter); lists are `KIND List` documents; create answers 201.
+7. A watch ends cleanly at timeoutSeconds (and when the sandbox stops), replays changes after a
    resourceVersion, and answers 410 Expired for one no longer retained.
-8. Error bodies include Python tracebacks (and reasons/messages that are not Kubernetes', e.g.
-   "Object Not Found"). Fixed: `_render_error` writes real Status bodies with the API server's reasons
-   and wording; an unexpected exception is logged on the server and answered 500 InternalError.
-
-Found besides those:
-
-9. `kmock.Server` patches aiohttp's DNS resolver for the whole process and can only be stopped in LIFO
-   order: stopping the first of two servers raises "The resolver chain is inconsistent" and leaves it
-   running. The sandbox therefore serves the handler with aiohttp's own `web.Server` (see `server`).
-10. kmock treats only `watch=true` as a watch; the API server accepts every Go boolean spelling
-    (`1`, `t`, `True`, ...). Fixed by `_flag`.
+8. Errors are Status bodies with the API server's reasons and wording, never tracebacks: an unexpected
+   exception is logged on the server and answered 500 InternalError.
+9. Two sandboxes in one process start and stop in any order (nothing process-wide is patched).
+10. `watch` takes every Go boolean spelling (`1`, `t`, `True`, ...), as the API server does (`_flag`).
 """
 
 from __future__ import annotations
@@ -51,13 +35,12 @@ import datetime
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp.web
-import attrs
-import kmock
 import yaml
+from multidict import CIMultiDictProxy, MultiMapping
 
 from chaoskirvis.sandbox import patching, resources
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
@@ -68,6 +51,7 @@ from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
     NO_SUCH_PATH,
     UNAUTHORIZED,
+    StatusError,
     bad_request,
     details_of,
     forbidden,
@@ -128,7 +112,7 @@ class LoggedRequest:
     status: int
 
 
-# Request parsing (gaps 1 and 10).
+# Request parsing (1 and 10).
 
 @dataclass(frozen=True)
 class ApiPath:
@@ -166,61 +150,65 @@ def _flag(value: str | None) -> bool:
     return value in _TRUE
 
 
-def _action(method: str, path: ApiPath | None, params: Mapping[str, str]) -> kmock.action | None:
+def api_verb(method: str, path: ApiPath | None, params: Mapping[str, str]) -> str | None:
+    """The Kubernetes verb (as RBAC names it) of a resource request; None when the method has none there."""
     if path is None or path.plural is None:
         return None
     if method == "GET":
-        if _flag(params.get("watch")):
-            return kmock.action.WATCH
-        return kmock.action.FETCH if path.name else kmock.action.LIST
+        return "watch" if _flag(params.get("watch")) else "get" if path.name else "list"
     if method == "POST" and not path.name:
-        return kmock.action.CREATE
-    if method in ("PUT", "PATCH") and path.name:
-        return kmock.action.UPDATE
+        return "create"
+    if method == "PUT" and path.name:
+        return "update"
+    if method == "PATCH" and path.name:
+        return "patch"
     if method == "DELETE":
-        return kmock.action.DELETE
+        return "delete" if path.name else "deletecollection"
     return None
 
 
-async def parse_request(raw_request: aiohttp.web.BaseRequest, *, id: int) -> kmock.Request:
-    """kmock's Request, with the Kubernetes fields parsed correctly (kmock's own parser is gap 1)."""
-    body = await raw_request.read()
-    params = dict(raw_request.query)
+@dataclass(frozen=True)
+class ApiRequest:
+    """A request read in full: its API path (None outside /api and /apis) and its verb."""
+
+    raw: aiohttp.web.BaseRequest
+    body: bytes
+    api_path: ApiPath | None
+    verb: str | None
+
+    @property
+    def method(self) -> str:
+        return self.raw.method
+
+    @property
+    def path(self) -> str:
+        return self.raw.path
+
+    @property
+    def params(self) -> MultiMapping[str]:
+        return self.raw.query
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self.raw.headers
+
+    @property
+    def namespace(self) -> str | None:
+        return self.api_path.namespace if self.api_path else None
+
+    @property
+    def name(self) -> str | None:
+        return self.api_path.name if self.api_path else None
+
+    @property
+    def subresource(self) -> str | None:
+        return self.api_path.subresource if self.api_path else None
+
+
+async def parse_request(raw_request: aiohttp.web.BaseRequest) -> ApiRequest:
     path = parse_api_path(raw_request.path)
-    return kmock.Request(
-        id=id,
-        method=raw_request.method,
-        url=raw_request.url,
-        params=params,
-        headers=dict(raw_request.headers),
-        cookies=dict(raw_request.cookies),
-        body=body,
-        text=body.decode("utf-8", errors="replace"),
-        action=_action(raw_request.method, path, params),
-        resource=kmock.resource(group=path.group, version=path.version, plural=path.plural) if path else None,
-        namespace=path.namespace if path else None,
-        name=path.name if path else None,
-        subresource=path.subresource if path else None,
-        raw_request=raw_request,
-    )
-
-
-def api_verb(request: kmock.Request) -> str | None:
-    """The Kubernetes verb (as RBAC names it) of a resource request."""
-    match request.action:
-        case kmock.action.WATCH:
-            return "watch"
-        case kmock.action.LIST:
-            return "list"
-        case kmock.action.FETCH:
-            return "get"
-        case kmock.action.CREATE:
-            return "create"
-        case kmock.action.UPDATE:
-            return "patch" if request.method == "PATCH" else "update"
-        case kmock.action.DELETE:
-            return "delete" if request.name else "deletecollection"
-    return None
+    return ApiRequest(raw_request, await raw_request.read(), path,
+                      api_verb(raw_request.method, path, raw_request.query))
 
 
 def _typed(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
@@ -231,62 +219,49 @@ def _untyped(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
 
 
-@attrs.define(kw_only=True)
-class KubernetesApiHandler(kmock.RawHandler):
+@dataclass(kw_only=True)
+class KubernetesApiHandler:
     """The Kubernetes API over a `Store`: authentication, authorization, verbs, admission, dry run."""
 
     store: Store
     admission: AdmissionChain
     tokens: Mapping[str, User]
-    exec_sessions: ExecSessions = attrs.field(factory=ExecSessions)
-    pod_logs: PodLogs = attrs.field(factory=PodLogs)
-    request_log: list[LoggedRequest] = attrs.field(factory=list)
+    exec_sessions: ExecSessions = field(default_factory=ExecSessions)
+    pod_logs: PodLogs = field(default_factory=PodLogs)
+    request_log: list[LoggedRequest] = field(default_factory=list)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        request = await parse_request(raw_request, id=len(self._requests))
-        self._requests.append(request)
+        request = await parse_request(raw_request)
         user = self._authenticate(request)
         try:
             if user is None:
                 raise UNAUTHORIZED
             response = await self._serve(request, user)
-        except kmock.KubernetesError as error:
-            response = await self._render_error(error)
         except Exception as error:  # answered as the API server does, never with a traceback
-            logger.exception("sandbox: %s %s failed", raw_request.method, raw_request.path_qs)
-            response = await self._render_error(error)
+            if not isinstance(error, StatusError):
+                logger.exception("sandbox: %s %s failed", raw_request.method, raw_request.path_qs)
+            response = render_error(error)
         self.request_log.append(LoggedRequest(
-            method=raw_request.method, path=request.url.path, query=dict(request.params),
+            method=raw_request.method, path=raw_request.path, query=dict(raw_request.query),
             user_agent=raw_request.headers.get("User-Agent", ""), user=user.name if user else None,
             status=response.status,
         ))
         return response
 
-    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
-        if not isinstance(exc, kmock.KubernetesError):
-            exc = status_error(500, "InternalError", f"Internal error occurred: {type(exc).__name__}: {exc}")
-        return aiohttp.web.json_response(status_body(exc), status=exc.status)
-
-    async def _stream_error(self, exc: Exception, raw_response: aiohttp.web.StreamResponse) -> None:
-        if not isinstance(exc, kmock.KubernetesError):
-            exc = status_error(500, "InternalError", f"Internal error occurred: {type(exc).__name__}: {exc}")
-        await raw_response.write(json.dumps({"type": "ERROR", "object": status_body(exc)}).encode() + b"\n")
-
-    def _authenticate(self, request: kmock.Request) -> User | None:
+    def _authenticate(self, request: ApiRequest) -> User | None:
         """The user of the `Authorization: Bearer` token; None without one or for an unknown one."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
 
-    async def _serve(self, request: kmock.Request, user: User) -> aiohttp.web.StreamResponse:
-        if request.resource is None:
+    async def _serve(self, request: ApiRequest, user: User) -> aiohttp.web.StreamResponse:
+        resource_path = request.api_path
+        if resource_path is None:
             return self._serve_non_resource(request)
-        resource_path = request.resource
         if resource_path.plural is None:
             if request.method != "GET":
                 raise METHOD_NOT_ALLOWED
-            return self._serve_discovery(resource_path.group or "", resource_path.version)
-        resource = resources.find_resource(resource_path.group or "", resource_path.version or "",
-                                           resource_path.plural)
+            return self._serve_discovery(resource_path.group, resource_path.version)
+        resource = resources.find_resource(resource_path.group, resource_path.version or "", resource_path.plural)
         namespace = request.namespace
         if resource is None or (not resource.namespaced and namespace and resource != NAMESPACES):
             raise NO_SUCH_PATH
@@ -296,7 +271,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise NO_SUCH_PATH
         if resource == SELF_SUBJECT_REVIEWS:
             return self._review_self(request, user)
-        verb = api_verb(request)
+        verb = request.verb
         if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
             raise METHOD_NOT_ALLOWED
         self._authorize(user, verb, resource, namespace, request.name)
@@ -318,7 +293,7 @@ class KubernetesApiHandler(kmock.RawHandler):
                 return self._delete(request, user, resource, namespace, request.name or "")
 
     @staticmethod
-    def _review_self(request: kmock.Request, user: User) -> aiohttp.web.StreamResponse:
+    def _review_self(request: ApiRequest, user: User) -> aiohttp.web.StreamResponse:
         """SelfSubjectReview (authentication.k8s.io/v1): who the token belongs to. Answered, never stored."""
         if request.method != "POST" or request.name:
             raise METHOD_NOT_ALLOWED
@@ -335,11 +310,10 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{target}" '
                                             f'in API group "{resource.group}" {scope}')
 
-    async def _serve_pod_stream(self, request: kmock.Request, user: User, namespace: str,
+    async def _serve_pod_stream(self, request: ApiRequest, user: User, namespace: str,
                                 name: str) -> aiohttp.web.StreamResponse:
         """pods/log (get) and pods/exec (connect), in the order of the pod registry's LogREST and ExecREST."""
-        raw_request = request._raw_request
-        assert raw_request is not None  # set by parse_request
+        raw_request = request.raw
         if request.subresource == "log":
             if request.method != "GET":
                 raise METHOD_NOT_ALLOWED
@@ -371,8 +345,8 @@ class KubernetesApiHandler(kmock.RawHandler):
         except ValueError as error:
             raise bad_request(str(error)) from None
 
-    def _serve_non_resource(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        path = request.url.path.rstrip("/") or "/"
+    def _serve_non_resource(self, request: ApiRequest) -> aiohttp.web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
         if request.method != "GET":
             raise METHOD_NOT_ALLOWED
         if path in ("/api", "/apis"):
@@ -407,7 +381,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise not_found(resource, name)
         return json_response(_typed(resource, obj))
 
-    def _selection(self, request: kmock.Request, resource: ResourceType,
+    def _selection(self, request: ApiRequest, resource: ResourceType,
                    namespace: str | None) -> Callable[[dict[str, Any] | None], bool]:
         """Whether an object is in the namespace and selected by labelSelector and fieldSelector."""
         try:
@@ -431,7 +405,7 @@ class KubernetesApiHandler(kmock.RawHandler):
 
         return selected
 
-    def _list(self, request: kmock.Request, resource: ResourceType,
+    def _list(self, request: ApiRequest, resource: ResourceType,
               namespace: str | None) -> aiohttp.web.StreamResponse:
         selected = self._selection(request, resource, namespace)
         items = [obj for obj in self.store.list(resource, namespace) if selected(obj)]
@@ -447,7 +421,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         return json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
                                "metadata": metadata, "items": [_untyped(obj) for obj in items]})
 
-    async def _watch(self, request: kmock.Request, resource: ResourceType,
+    async def _watch(self, request: ApiRequest, resource: ResourceType,
                      namespace: str | None) -> aiohttp.web.StreamResponse:
         selected = self._selection(request, resource, namespace)
         timeout = _non_negative_int(request.params.get("timeoutSeconds"), "timeoutSeconds")
@@ -465,12 +439,11 @@ class KubernetesApiHandler(kmock.RawHandler):
             else:
                 backlog = self.store.events_after(resource, int(since))
             response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            assert request._raw_request is not None  # set by parse_request
-            await response.prepare(request._raw_request)
+            await response.prepare(request.raw)
             if backlog is None:
                 expired = status_error(410, "Expired", f"too old resource version: {since} "
                                                        f"({self.store.oldest_retained_version})")
-                await self._stream_error(expired, response)
+                await _write_error_event(response, expired)
             else:
                 await self._stream_events(response, resource, selected, backlog, subscription.queue, deadline)
             await response.write_eof()
@@ -494,7 +467,7 @@ class KubernetesApiHandler(kmock.RawHandler):
 
     # Writing.
 
-    def _decode_object(self, request: kmock.Request, resource: ResourceType) -> dict[str, Any]:
+    def _decode_object(self, request: ApiRequest, resource: ResourceType) -> dict[str, Any]:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
         try:
             if content_type in ("application/yaml", "application/x-yaml"):
@@ -542,7 +515,7 @@ class KubernetesApiHandler(kmock.RawHandler):
                                details_of(resource, name, **({"causes": causes} if causes else {})))
         return result
 
-    def _create(self, request: kmock.Request, user: User, resource: ResourceType,
+    def _create(self, request: ApiRequest, user: User, resource: ResourceType,
                 namespace: str | None) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "CreateOptions")
         obj = self._decode_object(request, resource)
@@ -561,7 +534,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise store_error(error) from None
         return json_response(created, 201, admitted.warnings)
 
-    def _replace(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+    def _replace(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
                  name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
         obj = self._decode_object(request, resource)
@@ -570,7 +543,7 @@ class KubernetesApiHandler(kmock.RawHandler):
             raise not_found(resource, name)
         return self._update(user, resource, namespace, name, obj, old, dry_run)
 
-    def _patch(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+    def _patch(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
                name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -611,7 +584,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         updated = self.store.update(resource, obj, dry_run=dry_run)
         return json_response(updated, 200, admitted.warnings)
 
-    def _delete(self, request: kmock.Request, user: User, resource: ResourceType, namespace: str | None,
+    def _delete(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
                 name: str) -> aiohttp.web.StreamResponse:
         options = self._delete_options(request)
         dry_run = _dry_run(",".join(options.get("dryRun") or []) or request.params.get("dryRun"), "DeleteOptions")
@@ -636,7 +609,7 @@ class KubernetesApiHandler(kmock.RawHandler):
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                "details": details}, 200, admitted.warnings)
 
-    def _delete_options(self, request: kmock.Request) -> dict[str, Any]:
+    def _delete_options(self, request: ApiRequest) -> dict[str, Any]:
         if not request.body.strip():
             return {}
         try:
@@ -646,6 +619,17 @@ class KubernetesApiHandler(kmock.RawHandler):
         if not isinstance(options, dict):
             raise bad_request("DeleteOptions must be a JSON object")
         return options
+
+
+def render_error(error: Exception) -> aiohttp.web.Response:
+    """The Status answer of a refusal; any other exception is a 500 InternalError (its text, no traceback)."""
+    if not isinstance(error, StatusError):
+        error = status_error(500, "InternalError", f"Internal error occurred: {type(error).__name__}: {error}")
+    return aiohttp.web.json_response(status_body(error), status=error.status)
+
+
+async def _write_error_event(response: aiohttp.web.StreamResponse, error: StatusError) -> None:
+    await response.write(json.dumps({"type": "ERROR", "object": status_body(error)}).encode() + b"\n")
 
 
 async def _write_event(response: aiohttp.web.StreamResponse, resource: ResourceType, event: WatchEvent,

@@ -1,5 +1,5 @@
-"""One test per kmock 0.8 gap that chaoskirvis.sandbox.kmock_layer fixes (numbered as in its docstring),
-and where it takes credentials from. Raw requests go over HTTPS, verified against the sandbox's CA."""
+"""One test per behaviour listed (and numbered) in chaoskirvis.sandbox.api's docstring, and where the
+sandbox takes credentials from. Raw requests go over HTTPS, verified against the sandbox's CA."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from chaoskirvis.sandbox.admission import AdmissionChain
-from chaoskirvis.sandbox.kmock_layer import KubernetesApiHandler, parse_api_path
+from chaoskirvis.sandbox.api import parse_api_path, render_error
 from chaoskirvis.sandbox.resources import find_resource
 from chaoskirvis.sandbox.server import Sandbox
 from chaoskirvis.sandbox.store import Store, prepare_create
@@ -160,8 +159,7 @@ def test_8_errors_are_status_bodies_without_tracebacks(api):
     request, _ = api
     status, body = request("GET", "/api/v1/namespaces/default/pods/nope")
     assert (status, body["reason"], body["message"]) == (404, "NotFound", 'pods "nope" not found')
-    handler = KubernetesApiHandler(store=Store(), admission=AdmissionChain(), tokens={})
-    response = asyncio.run(handler._render_error(RuntimeError("boom")))
+    response = render_error(RuntimeError("boom"))
     rendered = json.loads(response.body)
     assert response.status == 500 and rendered["reason"] == "InternalError"
     assert rendered["message"] == "Internal error occurred: RuntimeError: boom"
@@ -179,7 +177,7 @@ def test_9_two_sandboxes_stop_in_any_order():
         async with aiohttp.ClientSession() as session, session.get(f"{second.url}/version", ssl=context) as response:
             return response.status
 
-    with pytest.raises(aiohttp.ClientConnectionError):  # stopped, and aiohttp's resolver is untouched
+    with pytest.raises(aiohttp.ClientConnectionError):  # stopped, and aiohttp's resolver works
         asyncio.run(fetch())
 
 
