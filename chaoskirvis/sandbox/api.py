@@ -46,6 +46,7 @@ from chaoskirvis.sandbox import patching, resources
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
+from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, SELF_SUBJECT_REVIEWS, ResourceType
 from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
@@ -64,6 +65,7 @@ from chaoskirvis.sandbox.status import (
 )
 from chaoskirvis.sandbox.selectors import (
     FieldSelector,
+    LabelSelector,
     SelectorError,
     field_value,
     parse_field_selector,
@@ -228,7 +230,7 @@ class KubernetesApiHandler:
     tokens: Mapping[str, User]
     exec_sessions: ExecSessions = field(default_factory=ExecSessions)
     pod_logs: PodLogs = field(default_factory=PodLogs)
-    request_log: list[LoggedRequest] = field(default_factory=list)
+    request_log: RequestLog[LoggedRequest] = field(default_factory=RequestLog)  # the latest 10,000
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         request = await parse_request(raw_request)
@@ -408,18 +410,15 @@ class KubernetesApiHandler:
     def _list(self, request: ApiRequest, resource: ResourceType,
               namespace: str | None) -> aiohttp.web.StreamResponse:
         selected = self._selection(request, resource, namespace)
-        items = [obj for obj in self.store.list(resource, namespace) if selected(obj)]
-        metadata: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
         start = _decode_continue(request.params.get("continue"))
-        if start is not None:
-            items = [obj for obj in items if _list_position(obj) > start]
         limit = _non_negative_int(request.params.get("limit"), "limit")
-        if limit and len(items) > limit:
-            metadata["continue"] = _encode_continue(_list_position(items[limit - 1]))
-            metadata["remainingItemCount"] = len(items) - limit
-            items = items[:limit]
+        page = self.store.select(resource, namespace, _label_selector(request), selected, after=start, limit=limit)
+        metadata: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
+        if page.remaining:
+            metadata["continue"] = _encode_continue(_list_position(page.items[-1]))
+            metadata["remainingItemCount"] = page.remaining
         return json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
-                               "metadata": metadata, "items": [_untyped(obj) for obj in items]})
+                               "metadata": metadata, "items": [_untyped(obj) for obj in page.items]})
 
     async def _watch(self, request: ApiRequest, resource: ResourceType,
                      namespace: str | None) -> aiohttp.web.StreamResponse:
@@ -434,7 +433,7 @@ class KubernetesApiHandler:
             if since in ("", "0"):
                 backlog: list[WatchEvent] | None = [
                     WatchEvent("ADDED", resource, obj, None, self.store.resource_version)
-                    for obj in self.store.list(resource, namespace)
+                    for obj in self.store.select(resource, namespace, _label_selector(request), selected).items
                 ]
             else:
                 backlog = self.store.events_after(resource, int(since))
@@ -644,6 +643,11 @@ async def _write_event(response: aiohttp.web.StreamResponse, resource: ResourceT
         return
     line = json.dumps({"type": event_type, "object": _typed(resource, event.object)})
     await response.write(line.encode() + b"\n")
+
+
+def _label_selector(request: ApiRequest) -> LabelSelector:
+    """The request's labelSelector, for the store's label index (`_selection` has already checked it)."""
+    return parse_label_selector(request.params.get("labelSelector"))
 
 
 def _loop_time() -> float:

@@ -35,6 +35,7 @@ import yaml
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.tls import ServerTls, create_server_tls
@@ -92,9 +93,10 @@ class Sandbox:
         return self._tls
 
     @property
-    def requests(self) -> list[LoggedRequest]:
-        """Every request answered so far: method, path, query, User-Agent, user, response status."""
-        return list(self._handler.request_log) if self._handler else []
+    def requests(self) -> RequestLog[LoggedRequest]:
+        """The requests answered so far (method, path, query, User-Agent, user, response status): the latest
+        10,000 are kept, `len` counts them all, `requests[seen:]` is what came after the first `seen`."""
+        return self._handler.request_log.snapshot() if self._handler else RequestLog()
 
     @property
     def execs(self) -> list[ExecRecord]:

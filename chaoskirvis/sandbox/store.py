@@ -15,6 +15,7 @@ Everything here runs on the sandbox's event loop thread; nothing is shared with 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import datetime
 import itertools
@@ -22,10 +23,11 @@ import json
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, copy_object
 from chaoskirvis.sandbox.resources import (
     NAMESPACES,
     PODS,
@@ -35,9 +37,7 @@ from chaoskirvis.sandbox.resources import (
     name_errors,
     qualified_name_errors,
 )
-from chaoskirvis.sandbox.selectors import SelectorError, label_selector_from_object
-
-ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
+from chaoskirvis.sandbox.selectors import LabelSelector, SelectorError, label_selector_from_object
 
 
 class StoreError(Exception):
@@ -79,11 +79,24 @@ class Subscription:
     queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a selection: copies of its objects, and how many more objects the selection holds."""
+
+    items: list[dict[str, Any]]
+    remaining: int
+
+
 class Store:
-    """The sandbox's etcd: objects by resource, namespace and name, and a log of their changes."""
+    """The sandbox's etcd: objects by resource, namespace and name, and a log of their changes.
+
+    Objects are indexed (`ObjectIndex`) so that a request costs what it reads or writes, not what is
+    stored. A stored object is never changed in place (a write stores a new one), so the history and the
+    watchers share it; what the store hands out (`get`, `list`, `select`, what a write returns) is a copy.
+    """
 
     def __init__(self, history_limit: int = 10_000) -> None:
-        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        self._objects = ObjectIndex()
         self._resource_version = 0
         self._history: deque[WatchEvent] = deque(maxlen=history_limit)
         self._subscriptions: set[Subscription] = set()
@@ -95,26 +108,38 @@ class Store:
 
     def get(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         stored = self._objects.get((resource, namespace or "", name))
-        return copy.deepcopy(stored) if stored is not None else None
+        return copy_object(stored) if stored is not None else None
 
     def list(self, resource: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
         """Objects of a resource, in one namespace or all, ordered by namespace and name."""
-        keys = sorted(key for key in self._objects
-                      if key[0] == resource and (namespace is None or key[1] == namespace))
-        return [copy.deepcopy(self._objects[key]) for key in keys]
+        return [copy_object(obj) for obj in self._objects.select(resource, namespace)]
+
+    def select(self, resource: ResourceType, namespace: str | None = None, labels: LabelSelector | None = None,
+               where: Callable[[Mapping[str, Any]], bool] | None = None, *, after: tuple[str, str] | None = None,
+               limit: int | None = None) -> Page:
+        """The objects of a resource (in one namespace or all) that the label selector and `where` select,
+        ordered by namespace and name: those after `after` (a namespace and name), at most `limit` of them.
+
+        The label selector is answered from the label index; `where` sees only the objects it leaves.
+        """
+        found = self._objects.select(resource, namespace, labels, where)
+        if after is not None:
+            found = found[bisect.bisect_right(found, after, key=_list_position):]
+        shown = found[:limit] if limit else found
+        return Page([copy_object(obj) for obj in shown], len(found) - len(shown))
 
     def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         key = _key(resource, obj)
         if key in self._objects:
             raise ObjectExists(resource, key[2])
         if dry_run:
-            return copy.deepcopy(obj)
-        stored = self._stamp(obj)
-        self._objects[key] = stored
+            return copy_object(obj)
+        stored = self._stamp(copy_object(obj))
+        self._objects.put(key, stored)
         self._publish("ADDED", resource, stored, None)
         if resource == PODS:
             self._start_pod(key)
-        return copy.deepcopy(stored)
+        return copy_object(stored)
 
     def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Replace a stored object; an unchanged object is not written and keeps its resourceVersion."""
@@ -122,14 +147,14 @@ class Store:
         old = self._objects.get(key)
         if old is None:
             raise ObjectNotFound(resource, key[2])
-        candidate = copy.deepcopy(obj)
+        candidate = copy_object(obj)
         candidate["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if dry_run or candidate == old:
             return candidate
         stored = self._stamp(candidate)
-        self._objects[key] = stored
+        self._objects.put(key, stored)
         self._publish("MODIFIED", resource, stored, old)
-        return copy.deepcopy(stored)
+        return copy_object(stored)
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
                preconditions: dict[str, Any] | None = None, orphan_dependents: bool = False,
@@ -147,14 +172,14 @@ class Store:
                 raise ObjectConflict(resource, name, f"Precondition failed: {label} in precondition: {wanted}, "
                                                      f"{label} in object meta: {actual}")
         if dry_run:
-            return copy.deepcopy(old)
+            return copy_object(old)
         if resource == NAMESPACES:
-            for content_key in [k for k in self._objects if k[0].namespaced and k[1] == name]:
+            for content_key in self._objects.in_namespace(name):
                 self._remove(content_key)
-        self._remove(key)
+        removed = self._remove(key)
         if not orphan_dependents:
             self._collect_dependents(old["metadata"]["uid"])
-        return copy.deepcopy(old)
+        return copy_object(removed)
 
     def subscribe(self, resource: ResourceType) -> Subscription:
         subscription = Subscription(resource)
@@ -165,7 +190,9 @@ class Store:
         self._subscriptions.discard(subscription)
 
     def events_after(self, resource: ResourceType, resource_version: int) -> list[WatchEvent] | None:
-        """Changes of a resource after a resourceVersion; None when they are no longer all retained."""
+        """Changes of a resource after a resourceVersion; None when they are no longer all retained.
+
+        The events hold the stored objects themselves: read them, never change them."""
         history_is_full = len(self._history) == self._history.maxlen
         if history_is_full and resource_version < self._history[0].resource_version - 1:
             return None
@@ -183,35 +210,33 @@ class Store:
 
     def _start_pod(self, key: ObjectKey) -> None:
         """What a kubelet that started every container at once writes to pods/status: a MODIFIED change."""
-        pending = self._objects[key]
+        pending = self._objects.get(key)
+        assert pending is not None  # stored by create just before
         pod_ip = HOST_IP if (pending.get("spec") or {}).get("hostNetwork") else next(self._pod_ips)
         stored = self._stamp(dict(pending, status=running_pod_status(pending, pod_ip, now_timestamp())))
-        self._objects[key] = stored
+        self._objects.put(key, stored)
         self._publish("MODIFIED", PODS, stored, pending)
 
-    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _stamp(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """`obj` with the next resourceVersion, in new top-level and metadata dicts (the rest is shared)."""
         self._resource_version += 1
-        stamped = copy.deepcopy(obj)
-        stamped["metadata"]["resourceVersion"] = str(self._resource_version)
-        return stamped
+        return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self._resource_version)}}
 
-    def _remove(self, key: ObjectKey) -> None:
-        removed = self._objects.pop(key)
-        self._resource_version += 1
-        removed["metadata"]["resourceVersion"] = str(self._resource_version)
+    def _remove(self, key: ObjectKey) -> dict[str, Any]:
+        removed = self._stamp(self._objects.remove(key))
         self._publish("DELETED", key[0], removed, None)
+        return removed
 
     def _collect_dependents(self, owner_uid: str) -> None:
-        for key in [k for k, obj in self._objects.items() if _owned_by(obj, owner_uid)]:
-            if key in self._objects:
-                uid = self._objects[key]["metadata"]["uid"]
+        for key in self._objects.dependents_of(owner_uid):
+            dependent = self._objects.get(key)
+            if dependent is not None:
                 self._remove(key)
-                self._collect_dependents(uid)
+                self._collect_dependents(dependent["metadata"]["uid"])
 
     def _publish(self, event_type: str, resource: ResourceType, obj: dict[str, Any],
-                 previous: dict[str, Any] | None) -> None:
-        event = WatchEvent(event_type, resource, copy.deepcopy(obj), copy.deepcopy(previous),
-                           self._resource_version)
+                 previous: Mapping[str, Any] | None) -> None:
+        event = WatchEvent(event_type, resource, obj, previous, self._resource_version)  # type: ignore[arg-type]
         self._history.append(event)
         for subscription in self._subscriptions:
             if subscription.resource == resource:
@@ -223,8 +248,8 @@ def _key(resource: ResourceType, obj: dict[str, Any]) -> ObjectKey:
     return resource, metadata.get("namespace", "") if resource.namespaced else "", metadata["name"]
 
 
-def _owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
-    return any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
+def _list_position(obj: Mapping[str, Any]) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
 def now_timestamp() -> str:

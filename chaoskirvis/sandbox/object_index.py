@@ -1,0 +1,177 @@
+"""Where the store's objects are: by resource and namespace, by label, by owner uid and by namespace.
+
+The indexes answer the questions the API asks on every request without looking at every stored object:
+a list in a namespace looks at that namespace's objects of that resource, a label-selector list at the
+objects carrying the selector's most selective `key=value` (or `key in (...)`, or `key`), the garbage
+collector at the objects naming a uid in their ownerReferences and the namespace controller at the objects
+in a namespace. Selections are then checked against the whole selector, so an index only narrows down,
+never decides.
+
+The objects held here are the store's own: nothing may change them once stored (a change is a new object
+put in place of the old one). Callers that hand them out copy them first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from chaoskirvis.sandbox.resources import ResourceType
+from chaoskirvis.sandbox.selectors import LabelSelector, Requirement
+
+ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
+StoredObject = Mapping[str, Any]
+_NamesByNamespace = dict[str, set[str]]
+
+
+class ObjectIndex:
+    """The stored objects, and indexes over them kept up to date by `put` and `remove`."""
+
+    def __init__(self) -> None:
+        self._objects: dict[ObjectKey, StoredObject] = {}
+        # resource -> namespace -> name -> object
+        self._scopes: dict[ResourceType, dict[str, dict[str, StoredObject]]] = {}
+        # (resource, label key) -> label value -> namespace -> names
+        self._labels: dict[tuple[ResourceType, str], dict[str, _NamesByNamespace]] = {}
+        # owner uid -> keys of the objects naming it in ownerReferences, in the order they were stored
+        self._dependents: dict[str, dict[ObjectKey, None]] = {}
+        # namespace -> keys of the namespaced objects in it, in the order they were created
+        self._namespace_contents: dict[str, dict[ObjectKey, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, key: ObjectKey) -> bool:
+        return key in self._objects
+
+    def get(self, key: ObjectKey) -> StoredObject | None:
+        return self._objects.get(key)
+
+    def put(self, key: ObjectKey, obj: StoredObject) -> None:
+        """Store `obj` under `key`, in place of the object stored there, if any."""
+        old = self._objects.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        elif key[0].namespaced:
+            self._namespace_contents.setdefault(key[1], {})[key] = None
+        self._objects[key] = obj  # a replaced object keeps its place in creation order
+        self._index(key, obj)
+
+    def remove(self, key: ObjectKey) -> StoredObject:
+        obj = self._objects.pop(key)
+        self._unindex(key, obj)
+        if key[0].namespaced:
+            _discard(self._namespace_contents, key[1], key)
+        return obj
+
+    def in_namespace(self, namespace: str) -> list[ObjectKey]:
+        """The keys of the namespaced objects in a namespace, oldest first."""
+        return list(self._namespace_contents.get(namespace, ()))
+
+    def dependents_of(self, owner_uid: str) -> list[ObjectKey]:
+        """The keys of the objects that name `owner_uid` in their ownerReferences."""
+        return list(self._dependents.get(owner_uid, ()))
+
+    def select(self, resource: ResourceType, namespace: str | None = None,
+               labels: LabelSelector | None = None,
+               where: Callable[[StoredObject], bool] | None = None) -> list[StoredObject]:
+        """The objects of a resource (in one namespace, or all) that `labels` and `where` select, ordered by
+        namespace and name. Only the objects an index points at are looked at."""
+        labels = labels or LabelSelector()
+        candidates = self._candidates(resource, namespace, labels)
+        selected = [(key, obj) for key, obj in candidates
+                    if labels.matches(obj["metadata"].get("labels")) and (where is None or where(obj))]
+        selected.sort(key=lambda entry: entry[0])
+        return [obj for _, obj in selected]
+
+    def _candidates(self, resource: ResourceType, namespace: str | None,
+                    labels: LabelSelector) -> Iterable[tuple[tuple[str, str], StoredObject]]:
+        """(namespace, name) and object of the fewest objects that may match, as an index tells."""
+        scopes = self._scopes.get(resource, {})
+        narrowest: _NamesByNamespace | None = None
+        for requirement in labels.requirements:
+            found = self._labelled(resource, requirement)
+            if found is not None and (narrowest is None or _count(found, namespace) < _count(narrowest, namespace)):
+                narrowest = found
+        if narrowest is None:
+            in_scope = scopes.items() if namespace is None else [(namespace, scopes.get(namespace, {}))]
+            return [((ns, name), obj) for ns, objects in in_scope for name, obj in objects.items()]
+        namespaces = narrowest.keys() if namespace is None else [namespace]
+        return [((ns, name), scopes[ns][name]) for ns in namespaces for name in narrowest.get(ns, ())]
+
+    def _labelled(self, resource: ResourceType, requirement: Requirement) -> _NamesByNamespace | None:
+        """The names, by namespace, of the objects a requirement may select; None when no index says."""
+        by_value = self._labels.get((resource, requirement.key), {})
+        match requirement.operator:
+            case "=":
+                return by_value.get(requirement.values[0], {})
+            case "in":
+                values: Iterable[str] = requirement.values
+            case "exists":
+                values = by_value.keys()
+            case _:
+                return None
+        merged: _NamesByNamespace = {}
+        for value in values:
+            for ns, names in by_value.get(value, {}).items():
+                merged.setdefault(ns, set()).update(names)
+        return merged
+
+    def _index(self, key: ObjectKey, obj: StoredObject) -> None:
+        resource, namespace, name = key
+        self._scopes.setdefault(resource, {}).setdefault(namespace, {})[name] = obj
+        metadata = obj["metadata"]
+        for label, value in (metadata.get("labels") or {}).items():
+            self._labels.setdefault((resource, label), {}).setdefault(value, {}).setdefault(namespace, set()).add(name)
+        for uid in _owner_uids(metadata):
+            self._dependents.setdefault(uid, {})[key] = None
+
+    def _unindex(self, key: ObjectKey, obj: StoredObject) -> None:
+        resource, namespace, name = key
+        scope = self._scopes[resource]
+        del scope[namespace][name]
+        if not scope[namespace]:
+            del scope[namespace]
+        metadata = obj["metadata"]
+        for label, value in (metadata.get("labels") or {}).items():
+            by_value = self._labels[(resource, label)]
+            _discard(by_value[value], namespace, name)
+            if not by_value[value]:
+                del by_value[value]
+            if not by_value:
+                del self._labels[(resource, label)]
+        for uid in _owner_uids(metadata):
+            _discard(self._dependents, uid, key)
+
+
+def _owner_uids(metadata: Mapping[str, Any]) -> set[str]:
+    return {ref["uid"] for ref in metadata.get("ownerReferences") or [] if isinstance(ref, dict) and ref.get("uid")}
+
+
+def _discard(groups: dict[Any, Any], group: Any, member: Any) -> None:
+    """Remove `member` from the set or dict `groups[group]`, and the group once it is empty."""
+    members = groups.get(group)
+    if members is None:
+        return
+    if isinstance(members, set):
+        members.discard(member)
+    else:
+        members.pop(member, None)
+    if not members:
+        del groups[group]
+
+
+def _count(names: _NamesByNamespace, namespace: str | None) -> int:
+    if namespace is not None:
+        return len(names.get(namespace, ()))
+    return sum(len(group) for group in names.values())
+
+
+def copy_object(value: Any) -> Any:
+    """A deep copy of a decoded JSON (or YAML) document: dicts and lists copied, everything else shared
+    (strings, numbers and the like are immutable). Four times as fast as copy.deepcopy on a pod."""
+    if type(value) is dict:
+        return {key: copy_object(item) for key, item in value.items()}
+    if type(value) is list:
+        return [copy_object(item) for item in value]
+    return value
