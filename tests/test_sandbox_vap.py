@@ -275,15 +275,56 @@ def test_pod_security_answers_before_policies(core, admission, namespace):
     assert "ValidatingAdmissionPolicy 'no-pods'" in plain["message"]
 
 
-def test_optional_field_syntax_is_refused_when_the_policy_is_created(admission):
-    code, status = refusal(lambda: admission.create_validating_admission_policy(
-        policy("optional", "object.spec.?type.orValue('ClusterIP') != 'NodePort'")))
+def test_optional_field_syntax_is_evaluated(core, admission, namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy(
+        "optional", "object.spec.?type.orValue('ClusterIP') != 'NodePort' && "
+                    "!object.metadata.?labels[?'exposed'].hasValue()"))
+    admission.create_validating_admission_policy_binding(binding("b", "optional", ns))
 
-    assert (code, status["reason"]) == (422, "Invalid")
-    [cause] = status["details"]["causes"]
-    assert cause["field"] == "spec.validations[0].expression"
-    assert "optional field syntax '.?'" in cause["message"] and "This is a sandbox limit" in cause["message"]
+    assert refusal(lambda: core.create_namespaced_service(ns, service("x", "NodePort")))[0] == 422
+    assert refusal(lambda: core.create_namespaced_service(ns, service("y", labels={"exposed": "yes"})))[0] == 422
+    assert core.create_namespaced_service(ns, service("z")).metadata.name == "z"
+
+
+def test_kubernetes_libraries_and_the_strings_extension(core, admission, namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy(
+        "libraries", "object.metadata.name.find('[0-9]+') == '' && [80, 443].indexOf(object.spec.ports[0].port) >= 0"
+                     " && object.spec.ports.map(p, p.port).isSorted()",
+        validation={"messageExpression": "'%s has digits %s'.format([object.metadata.name, "
+                                         "object.metadata.name.findAll('[0-9]')])"}))
+    admission.create_validating_admission_policy_binding(binding("b", "libraries", ns))
+
+    status = refusal(lambda: core.create_namespaced_service(ns, service("web12")))[1]
+    assert status["message"].endswith("denied request: web12 has digits [1, 2]")
+    assert core.create_namespaced_service(ns, service("web")).metadata.name == "web"
+
+
+def test_what_the_sandbox_cannot_evaluate_is_refused_when_the_policy_is_created(admission):
+    for expression, what in (("quantity('1Gi').isGreaterThan(quantity('1Mi'))",
+                              "the Kubernetes CEL library function 'quantity'"),
+                             ("authorizer.group('').resource('pods').check('get').allowed()",
+                              "the 'authorizer' variable")):
+        code, status = refusal(lambda: admission.create_validating_admission_policy(policy("limit", expression)))
+        [cause] = status["details"]["causes"]
+        assert (code, cause["field"]) == (422, "spec.validations[0].expression")
+        assert f"{what} is not available in the sandbox" in cause["message"]
+        assert "This is a sandbox limit" in cause["message"]
     assert admission.list_validating_admission_policy().items == []
+
+
+def test_expressions_are_type_checked_when_the_policy_is_created(admission):
+    status = refusal(lambda: admission.create_validating_admission_policy(policy(
+        "typed", "object.metadata.name.startsWith(1)", validation={"messageExpression": "size(object) + 1"})))[1]
+
+    assert [(cause["field"], cause["message"]) for cause in status["details"]["causes"]] == [
+        ("spec.validations[0].expression",
+         "Invalid value: \"object.metadata.name.startsWith(1)\": compilation failed: ERROR: <input>:1:32: found no "
+         "matching overload for 'startsWith' applied to '(dyn, int)'\n | object.metadata.name.startsWith(1)\n"
+         " | ...............................^"),
+        ("spec.validations[0].messageExpression",
+         'Invalid value: "size(object) + 1": must evaluate to string but got int')]
 
 
 def test_expressions_that_do_not_compile_are_refused(admission):

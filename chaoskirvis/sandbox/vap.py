@@ -32,10 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
-from chaoskirvis.sandbox.cel_eval import CelEvaluationError, Expression, evaluation_context
+from chaoskirvis.sandbox.cel_eval import CelEvaluationError, Expression
 from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.selectors import label_selector_from_object
 from chaoskirvis.sandbox.store import Cause, Store
@@ -171,7 +169,7 @@ class _Evaluator:
 
     def failures(self, param: dict[str, Any] | None) -> Iterator[tuple[str, str]]:
         """(message, reason) of each failed validation, or of the failed matchConditions."""
-        context = evaluation_context({**self.variables, "params": param})
+        context: dict[str, Any] = {**self.variables, "params": param}
         fail_closed = self.policy.failure_policy == "Fail"
         errors = []
         for _, condition in self.policy.match_conditions:
@@ -196,19 +194,16 @@ class _Evaluator:
             if not valid:
                 yield _failure_message(validation, context), validation.reason or "Invalid"
 
-    def _bind_variables(self, context: cel.Context) -> dict[str, str]:
+    def _bind_variables(self, context: dict[str, Any]) -> dict[str, str]:
         """Evaluate spec.variables in order into `variables`; return the errors of those that failed."""
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        if not self.policy.variables:
-            return errors
+        context["variables"] = values
         for name, expression in self.policy.variables:
-            context.add_variable("variables", values)
             try:
                 values[name] = expression.evaluate(context)
             except CelEvaluationError as error:
                 errors[name] = _cause(expression, error, errors)
-        context.add_variable("variables", values)
         return errors
 
 
@@ -224,7 +219,7 @@ def _error_message(expression: Expression, error: str) -> str:
     return f"expression '{expression.source}' resulted in error: {error}"
 
 
-def _failure_message(validation: Validation, context: cel.Context) -> str:
+def _failure_message(validation: Validation, context: dict[str, Any]) -> str:
     """messageExpression's result when it is a usable string, else the message, else the expression."""
     if validation.message_expression is not None:
         try:

@@ -64,12 +64,13 @@ class _ExpressionSite:
     source: str
     declared: frozenset[str]
     variable_names: tuple[str, ...] = ()
+    result_type: str | None = None  # what the API server requires the result to be (dyn passes)
 
 
 def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
     """The policy ready to evaluate. Raises CelCompileError for a policy that `validate_policy` refuses."""
     spec = policy.get("spec") or {}
-    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names)
+    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names, site.result_type)
                 for site in _expression_sites(spec)}
     validations = spec.get("validations") or []
     return CompiledPolicy(
@@ -102,17 +103,19 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
     base = frozenset({*_REQUEST_VARIABLES, *(("params",) if spec.get("paramKind") is not None else ())})
     names = tuple(str(variable.get("name", "")) for variable in spec.get("variables") or [])
     composed = base | {"variables"} if names else base
-    sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", condition.get("expression") or "", base)
+    sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", condition.get("expression") or "", base,
+                             result_type="bool")
              for index, condition in enumerate(spec.get("matchConditions") or [])]
     sites += [_ExpressionSite(f"spec.variables[{index}].expression", variable.get("expression") or "", composed,
                               names[:index])
               for index, variable in enumerate(spec.get("variables") or [])]
     for index, validation in enumerate(spec.get("validations") or []):
         path = f"spec.validations[{index}]"
-        sites.append(_ExpressionSite(f"{path}.expression", validation.get("expression") or "", composed, names))
+        sites.append(_ExpressionSite(f"{path}.expression", validation.get("expression") or "", composed, names,
+                                     "bool"))
         # messageExpression is compiled as written, so that error columns match the source
         sites.append(_ExpressionSite(f"{path}.messageExpression", validation.get("messageExpression") or "",
-                                     composed, names))
+                                     composed, names, "string"))
     sites += [_ExpressionSite(f"spec.auditAnnotations[{index}].valueExpression",
                               annotation.get("valueExpression") or "", composed, names)
               for index, annotation in enumerate(spec.get("auditAnnotations") or [])]
@@ -123,7 +126,7 @@ def _expression_errors(spec: dict[str, Any]) -> list[Cause]:
     causes = []
     for site in _expression_sites(spec):
         try:
-            compile_expression(site.source, site.declared, site.variable_names)
+            compile_expression(site.source, site.declared, site.variable_names, site.result_type)
         except CelCompileError as error:
             causes.append(invalid(site.path, site.source, error.detail))
     return causes
