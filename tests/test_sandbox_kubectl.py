@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +44,19 @@ def kubectl(kubectl_binary, sandbox, tmp_path):
             assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
         return result
     return run
+
+
+def raw_call(running: Any, method: str, path: str, body: bytes | None, content_type: str,
+             accept: str = "application/json") -> tuple[int, Any]:
+    """(status, JSON answer) of a request as the sandbox admin, with these bytes and media types."""
+    request = urllib.request.Request(running.url + path, method=method, data=body, headers={
+        "Authorization": f"Bearer {running.admin_token}", "Content-Type": content_type, "Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=10,
+                                    context=ssl.create_default_context(cafile=running.ca_file)) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def pod_manifest(path: Path, name: str, namespace: str, labels: dict[str, str],
@@ -135,3 +153,149 @@ def test_viewer_kubeconfig_is_read_only(kubectl, sandbox, make_namespace, tmp_pa
     assert denied.returncode == 1
     assert ('configmaps is forbidden: User "sandbox-viewer" cannot create resource "configmaps" in API group "" '
             f'in the namespace "{namespace}"') in denied.stderr
+
+
+# kubectl create's generators: kubectl sends these objects as protobuf (application/vnd.kubernetes.protobuf).
+
+CREATE_COMMANDS = {
+    "namespace": ["namespace", "{ns}-made"],
+    "configmap": ["configmap", "cm", "--from-literal=a=1", "--from-literal=b=2"],
+    "secret": ["secret", "generic", "s", "--from-literal=password=hunter2"],
+    "deployment": ["deployment", "web", "--image=registry.k8s.io/pause", "--replicas=0", "--port=80"],
+    "serviceaccount": ["serviceaccount", "robot"],
+    "role": ["role", "reader", "--verb=get,list", "--resource=pods,deployments.apps", "--resource-name=x"],
+    "rolebinding": ["rolebinding", "rb", "--role=reader", "--user=alice", "--group=team",
+                    "--serviceaccount={ns}:robot"],
+    "clusterrole": ["clusterrole", "{ns}-agg", "--aggregation-rule=team={ns}"],
+    "clusterrolebinding": ["clusterrolebinding", "{ns}-crb", "--clusterrole=view", "--user=bob"],
+    "job": ["job", "once", "--image=registry.k8s.io/pause", "--", "sleep", "1"],
+    "cronjob": ["cronjob", "tick", "--image=registry.k8s.io/pause", "--schedule=*/5 * * * *", "--", "date"],
+    "service": ["service", "clusterip", "svc", "--tcp=80:8080"],
+}
+
+
+def create_args(what: str, namespace: str, *flags: str) -> list[str]:
+    """kubectl create's arguments for `what` in `namespace`, with `flags` before a command's `--`."""
+    args = [arg.replace("{ns}", namespace) for arg in CREATE_COMMANDS[what]]
+    split = args.index("--") if "--" in args else len(args)
+    return ["create", *args[:split], "-n", namespace, *flags, *args[split:]]
+
+
+def contained(stored: object, sent: object) -> bool:
+    """Whether every field `sent` sets (a null one: unset) has that value in `stored` (which may add defaults)."""
+    if isinstance(sent, list):
+        return isinstance(stored, list) and len(stored) == len(sent) and all(map(contained, stored, sent))
+    if isinstance(sent, dict):
+        return isinstance(stored, dict) and all(
+            (value is None and stored.get(key) in (None, [])) or (key in stored and contained(stored[key], value))
+            for key, value in sent.items())
+    return stored == sent
+
+
+@pytest.mark.parametrize("what", sorted(CREATE_COMMANDS))
+def test_kubectl_create_stores_what_kubectl_built(kubectl, make_namespace, what):
+    namespace = make_namespace()
+    built = json.loads(kubectl(*create_args(what, namespace, "--dry-run=client", "-o", "json")).stdout)
+    created = kubectl(*create_args(what, namespace, "-v=8"))
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in created.stderr  # the body kubectl sent
+    assert created.stdout.strip().endswith(" created")
+    kind = built["kind"].lower()
+    stored = json.loads(kubectl("get", kind, built["metadata"]["name"], "-n", namespace, "-o", "json").stdout)
+    built["metadata"].pop("creationTimestamp")
+    assert stored["metadata"]["creationTimestamp"] and stored["metadata"]["uid"]
+    assert contained(stored, {key: value for key, value in built.items() if key != "status"})
+
+
+def test_a_protobuf_field_the_sandbox_does_not_know_is_refused(sandbox, make_namespace):
+    namespace = make_namespace()
+    type_meta = b"\x0a\x02v1\x12\x09ConfigMap"
+    name = b"\x0a\x02cm"
+    config_map = b"\x0a" + bytes([len(name)]) + name + b"\x48\x01"  # field 9 (varint): not a ConfigMap field
+    body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12" + bytes([len(config_map)]) + config_map
+    status, answer = raw_call(sandbox.sandbox, "POST", f"/api/v1/namespaces/{namespace}/configmaps", body,
+                              "application/vnd.kubernetes.protobuf")
+    assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
+    assert answer["message"] == "field 9 of ConfigMap is not one the sandbox decodes: send the object as JSON"
+    status, answer = raw_call(sandbox.sandbox, "POST", f"/api/v1/namespaces/{namespace}/configmaps", b"{}",
+                              "application/vnd.kubernetes.protobuf")
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == ("provided data does not appear to be a protobuf message, expected prefix "
+                                 "[107 56 115 0]")
+
+
+def test_a_protobuf_only_accept_is_not_acceptable(sandbox):
+    status, answer = raw_call(sandbox.sandbox, "GET", "/api/v1/namespaces", None, "application/json",
+                              accept="application/vnd.kubernetes.protobuf")
+    assert (status, answer["reason"]) == (406, "NotAcceptable")
+    assert raw_call(sandbox.sandbox, "GET", "/api/v1/namespaces", None, "application/json",
+                    accept="application/vnd.kubernetes.protobuf, application/json")[0] == 200
+
+
+# kubectl get prints the server's Table (meta.k8s.io/v1), columns as kube-apiserver's printers define them.
+
+GET_HEADERS = {
+    "pods": "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES",
+    "deployments": "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR",
+    "services": "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR",
+    "configmaps": "NAME DATA AGE",
+    "secrets": "NAME TYPE DATA AGE",
+    "serviceaccounts": "NAME SECRETS AGE",
+    "roles": "NAME CREATED AT",
+    "rolebindings": "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS",
+    "jobs": "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS IMAGES SELECTOR",
+    "cronjobs": "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR",
+}
+
+
+def test_kubectl_get_prints_the_servers_columns(kubectl, make_namespace):
+    namespace = make_namespace()
+    for what in ("deployment", "service", "configmap", "secret", "serviceaccount", "role", "rolebinding", "job",
+                 "cronjob"):
+        kubectl(*create_args(what, namespace))
+    kubectl("run", "web", "--image=registry.k8s.io/pause", "-n", namespace)
+    for plural, header in GET_HEADERS.items():
+        lines = kubectl("get", plural, "-n", namespace, "-o", "wide").stdout.splitlines()
+        assert " ".join(lines[0].split()) == header, plural
+    assert " ".join(kubectl("get", "pods", "-n", namespace).stdout.splitlines()[0].split()) == \
+        "NAME READY STATUS RESTARTS AGE"
+    pod = kubectl("get", "pod", "web", "-n", namespace, "-o", "wide").stdout.splitlines()[1].split()
+    stored = json.loads(kubectl("get", "pod", "web", "-n", namespace, "-o", "json").stdout)
+    assert pod[:4] == ["web", "1/1", "Running", "0"]
+    assert pod[5:] == [stored["status"]["podIP"], stored["spec"]["nodeName"], "<none>", "<none>"]
+    rolebinding = kubectl("get", "rolebinding", "rb", "-n", namespace, "-o", "wide").stdout.splitlines()[1].split()
+    assert rolebinding[:2] == ["rb", "Role/reader"]
+    assert rolebinding[3:] == ["alice", "team", f"{namespace}/robot"]
+    service = kubectl("get", "service", "svc", "-n", namespace).stdout.splitlines()[1].split()
+    assert service[1:5] == ["ClusterIP", service[2], "<none>", "80/TCP"]
+    assert " ".join(kubectl("get", "namespace", namespace).stdout.splitlines()[0].split()) == "NAME STATUS AGE"
+
+
+def test_a_resource_without_a_printer_gets_name_and_created_at(sandbox, make_namespace):
+    namespace = make_namespace()
+    raw_call(sandbox.sandbox, "POST", f"/api/v1/namespaces/{namespace}/limitranges",
+             json.dumps({"metadata": {"name": "lr"}, "spec": {"limits": []}}).encode(), "application/json")
+    status, listed = raw_call(sandbox.sandbox, "GET", f"/api/v1/namespaces/{namespace}/limitranges", None,
+                              "application/json", accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    assert (status, listed["kind"], listed["apiVersion"]) == (200, "Table", "meta.k8s.io/v1")
+    assert [(c["name"], c["type"], c["format"]) for c in listed["columnDefinitions"]] == [
+        ("Name", "string", "name"), ("Created At", "date", "")]
+    (row,) = listed["rows"]
+    assert row["cells"][0] == "lr" and row["cells"][1].endswith("Z")
+    assert row["object"]["kind"] == "PartialObjectMetadata"  # includeObject defaults to Metadata
+    assert row["object"]["metadata"]["name"] == "lr"
+
+
+def test_include_object_says_what_each_row_carries(sandbox, make_namespace):
+    namespace = make_namespace()
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    raw_call(sandbox.sandbox, "POST", path, json.dumps({"metadata": {"name": "cm"}, "data": {"a": "1"}}).encode(),
+             "application/json")
+    table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    _, whole = raw_call(sandbox.sandbox, "GET", f"{path}/cm?includeObject=Object", None, "application/json", table)
+    assert whole["rows"][0]["object"]["data"] == {"a": "1"} and whole["rows"][0]["cells"][:2] == ["cm", 1]
+    _, bare = raw_call(sandbox.sandbox, "GET", f"{path}?includeObject=None", None, "application/json", table)
+    assert "object" not in bare["rows"][0]
+    status, refused = raw_call(sandbox.sandbox, "GET", f"{path}?includeObject=All", None, "application/json", table)
+    assert (status, refused["reason"]) == (400, "BadRequest")
+    status, plain = raw_call(sandbox.sandbox, "GET", path, None, "application/json", "application/json")
+    assert (status, plain["kind"]) == (200, "ConfigMapList")

@@ -42,7 +42,7 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import patching, resources
+from chaoskirvis.sandbox import patching, protobuf, resources, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
@@ -271,6 +271,10 @@ class KubernetesApiHandler:
             if resource == PODS and namespace and request.name and request.subresource in ("exec", "log"):
                 return await self._serve_pod_stream(request, user, namespace, request.name)
             raise NO_SUCH_PATH
+        media = tables.negotiate(request.headers.get("Accept", ""))
+        if media is None:
+            raise status_error(406, "NotAcceptable", f"only the following media types are accepted: "
+                                                     f"{', '.join(tables.SERVED_MEDIA_TYPES)}")
         if resource == SELF_SUBJECT_REVIEWS:
             return self._review_self(request, user)
         verb = request.verb
@@ -280,9 +284,9 @@ class KubernetesApiHandler:
         namespace = namespace if resource.namespaced else None
         match verb:
             case "get":
-                return self._get(resource, namespace, request.name or "")
+                return self._as_table(request, resource, self._get(resource, namespace, request.name or ""), media)
             case "list":
-                return self._list(request, resource, namespace)
+                return self._as_table(request, resource, self._list(request, resource, namespace), media)
             case "watch":
                 return await self._watch(request, resource, namespace)
             case "create":
@@ -293,6 +297,26 @@ class KubernetesApiHandler:
                 return self._patch(request, user, resource, namespace, request.name or "")
             case _:
                 return self._delete(request, user, resource, namespace, request.name or "")
+
+    @staticmethod
+    def _as_table(request: ApiRequest, resource: ResourceType, response: aiohttp.web.StreamResponse,
+                  media: str) -> aiohttp.web.StreamResponse:
+        """The get or list answer as the Table kubectl asked for (`tables`), or as it is."""
+        include = request.params.get("includeObject") or "Metadata"
+        if include not in ("None", "Metadata", "Object"):
+            raise bad_request(f'includeObject: Unsupported value: "{include}": supported values: "Metadata", '
+                              '"None", "Object"')
+        if media != tables.TABLE or not isinstance(response, aiohttp.web.Response):
+            return response
+        assert isinstance(response.body, bytes)  # a json_response
+        document = json.loads(response.body)
+        objects = document.get("items", []) if "items" in document else [_untyped(document)]
+        metadata = document["metadata"] if "items" in document else {}
+        answer = json_response(tables.table(resource, objects, metadata, include, datetime.datetime.now(datetime.UTC)),
+                               response.status)
+        for warning in response.headers.getall("Warning", []):
+            answer.headers.add("Warning", warning)
+        return answer
 
     @staticmethod
     def _review_self(request: ApiRequest, user: User) -> aiohttp.web.StreamResponse:
@@ -471,8 +495,14 @@ class KubernetesApiHandler:
         try:
             if content_type in ("application/yaml", "application/x-yaml"):
                 obj = yaml.safe_load(request.body)
+            elif content_type == protobuf.MEDIA_TYPE:
+                obj = protobuf.decode_object(request.body)
             else:
                 obj = json.loads(request.body)
+        except protobuf.ProtobufError as error:
+            if error.unsupported:
+                raise status_error(415, "UnsupportedMediaType", str(error)) from None
+            raise bad_request(str(error)) from None
         except (ValueError, yaml.YAMLError) as error:
             raise bad_request(f"couldn't get version/kind; json parse error: {error}") from None
         problem = decode_error(resource, obj)
