@@ -42,12 +42,12 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import patching, protobuf, resources, tables
+from chaoskirvis.sandbox import access_reviews, patching, protobuf, resources, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
 from chaoskirvis.sandbox.request_log import RequestLog
-from chaoskirvis.sandbox.resources import NAMESPACES, PODS, READ_VERBS, SELF_SUBJECT_REVIEWS, ResourceType
+from chaoskirvis.sandbox.resources import NAMESPACES, PODS, SELF_SUBJECT_REVIEWS, ResourceType
 from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
     NO_SUCH_PATH,
@@ -84,6 +84,7 @@ from chaoskirvis.sandbox.store import (
     validate_create,
     validate_update,
 )
+from chaoskirvis.sandbox.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +94,6 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 DEFAULT_WATCH_SECONDS = 1800
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    read_only: bool = False
-    groups: tuple[str, ...] = ("system:authenticated",)
 
 
 @dataclass(frozen=True)
@@ -277,6 +271,11 @@ class KubernetesApiHandler:
                                                      f"{', '.join(tables.SERVED_MEDIA_TYPES)}")
         if resource == SELF_SUBJECT_REVIEWS:
             return self._review_self(request, user)
+        if resource.plural in (access_reviews.ACCESS_REVIEW, access_reviews.RULES_REVIEW):
+            if request.method != "POST" or request.name:
+                raise METHOD_NOT_ALLOWED
+            review = access_reviews.answer(resource.plural, self._decode_object(request, resource), user)
+            return json_response(review, 201)
         verb = request.verb
         if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
             raise METHOD_NOT_ALLOWED
@@ -330,7 +329,7 @@ class KubernetesApiHandler:
 
     def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
                    name: str | None, subresource: str | None = None) -> None:
-        if user.read_only and verb not in READ_VERBS:
+        if not user.may(verb, resource.group, resource.plural):
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             target = f"{resource.plural}/{subresource}" if subresource else resource.plural
             raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{target}" '

@@ -1,7 +1,8 @@
 """Request bodies in Kubernetes protobuf (`application/vnd.kubernetes.protobuf`), decoded to JSON objects.
 
 kubectl's typed clients send their objects as protobuf: every `kubectl create namespace|configmap|secret|
-deployment|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|job|cronjob|service`, and
+deployment|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|job|cronjob|service` and every
+`kubectl auth can-i` (a SelfSubjectAccessReview, or with --list a SelfSubjectRulesReview), and
 client-go does not fall back to JSON when a server answers 415. The envelope is the API server's: the
 magic ``k8s\\x00``, then a runtime.Unknown message (1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3
 contentEncoding, 4 contentType) whose raw is the object's message, numbered as in k8s.io/api's
@@ -142,12 +143,27 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "ClusterRoleBinding": _OBJECT | {2: _list("subjects", "Subject"), 3: _f("roleRef", "RoleRef")},
     "Subject": {1: _f("kind"), 2: _f("apiGroup"), 3: _f("name"), 4: _f("namespace")},
     "RoleRef": {1: _f("apiGroup"), 2: _f("kind"), 3: _f("name")},
+    # k8s.io/api/authorization/v1 (kubectl auth can-i)
+    "SelfSubjectAccessReview": _OBJECT | {2: _f("spec", "SelfSubjectAccessReviewSpec"),
+                                          3: _f("status", "SubjectAccessReviewStatus")},
+    "SelfSubjectAccessReviewSpec": {1: _f("resourceAttributes", "ResourceAttributes"),
+                                    2: _f("nonResourceAttributes", "NonResourceAttributes")},
+    "ResourceAttributes": {1: _f("namespace"), 2: _f("verb"), 3: _f("group"), 4: _f("version"), 5: _f("resource"),
+                           6: _f("subresource"), 7: _f("name")},
+    "NonResourceAttributes": {1: _f("path"), 2: _f("verb")},
+    "SubjectAccessReviewStatus": {1: _f("allowed", BOOL), 2: _f("reason"), 3: _f("evaluationError"),
+                                  4: _f("denied", BOOL)},
+    "SelfSubjectRulesReview": _OBJECT | {2: _f("spec", "SelfSubjectRulesReviewSpec"),
+                                         3: _f("status", "SubjectRulesReviewStatus")},
+    "SelfSubjectRulesReviewSpec": {1: _f("namespace")},
+    "SubjectRulesReviewStatus": {3: _f("incomplete", BOOL), 4: _f("evaluationError")},
 }
 # The kinds whose objects are decoded; (apiVersion, kind) as the envelope's typeMeta names them.
 KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"), ("v1", "Service"),
          ("apps/v1", "Deployment"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
          *(("rbac.authorization.k8s.io/v1", kind) for kind in ("Role", "ClusterRole", "RoleBinding",
-                                                               "ClusterRoleBinding"))}
+                                                               "ClusterRoleBinding")),
+         ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "SelfSubjectRulesReview")}
 
 
 class ProtobufError(ValueError):

@@ -123,6 +123,10 @@ RESOURCES: tuple[ResourceType, ...] = (
                  "ValidatingAdmissionPolicy", False, tracks_generation=True),
     ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
                  "ValidatingAdmissionPolicyBinding", False, tracks_generation=True),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+                 verbs=("create",)),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+                 verbs=("create",)),
     ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
                  verbs=("create",)),
 )
