@@ -168,6 +168,18 @@ def test_kubernetes_event_is_detected_through_the_watch(sandbox, injected):
     assert abs(result["time_to_detect_s"] - (offset + 0.4)) < TOLERANCE_S
 
 
+def test_the_scheduler_and_kubelet_events_of_the_injected_pod_are_no_detection(sandbox, run, make_namespace):
+    """A real cluster records Scheduled, Pulled, Created and Started for the pod an injection let through: they
+    name the run's pod, yet no detector raised them, so without a reason pattern the probe still misses."""
+    outcome = inject_risky_pod(make_namespace(enforce="privileged"), ["privileged"], **run)
+    core = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    reasons = {e.reason for e in core.list_namespaced_event(outcome["namespace"]).items
+               if e.involved_object.name == outcome["name"]}
+    assert {"Scheduled", "Started"} <= reasons
+
+    assert alert_in_kubernetes_events(within=1, namespace=outcome["namespace"], **run)["outcome"] == "missed"
+
+
 def test_detection_needs_an_injection_first(sandbox):
     reset_run_id(new_run_id())
     with pytest.raises(Exception, match="has introduced nothing yet"):

@@ -230,7 +230,8 @@ def test_watch_starts_with_the_current_state_and_ends_at_timeout_seconds(core, m
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "b"}})
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "a"}})
     stream = watch.Watch().stream(core.list_namespaced_config_map, namespace, timeout_seconds=1)
-    assert [(e["type"], e["object"].metadata.name) for e in stream] == [("ADDED", "a"), ("ADDED", "b")]
+    assert [(e["type"], e["object"].metadata.name) for e in stream] == [  # the root CA every namespace gets, too
+        ("ADDED", "a"), ("ADDED", "b"), ("ADDED", "kube-root-ca.crt")]
 
 
 def test_unauthenticated_and_unknown_token_get_401(sandbox):

@@ -131,7 +131,8 @@ def test_7_watch_ends_at_timeout_seconds(api):
     status, text = request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=true&timeoutSeconds=1",
                            raw=True)
     events = [json.loads(line) for line in text.splitlines()]
-    assert status == 200 and [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "cm")]
+    assert status == 200 and [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "cm"), ("ADDED", "kube-root-ca.crt")]  # the root CA every namespace gets
 
 
 def test_7_watch_ends_when_the_sandbox_stops():

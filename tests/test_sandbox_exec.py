@@ -107,7 +107,9 @@ def test_a_created_pod_is_running_at_once_as_a_kubelet_would_report(core, make_n
     assert [(s.name, s.image, s.ready, s.started, s.restart_count) for s in status.container_statuses] == [
         ("app", PAUSE, True, True, 0), ("side", "busybox:1.36", True, True, 0)]
     assert all(before <= s.state.running.started_at <= datetime.now(UTC) for s in status.container_statuses)
-    assert status.host_ip == "127.0.0.1" and re.fullmatch(r"10\.244\.\d+\.\d+", status.pod_ip)
+    node = core.read_node(core.read_namespaced_pod("web", namespace).spec.node_name)
+    assert status.host_ip == next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    assert re.fullmatch(r"10\.244\.\d+\.\d+", status.pod_ip)
     assert [ip.ip for ip in status.pod_ips] == [status.pod_ip]
     assert before <= status.start_time <= datetime.now(UTC)
 
@@ -127,7 +129,7 @@ def test_a_dry_run_pod_is_not_started(core, make_namespace):
 def test_pods_get_their_own_ip_and_host_network_pods_the_host_ip(core, running_pod):
     first, second, host = running_pod(), running_pod(), running_pod(hostNetwork=True)
     ips = [core.read_namespaced_pod(name, namespace).status.pod_ip for namespace, name in (first, second, host)]
-    assert ips[0] != ips[1] and ips[2] == "127.0.0.1"
+    assert ips[0] != ips[1] and ips[2] == core.read_namespaced_pod(host[1], host[0]).status.host_ip
 
 
 def test_init_containers_have_completed_and_sidecars_run(core, make_namespace):

@@ -24,11 +24,11 @@ def test_list_pages_with_limit_and_continue(core, make_namespace):
     namespace = make_namespace()
     for name in "abcde":
         core.create_namespaced_config_map(namespace, {"metadata": {"name": name}})
-    first = core.list_namespaced_config_map(namespace, limit=2)
-    assert [c.metadata.name for c in first.items] == ["a", "b"] and first.metadata.remaining_item_count == 3
+    first = core.list_namespaced_config_map(namespace, limit=2)  # with the namespace's kube-root-ca.crt: six
+    assert [c.metadata.name for c in first.items] == ["a", "b"] and first.metadata.remaining_item_count == 4
     second = core.list_namespaced_config_map(namespace, limit=2, _continue=first.metadata._continue)
     last = core.list_namespaced_config_map(namespace, limit=2, _continue=second.metadata._continue)
-    assert [c.metadata.name for c in second.items + last.items] == ["c", "d", "e"]
+    assert [c.metadata.name for c in second.items + last.items] == ["c", "d", "e", "kube-root-ca.crt"]
     assert last.metadata._continue is None
 
 
@@ -40,13 +40,14 @@ def test_deleting_an_owner_deletes_its_dependents_unless_orphaned(core, make_nam
     answer = core.delete_namespaced_config_map("owner", namespace)
     assert answer["status"] == "Success" and answer["details"] == {"name": "owner", "kind": "configmaps",
                                                                      "uid": owner.metadata.uid}
-    assert core.list_namespaced_config_map(namespace).items == []
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == ["kube-root-ca.crt"]
 
     owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
     reference["uid"] = owner.metadata.uid
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "dependent", "ownerReferences": [reference]}})
     core.delete_namespaced_config_map("owner", namespace, propagation_policy="Orphan")
-    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == ["dependent"]
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == [
+        "dependent", "kube-root-ca.crt"]
 
 
 def test_delete_preconditions(core, make_namespace):

@@ -49,13 +49,23 @@ def alert_in_kubernetes_events(
 
     `reason` and `message` are regular expressions the event must match; `namespace` narrows the
     search (default: all namespaces). Waits with a watch, so time to detect is measured on arrival.
+    The Normal events the scheduler and the kubelet write for every pod they place and start
+    (Scheduled, Pulled, Created, Started, ...) name the run's pod but are no alert: they never count.
     """
     window = _window(within, technique, clock_skew_seconds, configuration)
     api = kube_api(configuration, secrets)
     matches = _all(("reason", reason, lambda a: a.details["reason"] or ""),
                    ("message", message, lambda a: a.details["message"] or ""))
-    return judge("kubernetes-events", event_alerts(api, window, namespace), window, matches,
-                 reason=reason, message=message)
+    return judge("kubernetes-events", event_alerts(api, window, namespace), window,
+                 lambda alert: not _pod_lifecycle_event(alert.raw) and matches(alert), reason=reason, message=message)
+
+
+_POD_LIFECYCLE_REPORTERS = ("default-scheduler", "kubelet")
+
+
+def _pod_lifecycle_event(event: dict[str, Any]) -> bool:
+    reporter = event.get("reportingComponent") or (event.get("source") or {}).get("component")
+    return event.get("type") == "Normal" and reporter in _POD_LIFECYCLE_REPORTERS
 
 
 @typed_activity

@@ -97,6 +97,13 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "secrets", "Secret", True, selectable_fields=("type",)),
     ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), returns_deleted_object=True),
     ResourceType("", "v1", "events", "Event", True, ("ev",), selectable_fields=_EVENT_FIELDS),
+    ResourceType("", "v1", "nodes", "Node", False, ("no",), selectable_fields=("spec.unschedulable",)),
+    ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",),
+                 returns_deleted_object=True),
+    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), returns_deleted_object=True),
+    ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
+    ResourceType("", "v1", "limitranges", "LimitRange", True, ("limits",)),
+    ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",)),
     ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), requires_selector=True,
                  template_restart_policies=("Always",), **_WORKLOAD),
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), requires_selector=True,
@@ -119,6 +126,14 @@ RESOURCES: tuple[ResourceType, ...] = (
                  name_rule="path-segment"),
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",),
                  tracks_generation=True),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), tracks_generation=True),
+    ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+    ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",),
+                 tracks_generation=True),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",),
+                 returns_deleted_object=True),
+    ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
     ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
                  "ValidatingAdmissionPolicy", False, tracks_generation=True),
     ResourceType("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
@@ -131,11 +146,16 @@ RESOURCES: tuple[ResourceType, ...] = (
                  verbs=("create",)),
 )
 
-NAMESPACES = RESOURCES[0]
-PODS = RESOURCES[1]
-SELF_SUBJECT_REVIEWS = RESOURCES[-1]
-
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+
+NAMESPACES = _BY_PATH["", "v1", "namespaces"]
+PODS = _BY_PATH["", "v1", "pods"]
+CONFIG_MAPS = _BY_PATH["", "v1", "configmaps"]
+SERVICE_ACCOUNTS = _BY_PATH["", "v1", "serviceaccounts"]
+EVENTS = _BY_PATH["", "v1", "events"]
+NODES = _BY_PATH["", "v1", "nodes"]
+LEASES = _BY_PATH["coordination.k8s.io", "v1", "leases"]
+SELF_SUBJECT_REVIEWS = _BY_PATH["authentication.k8s.io", "v1", "selfsubjectreviews"]
 
 
 def find_resource(group: str, version: str, plural: str) -> ResourceType | None:

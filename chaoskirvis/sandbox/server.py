@@ -24,7 +24,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -33,7 +33,9 @@ import aiohttp.web
 import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
+from chaoskirvis.sandbox.controllers import ClusterStore
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
+from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
 from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
@@ -54,14 +56,18 @@ class SandboxError(RuntimeError):
 class Sandbox:
     """A local Kubernetes API server emulator. Use as a context manager, or `start()` and `stop()`."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000,
+                 nodes: Sequence[SandboxNode] = DEFAULT_NODES) -> None:
         """`history_limit` is how many changes are kept for watches that resume from a resourceVersion (the
-        API server's compaction window): a watch from an older one gets the ERROR event 410 Expired."""
+        API server's compaction window): a watch from an older one gets the ERROR event 410 Expired.
+        `nodes` are the nodes registered at start (default: `kirvis-control-plane`, tainted NoSchedule, and
+        `kirvis-worker`); pods are scheduled to them (see `controllers`)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
         self.host = host
         self.port = port
         self.history_limit = history_limit
+        self.nodes = tuple(nodes)
         self.admin_token = secrets.token_urlsafe(32)
         self.viewer_token = secrets.token_urlsafe(32)
         self._exec_sessions = ExecSessions()
@@ -272,10 +278,11 @@ class Sandbox:
         loop.close()
 
     async def _listen(self) -> None:
-        store = Store(self.history_limit)
+        store = ClusterStore(self._running_tls().ca_pem, self.nodes, self.history_limit)
         for name in INITIAL_NAMESPACES:
             store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                                   "metadata": {"name": name}}))
+        store.register_nodes()
         handler = KubernetesApiHandler(
             store=store,
             # PodSecurity before ValidatingAdmissionPolicy, as in the API server's validating admission order

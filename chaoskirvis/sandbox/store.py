@@ -459,9 +459,10 @@ def validate_create(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
             causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
     if resource.pod_template_path is not None:
         causes += _validate_workload(resource, obj)
-    from chaoskirvis.sandbox.validation import port_causes  # it builds on this module's causes
+    from chaoskirvis.sandbox.kind_validation import kind_causes  # they build on this module's causes
+    from chaoskirvis.sandbox.validation import port_causes
 
-    return causes + port_causes(resource, obj)
+    return causes + port_causes(resource, obj) + kind_causes(resource, obj)
 
 
 def validate_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> list[Cause]:

@@ -1,0 +1,208 @@
+"""What the control plane and the kubelets of a real cluster write, written by the sandbox's store itself.
+
+`ClusterStore` is the `Store` with these writers, each done at once, in the same request as the write that
+prompts it (a real cluster takes a moment; tests and experiments must not race it):
+
+- nodes: the configured `SandboxNode`s registered, Ready, each with its Lease in kube-node-lease;
+- namespace contents: a created namespace gets the `default` ServiceAccount (the serviceaccount
+  controller) and the `kube-root-ca.crt` ConfigMap holding the sandbox's CA (the root-ca-cert-publisher);
+- scheduling: a created pod is bound to a node (`nodes` has the rules), then reported Running with that
+  node's InternalIP as `hostIP` and an IP of the node's pod network, as one change (a real cluster makes
+  the binding and the kubelet's status two changes). A pod no node accepts stays Pending with
+  `PodScheduled: False` (reason Unschedulable); a pod bound to a node that does not exist stays Pending;
+- events: the scheduler's `Scheduled` (or `FailedScheduling`) and, per container, the kubelet's
+  `Pulling`/`Pulled`, `Created` and `Started`, as core/v1 Events stored like any other, so watches see them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode, choose, filter_failure, node_lease, \
+    node_object, unschedulable_message
+from chaoskirvis.sandbox.resources import CONFIG_MAPS, EVENTS, LEASES, NAMESPACES, NODES, PODS, \
+    SERVICE_ACCOUNTS, ResourceType
+from chaoskirvis.sandbox.store import ObjectKey, Store, now_timestamp, prepare_create, running_pod_status
+
+ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
+_ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as "
+    "the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of "
+    "Kubernetes clusters."
+)
+_SCHEDULER = "default-scheduler"
+
+
+class ClusterStore(Store):
+    """A `Store` whose writes are followed at once by what the control plane and kubelets would write."""
+
+    def __init__(self, ca_pem: bytes, nodes: Sequence[SandboxNode] = DEFAULT_NODES,
+                 history_limit: int = 10_000) -> None:
+        super().__init__(history_limit)
+        self._ca_pem = ca_pem.decode()
+        self._nodes = tuple(nodes)
+        self._pod_networks = {node.name: _pod_network(index) for index, node in enumerate(self._nodes)}
+        self._event_names = itertools.count(int(datetime.datetime.now(datetime.UTC).timestamp() * 1e9))
+        self._control_plane_host = next((n.name for n in self._nodes if n.control_plane),
+                                        self._nodes[0].name if self._nodes else "")
+
+    def register_nodes(self) -> None:
+        """Each node as its kubelet registers it, and its Lease (kube-node-lease must exist)."""
+        now, micro = now_timestamp(), _micro_time()
+        for index, node in enumerate(self._nodes):
+            stored = self.create(NODES, _prepared(NODES, node_object(node, index, now)))
+            self.create(LEASES, prepare_create(LEASES, node_lease(stored, micro)))
+
+    def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        created = super().create(resource, obj, dry_run=dry_run)
+        if not dry_run and resource == NAMESPACES:
+            self._populate_namespace(created["metadata"]["name"])
+        elif not dry_run and resource == PODS:
+            self._record_pod_events(created)
+        return created
+
+    def _populate_namespace(self, namespace: str) -> None:
+        self.create(SERVICE_ACCOUNTS, prepare_create(SERVICE_ACCOUNTS, {
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}))
+        self.create(CONFIG_MAPS, prepare_create(CONFIG_MAPS, {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": ROOT_CA_CONFIG_MAP, "namespace": namespace,
+                         "annotations": {"kubernetes.io/description": _ROOT_CA_DESCRIPTION}},
+            "data": {"ca.crt": self._ca_pem}}))
+
+    # Scheduling and the kubelet: called by Store.create for every created pod.
+
+    def _start_pod(self, key: ObjectKey) -> None:
+        _, namespace, name = key
+        pending = self.get(PODS, namespace, name)
+        assert pending is not None  # stored by create just before
+        spec = pending.get("spec") or {}
+        node = self._node_named(spec["nodeName"]) if spec.get("nodeName") else self._schedule(pending)
+        if node is None:
+            return
+        bound = dict(pending, spec=dict(spec, nodeName=node["metadata"]["name"]))
+        host_ip = _internal_ip(node)
+        pod_ip = host_ip if spec.get("hostNetwork") else next(self._pod_network_of(node["metadata"]["name"]))
+        status = running_pod_status(bound, pod_ip, now_timestamp())
+        status |= {"hostIP": host_ip, "hostIPs": [{"ip": host_ip}]}
+        self.update(PODS, dict(bound, status=status))
+
+    def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The node the default scheduler binds `pod` to; None (and the pod marked Unschedulable) for none."""
+        if (pod.get("spec") or {}).get("schedulerName", _SCHEDULER) != _SCHEDULER:
+            return None  # no such scheduler runs: the pod waits, as on a real cluster
+        nodes = self.list(NODES)
+        failures = {node["metadata"]["name"]: filter_failure(pod, node) for node in nodes}
+        pods_on: dict[str, int] = {}
+        for other in self.list(PODS):
+            node_name = (other.get("spec") or {}).get("nodeName")
+            if node_name:
+                pods_on[node_name] = pods_on.get(node_name, 0) + 1
+        chosen = choose((name for name, failure in failures.items() if failure is None), pods_on)
+        if chosen is None:
+            message = unschedulable_message([failure for failure in failures.values() if failure])
+            condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                         "lastTransitionTime": now_timestamp(), "reason": "Unschedulable", "message": message}
+            self.update(PODS, dict(pod, status=dict(pod.get("status") or {}, conditions=[condition])))
+            return None
+        return next(node for node in nodes if node["metadata"]["name"] == chosen)
+
+    def _pod_network_of(self, node_name: str) -> Iterator[str]:
+        """The node's pod IPs; a node registered later through the API gets the next free /24."""
+        return self._pod_networks.setdefault(node_name, _pod_network(len(self._pod_networks)))
+
+    def _node_named(self, name: str) -> dict[str, Any] | None:
+        return self.get(NODES, None, name)
+
+    def _record_pod_events(self, created: dict[str, Any]) -> None:
+        """The scheduler's event, then each container's kubelet events, of a pod just created."""
+        metadata = created["metadata"]
+        pod = self.get(PODS, metadata["namespace"], metadata["name"])
+        if pod is None:
+            return
+        spec = pod.get("spec") or {}
+        involved = {"kind": "Pod", "namespace": metadata["namespace"], "name": metadata["name"],
+                    "uid": metadata["uid"], "apiVersion": "v1", "resourceVersion": metadata["resourceVersion"]}
+        node_name = spec.get("nodeName")
+        if not (created.get("spec") or {}).get("nodeName"):  # the scheduler took part
+            if node_name:
+                self._scheduler_event(involved, "Normal", "Scheduled", "Binding",
+                                      f"Successfully assigned {metadata['namespace']}/{metadata['name']} to {node_name}")
+            elif (pod.get("status") or {}).get("conditions"):
+                self._scheduler_event(involved, "Warning", "FailedScheduling", "Scheduling",
+                                      pod["status"]["conditions"][0]["message"])
+        if not node_name or (pod.get("status") or {}).get("phase") != "Running":
+            return
+        for list_name in ("initContainers", "containers"):
+            for container in spec.get(list_name) or []:
+                target = dict(involved, fieldPath=f"spec.{list_name}{{{container['name']}}}")
+                for reason, message in _container_start(container):
+                    self._kubelet_event(target, node_name, reason, message)
+
+    def _scheduler_event(self, involved: dict[str, Any], kind: str, reason: str, action: str, message: str) -> None:
+        """As the scheduler writes it (the events.k8s.io recorder): eventTime and action, no count or source."""
+        self._write_event(involved, {
+            "reason": reason, "message": message, "source": {}, "firstTimestamp": None, "lastTimestamp": None,
+            "type": kind, "eventTime": _micro_time(), "action": action, "reportingComponent": _SCHEDULER,
+            "reportingInstance": f"{_SCHEDULER}-{self._control_plane_host}"})
+
+    def _kubelet_event(self, involved: dict[str, Any], node_name: str, reason: str, message: str) -> None:
+        """As a kubelet writes it (the core/v1 recorder): source, first and last timestamps, a count."""
+        now = now_timestamp()
+        self._write_event(involved, {
+            "reason": reason, "message": message, "source": {"component": "kubelet", "host": node_name},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": "Normal", "eventTime": None,
+            "reportingComponent": "kubelet", "reportingInstance": node_name})
+
+    def _write_event(self, involved: dict[str, Any], fields: dict[str, Any]) -> None:
+        name = f"{involved['name']}.{next(self._event_names):x}"
+        event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": involved["namespace"]},
+                 "involvedObject": involved, **fields}
+        self.create(EVENTS, prepare_create(EVENTS, event))
+
+
+def _container_start(container: dict[str, Any]) -> list[tuple[str, str]]:
+    """The kubelet's events for starting a container: the image (pulled or present), created, started."""
+    image, name = container["image"], container["name"]
+    if _pull_policy(container) == "Always":
+        pulls = [("Pulling", f'Pulling image "{image}"'),
+                 ("Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting). Image size: 0 bytes.')]
+    else:
+        pulls = [("Pulled", f'Container image "{image}" already present on machine')]
+    return [*pulls, ("Created", f"Created container: {name}"), ("Started", f"Started container {name}")]
+
+
+def _pull_policy(container: dict[str, Any]) -> str:
+    """imagePullPolicy as the API server defaults it: Always for `:latest` or no tag, else IfNotPresent."""
+    if container.get("imagePullPolicy"):
+        return str(container["imagePullPolicy"])
+    image = str(container["image"])
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _prepared(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """prepare_create, keeping the status: a Node is registered with its status (nodeStrategy keeps it)."""
+    return dict(prepare_create(resource, obj), status=obj["status"])
+
+
+def _internal_ip(node: dict[str, Any]) -> str:
+    addresses = (node.get("status") or {}).get("addresses") or []
+    return next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "")
+
+
+def _pod_network(index: int) -> Iterator[str]:
+    """10.244.INDEX.1 ... 10.244.INDEX.254, then again: the node's /24 of kind's 10.244.0.0/16."""
+    for host in itertools.cycle(range(1, 255)):
+        yield f"10.244.{index}.{host}"
+
+
+def _micro_time() -> str:
+    """metav1.MicroTime, as the API server writes it."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

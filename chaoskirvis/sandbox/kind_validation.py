@@ -1,0 +1,104 @@
+"""Field validation of the storage, ingress and policy kinds, as k8s.io/kubernetes pkg/apis/*/validation does it.
+
+Only the checks a client meets first, with the API server's field paths and wording: a
+PersistentVolumeClaim needs access modes and a storage request, a PersistentVolume access modes, a
+storage capacity and a volume source, an Ingress rules or a default backend and a pathType on each path,
+an IngressClass a controller, a StorageClass a provisioner. Names and metadata are checked by
+`chaoskirvis.sandbox.store` already; anything else these kinds hold is stored as sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chaoskirvis.sandbox.resources import ResourceType
+from chaoskirvis.sandbox.store import Cause, required, unsupported
+
+__all__ = ["kind_causes"]
+
+_ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+_PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
+_VOLUME_SOURCES = (
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "csi", "fc", "flexVolume", "flocker",
+    "gcePersistentDisk", "glusterfs", "hostPath", "iscsi", "local", "nfs", "photonPersistentDisk",
+    "portworxVolume", "quobyte", "rbd", "scaleIO", "storageos", "vsphereVolume",
+)
+
+
+def kind_causes(resource: ResourceType, obj: dict[str, Any]) -> list[Cause]:
+    """The field errors of an object of one of the kinds this module validates (none for other kinds)."""
+    check = _CHECKS.get((resource.group, resource.kind))
+    return check(obj) if check else []
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+
+
+def _access_modes(modes: Any, path: str) -> list[Cause]:
+    """ValidatePersistentVolumeClaimSpec / ValidatePersistentVolumeSpec: at least one, each supported."""
+    if not modes:
+        return [required(path, "at least 1 access mode is required")]
+    return [unsupported(path, mode, _ACCESS_MODES) for mode in modes if mode not in _ACCESS_MODES]
+
+
+def _claim(obj: dict[str, Any]) -> list[Cause]:
+    spec = _spec(obj)
+    causes = _access_modes(spec.get("accessModes"), "spec.accessModes")
+    requests = (spec.get("resources") or {}).get("requests") or {}
+    if "storage" not in requests:
+        causes.append(required("spec.resources[storage]"))
+    return causes
+
+
+def _volume(obj: dict[str, Any]) -> list[Cause]:
+    spec = _spec(obj)
+    causes = _access_modes(spec.get("accessModes"), "spec.accessModes")
+    capacity = spec.get("capacity") or {}
+    if "storage" not in capacity or len(capacity) > 1:
+        causes.append(unsupported("spec.capacity", "storage", ("storage",)))
+    if not any(spec.get(source) for source in _VOLUME_SOURCES):
+        causes.append(required("spec", "must specify a volume type"))
+    return causes
+
+
+def _ingress(obj: dict[str, Any]) -> list[Cause]:
+    spec = _spec(obj)
+    rules = spec.get("rules") or []
+    causes: list[Cause] = []
+    if not rules and not spec.get("defaultBackend"):
+        causes.append(Cause("spec", "FieldValueInvalid", "Invalid value: []networking.IngressRule(nil): "
+                                                         "either `defaultBackend` or `rules` must be specified"))
+    for rule_index, rule in enumerate(rules):
+        paths = ((rule or {}).get("http") or {}).get("paths") or []
+        for path_index, ingress_path in enumerate(paths):
+            where = f"spec.rules[{rule_index}].http.paths[{path_index}]"
+            path_type = (ingress_path or {}).get("pathType")
+            if not path_type:
+                causes.append(required(f"{where}.pathType", "pathType must be specified"))
+            elif path_type not in _PATH_TYPES:
+                causes.append(unsupported(f"{where}.pathType", path_type, _PATH_TYPES))
+            elif path_type in ("Exact", "Prefix") and not str((ingress_path or {}).get("path", "")).startswith("/"):
+                value = json.dumps((ingress_path or {}).get("path", ""))
+                causes.append(Cause(f"{where}.path", "FieldValueInvalid", f"Invalid value: {value}: "
+                                                                          "must be an absolute path"))
+    return causes
+
+
+def _ingress_class(obj: dict[str, Any]) -> list[Cause]:
+    return [] if _spec(obj).get("controller") else [required("spec.controller")]
+
+
+def _storage_class(obj: dict[str, Any]) -> list[Cause]:
+    return [] if obj.get("provisioner") else [required("provisioner")]
+
+
+_CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {
+    ("", "PersistentVolumeClaim"): _claim,
+    ("", "PersistentVolume"): _volume,
+    ("networking.k8s.io", "Ingress"): _ingress,
+    ("networking.k8s.io", "IngressClass"): _ingress_class,
+    ("storage.k8s.io", "StorageClass"): _storage_class,
+}
