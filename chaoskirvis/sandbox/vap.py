@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
-from chaoskirvis.sandbox.cel_eval import CelEvaluationError, Expression
+from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Expression, activation
 from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.selectors import label_selector_from_object
 from chaoskirvis.sandbox.store import Cause, Store
-from chaoskirvis.sandbox.vap_matching import attribute_namespace, matches
+from chaoskirvis.sandbox.vap_matching import MatchResources, attribute_namespace, compile_match_resources, matches
 from chaoskirvis.sandbox.vap_policy import (
     BINDINGS,
     POLICIES,
@@ -71,6 +71,20 @@ class _Failure:
         return f"ValidatingAdmissionPolicy '{self.policy}' {by}denied request: {self.message}"
 
 
+@dataclass(frozen=True)
+class _Binding:
+    """A binding as the dispatcher reads it: its name, spec and parsed matchResources."""
+
+    name: str
+    spec: dict[str, Any]
+    match_resources: MatchResources
+
+    @classmethod
+    def of(cls, binding: dict[str, Any]) -> _Binding:
+        spec = binding.get("spec") or {}
+        return cls(binding["metadata"]["name"], spec, compile_match_resources(spec.get("matchResources") or {}))
+
+
 class _ConfigurationError(Exception):
     """A binding whose params cannot be collected; the message is upstream's."""
 
@@ -81,16 +95,20 @@ class ValidatingAdmissionPolicyAdmission:
     name = "ValidatingAdmissionPolicy"
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[str, int], CompiledPolicy] = {}
+        self._informer: _Informer | None = None
+        self._compiled: dict[tuple[str, str], CompiledPolicy | _Binding] = {}
+        self._bound: list[tuple[CompiledPolicy, list[_Binding]]] = []
 
     def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult:
         if request.resource in (POLICIES, BINDINGS):
             return _validate_configuration(request)
         failures: list[_Failure] = []
         warnings: list[str] = []
+        variables: _RequestVariables | None = None
         for policy, bindings in self._bound_policies(store):
             if matches(policy.match_constraints, request, store):
-                policy_failures, policy_warnings = _dispatch(policy, bindings, request, store)
+                variables = variables or _RequestVariables(request, store)
+                policy_failures, policy_warnings = _dispatch(policy, bindings, request, store, variables)
                 failures += policy_failures
                 warnings += policy_warnings
         if not failures:
@@ -100,25 +118,90 @@ class ValidatingAdmissionPolicyAdmission:
         return AdmissionResult(tuple(warnings), Denial(_CODES.get(first.reason, 422), first.reason, message,
                                                        (Cause("", "", first.text),)))
 
-    def _bound_policies(self, store: Store) -> list[tuple[CompiledPolicy, list[dict[str, Any]]]]:
-        """Each stored policy that has bindings, compiled (once per generation), with its bindings by name."""
-        bindings_by_policy: dict[str, list[dict[str, Any]]] = {}
-        for binding in store.list(BINDINGS):
-            bindings_by_policy.setdefault((binding.get("spec") or {}).get("policyName", ""), []).append(binding)
-        compiled: dict[tuple[str, int], CompiledPolicy] = {}
-        bound = []
-        for policy in store.list(POLICIES):
-            metadata = policy["metadata"]
-            if metadata["name"] in bindings_by_policy:
-                key = (metadata["uid"], metadata.get("generation", 1))
-                compiled[key] = self._compiled.get(key) or compile_policy(policy)
-                bound.append((compiled[key], bindings_by_policy[metadata["name"]]))
+    def _bound_policies(self, store: Store) -> list[tuple[CompiledPolicy, list[_Binding]]]:
+        """Each stored policy that has bindings, compiled once per resourceVersion, with its bindings by name.
+
+        Recomputed only when a policy or binding changed since the last request (the informer says so)."""
+        if self._informer is None or self._informer.store is not store:
+            self._informer = _Informer(store)
+        if not self._informer.refresh():
+            return self._bound
+        compiled: dict[tuple[str, str], CompiledPolicy | _Binding] = {}
+
+        def read(obj: dict[str, Any], build: Any) -> Any:
+            key = (obj["metadata"]["uid"], obj["metadata"]["resourceVersion"])
+            compiled[key] = self._compiled.get(key) or build(obj)
+            return compiled[key]
+
+        bindings_by_policy: dict[str, list[_Binding]] = {}
+        for binding in self._informer.objects(BINDINGS):
+            bindings_by_policy.setdefault((binding.get("spec") or {}).get("policyName", ""), []).append(
+                read(binding, _Binding.of))
+        self._bound = [(read(policy, compile_policy), bindings_by_policy[policy["metadata"]["name"]])
+                       for policy in self._informer.objects(POLICIES) if policy["metadata"]["name"] in bindings_by_policy]
         self._compiled = compiled
-        return bound
+        return self._bound
 
 
-def _dispatch(policy: CompiledPolicy, bindings: list[dict[str, Any]], request: AdmissionRequest,
-              store: Store) -> tuple[list[_Failure], list[str]]:
+class _Informer:
+    """The policies and bindings of a store, kept current from its watch events, as the API server's informers
+    keep them: listed once, then each write of a policy or binding arrives as an event (objects read, never
+    changed), so that a request costs nothing when none changed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._subscriptions = [store.subscribe(POLICIES), store.subscribe(BINDINGS)]  # before listing: none missed
+        self._objects = {resource: {obj["metadata"]["name"]: obj for obj in store.list(resource)}
+                         for resource in (POLICIES, BINDINGS)}
+        self._changed = True
+
+    def refresh(self) -> bool:
+        """Apply the events that arrived; whether anything changed since the last refresh."""
+        changed, self._changed = self._changed, False
+        for subscription in self._subscriptions:
+            while not subscription.queue.empty():
+                event = subscription.queue.get_nowait()
+                if event is None:  # the store closed
+                    continue
+                objects = self._objects[event.resource]
+                if event.type == "DELETED":
+                    objects.pop(event.object["metadata"]["name"], None)
+                else:
+                    objects[event.object["metadata"]["name"]] = event.object
+                changed = True
+        return changed
+
+    def objects(self, resource: ResourceType) -> list[dict[str, Any]]:
+        """The current objects of the resource, by name."""
+        return [self._objects[resource][name] for name in sorted(self._objects[resource])]
+
+
+class _RequestVariables:
+    """What every policy sees of one request (object, oldObject, request, namespaceObject), built once."""
+
+    def __init__(self, request: AdmissionRequest, store: Store) -> None:
+        namespace = attribute_namespace(request)
+        namespace_object = store.get(NAMESPACES, None, namespace) if namespace and request.resource != NAMESPACES \
+            else None
+        self.values = {
+            "object": request.object,
+            "oldObject": request.old_object,
+            "request": _admission_request(request),
+            "namespaceObject": _namespace_object(namespace_object),
+        }
+        self._without_params: Activation | None = None
+
+    def bound(self, param: dict[str, Any] | None) -> Activation:
+        """The variables (and params) bound for evaluation; without params, bound once for every policy."""
+        if param is not None:
+            return activation({**self.values, "params": param})
+        if self._without_params is None:
+            self._without_params = activation({**self.values, "params": None})
+        return self._without_params
+
+
+def _dispatch(policy: CompiledPolicy, bindings: list[_Binding], request: AdmissionRequest, store: Store,
+              variables: _RequestVariables) -> tuple[list[_Failure], list[str]]:
     """The refusals and warnings of one matching policy through each of its bindings that selects the request."""
     fail_closed = policy.failure_policy == "Fail"
     param_resource = None
@@ -130,10 +213,10 @@ def _dispatch(policy: CompiledPolicy, bindings: list[dict[str, Any]], request: A
             return ([_Failure(policy.name, None, message)] if fail_closed else []), []
     failures: list[_Failure] = []
     warnings: list[str] = []
-    evaluator = _Evaluator(policy, request, store)
+    evaluator = _Evaluator(policy, variables)
     for binding in bindings:
-        spec, binding_name = binding.get("spec") or {}, binding["metadata"]["name"]
-        if not matches(spec.get("matchResources") or {}, request, store):
+        spec, binding_name = binding.spec, binding.name
+        if not matches(binding.match_resources, request, store):
             continue
         try:
             params = _collect_params(param_resource, spec.get("paramRef"), request, store)
@@ -155,21 +238,13 @@ def _dispatch(policy: CompiledPolicy, bindings: list[dict[str, Any]], request: A
 class _Evaluator:
     """Evaluates one policy for one request, with each param in turn."""
 
-    def __init__(self, policy: CompiledPolicy, request: AdmissionRequest, store: Store) -> None:
+    def __init__(self, policy: CompiledPolicy, variables: _RequestVariables) -> None:
         self.policy = policy
-        namespace = attribute_namespace(request)
-        namespace_object = store.get(NAMESPACES, None, namespace) if namespace and request.resource != NAMESPACES \
-            else None
-        self.variables = {
-            "object": request.object,
-            "oldObject": request.old_object,
-            "request": _admission_request(request),
-            "namespaceObject": _namespace_object(namespace_object),
-        }
+        self.request = variables
 
     def failures(self, param: dict[str, Any] | None) -> Iterator[tuple[str, str]]:
         """(message, reason) of each failed validation, or of the failed matchConditions."""
-        context: dict[str, Any] = {**self.variables, "params": param}
+        context = self.request.bound(param)
         fail_closed = self.policy.failure_policy == "Fail"
         errors = []
         for _, condition in self.policy.match_conditions:
@@ -182,7 +257,7 @@ class _Evaluator:
             if fail_closed:
                 yield (errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"), "Invalid"
             return
-        variable_errors = self._bind_variables(context)
+        variable_errors, context = self._bind_variables(param, context)
         for validation in self.policy.validations:
             try:
                 valid = validation.expression.evaluate(context) is True
@@ -194,17 +269,20 @@ class _Evaluator:
             if not valid:
                 yield _failure_message(validation, context), validation.reason or "Invalid"
 
-    def _bind_variables(self, context: dict[str, Any]) -> dict[str, str]:
-        """Evaluate spec.variables in order into `variables`; return the errors of those that failed."""
-        values: dict[str, Any] = {}
+    def _bind_variables(self, param: dict[str, Any] | None, context: Activation) -> tuple[dict[str, str], Activation]:
+        """Evaluate spec.variables in order into `variables`: the errors of those that failed, and the context
+        with them bound."""
+        if not self.policy.variables:
+            return {}, context
+        values = {**self.request.values, "params": param}
+        variables: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        context["variables"] = values
         for name, expression in self.policy.variables:
             try:
-                values[name] = expression.evaluate(context)
+                variables[name] = expression.evaluate(activation({**values, "variables": variables}))
             except CelEvaluationError as error:
                 errors[name] = _cause(expression, error, errors)
-        return errors
+        return errors, activation({**values, "variables": variables})
 
 
 def _cause(expression: Expression, error: CelEvaluationError, variable_errors: dict[str, str]) -> str:
@@ -219,7 +297,7 @@ def _error_message(expression: Expression, error: str) -> str:
     return f"expression '{expression.source}' resulted in error: {error}"
 
 
-def _failure_message(validation: Validation, context: dict[str, Any]) -> str:
+def _failure_message(validation: Validation, context: Activation) -> str:
     """messageExpression's result when it is a usable string, else the message, else the expression."""
     if validation.message_expression is not None:
         try:

@@ -8,12 +8,30 @@ sandbox serves each resource in one version, so matchPolicy Equivalent and Exact
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chaoskirvis.sandbox.admission import AdmissionRequest
 from chaoskirvis.sandbox.resources import NAMESPACES
-from chaoskirvis.sandbox.selectors import label_selector_from_object
+from chaoskirvis.sandbox.selectors import LabelSelector, label_selector_from_object
 from chaoskirvis.sandbox.store import Store
+
+
+@dataclass(frozen=True)
+class MatchResources:
+    """MatchResources with its selectors parsed, read once per policy or binding version."""
+
+    namespace_selector: LabelSelector
+    object_selector: LabelSelector
+    resource_rules: tuple[dict[str, Any], ...]
+    exclude_resource_rules: tuple[dict[str, Any], ...]
+
+
+def compile_match_resources(match_resources: dict[str, Any]) -> MatchResources:
+    return MatchResources(label_selector_from_object(match_resources.get("namespaceSelector") or {}),
+                          label_selector_from_object(match_resources.get("objectSelector") or {}),
+                          tuple(match_resources.get("resourceRules") or ()),
+                          tuple(match_resources.get("excludeResourceRules") or ()))
 
 
 def attribute_namespace(request: AdmissionRequest) -> str:
@@ -21,18 +39,16 @@ def attribute_namespace(request: AdmissionRequest) -> str:
     return request.name if request.resource == NAMESPACES else request.namespace or ""
 
 
-def matches(match_resources: dict[str, Any], request: AdmissionRequest, store: Store) -> bool:
+def matches(match_resources: MatchResources, request: AdmissionRequest, store: Store) -> bool:
     """Whether the request is selected by these MatchResources (an empty resourceRules selects every resource)."""
-    return (_namespace_selected(match_resources.get("namespaceSelector") or {}, request, store)
-            and _object_selected(match_resources.get("objectSelector") or {}, request)
-            and not _any_rule_matches(match_resources.get("excludeResourceRules") or [], request)
-            and (not match_resources.get("resourceRules")
-                 or _any_rule_matches(match_resources["resourceRules"], request)))
+    return (_namespace_selected(match_resources.namespace_selector, request, store)
+            and _object_selected(match_resources.object_selector, request)
+            and not _any_rule_matches(match_resources.exclude_resource_rules, request)
+            and (not match_resources.resource_rules or _any_rule_matches(match_resources.resource_rules, request)))
 
 
-def _namespace_selected(selector: dict[str, Any], request: AdmissionRequest, store: Store) -> bool:
+def _namespace_selected(parsed: LabelSelector, request: AdmissionRequest, store: Store) -> bool:
     """Cluster-scoped objects other than namespaces are always selected; a namespace is judged by its own labels."""
-    parsed = label_selector_from_object(selector)
     if (request.resource != NAMESPACES and not request.namespace) or parsed.empty:
         return True
     if request.resource == NAMESPACES and request.operation in ("CREATE", "UPDATE"):
@@ -42,15 +58,14 @@ def _namespace_selected(selector: dict[str, Any], request: AdmissionRequest, sto
     return parsed.matches(labels)
 
 
-def _object_selected(selector: dict[str, Any], request: AdmissionRequest) -> bool:
+def _object_selected(parsed: LabelSelector, request: AdmissionRequest) -> bool:
     """Selected when the new or the old object matches; a missing object matches nothing."""
-    parsed = label_selector_from_object(selector)
     if parsed.empty:
         return True
     return any(obj is not None and parsed.matches(_labels(obj)) for obj in (request.object, request.old_object))
 
 
-def _any_rule_matches(rules: list[dict[str, Any]], request: AdmissionRequest) -> bool:
+def _any_rule_matches(rules: tuple[dict[str, Any], ...], request: AdmissionRequest) -> bool:
     for rule in rules:
         names = rule.get("resourceNames") or []
         if _rule_matches(rule, request) and (not names or request.name in names):
@@ -90,4 +105,4 @@ def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-__all__ = ["attribute_namespace", "matches"]
+__all__ = ["MatchResources", "attribute_namespace", "compile_match_resources", "matches"]

@@ -18,6 +18,7 @@ from typing import Any
 from chaoskirvis.sandbox.cel_eval import CelCompileError, Expression, compile_expression
 from chaoskirvis.sandbox.resources import find_resource
 from chaoskirvis.sandbox.store import Cause, duplicate, forbidden, invalid, required, unsupported
+from chaoskirvis.sandbox.vap_matching import MatchResources, compile_match_resources
 
 POLICIES = find_resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies")
 BINDINGS = find_resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings")
@@ -49,7 +50,7 @@ class CompiledPolicy:
 
     name: str
     failure_policy: str
-    match_constraints: dict[str, Any]
+    match_constraints: MatchResources
     param_kind: dict[str, str] | None
     match_conditions: tuple[tuple[str, Expression], ...]
     variables: tuple[tuple[str, Expression], ...]
@@ -76,7 +77,7 @@ def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
     return CompiledPolicy(
         name=policy["metadata"]["name"],
         failure_policy=spec.get("failurePolicy") or "Fail",
-        match_constraints=spec.get("matchConstraints") or {},
+        match_constraints=compile_match_resources(spec.get("matchConstraints") or {}),
         param_kind=spec.get("paramKind"),
         match_conditions=tuple((condition["name"], compiled[f"spec.matchConditions[{index}].expression"])
                                for index, condition in enumerate(spec.get("matchConditions") or [])),
