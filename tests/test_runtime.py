@@ -14,6 +14,7 @@ RUNTIME = [t for t in CATALOG.values() if t.target == "exec"]
 @pytest.mark.parametrize("technique", RUNTIME, ids=lambda t: t.id)
 def test_technique_runs_in_a_pod_the_run_created(sandbox, make_namespace, run, technique):
     namespace = make_namespace(enforce="restricted")
+    sandbox.sandbox.script_exec(lambda e: e.namespace == namespace)  # its commands succeed (no output)
     outcome = run_runtime_technique(technique.id, namespace, **run)
 
     run_id = run["configuration"]["kirvis_run_id"]

@@ -167,9 +167,13 @@ def test_stream_reads_the_scripted_output_and_exit_code(sandbox, core, running_p
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
 
 
-def test_an_unscripted_command_prints_nothing_and_succeeds(core, running_pod):
+def test_an_unscripted_command_did_not_run_and_says_so(core, running_pod):
     namespace, pod = running_pod()
-    assert run(core, namespace, pod, ["id"]) == ("", "", 0, SUCCESS)
+    stdout, stderr, returncode, raw = run(core, namespace, pod, ["id", "-u"])
+    assert (stdout, returncode) == ("", 127)
+    assert stderr == ("kirvis sandbox: id -u: not run: the sandbox runs no processes (tests script an answer with "
+                      "Sandbox.script_exec)\n")
+    assert json.loads(raw)["details"] == {"causes": [{"reason": "ExitCode", "message": "127"}]}
 
 
 def test_with_a_tty_stderr_goes_to_stdout_with_terminal_line_endings(sandbox, core, running_pod):
@@ -269,7 +273,7 @@ def test_a_validating_admission_policy_on_connect_can_deny_exec(sandbox, core, r
         assert code == 403
         assert status["message"] == (f"pods \"{pod}\" is forbidden: ValidatingAdmissionPolicy '{name}' with binding "
                                      f"'{name}' denied request: no shells")
-        assert run(core, namespace, pod, ["id"])[2] == 0
+        assert run(core, namespace, pod, ["id"])[2] == 127  # admitted, and answered as unscripted
         assert [r.command for r in sandbox.sandbox.execs if r.namespace == namespace] == [("id",)]
     finally:
         admission.delete_validating_admission_policy_binding(name)
@@ -289,6 +293,7 @@ def test_v5_is_chosen_whenever_offered_and_the_first_frame_is_empty(sandbox, run
 def test_older_subprotocols_carry_the_kubelets_exit_status(sandbox, running_pod):
     namespace, pod = running_pod()
     sandbox.sandbox.script_exec(lambda r: r.namespace == namespace and r.command[0] == "false", exit_code=2)
+    sandbox.sandbox.script_exec(lambda r: r.namespace == namespace and r.command[0] == "true")
     failure = "command terminated with non-zero exit code: error executing command [false --now], exit code 2"
     protocol, frames = raw_exec(sandbox.sandbox, namespace, pod, ["false", "--now"], ["v4.channel.k8s.io"])
     assert protocol == "v4.channel.k8s.io" and json.loads(frames[-1][1])["message"] == failure
@@ -315,7 +320,11 @@ def test_kubectl_exec_prints_the_scripted_output_and_exits_with_its_code(sandbox
         return subprocess.run([binary, "exec", "-n", namespace, pod, "--", *args], env=env, capture_output=True,
                               text=True, timeout=30)
 
-    echoed, failed = kubectl("echo", "hi"), kubectl("false")
+    echoed, failed, unscripted = kubectl("echo", "hi"), kubectl("false"), kubectl("id")
     assert (echoed.returncode, echoed.stdout, echoed.stderr) == (0, "hi\n", "")
     assert (failed.returncode, failed.stdout, failed.stderr) == (4, "", "no\ncommand terminated with exit code 4\n")
-    assert [r.command for r in sandbox.sandbox.execs if r.namespace == namespace] == [("echo", "hi"), ("false",)]
+    assert (unscripted.returncode, unscripted.stdout) == (127, "")  # not a silent success
+    assert unscripted.stderr == ("kirvis sandbox: id: not run: the sandbox runs no processes (tests script an answer "
+                                 "with Sandbox.script_exec)\ncommand terminated with exit code 127\n")
+    assert [r.command for r in sandbox.sandbox.execs if r.namespace == namespace] == [("echo", "hi"), ("false",),
+                                                                                      ("id",)]

@@ -343,3 +343,17 @@ def test_access_reviews_are_answered_never_stored(sandbox):
     status, refused = raw_call(sandbox.sandbox, "POST", path, json.dumps({"spec": {}}).encode(), "application/json")
     assert (status, refused["reason"]) == (422, "Invalid")
     assert "exactly one of nonResourceAttributes or resourceAttributes must be specified" in refused["message"]
+
+
+def test_server_side_apply_is_refused_naming_the_limit(kubectl, make_namespace, tmp_path):
+    namespace = make_namespace()
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: {namespace}\n"
+                        "data:\n  a: '1'\n")
+    refused = kubectl("apply", "--server-side", "-f", str(manifest), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: Server-side apply not available on the server: (the sandbox does not "
+                                     "serve server-side apply (application/apply-patch+yaml: field managers, "
+                                     "managedFields and conflicts are not modelled)")
+    assert kubectl("get", "configmap", "ssa", "-n", namespace, check=False).returncode == 1  # nothing applied
+    assert "configmap/ssa created" in kubectl("apply", "-f", str(manifest)).stdout  # client-side apply works

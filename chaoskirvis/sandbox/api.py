@@ -94,6 +94,7 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 DEFAULT_WATCH_SECONDS = 1800
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 @dataclass(frozen=True)
@@ -576,9 +577,11 @@ class KubernetesApiHandler:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type not in patching.PATCH_TYPES:
+            limit = ("the sandbox does not serve server-side apply (application/apply-patch+yaml: field managers, "
+                     "managedFields and conflicts are not modelled); " if content_type == APPLY_PATCH else "")
             raise status_error(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format - accepted media types include: "
-                               f"{', '.join(patching.PATCH_TYPES)}")
+                               f"{limit}the body of the request was in an unknown format - accepted media types "
+                               f"include: {', '.join(patching.PATCH_TYPES)}")
         old = self.store.get(resource, namespace, name)
         if old is None:
             raise not_found(resource, name)

@@ -1,8 +1,10 @@
 """The pods/exec subresource over WebSocket, as the API server serves it, with no container behind it.
 
 Nothing runs: every exec is recorded (`ExecSessions.records`) and answered with what a test scripted for
-it (`ExecSessions.script`), by default empty output and exit code 0. The wire protocol is the real one,
-so the `kubernetes` client's `stream()` and kubectl's WebSocket executor read output and exit status:
+it (`ExecSessions.script`). An exec no script answers fails as a command that cannot run fails in a
+shell: exit code 127, and a line on stderr saying that the sandbox runs no processes (`UNSCRIPTED`); it
+never pretends to have run it. The wire protocol is the real one, so the `kubernetes` client's `stream()`
+and kubectl's WebSocket executor read output and exit status:
 
 - Subprotocols, as upstream negotiates them: a request offering ``v5.channel.k8s.io`` gets it (the API
   server hands such requests to its stream translator, `util/proxy/websocket.go`, which speaks v5 only);
@@ -114,6 +116,14 @@ class ExecAnswer:
 
 
 ExecMatch = Callable[[ExecRecord], bool] | Sequence[str] | str
+UNSCRIPTED_EXIT_CODE = 127  # a shell's "command not found"
+
+
+def unscripted(record: ExecRecord) -> ExecAnswer:
+    """The answer to an exec no script answers: it did not run, and says why."""
+    return ExecAnswer(stderr=f"kirvis sandbox: {shlex.join(record.command)}: not run: the sandbox runs no "
+                             f"processes (tests script an answer with Sandbox.script_exec)\n",
+                      exit_code=UNSCRIPTED_EXIT_CODE)
 
 
 def _matcher(match: ExecMatch) -> Callable[[ExecRecord], bool]:
@@ -149,7 +159,7 @@ class ExecSessions:
         with self._lock:
             self._records.append(record)
             scripts = list(reversed(self._scripts))
-        return next((answer for matcher, answer in scripts if matcher(record)), ExecAnswer())
+        return next((answer for matcher, answer in scripts if matcher(record)), unscripted(record))
 
     async def serve(self, raw_request: aiohttp.web.BaseRequest, options: ExecOptions, pod: dict[str, Any],
                     container: str, user: str) -> aiohttp.web.StreamResponse:
@@ -223,5 +233,5 @@ def _status(protocol: str, command: tuple[str, ...], exit_code: int) -> str:
                       separators=(",", ":"))
 
 
-__all__ = ["ExecAnswer", "ExecMatch", "ExecOptions", "ExecRecord", "ExecSessions", "bad_request", "query_bool",
-           "require_running"]
+__all__ = ["UNSCRIPTED_EXIT_CODE", "ExecAnswer", "ExecMatch", "ExecOptions", "ExecRecord", "ExecSessions",
+           "bad_request", "query_bool", "require_running", "unscripted"]

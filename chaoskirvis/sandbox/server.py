@@ -114,7 +114,8 @@ class Sandbox:
 
         `match` is a command prefix (a list of arguments, or a string split as a shell splits it: ``"cat
         /etc/shadow"`` matches ``cat /etc/shadow`` and ``cat /etc/shadow /etc/passwd``) or a predicate on
-        the `ExecRecord`. The latest matching script answers; scripts last as long as the sandbox.
+        the `ExecRecord`. The latest matching script answers; scripts last as long as the sandbox. An exec no
+        script answers exits 127 with a line on stderr saying that the sandbox runs no processes.
         """
         self._exec_sessions.script(match, ExecAnswer(stdout, stderr, exit_code))
 
