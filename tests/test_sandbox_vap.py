@@ -374,3 +374,75 @@ def test_kubectl_prints_the_denial(vap_sandbox, admission, namespace, tmp_path):
         f'Error from server (Forbidden): error when creating "{manifest}": services "x" is forbidden: '
         "ValidatingAdmissionPolicy 'deny-nodeport' with binding 'deny-nodeport-binding' denied request: "
         "NodePort services are not allowed")
+
+
+def test_audit_annotation_errors_deny_under_fail_whatever_the_actions(core, admission, namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy("audited", "true", auditAnnotations=[
+        {"key": "owner", "valueExpression": "object.metadata.labels.owner"},
+        {"key": "type", "valueExpression": "has(object.spec.type) ? object.spec.type : null"}]))
+    admission.create_validating_admission_policy_binding(binding("b", "audited", ns, actions=("Audit",)))
+
+    code, status = refusal(lambda: core.create_namespaced_service(ns, service("x")))
+    assert (code, status["message"]) == (422, 'services "x" is forbidden: ValidatingAdmissionPolicy \'audited\' with '
+                                              "binding 'b' denied request: expression 'object.metadata.labels.owner' "
+                                              "resulted in error: no such key: labels")
+    assert core.create_namespaced_service(ns, service("y", labels={"owner": "team-a"})).metadata.name == "y"
+
+    admission.patch_validating_admission_policy("audited", {"spec": {"auditAnnotations": [
+        {"key": "ports", "valueExpression": "object.spec.ports"}]}})
+    status = refusal(lambda: core.create_namespaced_service(ns, service("z")))[1]
+    assert status["message"].endswith("denied request: valueExpression 'object.spec.ports' resulted in unsupported "
+                                      "return type: list. Return type must be either string or null.")
+
+    admission.patch_validating_admission_policy("audited", {"spec": {"failurePolicy": "Ignore"}})
+    assert core.create_namespaced_service(ns, service("z")).metadata.name == "z"
+
+
+def test_policy_and_binding_fields_are_validated_as_the_api_server_does(admission):
+    status = refusal(lambda: admission.create_validating_admission_policy(policy(
+        "fields", "true",
+        matchConditions=[{"name": "same", "expression": "true"}, {"name": "same", "expression": "true"},
+                         {"name": "not a name", "expression": "true"}],
+        auditAnnotations=[{"key": "k", "valueExpression": "1"}, {"key": "k", "valueExpression": " "}])))[1]
+    assert [(cause["field"], cause["message"]) for cause in status["details"]["causes"]] == [
+        ("spec.matchConditions[1].name", 'Duplicate value: "same"'),
+        ("spec.matchConditions[2].name", "Invalid value: \"not a name\": name part must consist of alphanumeric "
+                                         "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                                         "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+                                         "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+        ("spec.auditAnnotations[1].valueExpression", "Required value: valueExpression is not specified"),
+        ("spec.auditAnnotations[1].key", 'Duplicate value: "k"'),
+        ("spec.auditAnnotations[0].valueExpression",
+         'Invalid value: "1": must evaluate to one of [string null_type] but got int')]
+
+    status = refusal(lambda: admission.create_validating_admission_policy_binding(binding(
+        "b", "fields", None, paramRef={"name": "p"})))[1]
+    assert [(cause["field"], cause["message"]) for cause in status["details"]["causes"]] == [
+        ("spec.paramRef.parameterNotFoundAction", "Required value")]
+
+
+def test_params_selected_by_labels_are_each_judged_and_a_binding_without_paramref_gets_null(core, admission,
+                                                                                            namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy(
+        "max-ports", "params == null || size(object.spec.ports) <= int(params.data.max)",
+        paramKind={"apiVersion": "v1", "kind": "ConfigMap"},
+        validation={"messageExpression": "params.metadata.name + ' allows ' + params.data.max + ' port(s)'"}))
+    admission.create_validating_admission_policy_binding(binding("b", "max-ports", ns, paramRef={
+        "selector": {"matchLabels": {"limits": "ports"}}, "parameterNotFoundAction": "Allow"}))
+    two_ports = {"metadata": {"name": "two"}, "spec": {"ports": [{"port": 80, "name": "a"}, {"port": 81, "name": "b"}]}}
+
+    assert core.create_namespaced_service(ns, two_ports).metadata.name == "two"  # no params found: Allow
+    for name, most in (("loose", "5"), ("strict", "1")):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": {"limits": "ports"}},
+                                               "data": {"max": most}})
+    status = refusal(lambda: core.create_namespaced_service(ns, {**two_ports, "metadata": {"name": "three"}}))[1]
+    assert status["message"].endswith("denied request: strict allows 1 port(s)")
+
+    admission.create_validating_admission_policy(policy("needs-params", "params != null",
+                                                        paramKind={"apiVersion": "v1", "kind": "ConfigMap"}))
+    other = namespace()
+    admission.create_validating_admission_policy_binding(binding("unparameterized", "needs-params", other))
+    status = refusal(lambda: core.create_namespaced_service(other, service("x")))[1]
+    assert status["message"].endswith("denied request: failed expression: params != null")

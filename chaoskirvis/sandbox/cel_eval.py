@@ -101,11 +101,12 @@ class Expression:
 
 
 def compile_expression(source: str, declared: Collection[str], variable_names: Collection[str] = (),
-                       result_type: str | None = None) -> Expression:
+                       result_types: tuple[str, ...] = ()) -> Expression:
     """Compile `source` where the identifiers `declared` exist and `variables.NAME` for `variable_names`.
 
-    `result_type` ("bool" or "string") is the type the API server requires of the expression's result (dyn
-    passes). Raises CelCompileError with cel-go's wording (or a sandbox-limit message) when it does not compile.
+    `result_types` (e.g. "bool"; "string", "null_type") are the types the API server allows for the expression's
+    result (dyn passes). Raises CelCompileError with cel-go's wording (or a sandbox-limit message) when it does
+    not compile.
     """
     try:
         program = _environment(frozenset(declared)).compile(source)
@@ -117,8 +118,9 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
                 raise CelCompileError("compilation failed: " + _display(
                     source, match.start(1) - 1, f"undefined field '{match.group(1)}'"))
     returned = _cel_go_type_name(program.return_type().name())
-    if result_type is not None and returned not in (result_type, "dyn"):
-        raise CelCompileError(f"must evaluate to {result_type} but got {returned}")
+    if result_types and returned not in (*result_types, "dyn"):
+        allowed = result_types[0] if len(result_types) == 1 else f"one of [{' '.join(result_types)}]"
+        raise CelCompileError(f"must evaluate to {allowed} but got {returned}")
     return Expression(source, program)
 
 
@@ -185,6 +187,15 @@ def _cel_go_type_name(name: str) -> str:
     return name.lower().replace("<", "(").replace(">", ")")
 
 
+def cel_type_name(value: Any) -> str:
+    """cel-go's name of a plain value's type at run time."""
+    for python_type, name in ((bool, "bool"), (int, "int"), (float, "double"), (str, "string"), (bytes, "bytes"),
+                              (list, "list"), (dict, "map")):
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
+
+
 def _display(source: str, offset: int, message: str) -> str:
     """cel-go's Error.ToDisplayString: the position, the message, the source line and a caret under it."""
     before = source[:offset]
@@ -193,4 +204,5 @@ def _display(source: str, offset: int, message: str) -> str:
     return f"ERROR: <input>:{line}:{column}: {message}\n | {snippet}\n | {'.' * (column - 1)}^"
 
 
-__all__ = ["Activation", "CelCompileError", "CelEvaluationError", "Expression", "activation", "compile_expression"]
+__all__ = ["Activation", "CelCompileError", "CelEvaluationError", "Expression", "activation", "cel_type_name",
+           "compile_expression"]

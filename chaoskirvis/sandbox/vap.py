@@ -13,6 +13,10 @@ Follows kubernetes `staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/val
 - A failure is enforced by the binding's validationActions: Deny refuses the request, Warn adds the warning
   ``Validation failed for ValidatingAdmissionPolicy 'P' with binding 'B': MESSAGE``, Audit does nothing
   here (the sandbox keeps no audit log).
+- auditAnnotations are evaluated too (the sandbox keeps no audit log, so their values go nowhere): under
+  failurePolicy Fail, one that errors, or gives neither a string nor null (``valueExpression 'EXPR' resulted
+  in unsupported return type: TYPE. Return type must be either string or null.``), refuses the request
+  whatever the actions.
 - A configuration error (a paramKind the sandbox does not serve, a missing param with
   parameterNotFoundAction Deny) refuses the request under failurePolicy Fail, whatever the actions.
 - The first refusal answers: ``RESOURCE "NAME" is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
@@ -28,12 +32,11 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
-from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Expression, activation
+from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Expression, activation, cel_type_name
 from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.selectors import label_selector_from_object
 from chaoskirvis.sandbox.store import Cause, Store
@@ -226,12 +229,14 @@ def _dispatch(policy: CompiledPolicy, bindings: list[_Binding], request: Admissi
             continue
         actions = spec.get("validationActions") or []
         for param in params:
-            for message, reason in evaluator.failures(param):
+            validation_failures, audit_errors = evaluator.judge(param)
+            for message, reason in validation_failures:
                 if "Deny" in actions:
                     failures.append(_Failure(policy.name, binding_name, message, reason))
                 if "Warn" in actions:
                     warnings.append(f"Validation failed for ValidatingAdmissionPolicy '{policy.name}' with binding "
                                     f"'{binding_name}': {message}")
+            failures += [_Failure(policy.name, binding_name, message) for message in audit_errors]
     return failures, warnings
 
 
@@ -242,32 +247,37 @@ class _Evaluator:
         self.policy = policy
         self.request = variables
 
-    def failures(self, param: dict[str, Any] | None) -> Iterator[tuple[str, str]]:
-        """(message, reason) of each failed validation, or of the failed matchConditions."""
+    def judge(self, param: dict[str, Any] | None) -> tuple[list[tuple[str, str]], list[str]]:
+        """(message, reason) of each failed validation (or of the failed matchConditions), and the errors of the
+        auditAnnotations, which deny under failurePolicy Fail whatever the binding's validationActions."""
         context = self.request.bound(param)
         fail_closed = self.policy.failure_policy == "Fail"
         errors = []
         for _, condition in self.policy.match_conditions:
             try:
                 if condition.evaluate(context) is False:
-                    return
+                    return [], []
             except CelEvaluationError as error:
                 errors.append(_error_message(condition, error.message))
         if errors:
-            if fail_closed:
-                yield (errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"), "Invalid"
-            return
+            return ([((errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"), "Invalid")] if fail_closed
+                    else []), []
         variable_errors, context = self._bind_variables(param, context)
+        failures = []
         for validation in self.policy.validations:
             try:
                 valid = validation.expression.evaluate(context) is True
             except CelEvaluationError as error:
                 if fail_closed:
                     cause = _cause(validation.expression, error, variable_errors)
-                    yield _error_message(validation.expression, cause), "Invalid"
+                    failures.append((_error_message(validation.expression, cause), "Invalid"))
                 continue
             if not valid:
-                yield _failure_message(validation, context), validation.reason or "Invalid"
+                failures.append((_failure_message(validation, context), validation.reason or "Invalid"))
+        audit_errors = [error for _, expression in self.policy.audit_annotations
+                        if (error := _audit_annotation_error(expression, context, variable_errors))] if fail_closed \
+            else []
+        return failures, audit_errors
 
     def _bind_variables(self, param: dict[str, Any] | None, context: Activation) -> tuple[dict[str, str], Activation]:
         """Evaluate spec.variables in order into `variables`: the errors of those that failed, and the context
@@ -283,6 +293,18 @@ class _Evaluator:
             except CelEvaluationError as error:
                 errors[name] = _cause(expression, error, errors)
         return errors, activation({**values, "variables": variables})
+
+
+def _audit_annotation_error(expression: Expression, context: Activation, variable_errors: dict[str, str]) -> str:
+    """Why an auditAnnotation's value cannot be published ("" when it can: a string, or null to omit it)."""
+    try:
+        value = expression.evaluate(context)
+    except CelEvaluationError as error:
+        return _error_message(expression, _cause(expression, error, variable_errors))
+    if value is None or isinstance(value, str):
+        return ""
+    return (f"valueExpression '{expression.source}' resulted in unsupported return type: {cel_type_name(value)}. "
+            "Return type must be either string or null.")
 
 
 def _cause(expression: Expression, error: CelEvaluationError, variable_errors: dict[str, str]) -> str:
@@ -331,7 +353,7 @@ def _collect_params(resource: ResourceType | None, param_ref: dict[str, Any] | N
         selector = label_selector_from_object(param_ref.get("selector") or {})
         params = [obj for obj in store.list(resource, namespace or None)
                   if selector.matches((obj.get("metadata") or {}).get("labels"))]
-    if not params and (param_ref.get("parameterNotFoundAction") or "Deny") == "Deny":
+    if not params and param_ref.get("parameterNotFoundAction") == "Deny":
         raise _ConfigurationError("no params found for policy binding with `Deny` parameterNotFoundAction")
     return [{"apiVersion": resource.api_version, "kind": resource.kind, **param} for param in params]
 

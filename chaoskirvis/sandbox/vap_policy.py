@@ -2,11 +2,13 @@
 the validation the API server applies when they are written.
 
 Follows kubernetes `pkg/apis/admissionregistration/validation/validation.go` (field paths and wording) and
-`v1/defaults.go` (failurePolicy Fail, empty selectors, rule scope "*", paramRef parameterNotFoundAction
-Deny). The sandbox does not store the defaults (it defaults no spec); they are applied when a policy is
-read. Validation covers what policy authors get wrong: required fields, supported values, label selector
-operators, and every CEL expression, compiled with the variables the API server declares for it (`params`
-only with a paramKind, `variables` only where spec.variables are visible, none in matchConditions).
+`v1/defaults.go` (failurePolicy Fail, empty selectors, rule scope "*"; a paramRef's parameterNotFoundAction has
+no default in v1, it is required). The sandbox does not store the defaults (it defaults no spec); they are
+applied when a policy is read. Validation covers what policy authors get wrong: required fields, supported
+values, unique qualified names of matchConditions and auditAnnotation keys, label selector operators, and every
+CEL expression, compiled with the variables the API server declares for it (`params` only with a paramKind,
+`variables` only where spec.variables are visible, none in matchConditions) and checked for the result type
+the API server requires (bool; a messageExpression string; an auditAnnotation string or null).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskirvis.sandbox.cel_eval import CelCompileError, Expression, compile_expression
-from chaoskirvis.sandbox.resources import find_resource
+from chaoskirvis.sandbox.resources import find_resource, qualified_name_errors
 from chaoskirvis.sandbox.store import Cause, duplicate, forbidden, invalid, required, unsupported
 from chaoskirvis.sandbox.vap_matching import MatchResources, compile_match_resources
 
@@ -33,6 +35,7 @@ _CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
                            "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
                            "void", "while"})
+_MAX_AUDIT_ANNOTATIONS = 20
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject")
 
 
@@ -55,6 +58,7 @@ class CompiledPolicy:
     match_conditions: tuple[tuple[str, Expression], ...]
     variables: tuple[tuple[str, Expression], ...]
     validations: tuple[Validation, ...]
+    audit_annotations: tuple[tuple[str, Expression], ...]
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,13 @@ class _ExpressionSite:
     source: str
     declared: frozenset[str]
     variable_names: tuple[str, ...] = ()
-    result_type: str | None = None  # what the API server requires the result to be (dyn passes)
+    result_types: tuple[str, ...] = ()  # what the API server allows the result to be (dyn passes)
 
 
 def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
     """The policy ready to evaluate. Raises CelCompileError for a policy that `validate_policy` refuses."""
     spec = policy.get("spec") or {}
-    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names, site.result_type)
+    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names, site.result_types)
                 for site in _expression_sites(spec)}
     validations = spec.get("validations") or []
     return CompiledPolicy(
@@ -92,6 +96,8 @@ def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
             )
             for index, validation in enumerate(validations)
         ),
+        audit_annotations=tuple((annotation.get("key", ""), compiled[f"spec.auditAnnotations[{index}].valueExpression"])
+                                for index, annotation in enumerate(spec.get("auditAnnotations") or [])),
     )
 
 
@@ -104,8 +110,8 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
     base = frozenset({*_REQUEST_VARIABLES, *(("params",) if spec.get("paramKind") is not None else ())})
     names = tuple(str(variable.get("name", "")) for variable in spec.get("variables") or [])
     composed = base | {"variables"} if names else base
-    sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", condition.get("expression") or "", base,
-                             result_type="bool")
+    sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", (condition.get("expression") or "").strip(),
+                             base, result_types=("bool",))
              for index, condition in enumerate(spec.get("matchConditions") or [])]
     sites += [_ExpressionSite(f"spec.variables[{index}].expression", variable.get("expression") or "", composed,
                               names[:index])
@@ -113,12 +119,12 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
     for index, validation in enumerate(spec.get("validations") or []):
         path = f"spec.validations[{index}]"
         sites.append(_ExpressionSite(f"{path}.expression", validation.get("expression") or "", composed, names,
-                                     "bool"))
+                                     ("bool",)))
         # messageExpression is compiled as written, so that error columns match the source
         sites.append(_ExpressionSite(f"{path}.messageExpression", validation.get("messageExpression") or "",
-                                     composed, names, "string"))
+                                     composed, names, ("string",)))
     sites += [_ExpressionSite(f"spec.auditAnnotations[{index}].valueExpression",
-                              annotation.get("valueExpression") or "", composed, names)
+                              (annotation.get("valueExpression") or "").strip(), composed, names, ("string", "null_type"))
               for index, annotation in enumerate(spec.get("auditAnnotations") or [])]
     return [site for site in sites if site.source.strip()]  # blank ones are reported as missing
 
@@ -127,7 +133,7 @@ def _expression_errors(spec: dict[str, Any]) -> list[Cause]:
     causes = []
     for site in _expression_sites(spec):
         try:
-            compile_expression(site.source, site.declared, site.variable_names, site.result_type)
+            compile_expression(site.source, site.declared, site.variable_names, site.result_types)
         except CelCompileError as error:
             causes.append(invalid(site.path, site.source, error.detail))
     return causes
@@ -150,10 +156,7 @@ def validate_policy(policy: dict[str, Any]) -> list[Cause]:
         causes += _match_resources_errors(constraints, "spec.matchConstraints")
         if not constraints.get("resourceRules"):
             causes.append(required("spec.matchConstraints.resourceRules"))
-    for index, condition in enumerate(spec.get("matchConditions") or []):
-        path = f"spec.matchConditions[{index}]"
-        causes += [required(f"{path}.{key}") for key in ("expression", "name")
-                   if not str(condition.get(key, "")).strip()]
+    causes += _match_condition_errors(spec.get("matchConditions") or [])
     for index, variable in enumerate(spec.get("variables") or []):
         causes += _variable_errors(variable, f"spec.variables[{index}]")
     validations, annotations = spec.get("validations") or [], spec.get("auditAnnotations") or []
@@ -162,6 +165,7 @@ def validate_policy(policy: dict[str, Any]) -> list[Cause]:
         causes += [required("spec.validations", detail), required("spec.auditAnnotations", detail)]
     for index, validation in enumerate(validations):
         causes += _validation_errors(validation, f"spec.validations[{index}]")
+    causes += _audit_annotation_errors(str((policy.get("metadata") or {}).get("name") or ""), annotations)
     return causes + _expression_errors(spec)
 
 
@@ -186,6 +190,45 @@ def validate_binding(binding: dict[str, Any]) -> list[Cause]:
                               "purpose)"))
     if not actions:
         causes.append(required("spec.validationActions", "at least one validation action is required"))
+    return causes
+
+
+def _match_condition_errors(conditions: list[dict[str, Any]]) -> list[Cause]:
+    """Each needs an expression and a unique qualified name."""
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for index, condition in enumerate(conditions):
+        path, name = f"spec.matchConditions[{index}]", str(condition.get("name") or "")
+        if not str(condition.get("expression") or "").strip():
+            causes.append(required(f"{path}.expression"))
+        if not name:
+            causes.append(required(f"{path}.name"))
+        causes += [invalid(f"{path}.name", name, message) for message in (qualified_name_errors(name) if name else [])]
+        if name in seen:
+            causes.append(duplicate(f"{path}.name", name))
+        seen.add(name)
+    return causes
+
+
+def _audit_annotation_errors(policy_name: str, annotations: list[dict[str, Any]]) -> list[Cause]:
+    """At most 20; each key unique and, after the policy's name and a slash, a qualified name; a valueExpression."""
+    causes: list[Cause] = []
+    if len(annotations) > _MAX_AUDIT_ANNOTATIONS:
+        causes.append(invalid("spec.auditAnnotations", annotations,
+                              f"must not have more than {_MAX_AUDIT_ANNOTATIONS} auditAnnotations"))
+    seen: set[str] = set()
+    for index, annotation in enumerate(annotations):
+        path, key = f"spec.auditAnnotations[{index}]", str(annotation.get("key") or "")
+        if policy_name:
+            causes += [invalid(f"{path}.key", f"{policy_name}/{key}", message)
+                       for message in qualified_name_errors(f"{policy_name}/{key}")]
+        else:
+            causes.append(invalid(f"{path}.key", key, "requires metadata.name be non-empty"))
+        if not str(annotation.get("valueExpression") or "").strip():
+            causes.append(required(f"{path}.valueExpression", "valueExpression is not specified"))
+        if key in seen:
+            causes.append(duplicate(f"{path}.key", key))
+        seen.add(key)
     return causes
 
 
@@ -256,7 +299,9 @@ def _param_ref_errors(param_ref: dict[str, Any]) -> list[Cause]:
     if not param_ref.get("name") and param_ref.get("selector") is None:
         causes.append(required(path, "one of name or selector must be specified"))
     action = param_ref.get("parameterNotFoundAction")
-    if action is not None and action not in _NOT_FOUND_ACTIONS:
+    if not action:
+        causes.append(required(f"{path}.parameterNotFoundAction"))
+    elif action not in _NOT_FOUND_ACTIONS:
         causes.append(unsupported(f"{path}.parameterNotFoundAction", action, _NOT_FOUND_ACTIONS))
     return causes
 
