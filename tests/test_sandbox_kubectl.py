@@ -357,3 +357,35 @@ def test_server_side_apply_is_refused_naming_the_limit(kubectl, make_namespace, 
                                      "managedFields and conflicts are not modelled)")
     assert kubectl("get", "configmap", "ssa", "-n", namespace, check=False).returncode == 1  # nothing applied
     assert "configmap/ssa created" in kubectl("apply", "-f", str(manifest)).stdout  # client-side apply works
+
+
+# kubectl explain reads the OpenAPI v3 documents: Kubernetes 1.32's schemas (from kubernetes-validate).
+
+def test_kubectl_explain_reads_the_real_schemas(kubectl):
+    pod = kubectl("explain", "pod").stdout
+    assert pod.startswith("KIND:       Pod\nVERSION:    v1\n\nDESCRIPTION:\n    Pod is a collection of containers")
+    assert "  spec\t<PodSpec>\n" in pod and "enum: v1" not in pod
+    image = kubectl("explain", "pod.spec.containers.image").stdout
+    assert "FIELD: image <string>" in image and "Container image name." in image
+    replicas = kubectl("explain", "deployments.spec.replicas").stdout
+    assert replicas.startswith("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n")
+    assert "FIELD: replicas <integer>" in replicas
+    limits = kubectl("explain", "pod.spec.containers.resources.limits").stdout
+    assert "FIELD: limits <map[string]Quantity>" in limits
+    missing = kubectl("explain", "pod.spec.nosuch", check=False)
+    assert missing.returncode == 1 and 'field "nosuch" does not exist' in missing.stderr
+
+
+def test_openapi_documents_are_openapi_v3_with_the_served_kinds(sandbox):
+    status, index = raw_call(sandbox.sandbox, "GET", "/openapi/v3", None, "application/json")
+    url = index["paths"]["apis/rbac.authorization.k8s.io/v1"]["serverRelativeURL"]
+    status, document = raw_call(sandbox.sandbox, "GET", url, None, "application/json")
+    schemas = document["components"]["schemas"]
+    assert schemas["io.k8s.api.rbac.v1.Role"]["x-kubernetes-group-version-kind"] == [
+        {"group": "rbac.authorization.k8s.io", "kind": "Role", "version": "v1"}]
+    assert schemas["io.k8s.api.rbac.v1.Role"]["properties"]["metadata"]["allOf"] == [
+        {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]
+    assert "io.k8s.api.core.v1.Pod" not in schemas  # only what the group version's kinds refer to
+    assert "$defs" not in json.dumps(document)
+    post = document["paths"]["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles"]["post"]
+    assert "fieldValidation" in [parameter["name"] for parameter in post["parameters"]]

@@ -42,7 +42,7 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import access_reviews, patching, protobuf, resources, tables
+from chaoskirvis.sandbox import access_reviews, openapi, patching, protobuf, resources, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
@@ -382,8 +382,8 @@ class KubernetesApiHandler:
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
         if path == "/openapi/v3":
-            return json_response(resources.openapi_v3_index())
-        document = resources.openapi_v3_document_at(path.removeprefix("/openapi/v3/"))
+            return json_response(openapi.index())
+        document = openapi.document(path.removeprefix("/openapi/v3/"))
         if path.startswith("/openapi/v3/") and document is not None:
             return json_response(document)
         raise NO_SUCH_PATH
