@@ -29,16 +29,11 @@ from chaoskirvis.sandbox.server import Sandbox
 
 CASES_FILE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "cel-policies" / "cases.json"
 
-# Cases that fail only because the sandbox does not default objects as the API server does (defaults.py, another
-# change): xfail, strict, so that the list shrinks as defaulting lands.
-NEEDS_DEFAULTING: dict[str, str] = {
-    "kyverno/imagepullpolicy-always": "a container's imagePullPolicy (Always for :latest or no tag, else IfNotPresent)",
-    "kyverno/restrict-clusterrole-nodesproxy": "a ClusterRole without rules has rules: null",
-    "kyverno/restrict-escalation-verbs-roles": "a Role or ClusterRole without rules has rules: null",
-    "kyverno/restrict-secret-role-verbs": "a Role or ClusterRole without rules has rules: null",
-    "kyverno/restrict-wildcard-resources": "a Role or ClusterRole without rules has rules: null",
-    "kyverno/restrict-wildcard-verbs": "a Role or ClusterRole without rules has rules: null",
-    "kyverno/disallow-host-ports-range": "hostPort: 0 is omitted (omitempty) from the pod the policy sees",
+# Cases whose tests need an object the cases file skips (skipped_docs): xfail, strict.
+NEEDS_SKIPPED_DOC: dict[str, str] = {
+    "kyverno/require-pod-priorityclassname": "pc.yaml's PriorityClass high is a skipped doc, never created: "
+                                             "without it the Priority admission plugin refuses pod-good.yaml (403), "
+                                             "as a real API server without that class does",
 }
 # Cases where a real API server would not give Kyverno's expected verdict (see the report of the change that
 # added this file): xfail, strict, with the reason.
@@ -86,8 +81,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks(case_id: str) -> list[pytest.MarkDecorator]:
-    if case_id in NEEDS_DEFAULTING:
-        return [pytest.mark.xfail(strict=True, reason=f"needs defaulting: {NEEDS_DEFAULTING[case_id]}")]
+    if case_id in NEEDS_SKIPPED_DOC:
+        return [pytest.mark.xfail(strict=True, reason=f"needs a skipped doc: {NEEDS_SKIPPED_DOC[case_id]}")]
     if case_id in REAL_SERVER_DIFFERS:
         return [pytest.mark.xfail(strict=True, reason=f"a real API server differs: {REAL_SERVER_DIFFERS[case_id]}")]
     return []

@@ -80,7 +80,7 @@ class ClusterStore(Store):
         pending = self.get(PODS, namespace, name)
         assert pending is not None  # stored by create just before
         spec = pending.get("spec") or {}
-        node = self._node_named(spec["nodeName"]) if spec.get("nodeName") else self._schedule(pending)
+        node = self.get(NODES, None, spec["nodeName"]) if spec.get("nodeName") else self._schedule(pending)
         if node is None:
             return
         bound = dict(pending, spec=dict(spec, nodeName=node["metadata"]["name"]))
@@ -96,12 +96,7 @@ class ClusterStore(Store):
             return None  # no such scheduler runs: the pod waits, as on a real cluster
         nodes = self.list(NODES)
         failures = {node["metadata"]["name"]: filter_failure(pod, node) for node in nodes}
-        pods_on: dict[str, int] = {}
-        for other in self.list(PODS):
-            node_name = (other.get("spec") or {}).get("nodeName")
-            if node_name:
-                pods_on[node_name] = pods_on.get(node_name, 0) + 1
-        chosen = choose((name for name, failure in failures.items() if failure is None), pods_on)
+        chosen = choose((name for name, failure in failures.items() if failure is None), self.pods_per_node())
         if chosen is None:
             message = unschedulable_message([failure for failure in failures.values() if failure])
             condition = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
@@ -113,9 +108,6 @@ class ClusterStore(Store):
     def _pod_network_of(self, node_name: str) -> Iterator[str]:
         """The node's pod IPs; a node registered later through the API gets the next free /24."""
         return self._pod_networks.setdefault(node_name, _pod_network(len(self._pod_networks)))
-
-    def _node_named(self, name: str) -> dict[str, Any] | None:
-        return self.get(NODES, None, name)
 
     def _record_pod_events(self, created: dict[str, Any]) -> None:
         """The scheduler's event, then each container's kubelet events, of a pod just created."""

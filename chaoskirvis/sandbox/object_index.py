@@ -4,7 +4,7 @@ The indexes answer the questions the API asks on every request without looking a
 a list in a namespace looks at that namespace's objects of that resource, a label-selector list at the
 objects carrying the selector's most selective `key=value` (or `key in (...)`, or `key`), the garbage
 collector at the objects naming a uid in their ownerReferences and the namespace controller at the objects
-in a namespace. Selections are then checked against the whole selector, so an index only narrows down,
+in a namespace, and the scheduler at how many pods each node has. Selections are then checked against the whole selector, so an index only narrows down,
 never decides.
 
 The objects held here are the store's own: nothing may change them once stored (a change is a new object
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from chaoskirvis.sandbox.resources import ResourceType
+from chaoskirvis.sandbox.resources import PODS, ResourceType
 from chaoskirvis.sandbox.selectors import LabelSelector, Requirement
 
 ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
@@ -37,6 +37,8 @@ class ObjectIndex:
         self._dependents: dict[str, dict[ObjectKey, None]] = {}
         # namespace -> keys of the namespaced objects in it, in the order they were created
         self._namespace_contents: dict[str, dict[ObjectKey, None]] = {}
+        # node name -> how many pods are bound to it (spec.nodeName)
+        self._pods_on_node: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -71,6 +73,10 @@ class ObjectIndex:
     def dependents_of(self, owner_uid: str) -> list[ObjectKey]:
         """The keys of the objects that name `owner_uid` in their ownerReferences."""
         return list(self._dependents.get(owner_uid, ()))
+
+    def pods_per_node(self) -> dict[str, int]:
+        """How many pods each node has bound (spec.nodeName), nodes without pods left out."""
+        return dict(self._pods_on_node)
 
     def select(self, resource: ResourceType, namespace: str | None = None,
                labels: LabelSelector | None = None,
@@ -125,6 +131,8 @@ class ObjectIndex:
             self._labels.setdefault((resource, label), {}).setdefault(value, {}).setdefault(namespace, set()).add(name)
         for uid in _owner_uids(metadata):
             self._dependents.setdefault(uid, {})[key] = None
+        if resource == PODS and (node := _node_name(obj)):
+            self._pods_on_node[node] = self._pods_on_node.get(node, 0) + 1
 
     def _unindex(self, key: ObjectKey, obj: StoredObject) -> None:
         resource, namespace, name = key
@@ -142,10 +150,19 @@ class ObjectIndex:
                 del self._labels[(resource, label)]
         for uid in _owner_uids(metadata):
             _discard(self._dependents, uid, key)
+        if resource == PODS and (node := _node_name(obj)):
+            self._pods_on_node[node] -= 1
+            if not self._pods_on_node[node]:
+                del self._pods_on_node[node]
 
 
 def _owner_uids(metadata: Mapping[str, Any]) -> set[str]:
     return {ref["uid"] for ref in metadata.get("ownerReferences") or [] if isinstance(ref, dict) and ref.get("uid")}
+
+
+def _node_name(pod: StoredObject) -> str | None:
+    spec = pod.get("spec")
+    return spec.get("nodeName") if isinstance(spec, dict) else None
 
 
 def _discard(groups: dict[Any, Any], group: Any, member: Any) -> None:

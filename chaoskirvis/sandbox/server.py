@@ -37,6 +37,7 @@ from chaoskirvis.sandbox.controllers import ClusterStore
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.pod_admission import MUTATING_POD_PLUGINS
 from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
@@ -286,8 +287,9 @@ class Sandbox:
         store.register_nodes()
         handler = KubernetesApiHandler(
             store=store,
-            # PodSecurity before ValidatingAdmissionPolicy, as in the API server's validating admission order
-            admission=AdmissionChain([PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
+            # the pods' mutating plugins, then PodSecurity and ValidatingAdmissionPolicy, in the API server's order
+            admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), PodSecurityAdmission(),
+                                      ValidatingAdmissionPolicyAdmission()]),
             tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
             exec_sessions=self._exec_sessions,
         )

@@ -128,6 +128,10 @@ class Store:
         shown = found[:limit] if limit else found
         return Page([copy_object(obj) for obj in shown], len(found) - len(shown))
 
+    def pods_per_node(self) -> dict[str, int]:
+        """How many pods are bound to each node (spec.nodeName), as the scheduler counts them."""
+        return self._objects.pods_per_node()
+
     def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         key = _key(resource, obj)
         if key in self._objects:
