@@ -27,6 +27,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoskirvis.sandbox.defaults import (
+    allocate_service,
+    apply_defaults,
+    created_status,
+    generate_job_selector,
+    qos_class,
+)
 from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, copy_object
 from chaoskirvis.sandbox.resources import (
     NAMESPACES,
@@ -312,7 +319,8 @@ _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def prepare_create(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as the registry makes it before validation: metadata filled in, status reset."""
+    """The object as the registry makes it before validation: defaulted (see `defaults`), metadata filled
+    in, status reset, a Service's addresses allocated, a Job's selector generated."""
     prepared = copy.deepcopy(obj)
     metadata = prepared["metadata"] = _without_empty_fields(prepared["metadata"])
     if not metadata.get("name") and metadata.get("generateName"):
@@ -326,21 +334,32 @@ def prepare_create(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any
         metadata["generation"] = 1
     else:
         metadata.pop("generation", None)
+    apply_defaults(resource, prepared)
     if resource == NAMESPACES:
         metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = metadata.get("name", "")
         prepared["spec"] = {"finalizers": ["kubernetes"]}
         prepared["status"] = {"phase": "Active"}
     elif resource == PODS:
-        prepared["status"] = {"phase": "Pending"}
+        prepared["status"] = {"phase": "Pending", "qosClass": qos_class(prepared.get("spec") or {})}
+    elif (status := created_status(resource)) is not None:
+        prepared["status"] = status
     else:
         prepared.pop("status", None)
+    if resource.kind == "Service":
+        allocate_service(prepared, None)
+    elif resource.kind == "Job":
+        generate_job_selector(prepared)
     return prepared
 
 
 def prepare_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """The object as the registry makes it before validating an update: server-owned fields kept."""
+    """The object as the registry makes it before validating an update: defaulted, server-owned fields
+    kept (a Service's allocated addresses among them)."""
     prepared = copy.deepcopy(obj)
     metadata = prepared["metadata"] = _without_empty_fields(prepared.get("metadata") or {})
+    apply_defaults(resource, prepared)
+    if resource.kind == "Service":
+        allocate_service(prepared, old)
     for kept in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "generateName"):
         if kept in old["metadata"]:
             metadata[kept] = old["metadata"][kept]
