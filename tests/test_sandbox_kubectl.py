@@ -389,3 +389,24 @@ def test_openapi_documents_are_openapi_v3_with_the_served_kinds(sandbox):
     assert "$defs" not in json.dumps(document)
     post = document["paths"]["/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles"]["post"]
     assert "fieldValidation" in [parameter["name"] for parameter in post["parameters"]]
+
+
+def test_kubectl_get_events_prints_the_event_columns(kubectl, sandbox, make_namespace):
+    namespace = make_namespace()
+    event = {"metadata": {"name": "web.1"}, "involvedObject": {"kind": "Pod", "name": "web", "namespace": namespace,
+                                                                "fieldPath": "spec.containers{c}"},
+             "reason": "BackOff", "message": "Back-off restarting failed container", "type": "Warning", "count": 3,
+             "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z",
+             "source": {"component": "kubelet", "host": "node-1"}}
+    status, _ = raw_call(sandbox.sandbox, "POST", f"/api/v1/namespaces/{namespace}/events",
+                         json.dumps(event).encode(), "application/json")
+    assert status == 201
+    lines = kubectl("get", "events", "-n", namespace, "--field-selector=reason=BackOff").stdout.splitlines()
+    assert " ".join(lines[0].split()) == "LAST SEEN TYPE REASON OBJECT MESSAGE"
+    assert lines[1].split()[1:] == ["Warning", "BackOff", "pod/web", "Back-off", "restarting", "failed", "container"]
+    wide = kubectl("get", "events", "-n", namespace, "--field-selector=reason=BackOff", "-o", "wide").stdout
+    header, row = wide.splitlines()
+    assert " ".join(header.split()) == ("LAST SEEN TYPE REASON OBJECT SUBOBJECT SOURCE MESSAGE FIRST SEEN COUNT "
+                                        "NAME")
+    assert row.split()[4:7] == ["spec.containers{c}", "kubelet,", "node-1"]
+    assert row.split()[-2:] == ["3", "web.1"]

@@ -312,11 +312,12 @@ def _event(row: _Row) -> list[Any]:
     if series:
         last, count = row.since(series.get("lastObservedTime")), series.get("count", 0)
     involved = obj.get("involvedObject") or {}
-    source = obj.get("source") or {}
-    source_text = ", ".join(part for part in (source.get("component", ""), source.get("host", "")) if part)
+    source = obj.get("source") or {}  # formatEventSource: the source, or the reporting controller
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    instance = source.get("host") or obj.get("reportingInstance") or ""
     return [last, obj.get("type", ""), obj.get("reason", ""),
             f"{involved.get('kind', '').lower()}/{involved.get('name', '')}", involved.get("fieldPath", ""),
-            source_text or obj.get("reportingComponent", ""), (obj.get("message") or "").strip(), first, count,
+            f"{component}, {instance}" if instance else component, (obj.get("message") or "").strip(), first, count,
             row.name]
 
 
