@@ -263,6 +263,10 @@ def test_the_api_servers_validation_of_claims_volumes_ingresses_and_classes(sand
     volume = refused(core.create_persistent_volume, {"metadata": {"name": "v"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}})
     assert volume["message"] == 'PersistentVolume "v" is invalid: spec: Required value: must specify a volume type'
+    bare = refused(core.create_persistent_volume, {"metadata": {"name": "v"}, "spec": {"hostPath": {"path": "/"}}})
+    assert bare["message"] == ('PersistentVolume "v" is invalid: [spec.accessModes: Required value, spec.capacity: '
+                               'Required value, spec.capacity: Unsupported value: core.ResourceList(nil): supported '
+                               'values: "storage"]')
     networking = client.NetworkingV1Api(api)
     status, ingress = request(sandbox.sandbox, "POST", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", {
         "metadata": {"name": "i"}, "spec": {  # the typed client refuses to send it: pathType is required

@@ -37,16 +37,16 @@ def _spec(obj: dict[str, Any]) -> dict[str, Any]:
     return obj["spec"] if isinstance(obj.get("spec"), dict) else {}
 
 
-def _access_modes(modes: Any, path: str) -> list[Cause]:
+def _access_modes(modes: Any, path: str, detail: str) -> list[Cause]:
     """ValidatePersistentVolumeClaimSpec / ValidatePersistentVolumeSpec: at least one, each supported."""
     if not modes:
-        return [required(path, "at least 1 access mode is required")]
+        return [required(path, detail)]
     return [unsupported(path, mode, _ACCESS_MODES) for mode in modes if mode not in _ACCESS_MODES]
 
 
 def _claim(obj: dict[str, Any]) -> list[Cause]:
     spec = _spec(obj)
-    causes = _access_modes(spec.get("accessModes"), "spec.accessModes")
+    causes = _access_modes(spec.get("accessModes"), "spec.accessModes", "at least 1 access mode is required")
     requests = (spec.get("resources") or {}).get("requests") or {}
     if "storage" not in requests:
         causes.append(required("spec.resources[storage]"))
@@ -55,10 +55,14 @@ def _claim(obj: dict[str, Any]) -> list[Cause]:
 
 def _volume(obj: dict[str, Any]) -> list[Cause]:
     spec = _spec(obj)
-    causes = _access_modes(spec.get("accessModes"), "spec.accessModes")
+    causes = _access_modes(spec.get("accessModes"), "spec.accessModes", "")
     capacity = spec.get("capacity") or {}
-    if "storage" not in capacity or len(capacity) > 1:
-        causes.append(unsupported("spec.capacity", "storage", ("storage",)))
+    if not capacity:
+        causes += [required("spec.capacity"), Cause("spec.capacity", "FieldValueNotSupported",
+                                                    'Unsupported value: core.ResourceList(nil): supported values: '
+                                                    '"storage"')]
+    elif "storage" not in capacity or len(capacity) > 1:
+        causes.append(unsupported("spec.capacity", capacity, ("storage",)))
     if not any(spec.get(source) for source in _VOLUME_SOURCES):
         causes.append(required("spec", "must specify a volume type"))
     return causes

@@ -4,8 +4,7 @@ Nothing runs on them: a node is a Node object with the labels, taints and status
 kind 1.32 shows them), and its Lease in kube-node-lease. The scheduling rules are the scheduler's filter
 plugins that decide where our pods may go: NodeName, NodeUnschedulable, TaintToleration (NoSchedule and
 NoExecute taints) and NodeAffinity (nodeSelector and required node affinity). Among the nodes that pass,
-the pod goes to the one with the fewest pods (ties: the first in the configured order), where the real
-scheduler would score them.
+the pod goes to the one with the fewest pods (ties: by name), where the real scheduler would score them.
 """
 
 from __future__ import annotations
@@ -140,7 +139,7 @@ def unschedulable_message(failures: Sequence[str]) -> str:
 
 
 def choose(feasible: Iterable[str], pods_on: Mapping[str, int]) -> str | None:
-    """The feasible node with the fewest pods; the first one in order among equals."""
+    """The feasible node with the fewest pods; the first one given among equals."""
     names = list(feasible)
     return min(names, key=lambda name: (pods_on.get(name, 0), names.index(name))) if names else None
 
