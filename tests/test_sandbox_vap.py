@@ -301,9 +301,38 @@ def test_kubernetes_libraries_and_the_strings_extension(core, admission, namespa
     assert core.create_namespaced_service(ns, service("web")).metadata.name == "web"
 
 
+def test_kubernetes_quantity_url_ip_and_cidr_libraries(core, admission, namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy(
+        "values", "(quantity(object.data.memory).isLessThan(quantity('1Gi')) || "
+                  "url(object.data.endpoint).getHostname() == 'internal.example' && "
+                  "cidr('10.0.0.0/8').containsIP(object.data.ip) && !ip(object.data.ip).isLoopback()) && "
+                  "quantity(object.data.memory).add(quantity('512Mi')) != quantity('1.5Gi')",
+        rules=[{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}],
+        validation={"messageExpression": "'not allowed: ' + string(ip(object.data.ip)) + ' ' + "
+                                         "url(object.data.endpoint).getHost()"}))
+    admission.create_validating_admission_policy_binding(binding("b", "values", ns))
+
+    def config(name: str, memory: str, endpoint: str, address: str) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "data": {"memory": memory, "endpoint": endpoint, "ip": address}}
+
+    assert core.create_namespaced_config_map(ns, config("small", "512Mi", "https://x.example", "1.2.3.4")).metadata
+    assert core.create_namespaced_config_map(ns, config("near", "2Gi", "https://internal.example:8443/p",
+                                                        "10.1.2.3")).metadata
+    status = refusal(lambda: core.create_namespaced_config_map(ns, config("far", "2Gi", "https://x.example:8443",
+                                                                          "2001:DB8::1")))[1]
+    assert status["message"].endswith("denied request: not allowed: 2001:db8::1 x.example:8443")
+    status = refusal(lambda: core.create_namespaced_config_map(ns, config("exact", "1024Mi", "https://internal.example",
+                                                                          "10.0.0.9")))[1]
+    assert status["message"].endswith("denied request: not allowed: 10.0.0.9 internal.example")  # 1Gi + 512Mi
+    status = refusal(lambda: core.create_namespaced_config_map(ns, config("bad", "lots", "x", "1.2.3.4")))[1]
+    assert status["message"].endswith("resulted in error: quantities must match the regular expression "
+                                      "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
 def test_what_the_sandbox_cannot_evaluate_is_refused_when_the_policy_is_created(admission):
-    for expression, what in (("quantity('1Gi').isGreaterThan(quantity('1Mi'))",
-                              "the Kubernetes CEL library function 'quantity'"),
+    for expression, what in (("semver('1.2.3').isGreaterThan(semver('1.0.0'))",
+                              "the Kubernetes CEL library function 'semver'"),
                              ("authorizer.group('').resource('pods').check('get').allowed()",
                               "the 'authorizer' variable")):
         code, status = refusal(lambda: admission.create_validating_admission_policy(policy("limit", expression)))

@@ -10,10 +10,10 @@ by zero``, ``index 'I' out of range in list size 'N'``).
 The environment is Kubernetes' (apiserver `pkg/cel/environment/base.go`): optional types (``.?field``,
 ``[?key]``, ``orValue``, ``hasValue``), the strings extension (version 2, with ``format``), sets, and the
 Kubernetes libraries in `cel_kubernetes` (regex ``find``/``findAll``; lists ``isSorted``, ``sum``, ``min``,
-``max``, ``indexOf``, ``lastIndexOf``). Sandbox limits, refused at compile time with a message saying so:
-the ``authorizer`` variable, the url/ip/cidr/quantity/semver/format-library functions (CEL C++ here
-cannot carry Kubernetes' opaque types through Python), and cross-type numeric comparison of literals
-(``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
+``max``, ``indexOf``, ``lastIndexOf``; ``quantity``, ``url``, ``ip`` and ``cidr`` with their members, as
+one-entry maps: see `cel_kubernetes_values`). Sandbox limits, refused at compile time with a message saying
+so: the ``authorizer`` variable, semver and the named-format library (``format.dns1123Label()``), and
+cross-type numeric comparison of literals (``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
 
 Chosen by measuring (Python 3.12, on this machine): cel-expr-python 0.1.3 compiles Kubernetes' optional
 syntax, type-checks at compile time with cel-go's wording, takes custom functions, and evaluates a
@@ -36,13 +36,9 @@ from chaoskirvis.sandbox.cel_kubernetes import KUBERNETES_LIBRARY
 
 # Kubernetes CEL library functions and variables the sandbox does not provide.
 _UNAVAILABLE = frozenset({
-    "url", "isURL", "getScheme", "getHost", "getHostname", "getPort", "getEscapedPath", "getQuery",
-    "quantity", "isQuantity", "sign", "isGreaterThan", "isLessThan", "compareTo", "asInteger",
-    "asApproximateFloat", "isInteger", "add", "sub", "ip", "isIP", "cidr", "isCIDR", "containsIP",
-    "containsCIDR", "prefixLength", "masked", "family", "isUnspecified", "isLoopback", "isLinkLocalMulticast",
-    "isLinkLocalUnicast", "isGlobalUnicast", "isCanonical", "semver", "isSemver", "major", "minor", "patch",
-    "named", "validate", "check", "allowed", "reason", "errored", "error", "serviceAccount", "path", "group",
-    "resource", "subresource", "namespace", "name", "fieldSelector", "labelSelector",
+    "semver", "isSemver", "major", "minor", "patch", "named", "validate", "check", "allowed", "reason", "errored",
+    "error", "serviceAccount", "path", "group", "resource", "subresource", "namespace", "name", "fieldSelector",
+    "labelSelector",
 })
 _STATUS = re.compile(r"^[A-Z_]+: ")
 _STATUS_SUFFIX = re.compile(r" \[[A-Z_]+\]$")

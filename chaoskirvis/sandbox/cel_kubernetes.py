@@ -3,7 +3,8 @@
 Regex (`regex.go`): ``s.find(re)`` is the first match or "", ``s.findAll(re)`` every match and
 ``s.findAll(re, n)`` at most n (all when n < 0). Lists (`lists.go`): ``isSorted``, ``sum`` (0 for an empty
 list), ``min`` and ``max`` (an error for an empty list), ``indexOf`` and ``lastIndexOf`` (-1 when absent).
-Errors are raised as ValueError and reach the policy as the expression's error, with upstream's words.
+Quantity, URL, IP and CIDR are in `cel_kubernetes_values`. Errors are raised as ValueError and reach the policy
+as the expression's error, with upstream's words.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from typing import Any
 
 from cel_expr_python import cel
+
+from chaoskirvis.sandbox.cel_kubernetes_values import VALUE_FUNCTIONS
 
 _LIST = cel.Type.List(cel.Type.DYN)
 
@@ -88,6 +91,7 @@ KUBERNETES_LIBRARY = cel.CelExtension("kubernetes", [
     _member("max", "list_max", cel.Type.DYN, [_LIST], _extreme("max", max)),
     _member("indexOf", "list_index_of", cel.Type.INT, [_LIST, cel.Type.DYN], _index_of),
     _member("lastIndexOf", "list_last_index_of", cel.Type.INT, [_LIST, cel.Type.DYN], _last_index_of),
+    *VALUE_FUNCTIONS,
 ])
 
 __all__ = ["KUBERNETES_LIBRARY"]
