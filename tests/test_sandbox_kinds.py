@@ -209,6 +209,26 @@ def test_a_new_namespace_has_its_default_service_account_and_root_ca_at_once(san
             "-----BEGIN CERTIFICATE-----")
 
 
+def test_the_controllers_put_the_namespace_contents_back(sandbox, core, make_namespace):
+    """The serviceaccount controller re-creates `default`; the root-ca-cert-publisher re-creates
+    kube-root-ca.crt and puts back its data (on a real cluster, a moment later)."""
+    namespace = make_namespace()
+    first = core.read_namespaced_config_map("kube-root-ca.crt", namespace)
+    core.delete_namespaced_config_map("kube-root-ca.crt", namespace)
+    core.delete_namespaced_service_account("default", namespace)
+    again = core.read_namespaced_config_map("kube-root-ca.crt", namespace)
+    assert again.metadata.uid != first.metadata.uid and again.data == first.data
+    assert core.read_namespaced_service_account("default", namespace).metadata.name == "default"
+
+    forged = core.patch_namespaced_config_map("kube-root-ca.crt", namespace, {"data": {"ca.crt": "forged"},
+                                                                               "metadata": {"labels": {"x": "y"}}})
+    assert forged.data == {"ca.crt": "forged"}  # the write itself succeeds; the publisher then undoes it
+    restored = core.read_namespaced_config_map("kube-root-ca.crt", namespace)
+    assert restored.data == {"ca.crt": sandbox.sandbox.ca_pem.decode()} and restored.metadata.labels == {"x": "y"}
+    core.delete_namespaced_config_map("kube-root-ca.crt", namespace, dry_run="All")
+    assert core.read_namespaced_config_map("kube-root-ca.crt", namespace).metadata.uid == again.metadata.uid
+
+
 def test_storage_ingress_and_policy_kinds_are_served(sandbox, core, api, make_namespace, kubectl):
     namespace = make_namespace()
     core.create_namespaced_persistent_volume_claim(namespace, {"metadata": {"name": "data"}, "spec": {

@@ -4,8 +4,9 @@
 prompts it (a real cluster takes a moment; tests and experiments must not race it):
 
 - nodes: the configured `SandboxNode`s registered, Ready, each with its Lease in kube-node-lease;
-- namespace contents: a created namespace gets the `default` ServiceAccount (the serviceaccount
-  controller) and the `kube-root-ca.crt` ConfigMap holding the sandbox's CA (the root-ca-cert-publisher);
+- namespace contents: every namespace has the `default` ServiceAccount (the serviceaccount controller)
+  and the `kube-root-ca.crt` ConfigMap holding the sandbox's CA (the root-ca-cert-publisher): made with
+  the namespace, made again when deleted, and the ConfigMap's data and annotation put back when changed;
 - scheduling: a created pod is bound to a node (`nodes` has the rules), then reported Running with that
   node's InternalIP as `hostIP` and an IP of the node's pod network, as one change (a real cluster makes
   the binding and the kubelet's status two changes). A pod no node accepts stays Pending with
@@ -64,14 +65,38 @@ class ClusterStore(Store):
             self._record_pod_events(created)
         return created
 
+    def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        updated = super().update(resource, obj, dry_run=dry_run)
+        if not dry_run and resource == CONFIG_MAPS and updated["metadata"]["name"] == ROOT_CA_CONFIG_MAP:
+            self._populate_namespace(updated["metadata"]["namespace"])
+        return updated
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
+               preconditions: dict[str, Any] | None = None, orphan_dependents: bool = False,
+               dry_run: bool = False) -> dict[str, Any]:
+        deleted = super().delete(resource, namespace, name, preconditions=preconditions,
+                                 orphan_dependents=orphan_dependents, dry_run=dry_run)
+        if not dry_run and namespace and self.get(NAMESPACES, None, namespace) is not None:
+            self._populate_namespace(namespace)
+        return deleted
+
     def _populate_namespace(self, namespace: str) -> None:
-        self.create(SERVICE_ACCOUNTS, prepare_create(SERVICE_ACCOUNTS, {
-            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}))
-        self.create(CONFIG_MAPS, prepare_create(CONFIG_MAPS, {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": ROOT_CA_CONFIG_MAP, "namespace": namespace,
-                         "annotations": {"kubernetes.io/description": _ROOT_CA_DESCRIPTION}},
-            "data": {"ca.crt": self._ca_pem}}))
+        """The namespace's `default` ServiceAccount and root CA ConfigMap, made or put back as they should be."""
+        if self.get(SERVICE_ACCOUNTS, namespace, "default") is None:
+            self.create(SERVICE_ACCOUNTS, prepare_create(SERVICE_ACCOUNTS, {
+                "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}))
+        data, annotations = {"ca.crt": self._ca_pem}, {"kubernetes.io/description": _ROOT_CA_DESCRIPTION}
+        root_ca = self.get(CONFIG_MAPS, namespace, ROOT_CA_CONFIG_MAP)
+        if root_ca is None:
+            self.create(CONFIG_MAPS, prepare_create(CONFIG_MAPS, {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": ROOT_CA_CONFIG_MAP, "namespace": namespace, "annotations": annotations},
+                "data": data}))
+        else:
+            kept = root_ca["metadata"].get("annotations") or {}
+            if root_ca.get("data") != data or not annotations.items() <= kept.items():
+                metadata = dict(root_ca["metadata"], annotations=kept | annotations)
+                self.update(CONFIG_MAPS, dict(root_ca, data=data, metadata=metadata))
 
     # Scheduling and the kubelet: called by Store.create for every created pod.
 
