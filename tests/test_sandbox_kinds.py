@@ -45,7 +45,8 @@ def request(sandbox: Sandbox, method: str, path: str, body: Any = None) -> tuple
                                  headers={"Authorization": f"Bearer {sandbox.admin_token}",
                                           "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(raw, timeout=10, context=ssl.create_default_context(cafile=sandbox.ca_file)) as answer:
+        context = ssl.create_default_context(cafile=sandbox.ca_file)
+        with urllib.request.urlopen(raw, timeout=10, context=context) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -256,8 +257,10 @@ def test_storage_ingress_and_policy_kinds_are_served(sandbox, core, api, make_na
 
     resources = kubectl("api-resources", "-o", "wide")
     for plural, short_name, api_version, namespaced, kind in (
-            ("nodes", "no", "v1", "false", "Node"), ("persistentvolumeclaims", "pvc", "v1", "true", "PersistentVolumeClaim"),
-            ("persistentvolumes", "pv", "v1", "false", "PersistentVolume"), ("endpoints", "ep", "v1", "true", "Endpoints"),
+            ("nodes", "no", "v1", "false", "Node"),
+            ("persistentvolumeclaims", "pvc", "v1", "true", "PersistentVolumeClaim"),
+            ("persistentvolumes", "pv", "v1", "false", "PersistentVolume"),
+            ("endpoints", "ep", "v1", "true", "Endpoints"),
             ("ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"),
             ("poddisruptionbudgets", "pdb", "policy/v1", "true", "PodDisruptionBudget"),
             ("storageclasses", "sc", "storage.k8s.io/v1", "false", "StorageClass"),
@@ -288,11 +291,13 @@ def test_the_api_servers_validation_of_claims_volumes_ingresses_and_classes(sand
                                'Required value, spec.capacity: Unsupported value: core.ResourceList(nil): supported '
                                'values: "storage"]')
     networking = client.NetworkingV1Api(api)
+    backend = {"service": {"name": "s", "port": {"number": 80}}}
     status, ingress = request(sandbox.sandbox, "POST", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses", {
-        "metadata": {"name": "i"}, "spec": {  # the typed client refuses to send it: pathType is required
-            "rules": [{"http": {"paths": [{"path": "/", "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}})
-    assert status == 422 and ingress["details"]["causes"] == [{"reason": "FieldValueRequired", "message": "Required value: pathType "
-                                             "must be specified", "field": "spec.rules[0].http.paths[0].pathType"}]
+        "metadata": {"name": "i"},  # the typed client refuses to send it: pathType is required
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "backend": backend}]}}]}})
+    assert status == 422 and ingress["details"]["causes"] == [{
+        "reason": "FieldValueRequired", "message": "Required value: pathType must be specified",
+        "field": "spec.rules[0].http.paths[0].pathType"}]
     empty = refused(networking.create_namespaced_ingress, namespace, {"metadata": {"name": "i"}, "spec": {}})
     assert "either `defaultBackend` or `rules` must be specified" in empty["message"]
     ingress_class = refused(networking.create_ingress_class, {"metadata": {"name": "k"}, "spec": {}})

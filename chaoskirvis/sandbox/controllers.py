@@ -147,7 +147,8 @@ class ClusterStore(Store):
         if not (created.get("spec") or {}).get("nodeName"):  # the scheduler took part
             if node_name:
                 self._scheduler_event(involved, "Normal", "Scheduled", "Binding",
-                                      f"Successfully assigned {metadata['namespace']}/{metadata['name']} to {node_name}")
+                                      f"Successfully assigned {involved['namespace']}/{involved['name']} "
+                                      f"to {node_name}")
             elif (pod.get("status") or {}).get("conditions"):
                 self._scheduler_event(involved, "Warning", "FailedScheduling", "Scheduling",
                                       pod["status"]["conditions"][0]["message"])

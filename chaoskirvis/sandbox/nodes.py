@@ -58,7 +58,8 @@ DEFAULT_NODES: tuple[SandboxNode, ...] = (
 def node_object(node: SandboxNode, index: int, now: str) -> dict[str, Any]:
     """The Node a kind 1.32 kubelet registers and keeps Ready (before the API server fills in metadata)."""
     pod_cidr = f"10.244.{index}.0/24"
-    spec: dict[str, Any] = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr], "providerID": f"kind://docker/kirvis/{node.name}"}
+    spec: dict[str, Any] = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr],
+                            "providerID": f"kind://docker/kirvis/{node.name}"}
     if node.effective_taints():
         spec["taints"] = node.effective_taints()
     if node.unschedulable:
