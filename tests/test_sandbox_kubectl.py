@@ -171,6 +171,14 @@ CREATE_COMMANDS = {
     "job": ["job", "once", "--image=registry.k8s.io/pause", "--", "sleep", "1"],
     "cronjob": ["cronjob", "tick", "--image=registry.k8s.io/pause", "--schedule=*/5 * * * *", "--", "date"],
     "service": ["service", "clusterip", "svc", "--tcp=80:8080"],
+    "service-nodeport": ["service", "nodeport", "np", "--tcp=80:8080"],
+    "service-externalname": ["service", "externalname", "ext", "--external-name=db.example.com"],
+    "secret-docker-registry": ["secret", "docker-registry", "pull", "--docker-server=registry.example.com",
+                               "--docker-username=u", "--docker-password=p"],
+    "quota": ["quota", "q", "--hard=pods=2,cpu=1", "--scopes=BestEffort"],
+    "priorityclass": ["priorityclass", "{ns}-pc", "--value=0", "--description=d", "--preemption-policy=Never"],
+    "poddisruptionbudget": ["poddisruptionbudget", "pdb", "--selector=app=web", "--min-available=1"],
+    "ingress": ["ingress", "ing", "--rule=foo.example.com/bar=svc:8080", "--class=nginx"],
 }
 
 
@@ -204,6 +212,19 @@ def test_kubectl_create_stores_what_kubectl_built(kubectl, make_namespace, what)
     built["metadata"].pop("creationTimestamp")
     assert stored["metadata"]["creationTimestamp"] and stored["metadata"]["uid"]
     assert contained(stored, {key: value for key, value in built.items() if key != "status"})
+
+
+def test_kubectl_create_job_from_a_cronjob(kubectl, make_namespace):
+    namespace = make_namespace()
+    kubectl(*create_args("cronjob", namespace))
+    created = kubectl("create", "job", "manual", "--from=cronjob/tick", "-n", namespace)
+    assert created.stdout == "job.batch/manual created\n"
+    job = json.loads(kubectl("get", "job", "manual", "-n", namespace, "-o", "json").stdout)
+    cronjob = json.loads(kubectl("get", "cronjob", "tick", "-n", namespace, "-o", "json").stdout)
+    assert job["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert job["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "tick",
+                                                   "uid": cronjob["metadata"]["uid"], "controller": True}]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["date"]
 
 
 def test_a_protobuf_field_the_sandbox_does_not_know_is_refused(sandbox, make_namespace):

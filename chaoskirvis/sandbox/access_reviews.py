@@ -32,8 +32,9 @@ def _access(spec: dict[str, Any], user: User) -> dict[str, Any]:
         problem = 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified'
         raise status_error(422, "Invalid", f'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
                                            f"spec.resourceAttributes: {problem}",
-                           {"group": "authorization.k8s.io", "kind": "SelfSubjectAccessReview", "causes": [
-                               {"reason": "FieldValueInvalid", "message": problem, "field": "spec.resourceAttributes"}]})
+                           {"group": "authorization.k8s.io", "kind": "SelfSubjectAccessReview",
+                            "causes": [{"reason": "FieldValueInvalid", "message": problem,
+                                        "field": "spec.resourceAttributes"}]})
     if resource is not None:
         allowed = user.may(resource.get("verb", ""), resource.get("group", ""), resource.get("resource", ""))
     else:

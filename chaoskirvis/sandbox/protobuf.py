@@ -1,7 +1,8 @@
 """Request bodies in Kubernetes protobuf (`application/vnd.kubernetes.protobuf`), decoded to JSON objects.
 
 kubectl's typed clients send their objects as protobuf: every `kubectl create namespace|configmap|secret|
-deployment|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|job|cronjob|service` and every
+deployment|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|job|cronjob|service|quota|
+priorityclass|poddisruptionbudget|ingress` and every
 `kubectl auth can-i` (a SelfSubjectAccessReview, or with --list a SelfSubjectRulesReview), and
 client-go does not fall back to JSON when a server answers 415. The envelope is the API server's: the
 magic ``k8s\\x00``, then a runtime.Unknown message (1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3
@@ -39,6 +40,7 @@ class Field:
     optional: bool = False  # a Go pointer: written (and kept) even when zero
     map_of: str | None = None  # map<string, map_of>: repeated entries {1 key, 2 value}
     null_when_empty: bool = False  # a list JSON writes even when empty (no omitempty): null
+    inline: bool = False  # an embedded struct JSON writes inline (`json:",inline"`): its fields join the parent's
 
 
 def _f(name: str, type_: str = STRING, **options: Any) -> Field:
@@ -96,6 +98,7 @@ MESSAGES: dict[str, dict[int, Field]] = {
                 4: _ptr("terminationGracePeriodSeconds", INT), 5: _ptr("activeDeadlineSeconds", INT),
                 6: _f("dnsPolicy"), 7: _map("nodeSelector"), 8: _f("serviceAccountName"), 9: _f("serviceAccount"),
                 10: _f("nodeName"), 11: _f("hostNetwork", BOOL), 12: _f("hostPID", BOOL), 13: _f("hostIPC", BOOL),
+                14: _ptr("securityContext", "PodSecurityContext"),
                 15: _list("imagePullSecrets", "LocalObjectReference"), 16: _f("hostname"), 17: _f("subdomain"),
                 19: _f("schedulerName"), 20: _list("initContainers", "Container"),
                 21: _ptr("automountServiceAccountToken", BOOL), 24: _f("priorityClassName")},
@@ -104,6 +107,10 @@ MESSAGES: dict[str, dict[int, Field]] = {
                   8: _f("resources", "ResourceRequirements"), 13: _f("terminationMessagePath"),
                   14: _f("imagePullPolicy"), 16: _f("stdin", BOOL), 17: _f("stdinOnce", BOOL), 18: _f("tty", BOOL),
                   20: _f("terminationMessagePolicy")},
+    "PodSecurityContext": {},  # as defaulting leaves it: an empty one
+    "ResourceQuota": _OBJECT | {2: _f("spec", "ResourceQuotaSpec"), 3: _f("status", "ResourceQuotaStatus")},
+    "ResourceQuotaSpec": {1: _map("hard", QUANTITY), 2: _list("scopes")},
+    "ResourceQuotaStatus": {1: _map("hard", QUANTITY), 2: _map("used", QUANTITY)},
     "ContainerPort": {1: _f("name"), 2: _f("hostPort", INT), 3: _f("containerPort", INT), 4: _f("protocol"),
                       5: _f("hostIP")},
     "EnvVar": {1: _f("name"), 2: _f("value")},
@@ -121,8 +128,9 @@ MESSAGES: dict[str, dict[int, Field]] = {
     # k8s.io/api/batch/v1
     "Job": _OBJECT | {2: _f("spec", "JobSpec"), 3: _f("status", "JobStatus")},
     "JobSpec": {1: _ptr("parallelism", INT), 2: _ptr("completions", INT), 3: _ptr("activeDeadlineSeconds", INT),
-                4: _f("selector", "LabelSelector"), 5: _ptr("manualSelector", BOOL), 6: _f("template", "PodTemplateSpec"),
-                7: _ptr("backoffLimit", INT), 8: _ptr("ttlSecondsAfterFinished", INT), 9: _ptr("completionMode", STRING),
+                4: _f("selector", "LabelSelector"), 5: _ptr("manualSelector", BOOL),
+                6: _f("template", "PodTemplateSpec"), 7: _ptr("backoffLimit", INT),
+                8: _ptr("ttlSecondsAfterFinished", INT), 9: _ptr("completionMode", STRING),
                 10: _ptr("suspend", BOOL)},
     "JobStatus": {4: _f("active", INT), 5: _f("succeeded", INT), 6: _f("failed", INT), 7: _f("completedIndexes")},
     "CronJob": _OBJECT | {2: _f("spec", "CronJobSpec"), 3: _f("status", "CronJobStatus")},
@@ -132,6 +140,29 @@ MESSAGES: dict[str, dict[int, Field]] = {
                     8: _ptr("timeZone", STRING)},
     "JobTemplateSpec": _OBJECT | {2: _f("spec", "JobSpec")},
     "CronJobStatus": {},
+    # k8s.io/api/scheduling/v1, policy/v1, networking/v1
+    "PriorityClass": _OBJECT | {2: _ptr("value", INT), 3: _f("globalDefault", BOOL), 4: _f("description"),
+                                5: _ptr("preemptionPolicy", STRING)},
+    "PodDisruptionBudget": _OBJECT | {2: _f("spec", "PodDisruptionBudgetSpec"),
+                                      3: _f("status", "PodDisruptionBudgetStatus")},
+    "PodDisruptionBudgetSpec": {1: _ptr("minAvailable", INT_OR_STRING), 2: _f("selector", "LabelSelector"),
+                                3: _ptr("maxUnavailable", INT_OR_STRING),
+                                4: _ptr("unhealthyPodEvictionPolicy", STRING)},
+    "PodDisruptionBudgetStatus": {1: _f("observedGeneration", INT), 3: _ptr("disruptionsAllowed", INT),
+                                  4: _ptr("currentHealthy", INT), 5: _ptr("desiredHealthy", INT),
+                                  6: _ptr("expectedPods", INT)},
+    "Ingress": _OBJECT | {2: _f("spec", "IngressSpec"), 3: _f("status", "IngressStatus")},
+    "IngressSpec": {1: _f("defaultBackend", "IngressBackend"), 3: _list("rules", "IngressRule"),
+                    4: _ptr("ingressClassName", STRING)},
+    "IngressRule": {1: _f("host"), 2: Field("ingressRuleValue", "IngressRuleValue", inline=True)},
+    "IngressRuleValue": {1: _f("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: _list("paths", "HTTPIngressPath")},
+    "HTTPIngressPath": {1: _f("path"), 2: _f("backend", "IngressBackend"), 3: _ptr("pathType", STRING)},
+    "IngressBackend": {4: _f("service", "IngressServiceBackend")},
+    "IngressServiceBackend": {1: _f("name"), 2: _f("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: _f("name"), 2: _f("number", INT)},
+    "IngressStatus": {1: _f("loadBalancer", "IngressLoadBalancerStatus")},
+    "IngressLoadBalancerStatus": {},
     # k8s.io/api/rbac/v1
     "Role": _OBJECT | {2: _list("rules", "PolicyRule", null_when_empty=True)},
     "ClusterRole": _OBJECT | {2: _list("rules", "PolicyRule", null_when_empty=True),
@@ -160,7 +191,9 @@ MESSAGES: dict[str, dict[int, Field]] = {
 }
 # The kinds whose objects are decoded; (apiVersion, kind) as the envelope's typeMeta names them.
 KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"), ("v1", "Service"),
-         ("apps/v1", "Deployment"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+         ("v1", "ResourceQuota"), ("apps/v1", "Deployment"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
+         ("scheduling.k8s.io/v1", "PriorityClass"), ("policy/v1", "PodDisruptionBudget"),
+         ("networking.k8s.io/v1", "Ingress"),
          *(("rbac.authorization.k8s.io/v1", kind) for kind in ("Role", "ClusterRole", "RoleBinding",
                                                                "ClusterRoleBinding")),
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "SelfSubjectRulesReview")}
@@ -202,6 +235,8 @@ def _message(name: str, data: bytes) -> dict[str, Any]:
             entry = _fields(_bytes(value, name, field))
             key = (_last(entry, 1) or b"").decode()
             obj.setdefault(field.name, {})[key] = _value(field.map_of, _last(entry, 2) or b"", name, field)
+        elif field.inline:
+            obj.update(_message(field.type, _bytes(value, name, field)))
         elif field.repeated:
             obj.setdefault(field.name, []).append(_value(field.type, value, name, field))
         else:

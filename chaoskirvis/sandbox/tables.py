@@ -264,7 +264,8 @@ def _service_external_ip(spec: dict[str, Any], status: dict[str, Any]) -> str:
     if kind in ("ClusterIP", "NodePort"):
         return ",".join(external) or "<none>"
     if kind == "LoadBalancer":
-        ingress = [i.get("ip") or i.get("hostname") or "" for i in (status.get("loadBalancer") or {}).get("ingress") or []]
+        balancers = (status.get("loadBalancer") or {}).get("ingress") or []
+        ingress = [i.get("ip") or i.get("hostname") or "" for i in balancers]
         return ",".join([*ingress, *external]) or "<pending>"
     if kind == "ExternalName":
         return spec.get("externalName", "")
@@ -326,8 +327,12 @@ def _binding(row: _Row) -> list[Any]:
     subjects = row.obj.get("subjects") or []
 
     def named(kind: str) -> str:
-        return ", ".join(s.get("name", "") if kind != "ServiceAccount" else f"{s.get('namespace', '')}/{s.get('name', '')}"
-                         for s in subjects if s.get("kind") == kind)
+        def name(subject: dict[str, Any]) -> str:
+            if kind == "ServiceAccount":
+                return f"{subject.get('namespace', '')}/{subject.get('name', '')}"
+            return subject.get("name", "")
+
+        return ", ".join(name(s) for s in subjects if s.get("kind") == kind)
 
     return [row.name, f"{role.get('kind', '')}/{role.get('name', '')}", row.age, named("User"), named("Group"),
             named("ServiceAccount")]
