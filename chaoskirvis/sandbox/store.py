@@ -140,12 +140,13 @@ class Store:
         return self._objects.pods_per_node()
 
     def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Store a new object. The store keeps `obj` itself: the caller hands it over and leaves it alone."""
         key = _key(resource, obj)
         if key in self._objects:
             raise ObjectExists(resource, key[2])
         if dry_run:
             return copy_object(obj)
-        stored = self._stamp(copy_object(obj))
+        stored = self._stamp(obj)
         self._objects.put(key, stored)
         self._publish("ADDED", resource, stored, None)
         if resource == PODS:
@@ -153,13 +154,14 @@ class Store:
         return copy_object(stored)
 
     def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """Replace a stored object; an unchanged object is not written and keeps its resourceVersion."""
+        """Replace a stored object; an unchanged object is not written and keeps its resourceVersion.
+
+        As with `create`, the store keeps `obj` itself."""
         key = _key(resource, obj)
         old = self._objects.get(key)
         if old is None:
             raise ObjectNotFound(resource, key[2])
-        candidate = copy_object(obj)
-        candidate["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        candidate = {**obj, "metadata": {**obj["metadata"], "resourceVersion": old["metadata"]["resourceVersion"]}}
         if dry_run or candidate == old:
             return candidate
         stored = self._stamp(candidate)
@@ -280,15 +282,16 @@ def _pod_ips() -> Iterator[str]:
         yield f"10.244.{number // 254}.{number % 254 + 1}"
 
 
-def running_pod_status(pod: dict[str, Any], pod_ip: str, now: str) -> dict[str, Any]:
-    """A pod's status once its init containers completed and its containers started, all at `now`."""
+def running_pod_status(pod: dict[str, Any], pod_ip: str, now: str, host_ip: str = HOST_IP) -> dict[str, Any]:
+    """A pod's status once its init containers completed and its containers started, all at `now`, on the
+    node whose address is `host_ip`."""
     spec = pod.get("spec") or {}
     return {
         "phase": "Running",
         "conditions": [{"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
                        for kind in _POD_CONDITIONS],
-        "hostIP": HOST_IP,
-        "hostIPs": [{"ip": HOST_IP}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
         "startTime": now,
