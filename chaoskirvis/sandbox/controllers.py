@@ -111,9 +111,7 @@ class ClusterStore(Store):
         bound = dict(pending, spec=dict(spec, nodeName=node["metadata"]["name"]))
         host_ip = _internal_ip(node)
         pod_ip = host_ip if spec.get("hostNetwork") else next(self._pod_network_of(node["metadata"]["name"]))
-        status = running_pod_status(bound, pod_ip, now_timestamp())
-        status |= {"hostIP": host_ip, "hostIPs": [{"ip": host_ip}]}
-        self.update(PODS, dict(bound, status=status))
+        self.update(PODS, dict(bound, status=running_pod_status(bound, pod_ip, now_timestamp(), host_ip)))
 
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """The node the default scheduler binds `pod` to; None (and the pod marked Unschedulable) for none."""
