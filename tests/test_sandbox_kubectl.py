@@ -431,3 +431,22 @@ def test_kubectl_get_events_prints_the_event_columns(kubectl, sandbox, make_name
                                         "NAME")
     assert row.split()[4:7] == ["spec.containers{c}", "kubelet,", "node-1"]
     assert row.split()[-2:] == ["3", "web.1"]
+
+
+def test_a_watch_asked_for_tables_streams_one_row_tables(sandbox, make_namespace):
+    """`kubectl get -w` watches with the Table Accept: each event's object is a Table of that object."""
+    namespace = make_namespace()
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    raw_call(sandbox.sandbox, "POST", path, json.dumps({"metadata": {"name": "cm"}, "data": {"a": "1"}}).encode(),
+             "application/json")
+    request = urllib.request.Request(
+        f"{sandbox.sandbox.url}{path}?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dcm",
+        headers={"Authorization": f"Bearer {sandbox.sandbox.admin_token}",
+                 "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    with urllib.request.urlopen(request, timeout=10,
+                                context=ssl.create_default_context(cafile=sandbox.sandbox.ca_file)) as response:
+        (event,) = [json.loads(line) for line in response.read().splitlines()]
+    table = event["object"]
+    assert (event["type"], table["kind"], table["apiVersion"]) == ("ADDED", "Table", "meta.k8s.io/v1")
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert [row["cells"][:2] for row in table["rows"]] == [["cm", 1]]

@@ -468,17 +468,18 @@ class KubernetesApiHandler:
                                                        f"({self.store.oldest_retained_version})")
                 await _write_error_event(response, expired)
             else:
-                await self._stream_events(response, resource, selected, backlog, subscription.queue, deadline)
+                await self._stream_events(response, _event_object(request, resource), selected, backlog,
+                                          subscription.queue, deadline)
             await response.write_eof()
             return response
         finally:
             self.store.unsubscribe(subscription)
 
-    async def _stream_events(self, response: aiohttp.web.StreamResponse, resource: ResourceType,
+    async def _stream_events(self, response: aiohttp.web.StreamResponse, render: Callable[[dict[str, Any]], Any],
                              selected: Callable[[dict[str, Any] | None], bool], backlog: list[WatchEvent],
                              queue: asyncio.Queue[WatchEvent | None], deadline: float) -> None:
         for event in backlog:
-            await _write_event(response, resource, event, selected)
+            await _write_event(response, render, event, selected)
         while (remaining := deadline - _loop_time()) > 0:
             try:
                 event = await asyncio.wait_for(queue.get(), remaining)
@@ -486,7 +487,7 @@ class KubernetesApiHandler:
                 return
             if event is None:
                 return
-            await _write_event(response, resource, event, selected)
+            await _write_event(response, render, event, selected)
 
     # Writing.
 
@@ -663,8 +664,17 @@ async def _write_error_event(response: aiohttp.web.StreamResponse, error: Status
     await response.write(json.dumps({"type": "ERROR", "object": status_body(error)}).encode() + b"\n")
 
 
-async def _write_event(response: aiohttp.web.StreamResponse, resource: ResourceType, event: WatchEvent,
-                       selected: Callable[[dict[str, Any] | None], bool]) -> None:
+def _event_object(request: ApiRequest, resource: ResourceType) -> Callable[[dict[str, Any]], Any]:
+    """What a watch event carries: the object, or the one-row Table of it when the watcher asked for Tables
+    (`kubectl get -w`), as the API server transforms each event's object."""
+    include = request.params.get("includeObject") or "Metadata"
+    if tables.negotiate(request.headers.get("Accept", "")) != tables.TABLE:
+        return lambda obj: _typed(resource, obj)
+    return lambda obj: tables.table(resource, [obj], {}, include, datetime.datetime.now(datetime.UTC))
+
+
+async def _write_event(response: aiohttp.web.StreamResponse, render: Callable[[dict[str, Any]], Any],
+                       event: WatchEvent, selected: Callable[[dict[str, Any] | None], bool]) -> None:
     """Write an event as the watcher sees it: objects moving in or out of its selection are ADDED/DELETED."""
     now, before = selected(event.object), selected(event.previous)
     if event.type == "MODIFIED" and now != before:
@@ -673,7 +683,7 @@ async def _write_event(response: aiohttp.web.StreamResponse, resource: ResourceT
         event_type = event.type
     else:
         return
-    line = json.dumps({"type": event_type, "object": _typed(resource, event.object)})
+    line = json.dumps({"type": event_type, "object": render(event.object)})
     await response.write(line.encode() + b"\n")
 
 
