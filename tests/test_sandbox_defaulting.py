@@ -565,3 +565,27 @@ def test_storage_scheduling_and_limit_kinds_are_defaulted(api, core, make_namesp
     endpoints = created(core.create_namespaced_endpoints, namespace, {"metadata": {"name": "e"}, "subsets": [
         {"addresses": [{"ip": "10.244.0.5"}], "ports": [{"port": 80}]}]})
     assert endpoints["subsets"][0]["ports"] == [{"port": 80, "protocol": "TCP"}]
+
+
+def test_admission_policies_store_their_defaults(api):
+    admission = client.AdmissionregistrationV1Api(api)
+    name = f"defaults-{uuid.uuid4().hex[:8]}"
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}
+    policy = created(admission.create_validating_admission_policy, {"metadata": {"name": name}, "spec": {
+        "matchConstraints": {"resourceRules": [rule]}, "validations": [{"expression": "true"}]}})
+    binding = created(admission.create_validating_admission_policy_binding, {"metadata": {"name": name}, "spec": {
+        "policyName": name, "validationActions": ["Audit"], "matchResources": {}}})
+    admission.delete_validating_admission_policy_binding(name)
+    admission.delete_validating_admission_policy(name)
+    matched = {"matchPolicy": "Equivalent", "namespaceSelector": {}, "objectSelector": {}}  # SetDefaults_MatchResources
+    assert policy["spec"]["failurePolicy"] == "Fail"  # SetDefaults_ValidatingAdmissionPolicySpec
+    assert policy["spec"]["matchConstraints"] == {"resourceRules": [{**rule, "scope": "*"}], **matched}  # and _Rule
+    assert binding["spec"]["matchResources"] == matched
+
+
+def test_a_disruption_budget_is_stored_with_its_zero_counters(api, make_namespace):
+    policy = client.PolicyV1Api(api)
+    budget = created(policy.create_namespaced_pod_disruption_budget, make_namespace(), {
+        "metadata": {"name": "b"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": LABELS}}})
+    # PodDisruptionBudgetStatus: four int32 fields without omitempty
+    assert budget["status"] == {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}

@@ -614,6 +614,36 @@ def _storage_class(storage_class: Obj) -> None:
     _set_default(storage_class, "volumeBindingMode", "Immediate")
 
 
+def _match_resources(match: Obj) -> None:
+    """SetDefaults_MatchResources and, for each of its rules, SetDefaults_Rule (admissionregistration/v1)."""
+    _set_default(match, "matchPolicy", "Equivalent")
+    for selector in ("namespaceSelector", "objectSelector"):
+        if match.get(selector) is None:
+            match[selector] = {}
+    for rules in ("resourceRules", "excludeResourceRules"):
+        for rule in _dicts(match.get(rules)):
+            _set_default(rule, "scope", "*")
+
+
+def _validating_admission_policy(policy: Obj) -> None:
+    """SetDefaults_ValidatingAdmissionPolicySpec (failurePolicy Fail) and its matchConstraints."""
+    spec = _spec(policy)
+    if spec is None:
+        return
+    _set_default(spec, "failurePolicy", "Fail")
+    match = _dict(spec, "matchConstraints")
+    if match is not None:
+        _match_resources(match)
+
+
+def _validating_admission_policy_binding(binding: Obj) -> None:
+    """The binding's matchResources get SetDefaults_MatchResources when present."""
+    spec = _spec(binding)
+    match = _dict(spec, "matchResources") if spec else None
+    if match is not None:
+        _match_resources(match)
+
+
 _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "Pod": _pod,
     "Service": _service,
@@ -636,6 +666,8 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "LimitRange": _limit_range,
     "PriorityClass": _priority_class,
     "StorageClass": _storage_class,
+    "ValidatingAdmissionPolicy": _validating_admission_policy,
+    "ValidatingAdmissionPolicyBinding": _validating_admission_policy_binding,
 }
 
 # Status as a create encodes it (the registry resets it; zero numbers without omitempty are written).
@@ -651,6 +683,8 @@ _EMPTY_STATUS: dict[str, Obj] = {
     "PersistentVolumeClaim": {"phase": "Pending"},  # SetDefaults_PersistentVolumeClaim
     "PersistentVolume": {"phase": "Pending"},       # SetDefaults_PersistentVolume
     "Ingress": {"loadBalancer": {}},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
+    "ResourceQuota": {},
 }
 
 
