@@ -331,8 +331,8 @@ def test_kubernetes_quantity_url_ip_and_cidr_libraries(core, admission, namespac
 
 
 def test_what_the_sandbox_cannot_evaluate_is_refused_when_the_policy_is_created(admission):
-    for expression, what in (("semver('1.2.3').isGreaterThan(semver('1.0.0'))",
-                              "the Kubernetes CEL library function 'semver'"),
+    for expression, what in (("!format.dns1123Label().validate(object.metadata.name).hasValue()",
+                              "the Kubernetes CEL format library (format.dns1123Label(), format.named())"),
                              ("authorizer.group('').resource('pods').check('get').allowed()",
                               "the 'authorizer' variable")):
         code, status = refusal(lambda: admission.create_validating_admission_policy(policy("limit", expression)))

@@ -12,7 +12,7 @@ The environment is Kubernetes' (apiserver `pkg/cel/environment/base.go`): option
 Kubernetes libraries in `cel_kubernetes` (regex ``find``/``findAll``; lists ``isSorted``, ``sum``, ``min``,
 ``max``, ``indexOf``, ``lastIndexOf``; ``quantity``, ``url``, ``ip`` and ``cidr`` with their members, as
 one-entry maps: see `cel_kubernetes_values`). Sandbox limits, refused at compile time with a message saying
-so: the ``authorizer`` variable, semver and the named-format library (``format.dns1123Label()``), and
+so: the ``authorizer`` variable, the format library (``format.dns1123Label()``; semver came after 1.32), and
 cross-type numeric comparison of literals (``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
 
 Chosen by measuring (Python 3.12, on this machine): cel-expr-python 0.1.3 compiles Kubernetes' optional
@@ -36,9 +36,8 @@ from chaoskirvis.sandbox.cel_kubernetes import KUBERNETES_LIBRARY
 
 # Kubernetes CEL library functions and variables the sandbox does not provide.
 _UNAVAILABLE = frozenset({
-    "semver", "isSemver", "major", "minor", "patch", "named", "validate", "check", "allowed", "reason", "errored",
-    "error", "serviceAccount", "path", "group", "resource", "subresource", "namespace", "name", "fieldSelector",
-    "labelSelector",
+    "format", "check", "allowed", "reason", "errored", "error", "serviceAccount", "path", "group", "resource",
+    "subresource", "namespace", "name", "fieldSelector", "labelSelector",
 })
 _STATUS = re.compile(r"^[A-Z_]+: ")
 _STATUS_SUFFIX = re.compile(r" \[[A-Z_]+\]$")
@@ -133,6 +132,9 @@ def _compile_error_detail(source: str, message: str) -> str:
     undeclared = _UNDECLARED.search(message)
     if undeclared and undeclared.group(3) == "authorizer":
         return _sandbox_limit(undeclared, "the 'authorizer' variable", "the sandbox has no authorizer to ask")
+    if undeclared and undeclared.group(3) == "format":
+        return _sandbox_limit(undeclared, "the Kubernetes CEL format library (format.dns1123Label(), format.named())",
+                              "its CEL engine (the Python package cel-expr-python) does not provide it")
     if undeclared and undeclared.group(3) in _UNAVAILABLE:
         return _sandbox_limit(undeclared, f"the Kubernetes CEL library function '{undeclared.group(3)}'",
                               "its CEL engine (the Python package cel-expr-python) does not provide it")
