@@ -450,3 +450,37 @@ def test_a_watch_asked_for_tables_streams_one_row_tables(sandbox, make_namespace
     assert (event["type"], table["kind"], table["apiVersion"]) == ("ADDED", "Table", "meta.k8s.io/v1")
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert [row["cells"][:2] for row in table["rows"]] == [["cm", 1]]
+
+
+# kubectl scale: the scale subresource (autoscaling/v1 Scale) of deployments, replicasets and statefulsets.
+
+def test_kubectl_scale_changes_spec_replicas_through_the_scale_subresource(kubectl, sandbox, make_namespace,
+                                                                           tmp_path):
+    namespace = make_namespace()
+    kubectl(*create_args("deployment", namespace))
+    assert kubectl("scale", "deployment", "web", "--replicas=3", "-n", namespace).stdout == \
+        "deployment.apps/web scaled\n"
+    stored = json.loads(kubectl("get", "deployment", "web", "-n", namespace, "-o", "json").stdout)
+    assert (stored["spec"]["replicas"], stored["metadata"]["generation"]) == (3, 2)
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale"
+    status, current = raw_call(sandbox.sandbox, "GET", path, None, "application/json")
+    assert (status, current["kind"], current["apiVersion"], current["spec"], current["status"]) == (
+        200, "Scale", "autoscaling/v1", {"replicas": 3}, {"replicas": 0, "selector": "app=web"})
+    assert current["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+
+    stale = kubectl("scale", "deployment", "web", "--current-replicas=2", "--replicas=4", "-n", namespace,
+                    check=False)
+    assert stale.returncode == 1 and "Expected replicas to be 2, was 3" in stale.stderr
+    status, refused = raw_call(sandbox.sandbox, "PATCH", path, b'{"spec": {"replicas": -1}}',
+                               "application/merge-patch+json")
+    assert (status, refused["message"]) == (422, 'Scale.autoscaling "web" is invalid: spec.replicas: Invalid '
+                                                 'value: -1: must be greater than or equal to 0')
+    viewer = sandbox.sandbox.write_kubeconfig(tmp_path / "viewer", user="viewer")
+    denied = kubectl("scale", "deployment", "web", "--replicas=1", "-n", namespace, kubeconfig=viewer, check=False)
+    assert denied.returncode == 1
+    assert 'cannot patch resource "deployments/scale" in API group "apps"' in denied.stderr
+
+    _, discovery = raw_call(sandbox.sandbox, "GET", "/apis/apps/v1", None, "application/json")
+    entry = next(r for r in discovery["resources"] if r["name"] == "statefulsets/scale")
+    assert (entry["group"], entry["version"], entry["kind"], entry["verbs"]) == (
+        "autoscaling", "v1", "Scale", ["get", "patch", "update"])

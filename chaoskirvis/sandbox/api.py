@@ -42,7 +42,7 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import access_reviews, openapi, patching, protobuf, resources, tables
+from chaoskirvis.sandbox import access_reviews, openapi, patching, protobuf, resources, scale, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
@@ -265,6 +265,8 @@ class KubernetesApiHandler:
         if request.subresource:
             if resource == PODS and namespace and request.name and request.subresource in ("exec", "log"):
                 return await self._serve_pod_stream(request, user, namespace, request.name)
+            if request.subresource == "scale" and scale.scalable(resource) and namespace and request.name:
+                return self._serve_scale(request, user, resource, namespace, request.name)
             raise NO_SUCH_PATH
         media = tables.negotiate(request.headers.get("Accept", ""))
         if media is None:
@@ -361,6 +363,45 @@ class KubernetesApiHandler:
         pod, container = self._stream_target(namespace, name, exec_options.container)
         return await self.exec_sessions.serve(raw_request, exec_options, pod, container, user.name)
 
+    def _serve_scale(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str,
+                     name: str) -> aiohttp.web.StreamResponse:
+        """GET, PUT and PATCH of PLURAL/scale (`scale`): they read and change the object's spec.replicas only."""
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
+        if verb is None:
+            raise METHOD_NOT_ALLOWED
+        self._authorize(user, verb, resource, namespace, name, "scale")
+        old = self.store.get(resource, namespace, name)
+        if old is None:
+            raise not_found(resource, name)
+        current = scale.scale_of(old)
+        if verb == "get":
+            return json_response(current)
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if verb == "update":
+            dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
+            wanted = scale.decode(request.body, content_type)
+        else:
+            dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
+            if content_type not in patching.PATCH_TYPES:
+                raise status_error(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                                                                f"accepted media types include: "
+                                                                f"{', '.join(patching.PATCH_TYPES)}")
+            try:
+                wanted = patching.apply_patch(content_type, current, request.body)
+            except patching.PatchError as error:
+                raise bad_request(str(error)) from None
+        replicas = scale.wanted_replicas(wanted, name)
+        expected = (wanted.get("metadata") or {}).get("resourceVersion")
+        if expected and expected != old["metadata"]["resourceVersion"]:
+            raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
+                                                              "changes to the latest version and try again"))
+        spec = (old.get("spec") or {}) | {"replicas": replicas}
+        obj = prepare_update(resource, _typed(resource, old | {"spec": spec}), old)
+        admitted = self._admit("UPDATE", user, resource, namespace, name, scale.scale_of(obj), current, dry_run,
+                               subresource="scale")
+        updated = self.store.update(resource, obj, dry_run=dry_run)
+        return json_response(scale.scale_of(updated), 200, admitted.warnings)
+
     def _stream_target(self, namespace: str, name: str, requested: str) -> tuple[dict[str, Any], str]:
         """The pod of a log or exec request, and the container it is for (404 / 400 as the registry answers)."""
         pod = self.store.get(PODS, namespace, name)
@@ -395,6 +436,10 @@ class KubernetesApiHandler:
             document = resources.core_versions() if group == "" else resources.group_document(group)
         else:
             document = resources.resource_list(group, version)
+            if document is not None:  # with the scale subresources, after their resources
+                document["resources"] = [
+                    item for entry in document["resources"] for item in
+                    (entry, *scale.discovery_entries(resources.find_resource(group, version, entry["name"])))]
         if document is None:
             raise NO_SUCH_PATH
         return json_response(document)
