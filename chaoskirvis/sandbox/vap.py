@@ -141,7 +141,8 @@ class ValidatingAdmissionPolicyAdmission:
             bindings_by_policy.setdefault((binding.get("spec") or {}).get("policyName", ""), []).append(
                 read(binding, _Binding.of))
         self._bound = [(read(policy, compile_policy), bindings_by_policy[policy["metadata"]["name"]])
-                       for policy in self._informer.objects(POLICIES) if policy["metadata"]["name"] in bindings_by_policy]
+                       for policy in self._informer.objects(POLICIES)
+                       if policy["metadata"]["name"] in bindings_by_policy]
         self._compiled = compiled
         return self._bound
 

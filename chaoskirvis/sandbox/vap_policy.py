@@ -124,7 +124,8 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
         sites.append(_ExpressionSite(f"{path}.messageExpression", validation.get("messageExpression") or "",
                                      composed, names, ("string",)))
     sites += [_ExpressionSite(f"spec.auditAnnotations[{index}].valueExpression",
-                              (annotation.get("valueExpression") or "").strip(), composed, names, ("string", "null_type"))
+                              (annotation.get("valueExpression") or "").strip(), composed, names,
+                              ("string", "null_type"))
               for index, annotation in enumerate(spec.get("auditAnnotations") or [])]
     return [site for site in sites if site.source.strip()]  # blank ones are reported as missing
 
