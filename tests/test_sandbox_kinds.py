@@ -210,6 +210,20 @@ def test_a_new_namespace_has_its_default_service_account_and_root_ca_at_once(san
             "-----BEGIN CERTIFICATE-----")
 
 
+def test_default_has_the_api_servers_kubernetes_service_and_endpoints(core, kubectl):
+    service = core.read_namespaced_service("kubernetes", "default")
+    assert (service.spec.type, service.spec.cluster_ip, service.metadata.labels) == (
+        "ClusterIP", "10.96.0.1", {"component": "apiserver", "provider": "kubernetes"})
+    assert [(p.name, p.port, p.protocol, p.target_port) for p in service.spec.ports] == [("https", 443, "TCP", 6443)]
+    control_plane_ip = next(a.address for a in core.read_node(CONTROL_PLANE).status.addresses if a.type == "InternalIP")
+    [subset] = core.read_namespaced_endpoints("kubernetes", "default").subsets
+    assert ([a.ip for a in subset.addresses], [(p.name, p.port) for p in subset.ports]) == (
+        [control_plane_ip], [("https", 6443)])
+    assert "service/kubernetes" in kubectl("get", "svc", "-n", "default", "-o", "name").split()
+    core.delete_namespaced_service("kubernetes", "default")  # the API server's controller makes it again
+    assert core.read_namespaced_service("kubernetes", "default").spec.cluster_ip == "10.96.0.1"
+
+
 def test_the_controllers_put_the_namespace_contents_back(sandbox, core, make_namespace):
     """The serviceaccount controller re-creates `default`; the root-ca-cert-publisher re-creates
     kube-root-ca.crt and puts back its data (on a real cluster, a moment later)."""

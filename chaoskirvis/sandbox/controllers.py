@@ -7,6 +7,8 @@ prompts it (a real cluster takes a moment; tests and experiments must not race i
 - namespace contents: every namespace has the `default` ServiceAccount (the serviceaccount controller)
   and the `kube-root-ca.crt` ConfigMap holding the sandbox's CA (the root-ca-cert-publisher): made with
   the namespace, made again when deleted, and the ConfigMap's data and annotation put back when changed;
+  `default` has the API server's own `kubernetes` Service (10.96.0.1:443) and Endpoints (the control
+  plane's address, port 6443), made again when deleted (the API server's bootstrap controller);
 - scheduling: a created pod is bound to a node (`nodes` has the rules), then reported Running with that
   node's InternalIP as `hostIP` and an IP of the node's pod network, as one change (a real cluster makes
   the binding and the kubelet's status two changes). A pod no node accepts stays Pending with
@@ -24,9 +26,9 @@ from typing import Any
 
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode, choose, filter_failure, node_lease, \
     node_object, unschedulable_message
-from chaoskirvis.sandbox.resources import CONFIG_MAPS, EVENTS, LEASES, NAMESPACES, NODES, PODS, \
-    SERVICE_ACCOUNTS, ResourceType
-from chaoskirvis.sandbox.store import ObjectKey, Store, now_timestamp, prepare_create, running_pod_status
+from chaoskirvis.sandbox.resources import CONFIG_MAPS, ENDPOINTS, EVENTS, LEASES, NAMESPACES, NODES, PODS, \
+    SERVICE_ACCOUNTS, SERVICES, ResourceType
+from chaoskirvis.sandbox.store import HOST_IP, ObjectKey, Store, now_timestamp, prepare_create, running_pod_status
 
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
 _ROOT_CA_DESCRIPTION = (
@@ -35,6 +37,8 @@ _ROOT_CA_DESCRIPTION = (
     "Kubernetes clusters."
 )
 _SCHEDULER = "default-scheduler"
+API_SERVER_SERVICE_IP = "10.96.0.1"  # the first address of kind's (and kubeadm's) service CIDR 10.96.0.0/12
+API_SERVER_PORT = 6443
 
 
 class ClusterStore(Store):
@@ -47,8 +51,9 @@ class ClusterStore(Store):
         self._nodes = tuple(nodes)
         self._pod_networks = {node.name: _pod_network(index) for index, node in enumerate(self._nodes)}
         self._event_names = itertools.count(int(datetime.datetime.now(datetime.UTC).timestamp() * 1e9))
-        self._control_plane_host = next((n.name for n in self._nodes if n.control_plane),
-                                        self._nodes[0].name if self._nodes else "")
+        control_plane = next((n for n in self._nodes if n.control_plane), self._nodes[0] if self._nodes else None)
+        self._control_plane_host = control_plane.name if control_plane else ""
+        self._api_server_address = control_plane.internal_ip if control_plane else HOST_IP
 
     def register_nodes(self) -> None:
         """Each node as its kubelet registers it, and its Lease (kube-node-lease must exist)."""
@@ -97,6 +102,27 @@ class ClusterStore(Store):
             if root_ca.get("data") != data or not annotations.items() <= kept.items():
                 metadata = dict(root_ca["metadata"], annotations=kept | annotations)
                 self.update(CONFIG_MAPS, dict(root_ca, data=data, metadata=metadata))
+        if namespace == "default":
+            self._publish_api_server()
+
+    def _publish_api_server(self) -> None:
+        """The `kubernetes` Service and Endpoints that kube-apiserver keeps in `default` (its controlplane
+        controller), pointing at the control plane's address."""
+        if self.get(SERVICES, "default", "kubernetes") is None:
+            self.create(SERVICES, prepare_create(SERVICES, {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": API_SERVER_SERVICE_IP, "clusterIPs": [API_SERVER_SERVICE_IP],
+                         "type": "ClusterIP", "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": API_SERVER_PORT}]}}))
+        if self.get(ENDPOINTS, "default", "kubernetes") is None:
+            self.create(ENDPOINTS, prepare_create(ENDPOINTS, {
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": self._api_server_address}],
+                             "ports": [{"name": "https", "port": API_SERVER_PORT, "protocol": "TCP"}]}]}))
 
     # Scheduling and the kubelet: called by Store.create for every created pod.
 

@@ -150,6 +150,8 @@ _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 
 NAMESPACES = _BY_PATH["", "v1", "namespaces"]
 PODS = _BY_PATH["", "v1", "pods"]
+SERVICES = _BY_PATH["", "v1", "services"]
+ENDPOINTS = _BY_PATH["", "v1", "endpoints"]
 CONFIG_MAPS = _BY_PATH["", "v1", "configmaps"]
 SERVICE_ACCOUNTS = _BY_PATH["", "v1", "serviceaccounts"]
 EVENTS = _BY_PATH["", "v1", "events"]
