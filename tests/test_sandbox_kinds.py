@@ -182,6 +182,21 @@ def test_scheduler_and_kubelet_events_of_a_started_pod(core, make_namespace):
     assert core.list_namespaced_event(namespace, field_selector="reason=Scheduled").items[0].message.endswith(WORKER)
 
 
+def test_deleting_a_running_pod_records_the_kubelet_stopping_its_containers(core, make_namespace):
+    namespace = make_namespace()
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "web"}, "spec": {
+        "initContainers": [{"name": "setup", "image": PAUSE},
+                           {"name": "proxy", "image": PAUSE, "restartPolicy": "Always"}],
+        "containers": [{"name": "app", "image": PAUSE}]}})
+    core.delete_namespaced_pod("web", namespace, dry_run="All")
+    assert "Killing" not in {e.reason for e in events_of(core, namespace, "web")}
+    core.delete_namespaced_pod("web", namespace)
+    killing = [(e.involved_object.field_path, e.message, e.source.component, e.source.host)
+               for e in events_of(core, namespace, "web") if e.reason == "Killing"]
+    assert killing == [("spec.containers{app}", "Stopping container app", "kubelet", WORKER),
+                       ("spec.initContainers{proxy}", "Stopping container proxy", "kubelet", WORKER)]
+
+
 def test_a_watch_on_events_sees_them_and_kubectl_lists_them(core, make_namespace, kubectl):
     namespace = make_namespace()
     since = core.list_namespaced_event(namespace).metadata.resource_version

@@ -14,7 +14,8 @@ prompts it (a real cluster takes a moment; tests and experiments must not race i
   the binding and the kubelet's status two changes). A pod no node accepts stays Pending with
   `PodScheduled: False` (reason Unschedulable); a pod bound to a node that does not exist stays Pending;
 - events: the scheduler's `Scheduled` (or `FailedScheduling`) and, per container, the kubelet's
-  `Pulling`/`Pulled`, `Created` and `Started`, as core/v1 Events stored like any other, so watches see them.
+  `Pulling`/`Pulled`, `Created` and `Started`, then `Killing` when a running pod is deleted, as core/v1
+  Events stored like any other, so watches see them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class ClusterStore(Store):
                                  orphan_dependents=orphan_dependents, dry_run=dry_run)
         if not dry_run and namespace and self.get(NAMESPACES, None, namespace) is not None:
             self._populate_namespace(namespace)
+            if resource == PODS:
+                self._record_pod_stop(deleted)
         return deleted
 
     def _populate_namespace(self, namespace: str) -> None:
@@ -165,8 +168,7 @@ class ClusterStore(Store):
         if pod is None:
             return
         spec = pod.get("spec") or {}
-        involved = {"kind": "Pod", "namespace": metadata["namespace"], "name": metadata["name"],
-                    "uid": metadata["uid"], "apiVersion": "v1", "resourceVersion": metadata["resourceVersion"]}
+        involved = _involved(created)
         node_name = spec.get("nodeName")
         if not (created.get("spec") or {}).get("nodeName"):  # the scheduler took part
             if node_name:
@@ -183,6 +185,19 @@ class ClusterStore(Store):
                 target = dict(involved, fieldPath=f"spec.{list_name}{{{container['name']}}}")
                 for reason, message in _container_start(container):
                     self._kubelet_event(target, node_name, reason, message)
+
+    def _record_pod_stop(self, pod: dict[str, Any]) -> None:
+        """The kubelet's `Killing` for each container of a deleted running pod: its containers, then its
+        sidecars (init containers with restartPolicy Always) in reverse order, as the kubelet stops them."""
+        spec, node_name = pod.get("spec") or {}, (pod.get("spec") or {}).get("nodeName")
+        if not node_name or (pod.get("status") or {}).get("phase") != "Running":
+            return
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        stopped = [*(("containers", c) for c in spec.get("containers") or []),
+                   *(("initContainers", c) for c in reversed(sidecars))]
+        for list_name, container in stopped:
+            target = dict(_involved(pod), fieldPath=f"spec.{list_name}{{{container['name']}}}")
+            self._kubelet_event(target, node_name, "Killing", f"Stopping container {container['name']}")
 
     def _scheduler_event(self, involved: dict[str, Any], kind: str, reason: str, action: str, message: str) -> None:
         """As the scheduler writes it (the events.k8s.io recorder): eventTime and action, no count or source."""
@@ -204,6 +219,13 @@ class ClusterStore(Store):
         event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": involved["namespace"]},
                  "involvedObject": involved, **fields}
         self.create(EVENTS, prepare_create(EVENTS, event))
+
+
+def _involved(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod as an event's involvedObject names it."""
+    metadata = pod["metadata"]
+    return {"kind": "Pod", "namespace": metadata["namespace"], "name": metadata["name"], "uid": metadata["uid"],
+            "apiVersion": "v1", "resourceVersion": metadata["resourceVersion"]}
 
 
 def _container_start(container: dict[str, Any]) -> list[tuple[str, str]]:
