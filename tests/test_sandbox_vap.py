@@ -475,3 +475,21 @@ def test_params_selected_by_labels_are_each_judged_and_a_binding_without_paramre
     admission.create_validating_admission_policy_binding(binding("unparameterized", "needs-params", other))
     status = refusal(lambda: core.create_namespaced_service(other, service("x")))[1]
     assert status["message"].endswith("denied request: failed expression: params != null")
+
+
+def test_request_and_namespace_object_have_kubernetes_declared_fields(core, admission, namespace):
+    for expression, column, field in (("request.uid != ''", 8, "uid"), ("request.userInfo.name == 'x'", 17, "name"),
+                                      ("namespaceObject.spec.owner == 'x'", 21, "owner")):
+        cause = refusal(lambda: admission.create_validating_admission_policy(policy("typed", expression)))[1][
+            "details"]["causes"][0]
+        assert cause["message"] == (f'Invalid value: "{expression}": compilation failed: ERROR: <input>:1:{column}: '
+                                    f"undefined field '{field}'\n | {expression}\n | {'.' * (column - 1)}^")
+
+    ns = namespace(team="a")
+    admission.create_validating_admission_policy(policy(
+        "typed", "request.userInfo.username != 'request.uid' && namespaceObject.metadata.labels.team == 'b'",
+        validation={"messageExpression": "request.operation + ' by ' + request.userInfo.username + ' in ' + "
+                                         "request.namespace + ' of ' + request.kind.kind"}))
+    admission.create_validating_admission_policy_binding(binding("b", "typed", ns))
+    status = refusal(lambda: core.create_namespaced_service(ns, service("x")))[1]
+    assert status["message"].endswith(f"denied request: CREATE by sandbox-admin in {ns} of Service")

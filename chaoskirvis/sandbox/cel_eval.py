@@ -47,6 +47,22 @@ _QUALIFIED_UNDECLARED = re.compile(
 _MISSING_KEY = re.compile(r'^Key not found in map : "?(.*?)"?$')
 _INDEX = re.compile(r"^Index error: index=(-?\d+) size=(\d+)$")
 _VARIABLE_FIELD = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_]\w*)")
+_TYPED_SELECT = re.compile(r"(?<![\w.])(request|namespaceObject)((?:\s*\.\s*[A-Za-z_]\w*)+)")
+_FIELD = re.compile(r"\s*(\.)\s*([A-Za-z_]\w*)")
+_STRING_LITERAL = re.compile(r"[rR]?(?:'''.*?'''|" r'""".*?"""' r"""|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
+                             re.DOTALL)
+# The object types Kubernetes declares `request` and `namespaceObject` with (plugin/cel/compile.go
+# BuildRequestType, BuildNamespaceType): their fields, None where the type has no fields to check.
+_GVK = {"group": None, "version": None, "kind": None}
+_GVR = {"group": None, "version": None, "resource": None}
+_TYPED_VARIABLES: dict[str, Any] = {
+    "request": {"kind": _GVK, "resource": _GVR, "subResource": None, "requestKind": _GVK, "requestResource": _GVR,
+                "requestSubResource": None, "name": None, "namespace": None, "operation": None,
+                "userInfo": {"username": None, "uid": None, "groups": None, "extra": None}, "dryRun": None,
+                "options": None},
+    "namespaceObject": {"metadata": None, "spec": {"finalizers": None},
+                        "status": {"conditions": None, "phase": None}},
+}
 _SETS = "extensions:\n  - name: sets\n"
 
 
@@ -107,11 +123,13 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
         program = _environment(frozenset(declared)).compile(source)
     except RuntimeError as error:
         raise CelCompileError(_compile_error_detail(source, _strip_status(str(error)))) from None
+    code = _without_string_literals(source)
     if "variables" in declared:
-        for match in _VARIABLE_FIELD.finditer(source):
+        for match in _VARIABLE_FIELD.finditer(code):
             if match.group(1) not in variable_names:
                 raise CelCompileError("compilation failed: " + _display(
                     source, match.start(1) - 1, f"undefined field '{match.group(1)}'"))
+    _check_typed_fields(source, code)
     returned = _cel_go_type_name(program.return_type().name())
     if result_types and returned not in (*result_types, "dyn"):
         allowed = result_types[0] if len(result_types) == 1 else f"one of [{' '.join(result_types)}]"
@@ -125,6 +143,24 @@ def _environment(declared: frozenset[str]) -> Any:
     return cel.NewEnv(config=cel.NewEnvConfigFromYaml(_SETS),
                       variables={name: cel.Type.DYN for name in sorted(declared)},
                       extensions=[ext_optional.ExtOptional(), ext_strings.ExtStrings(2), KUBERNETES_LIBRARY])
+
+
+def _without_string_literals(source: str) -> str:
+    """The source with every string literal blanked (same length), so that names inside them are not read."""
+    return _STRING_LITERAL.sub(lambda match: " " * len(match.group(0)), source)
+
+
+def _check_typed_fields(source: str, code: str) -> None:
+    """cel-go's checker refuses a field that `request`'s or `namespaceObject`'s declared type does not have."""
+    for match in _TYPED_SELECT.finditer(code):
+        fields: Any = _TYPED_VARIABLES[match.group(1)]
+        for field in _FIELD.finditer(match.group(2)):
+            if not isinstance(fields, dict):
+                break
+            if field.group(2) not in fields:
+                raise CelCompileError("compilation failed: " + _display(
+                    source, match.start(2) + field.start(1), f"undefined field '{field.group(2)}'"))
+            fields = fields[field.group(2)]
 
 
 def _compile_error_detail(source: str, message: str) -> str:

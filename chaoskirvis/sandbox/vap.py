@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -360,12 +359,13 @@ def _collect_params(resource: ResourceType | None, param_ref: dict[str, Any] | N
 
 
 def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
-    """The `request` variable: the AdmissionRequest a webhook would get, without the objects."""
+    """The `request` variable: the AdmissionRequest a webhook would get, without the objects and the uid (which
+    Kubernetes' declared type for it omits)."""
     resource = request.resource
     kind = {"group": resource.group, "version": resource.version, "kind": resource.kind}
     gvr = {"group": resource.group, "version": resource.version, "resource": resource.plural}
     admission_request: dict[str, Any] = {
-        "uid": str(uuid.uuid4()), "kind": kind, "resource": gvr, "requestKind": dict(kind),
+        "kind": kind, "resource": gvr, "requestKind": dict(kind),
         "requestResource": dict(gvr), "operation": request.operation, "userInfo": _user_info(request),
         "dryRun": request.dry_run,
     }
