@@ -341,6 +341,30 @@ def test_the_api_servers_validation_of_claims_volumes_ingresses_and_classes(sand
     assert core.delete_persistent_volume(host_path.metadata.name).kind == "PersistentVolume"
 
 
+def test_node_taints_are_validated_and_kubectl_taint_and_cordon_work(core, kubectl):
+    kubectl("taint", "node", WORKER, "dedicated=chaos:NoSchedule")
+    kubectl("cordon", WORKER)
+    try:
+        worker = core.read_node(WORKER)
+        assert [(t.key, t.value, t.effect) for t in worker.spec.taints] == [("dedicated", "chaos", "NoSchedule")]
+        assert worker.spec.unschedulable is True
+        assert core.list_node(field_selector="spec.unschedulable=true").items[0].metadata.name == WORKER
+        with pytest.raises(client.ApiException) as refused:
+            core.patch_node(WORKER, {"spec": {"taints": [{"key": "a", "effect": "Sometimes"},
+                                                         {"key": "a", "effect": "Sometimes"}]}})
+        assert refused.value.status == 422
+        assert json.loads(refused.value.body)["message"] == (
+            'Node "kirvis-worker" is invalid: [spec.taints[0].effect: Unsupported value: "Sometimes": supported '
+            'values: "NoSchedule", "PreferNoSchedule", "NoExecute", spec.taints[1].effect: Unsupported value: '
+            '"Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute", spec.taints[1]: '
+            'Duplicate value: core.Taint{Key:"a", Value:"", Effect:"Sometimes", TimeAdded:(*v1.Time)(nil)}: '
+            'taints must be unique by key and effect pair]')
+    finally:
+        kubectl("uncordon", WORKER)
+        kubectl("taint", "node", WORKER, "dedicated-")
+    assert core.read_node(WORKER).spec.taints is None
+
+
 def test_the_node_set_is_configurable(tmp_path):
     nodes = (SandboxNode("edge-1", "192.0.2.10", labels={"zone": "edge"}),)
     with Sandbox(nodes=nodes) as sandbox:

@@ -3,7 +3,8 @@
 Only the checks a client meets first, with the API server's field paths and wording: a
 PersistentVolumeClaim needs access modes and a storage request, a PersistentVolume access modes, a
 storage capacity and a volume source, an Ingress rules or a default backend and a pathType on each path,
-an IngressClass a controller, a StorageClass a provisioner. Names and metadata are checked by
+an IngressClass a controller, a StorageClass a provisioner, a Node's taints a valid key, value and effect,
+unique by key and effect. Names and metadata are checked by
 `chaoskirvis.sandbox.store` already; anything else these kinds hold is stored as sent.
 """
 
@@ -13,13 +14,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chaoskirvis.sandbox.resources import ResourceType
-from chaoskirvis.sandbox.store import Cause, required, unsupported
+from chaoskirvis.sandbox.resources import ResourceType, label_value_errors, qualified_name_errors
+from chaoskirvis.sandbox.store import Cause, invalid, required, unsupported
 
 __all__ = ["kind_causes"]
 
 _ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 _PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _VOLUME_SOURCES = (
     "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "csi", "fc", "flexVolume", "flocker",
     "gcePersistentDisk", "glusterfs", "hostPath", "iscsi", "local", "nfs", "photonPersistentDisk",
@@ -99,7 +101,31 @@ def _storage_class(obj: dict[str, Any]) -> list[Cause]:
     return [] if obj.get("provisioner") else [required("provisioner")]
 
 
+def _node(obj: dict[str, Any]) -> list[Cause]:
+    """validateNodeTaints."""
+    causes: list[Cause] = []
+    seen: set[tuple[str, str]] = set()
+    for index, taint in enumerate(_spec(obj).get("taints") or []):
+        path, taint = f"spec.taints[{index}]", taint if isinstance(taint, dict) else {}
+        key, value, effect = str(taint.get("key", "")), str(taint.get("value", "")), str(taint.get("effect", ""))
+        causes += [invalid(f"{path}.key", key, message) for message in qualified_name_errors(key)]
+        if errors := label_value_errors(value):
+            causes.append(invalid(f"{path}.value", value, ";".join(errors)))
+        if not effect:
+            causes.append(required(f"{path}.effect"))
+        elif effect not in _TAINT_EFFECTS:
+            causes.append(unsupported(f"{path}.effect", effect, _TAINT_EFFECTS))
+        if (key, effect) in seen:
+            shown = f'core.Taint{{Key:{json.dumps(key)}, Value:{json.dumps(value)}, Effect:{json.dumps(effect)}, ' \
+                    'TimeAdded:(*v1.Time)(nil)}'
+            causes.append(Cause(path, "FieldValueDuplicate",
+                                f"Duplicate value: {shown}: taints must be unique by key and effect pair"))
+        seen.add((key, effect))
+    return causes
+
+
 _CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {
+    ("", "Node"): _node,
     ("", "PersistentVolumeClaim"): _claim,
     ("", "PersistentVolume"): _volume,
     ("networking.k8s.io", "Ingress"): _ingress,
