@@ -265,13 +265,16 @@ GET_HEADERS = {
     "rolebindings": "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS",
     "jobs": "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS IMAGES SELECTOR",
     "cronjobs": "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR",
+    "resourcequotas": "NAME AGE REQUEST LIMIT",
+    "poddisruptionbudgets": "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE",
+    "ingresses": "NAME CLASS HOSTS ADDRESS PORTS AGE",
 }
 
 
 def test_kubectl_get_prints_the_servers_columns(kubectl, make_namespace):
     namespace = make_namespace()
     for what in ("deployment", "service", "configmap", "secret", "serviceaccount", "role", "rolebinding", "job",
-                 "cronjob"):
+                 "cronjob", "quota", "poddisruptionbudget", "ingress"):
         kubectl(*create_args(what, namespace))
     kubectl("run", "web", "--image=registry.k8s.io/pause", "-n", namespace)
     for plural, header in GET_HEADERS.items():
@@ -290,9 +293,14 @@ def test_kubectl_get_prints_the_servers_columns(kubectl, make_namespace):
     service = kubectl("get", "service", "svc", "-n", namespace).stdout.splitlines()[1].split()
     assert service[1:5] == ["ClusterIP", service[2], "<none>", "80/TCP"]
     assert " ".join(kubectl("get", "namespace", namespace).stdout.splitlines()[0].split()) == "NAME STATUS AGE"
+    quota = kubectl("get", "quota", "q", "-n", namespace).stdout.splitlines()[1].split()
+    assert len(quota) == 2  # REQUEST and LIMIT come from the status a quota controller writes: none here
+    assert kubectl("get", "pdb", "pdb", "-n", namespace).stdout.splitlines()[1].split()[:4] == ["pdb", "1", "N/A", "0"]
+    ingress = kubectl("get", "ingress", "ing", "-n", namespace).stdout.splitlines()[1].split()
+    assert ingress[:4] == ["ing", "nginx", "foo.example.com", "80"]  # no ADDRESS: no ingress controller
 
 
-def test_a_resource_without_a_printer_gets_name_and_created_at(sandbox, make_namespace):
+def test_limit_ranges_print_name_and_created_at(sandbox, make_namespace):
     namespace = make_namespace()
     raw_call(sandbox.sandbox, "POST", f"/api/v1/namespaces/{namespace}/limitranges",
              json.dumps({"metadata": {"name": "lr"}, "spec": {"limits": []}}).encode(), "application/json")
@@ -484,3 +492,48 @@ def test_kubectl_scale_changes_spec_replicas_through_the_scale_subresource(kubec
     entry = next(r for r in discovery["resources"] if r["name"] == "statefulsets/scale")
     assert (entry["group"], entry["version"], entry["kind"], entry["verbs"]) == (
         "autoscaling", "v1", "Scale", ["get", "patch", "update"])
+
+
+def test_kubectl_get_prints_the_storage_and_ingress_class_columns(kubectl, sandbox, make_namespace):
+    namespace = make_namespace()
+    objects = {
+        "/apis/storage.k8s.io/v1/storageclasses": {
+            "metadata": {"name": f"{namespace}-sc"}, "provisioner": "example.com/disk"},
+        "/api/v1/persistentvolumes": {
+            "metadata": {"name": f"{namespace}-pv"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce", "ReadOnlyMany"],
+                     "hostPath": {"path": "/data"}, "storageClassName": "slow"}},
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims": {
+            "metadata": {"name": "claim"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        "/apis/networking.k8s.io/v1/ingressclasses": {
+            "metadata": {"name": f"{namespace}-ic"}, "spec": {"controller": "example.com/ingress"}},
+    }
+    for path, obj in objects.items():
+        status, answer = raw_call(sandbox.sandbox, "POST", path, json.dumps(obj).encode(), "application/json")
+        assert status == 201, answer
+    try:
+        check_storage_and_ingress_class_columns(kubectl, namespace)
+    finally:  # cluster-scoped: the shared sandbox keeps them otherwise
+        for path, obj in objects.items():
+            if "/namespaces/" not in path:
+                raw_call(sandbox.sandbox, "DELETE", f"{path}/{obj['metadata']['name']}", None, "application/json")
+
+
+def check_storage_and_ingress_class_columns(kubectl, namespace: str) -> None:
+    def row(*args: str) -> tuple[str, list[str]]:
+        header, *rows = kubectl("get", *args, "-o", "wide").stdout.splitlines()
+        return " ".join(header.split()), rows[0].split()
+
+    header, cells = row("storageclass", f"{namespace}-sc")
+    assert header == "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"
+    assert cells[:5] == [f"{namespace}-sc", "example.com/disk", "Delete", "Immediate", "false"]
+    header, cells = row("pv", f"{namespace}-pv")
+    assert header == ("NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS VOLUMEATTRIBUTESCLASS "
+                      "REASON AGE VOLUMEMODE")
+    assert cells[:3] == [f"{namespace}-pv", "1Gi", "RWO,ROX"]
+    header, _ = row("pvc", "claim", "-n", namespace)
+    assert header == "NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE VOLUMEMODE"
+    header, cells = row("ingressclass", f"{namespace}-ic")
+    assert (header, cells[:3]) == ("NAME CONTROLLER PARAMETERS AGE", [f"{namespace}-ic", "example.com/ingress",
+                                                                       "<none>"])

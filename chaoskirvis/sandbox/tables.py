@@ -2,9 +2,9 @@
 
 kubectl asks `Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...,application/json`; the API server
 answers with the first media type of the client's list that it serves. A Table has the columns of
-kube-apiserver's printers (pkg/printers/internalversion/printers.go, Kubernetes 1.32): the server always
-fills every cell, wide ones included (`priority: 1`), and kubectl shows those with `-o wide`. A resource
-without a printer gets the default Name / Created At table. `includeObject` (None, Metadata: the default,
+kube-apiserver's printers (pkg/printers/internalversion/printers.go, Kubernetes 1.32), one for each
+served resource: the server always fills every cell, wide ones included (`priority: 1`), and kubectl shows
+those with `-o wide`. A resource without a printer would get the default Name / Created At table. `includeObject` (None, Metadata: the default,
 Object) says what each row carries besides its cells.
 """
 
@@ -349,6 +349,92 @@ def _endpoints(row: _Row) -> str:
     return ",".join(pairs[:3]) + (f" + {len(pairs) - 3} more..." if len(pairs) > 3 else "")
 
 
+_ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(modes: list[str] | None) -> str:
+    """GetAccessModesAsString: the short forms, in this order."""
+    return ",".join(short for mode, short in _ACCESS_MODES.items() if mode in (modes or []))
+
+
+def _persistent_volume(row: _Row) -> list[Any]:
+    claim = row.spec.get("claimRef") or {}
+    return [row.name, (row.spec.get("capacity") or {}).get("storage", ""), _access_modes(row.spec.get("accessModes")),
+            row.spec.get("persistentVolumeReclaimPolicy", ""), row.status.get("phase", ""),
+            f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "",
+            row.spec.get("storageClassName", ""), row.spec.get("volumeAttributesClassName") or "<unset>",
+            row.status.get("reason", ""), row.age, row.spec.get("volumeMode") or "<unset>"]
+
+
+def _persistent_volume_claim(row: _Row) -> list[Any]:
+    bound = bool(row.spec.get("volumeName"))
+    return [row.name, row.status.get("phase", ""), row.spec.get("volumeName", ""),
+            (row.status.get("capacity") or {}).get("storage", "") if bound else "",
+            _access_modes(row.status.get("accessModes")) if bound else "", row.spec.get("storageClassName") or "",
+            row.spec.get("volumeAttributesClassName") or "<unset>", row.age, row.spec.get("volumeMode") or "<unset>"]
+
+
+def _ingress(row: _Row) -> list[Any]:
+    hosts = [rule.get("host") or "*" for rule in row.spec.get("rules") or []]
+    hosts_cell = ",".join(hosts[:3]) + (f" + {len(hosts) - 3} more..." if len(hosts) > 3 else "") if hosts else "*"
+    balancers = (row.status.get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(b.get("ip") or b.get("hostname") or "" for b in balancers)
+    return [row.name, row.spec.get("ingressClassName") or "<none>", hosts_cell, address,
+            "80, 443" if row.spec.get("tls") else "80", row.age]
+
+
+def _ingress_class(row: _Row) -> list[Any]:
+    parameters = row.spec.get("parameters")
+    text = "<none>"
+    if parameters:
+        kind = parameters.get("kind", "") + (f".{parameters['apiGroup']}" if parameters.get("apiGroup") else "")
+        text = f"{kind}/{parameters.get('name', '')}"
+    return [row.name, row.spec.get("controller", ""), text, row.age]
+
+
+def _pod_disruption_budget(row: _Row) -> list[Any]:
+    def bound(key: str) -> str:
+        value = row.spec.get(key)
+        return "N/A" if value is None else str(value)
+
+    return [row.name, bound("minAvailable"), bound("maxUnavailable"), row.status.get("disruptionsAllowed", 0),
+            row.age]
+
+
+def _storage_class(row: _Row) -> list[Any]:
+    annotations = row.metadata.get("annotations") or {}
+    default = any(annotations.get(key) == "true" for key in ("storageclass.kubernetes.io/is-default-class",
+                                                              "storageclass.beta.kubernetes.io/is-default-class"))
+    obj = row.obj
+    return [f"{row.name} (default)" if default else row.name, obj.get("provisioner", ""),
+            obj.get("reclaimPolicy") or "Delete", obj.get("volumeBindingMode") or "Immediate",
+            "true" if obj.get("allowVolumeExpansion") else "false", row.age]
+
+
+def _resource_quota(row: _Row) -> list[Any]:
+    hard, used = row.status.get("hard") or {}, row.status.get("used") or {}  # as the quota controller reports
+    requests, limits = [], []
+    for name in sorted(hard):
+        text = f"{name}: {used.get(name, '0')}/{hard[name]}"
+        (limits if name.startswith("limits.") else requests).append(text)
+    return [row.name, row.age, ", ".join(requests), ", ".join(limits)]
+
+
+def _policy(row: _Row) -> list[Any]:
+    kind = row.spec.get("paramKind")
+    return [row.name, len(row.spec.get("validations") or []),
+            f"{kind.get('apiVersion', '')}/{kind.get('kind', '')}" if kind else "<unset>", row.age]
+
+
+def _policy_binding(row: _Row) -> list[Any]:
+    reference, text = row.spec.get("paramRef"), "<unset>"
+    if reference and reference.get("name"):
+        text = f"{reference.get('namespace') or '*'}/{reference['name']}"
+    elif reference and reference.get("selector") is not None:
+        text = format_label_selector(reference["selector"])
+    return [row.name, row.spec.get("policyName", ""), text, row.age]
+
+
 def _created_at(row: _Row) -> list[Any]:
     return [row.name, row.metadata.get("creationTimestamp")]
 
@@ -399,9 +485,36 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[_Row], list[Any]]]] = {
     "leases": ((_NAME, ("Holder", "string", 0), _AGE),
                lambda row: [row.name, row.spec.get("holderIdentity") or "", row.age]),
     "endpoints": ((_NAME, ("Endpoints", "string", 0), _AGE), lambda row: [row.name, _endpoints(row), row.age]),
+    "persistentvolumes": ((_NAME, ("Capacity", "string", 0), ("Access Modes", "string", 0),
+                           ("Reclaim Policy", "string", 0), ("Status", "string", 0), ("Claim", "string", 0),
+                           ("StorageClass", "string", 0), ("VolumeAttributesClass", "string", 0),
+                           ("Reason", "string", 0), _AGE, ("VolumeMode", "string", 1)), _persistent_volume),
+    "persistentvolumeclaims": ((_NAME, ("Status", "string", 0), ("Volume", "string", 0), ("Capacity", "string", 0),
+                                ("Access Modes", "string", 0), ("StorageClass", "string", 0),
+                                ("VolumeAttributesClass", "string", 0), _AGE, ("VolumeMode", "string", 1)),
+                               _persistent_volume_claim),
+    "ingresses": ((_NAME, ("Class", "string", 0), ("Hosts", "string", 0), ("Address", "string", 0),
+                   ("Ports", "string", 0), _AGE), _ingress),
+    "ingressclasses": ((_NAME, ("Controller", "string", 0), ("Parameters", "string", 0), _AGE), _ingress_class),
+    "poddisruptionbudgets": ((_NAME, ("Min Available", "string", 0), ("Max Unavailable", "string", 0),
+                              ("Allowed Disruptions", "integer", 0), _AGE), _pod_disruption_budget),
+    "storageclasses": ((_NAME, ("Provisioner", "string", 0), ("ReclaimPolicy", "string", 0),
+                        ("VolumeBindingMode", "string", 0), ("AllowVolumeExpansion", "string", 0), _AGE),
+                       _storage_class),
+    "resourcequotas": ((_NAME, _AGE, ("Request", "string", 0), ("Limit", "string", 0)), _resource_quota),
+    "limitranges": ((_NAME, ("Created At", "date", 0)), _created_at),
+    "priorityclasses": ((_NAME, ("Value", "integer", 0), ("Global-Default", "boolean", 0), _AGE,
+                         ("PreemptionPolicy", "string", 0)),
+                        lambda row: [row.name, row.obj.get("value", 0), bool(row.obj.get("globalDefault")), row.age,
+                                     row.obj.get("preemptionPolicy") or ""]),
+    "validatingadmissionpolicies": ((_NAME, ("Validations", "integer", 0), ("ParamKind", "string", 0), _AGE),
+                                    _policy),
+    "validatingadmissionpolicybindings": ((_NAME, ("PolicyName", "string", 0), ("ParamRef", "string", 0), _AGE),
+                                          _policy_binding),
     "networkpolicies": ((_NAME, ("Pod-Selector", "string", 0), _AGE),
                         lambda row: [row.name, format_label_selector(row.spec.get("podSelector")), row.age]),
 }
+# What the API server prints for a resource without a printer (a custom resource's default columns).
 _DEFAULT: tuple[tuple[Column, ...], Callable[[_Row], list[Any]]] = ((_NAME, ("Created At", "date", 0)), _created_at)
 
 
