@@ -1,7 +1,8 @@
 """Object storage of the sandbox, with the registry rules the API server applies before storing.
 
 - `Store`: the objects, the global resourceVersion counter, the history of changes and the watchers.
-  Deleting a namespace deletes everything in it; deleting an object deletes the objects that name it in
+  Objects are indexed (`object_index`: by namespace, label, owner uid and node) so that no request
+  looks at every stored object; see "Scale" in docs/sandbox.md. Deleting a namespace deletes everything in it; deleting an object deletes the objects that name it in
   their ownerReferences (what the namespace controller and the garbage collector do, done at once).
   A created pod is stored `Pending`, then given the status a kubelet writes once every container has
   started (`running_pod_status`), as a second change: nothing runs, the status is emulated.
