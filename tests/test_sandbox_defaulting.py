@@ -589,3 +589,47 @@ def test_a_disruption_budget_is_stored_with_its_zero_counters(api, make_namespac
         "metadata": {"name": "b"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": LABELS}}})
     # PodDisruptionBudgetStatus: four int32 fields without omitempty
     assert budget["status"] == {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
+
+
+def test_empty_omitempty_fields_of_other_structs_are_not_stored(api, core, apps, make_namespace):
+    """VolumeMount.readOnly, Capabilities.drop, EnvVar.value, Probe.initialDelaySeconds, ServicePort.nodePort,
+    ServiceSpec.externalIPs, DeploymentSpec.paused, PolicyRule.resourceNames: all `omitempty`, none pointers."""
+    namespace = make_namespace()
+    container = {"name": "c", "image": PAUSE, "volumeMounts": [{"name": "v", "mountPath": "/v", "readOnly": False}],
+                 "securityContext": {"capabilities": {"drop": []}}, "env": [{"name": "E", "value": ""}],
+                 "livenessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 0}}
+    pod = created(core.create_namespaced_pod, namespace, {"metadata": {"name": "p"}, "spec": {
+        "automountServiceAccountToken": False, "containers": [container], "volumes": [{"name": "v"}]}})
+    stored = pod["spec"]["containers"][0]
+    assert stored["volumeMounts"] == [{"name": "v", "mountPath": "/v"}]
+    assert stored["securityContext"] == {"capabilities": {}} and stored["env"] == [{"name": "E"}]
+    assert "initialDelaySeconds" not in stored["livenessProbe"]
+    service = created(core.create_namespaced_service, namespace, {"metadata": {"name": "s"}, "spec": {
+        "externalIPs": [], "ports": [{"port": 80, "nodePort": 0, "name": ""}]}})
+    assert "externalIPs" not in service["spec"] and service["spec"]["ports"] == [
+        {"port": 80, "protocol": "TCP", "targetPort": 80}]
+    deployment = created(apps.create_namespaced_deployment, namespace, {"metadata": {"name": "d"}, "spec": {
+        "paused": False, "minReadySeconds": 0, "selector": {"matchLabels": LABELS}, "template": TEMPLATE}})
+    assert not {"paused", "minReadySeconds"} & deployment["spec"].keys()
+    role = created(client.RbacAuthorizationV1Api(api).create_namespaced_role, namespace, {
+        "metadata": {"name": "r"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "resourceNames": [],
+                                              "verbs": ["get"]}]})
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+
+
+def test_quantities_are_stored_in_canonical_form(core, make_namespace):
+    """resource.Quantity is encoded canonically, resource lists rounded up to milli-units first
+    (SetDefaults_ResourceList): 0.5 is 500m, 1024Mi is 1Gi, 1.5Gi is 1536Mi, 1000 is 1k, 0.0001 is 1m."""
+    namespace = make_namespace()
+    resources = {"limits": {"cpu": "0.5", "memory": "1024Mi", "ephemeral-storage": "1.5Gi"},
+                 "requests": {"cpu": "0.0001", "memory": "1000"}}
+    pod = created(core.create_namespaced_pod, namespace, {"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": PAUSE, "resources": resources}],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "2048Mi"}}]}})
+    assert pod["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "1536Mi"},
+        "requests": {"cpu": "1m", "memory": "1k", "ephemeral-storage": "1536Mi"}}  # the missing one from limits
+    assert pod["spec"]["volumes"][0] == {"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}}
+    claim = created(core.create_namespaced_persistent_volume_claim, namespace, {"metadata": {"name": "c"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1000Mi"}}}})
+    assert claim["spec"]["resources"] == {"requests": {"storage": "1000Mi"}}

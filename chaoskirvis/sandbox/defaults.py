@@ -21,9 +21,10 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from chaoskirvis.sandbox import quantities
 from chaoskirvis.sandbox.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -85,10 +86,21 @@ _OMITTED_WHEN_EMPTY = {
     "PodSpec": ("volumes", "initContainers", "ephemeralContainers", "nodeSelector", "serviceAccountName",
                 "nodeName", "hostNetwork", "hostPID", "hostIPC", "imagePullSecrets", "hostname", "subdomain",
                 "tolerations", "hostAliases", "priorityClassName", "readinessGates", "topologySpreadConstraints",
-                "schedulingGates", "resourceClaims", "runtimeClassName"),
+                "schedulingGates", "resourceClaims"),
     "Container": ("command", "args", "workingDir", "ports", "envFrom", "env", "volumeMounts", "volumeDevices",
                   "resizePolicy", "stdin", "stdinOnce", "tty"),
     "ContainerPort": ("name", "hostPort", "hostIP"),
+    "VolumeMount": ("readOnly", "subPath", "subPathExpr"),
+    "EnvVar": ("value",),
+    "Capabilities": ("add", "drop"),
+    "Probe": ("initialDelaySeconds",),
+    "Toleration": ("key", "operator", "value", "effect"),
+    "ServiceSpec": ("ports", "selector", "externalIPs", "loadBalancerIP", "loadBalancerSourceRanges",
+                    "externalName", "healthCheckNodePort", "publishNotReadyAddresses"),
+    "ServicePort": ("name", "nodePort"),
+    "DeploymentSpec": ("minReadySeconds", "paused"),
+    "PolicyRule": ("apiGroups", "resources", "resourceNames", "nonResourceURLs"),
+    "Subject": ("apiGroup", "namespace"),
 }
 
 
@@ -98,6 +110,19 @@ def _omit_empty(obj: Obj, struct: str) -> None:
         if key in obj and (value is None or value is False or value in ("", [], {})
                            or (type(value) is int and value == 0)):
             del obj[key]
+
+
+def _resource_list(resources: Any) -> None:
+    """SetDefaults_ResourceList (rounded up to milli-units), in the canonical form the encoding writes."""
+    if isinstance(resources, dict):
+        for name, amount in resources.items():
+            resources[name] = quantities.canonical(amount, round_to_milli=True)
+
+
+def _requirements(requirements: Any) -> None:
+    if isinstance(requirements, dict):
+        for key in ("limits", "requests"):
+            _resource_list(requirements.get(key))
 
 
 # Pods and pod templates (pkg/apis/core/v1/defaults.go).
@@ -113,7 +138,14 @@ def _container(container: Obj) -> None:
     for port in _dicts(container.get("ports")):
         _omit_empty(port, "ContainerPort")
         _set_default(port, "protocol", "TCP")
+    for mount in _dicts(container.get("volumeMounts")):
+        _omit_empty(mount, "VolumeMount")
+    security_context = _dict(container, "securityContext")
+    capabilities = _dict(security_context, "capabilities") if security_context else None
+    if capabilities is not None:
+        _omit_empty(capabilities, "Capabilities")
     for env in _dicts(container.get("env")):
+        _omit_empty(env, "EnvVar")
         value_from = _dict(env, "valueFrom")
         field_ref = _dict(value_from, "fieldRef") if value_from else None
         if field_ref is not None:
@@ -121,6 +153,7 @@ def _container(container: Obj) -> None:
     # `resources` is a struct (ResourceRequirements) with omitempty, which encoding/json never omits.
     if not isinstance(container.get("resources"), dict):
         container["resources"] = {}
+    _requirements(container["resources"])
     for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
         probe = _dict(container, probe_name)
         if probe is not None:
@@ -135,6 +168,7 @@ def _container(container: Obj) -> None:
 
 def _probe(probe: Obj) -> None:
     """SetDefaults_Probe, SetDefaults_HTTPGetAction, and GRPCAction's `+default=""` on `service`."""
+    _omit_empty(probe, "Probe")
     for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
                        ("failureThreshold", 3)):
         if not probe.get(key):
@@ -159,6 +193,9 @@ def _volume(volume: Obj) -> None:
     """SetDefaults_Volume and the defaulters of its sources (mode 0644 is 420, HostPathUnset is "")."""
     if all(key == "name" for key in volume):
         volume["emptyDir"] = {}
+    empty_dir = _dict(volume, "emptyDir")
+    if empty_dir is not None and empty_dir.get("sizeLimit") is not None:
+        empty_dir["sizeLimit"] = quantities.canonical(empty_dir["sizeLimit"])
     host_path = _dict(volume, "hostPath")
     if host_path is not None and host_path.get("type") is None:
         host_path["type"] = ""
@@ -195,6 +232,7 @@ def _claim_spec(spec: Obj) -> None:
     _set_default(spec, "volumeMode", "Filesystem")
     if not isinstance(spec.get("resources"), dict):
         spec["resources"] = {}
+    _requirements(spec["resources"])
 
 
 def _service_account_names(spec: Obj) -> None:
@@ -218,6 +256,8 @@ def pod_spec(spec: Obj) -> None:
         spec["terminationGracePeriodSeconds"] = 30
     _set_default(spec, "schedulerName", "default-scheduler")
     _omit_empty(spec, "PodSpec")
+    for toleration in _dicts(spec.get("tolerations")):
+        _omit_empty(toleration, "Toleration")
     _service_account_names(spec)
     for volume in _dicts(spec.get("volumes")):
         _volume(volume)
@@ -240,6 +280,7 @@ def _pod(pod: Obj) -> None:
                 if isinstance(requests, dict):
                     for name, quantity in limits.items():
                         requests.setdefault(name, quantity)
+    _resource_list(spec.get("overhead"))
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
     if spec.get("hostNetwork"):
@@ -286,6 +327,7 @@ def _deployment(deployment: Obj) -> None:
         spec["revisionHistoryLimit"] = 10
     if spec.get("progressDeadlineSeconds") is None:
         spec["progressDeadlineSeconds"] = 600
+    _omit_empty(spec, "DeploymentSpec")
 
 
 def _daemon_set(daemon_set: Obj) -> None:
@@ -427,7 +469,9 @@ def _service(service: Obj) -> None:
         if timeout is None:
             spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
     _set_default(spec, "type", "ClusterIP")
+    _omit_empty(spec, "ServiceSpec")
     for port in _dicts(spec.get("ports")):
+        _omit_empty(port, "ServicePort")
         _set_default(port, "protocol", "TCP")
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
@@ -551,6 +595,7 @@ def _role(role: Obj) -> None:
     role.setdefault("rules", None)
     for rule in _dicts(role.get("rules")):
         rule.setdefault("verbs", None)
+        _omit_empty(rule, "PolicyRule")
 
 
 def _role_binding(binding: Obj) -> None:
@@ -559,6 +604,7 @@ def _role_binding(binding: Obj) -> None:
     if isinstance(role_ref, dict):
         _set_default(role_ref, "apiGroup", RBAC_GROUP)
     for subject in _dicts(binding.get("subjects")):
+        _omit_empty(subject, "Subject")
         if not subject.get("apiGroup") and subject.get("kind") in ("User", "Group"):
             subject["apiGroup"] = RBAC_GROUP
 
@@ -576,6 +622,7 @@ def _persistent_volume(volume: Obj) -> None:
     if spec is None:
         return
     _set_default(spec, "persistentVolumeReclaimPolicy", "Retain")
+    _resource_list(spec.get("capacity"))
     _set_default(spec, "volumeMode", "Filesystem")
     host_path = _dict(spec, "hostPath")
     if host_path is not None and host_path.get("type") is None:
@@ -594,6 +641,8 @@ def _limit_range(limit_range: Obj) -> None:
     default limit, then from min."""
     spec = _spec(limit_range)
     for item in _dicts(spec.get("limits")) if spec else ():
+        for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+            _resource_list(item.get(key))
         if item.get("type") != "Container":
             continue
         default = item["default"] = item.get("default") or {}
@@ -601,6 +650,13 @@ def _limit_range(limit_range: Obj) -> None:
         for source, target in (("max", default), ("default", default_request), ("min", default_request)):
             for name, value in (item.get(source) or {}).items():
                 target.setdefault(name, value)
+
+
+def _resource_quota(quota: Obj) -> None:
+    """SetObjectDefaults_ResourceQuota: the hard limits' SetDefaults_ResourceList."""
+    spec = _spec(quota)
+    if spec is not None:
+        _resource_list(spec.get("hard"))
 
 
 def _priority_class(priority_class: Obj) -> None:
@@ -664,6 +720,7 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "PersistentVolume": _persistent_volume,
     "Endpoints": _endpoints,
     "LimitRange": _limit_range,
+    "ResourceQuota": _resource_quota,
     "PriorityClass": _priority_class,
     "StorageClass": _storage_class,
     "ValidatingAdmissionPolicy": _validating_admission_policy,
@@ -707,23 +764,6 @@ def created_status(resource: ResourceType) -> Obj | None:
 
 # Pods' QoS class (pkg/apis/core/helper/qos.GetPodQOS), which the pod strategy's PrepareForCreate stores.
 
-_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-             "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1, "k": 10**3,
-             "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?")
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A resource.Quantity's value, or None when it does not parse (validation reports it)."""
-    match = _QUANTITY.fullmatch(str(value).strip())
-    if match is None:
-        return None
-    try:
-        return Decimal(match[1]) * Decimal(_SUFFIXES[match[2] or ""])
-    except InvalidOperation:
-        return None
-
-
 def qos_class(spec: Obj) -> str:
     """GetPodQOS for cpu and memory: Guaranteed when every container's requests equal its limits for
     both, BestEffort when none has any, else Burstable."""
@@ -736,7 +776,7 @@ def qos_class(spec: Obj) -> str:
             found: dict[str, set[str]] = {"requests": set(), "limits": set()}
             for kind, totals in (("requests", requests), ("limits", limits)):
                 for name, raw in (resources.get(kind) or {}).items():
-                    amount = quantity(raw)
+                    amount = quantities.value(raw)
                     if name not in ("cpu", "memory") or amount is None:
                         continue
                     if amount > 0:
