@@ -493,3 +493,20 @@ def test_request_and_namespace_object_have_kubernetes_declared_fields(core, admi
     admission.create_validating_admission_policy_binding(binding("b", "typed", ns))
     status = refusal(lambda: core.create_namespaced_service(ns, service("x")))[1]
     assert status["message"].endswith(f"denied request: CREATE by sandbox-admin in {ns} of Service")
+
+
+def test_a_variable_holding_an_optional_is_usable_as_upstream(core, admission, namespace):
+    ns = namespace()
+    admission.create_validating_admission_policy(policy(
+        "optional-variable", "variables.team.orValue('none') != 'none' && variables.owner.hasValue()",
+        variables=[{"name": "labels", "expression": "object.metadata.?labels"},
+                   {"name": "team", "expression": "variables.labels.orValue({}).?team"},
+                   {"name": "owner", "expression": "variables.labels[?'owner']"}],
+        validation={"messageExpression": "'team ' + variables.team.orValue('none')"}))
+    admission.create_validating_admission_policy_binding(binding("b", "optional-variable", ns))
+
+    assert refusal(lambda: core.create_namespaced_service(ns, service("x")))[1]["message"].endswith(
+        "denied request: team none")
+    assert refusal(lambda: core.create_namespaced_service(ns, service("y", labels={"team": "a"})))[1][
+        "message"].endswith("denied request: team a")
+    assert core.create_namespaced_service(ns, service("z", labels={"team": "a", "owner": "b"})).metadata.name == "z"

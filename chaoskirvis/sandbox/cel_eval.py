@@ -14,6 +14,8 @@ Kubernetes libraries in `cel_kubernetes` (regex ``find``/``findAll``; lists ``is
 one-entry maps: see `cel_kubernetes_values`). Sandbox limits, refused at compile time with a message saying
 so: the ``authorizer`` variable, the format library (``format.dns1123Label()``; semver came after 1.32), and
 cross-type numeric comparison of literals (``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
+The Python wrapper cannot hand an optional value in or out, so a variable whose value is an optional
+(``object.metadata.?labels``) is written out in full where it is used.
 
 Chosen by measuring (Python 3.12, on this machine): cel-expr-python 0.1.3 compiles Kubernetes' optional
 syntax, type-checks at compile time with cel-go's wording, takes custom functions, and evaluates a
@@ -93,31 +95,36 @@ def activation(variables: Mapping[str, Any]) -> Activation:
 
 @dataclass(frozen=True)
 class Expression:
-    """A compiled expression and its source."""
+    """A compiled expression: its source, its program, its result type (cel-go's name) and the source the program
+    was compiled from (the source, with optional-valued variables written out in full: see compile_expression)."""
 
     source: str
     program: cel.Expression
+    result_type: str
+    compiled_source: str
 
     def evaluate(self, bound: Activation) -> Any:
         """The plain Python value of the expression for these variables (`activation`); raises CelEvaluationError."""
         result = self.program.eval(bound)
-        if result.type().name() == "ERROR":
-            raise _evaluation_error(str(result.value()))
         try:
+            if result.type().name() == "ERROR":
+                raise _evaluation_error(str(result.value()))
             return result.plain_value()
-        except (RuntimeError, TypeError):  # an optional value: only usable inside CEL
-            raise CelEvaluationError(f"the sandbox cannot carry a value of type {result.type().name()} out of "
-                                     "the expression (a variable holding an optional value); this is a sandbox "
-                                     "limit") from None
+        except (RuntimeError, TypeError):  # an optional value, which the Python wrapper cannot hand out
+            raise CelEvaluationError(f"the sandbox cannot carry a value of type {self.result_type} out of CEL; "
+                                     "this is a sandbox limit") from None
 
 
 def compile_expression(source: str, declared: Collection[str], variable_names: Collection[str] = (),
-                       result_types: tuple[str, ...] = ()) -> Expression:
+                       result_types: tuple[str, ...] = (), optional_variables: Mapping[str, str] | None = None,
+                       ) -> Expression:
     """Compile `source` where the identifiers `declared` exist and `variables.NAME` for `variable_names`.
 
     `result_types` (e.g. "bool"; "string", "null_type") are the types the API server allows for the expression's
     result (dyn passes). Raises CelCompileError with cel-go's wording (or a sandbox-limit message) when it does
-    not compile.
+    not compile. `optional_variables` are the variables whose value is an optional, by name, with the source to
+    compute them: an optional cannot be handed to CEL C++ from Python, so `variables.NAME` is evaluated as that
+    source, in parentheses (the same value: CEL has no side effects).
     """
     try:
         program = _environment(frozenset(declared)).compile(source)
@@ -134,7 +141,23 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
     if result_types and returned not in (*result_types, "dyn"):
         allowed = result_types[0] if len(result_types) == 1 else f"one of [{' '.join(result_types)}]"
         raise CelCompileError(f"must evaluate to {allowed} but got {returned}")
-    return Expression(source, program)
+    inlined = _inline_optional_variables(source, code, optional_variables or {}) if "variables" in declared else source
+    if inlined != source:
+        try:
+            program = _environment(frozenset(declared)).compile(inlined)
+        except RuntimeError:  # e.g. has(variables.NAME): evaluated as written, and refused as a sandbox limit
+            inlined = source
+    return Expression(source, program, _cel_go_type_name(program.return_type().name()), inlined)
+
+
+def _inline_optional_variables(source: str, code: str, optional_variables: Mapping[str, str]) -> str:
+    """The source with each `variables.NAME` of an optional-valued variable replaced by (ITS SOURCE)."""
+    pieces, last = [], 0
+    for match in _VARIABLE_FIELD.finditer(code):
+        if match.group(1) in optional_variables:
+            pieces += [source[last:match.start()], f"({optional_variables[match.group(1)]})"]
+            last = match.end()
+    return "".join(pieces) + source[last:]
 
 
 @functools.lru_cache(maxsize=16)

@@ -288,6 +288,8 @@ class _Evaluator:
         variables: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for name, expression in self.policy.variables:
+            if expression.result_type.startswith("optional_type"):
+                continue  # written out in full where it is used (cel_eval.compile_expression)
             try:
                 variables[name] = expression.evaluate(activation({**values, "variables": variables}))
             except CelEvaluationError as error:

@@ -70,13 +70,27 @@ class _ExpressionSite:
     declared: frozenset[str]
     variable_names: tuple[str, ...] = ()
     result_types: tuple[str, ...] = ()  # what the API server allows the result to be (dyn passes)
+    defines: str | None = None  # the variable's name, for spec.variables
+
+
+def _compile_sites(spec: dict[str, Any]) -> dict[str, Expression]:
+    """Each expression of the policy compiled by path, in order, so that a variable whose value is an optional is
+    known (and written out in full) where later expressions use it; raises CelCompileError."""
+    compiled: dict[str, Expression] = {}
+    optional_variables: dict[str, str] = {}
+    for site in _expression_sites(spec):
+        expression = compile_expression(site.source, site.declared, site.variable_names, site.result_types,
+                                        optional_variables)
+        if site.defines is not None and expression.result_type.startswith("optional_type"):
+            optional_variables[site.defines] = expression.compiled_source
+        compiled[site.path] = expression
+    return compiled
 
 
 def compile_policy(policy: dict[str, Any]) -> CompiledPolicy:
     """The policy ready to evaluate. Raises CelCompileError for a policy that `validate_policy` refuses."""
     spec = policy.get("spec") or {}
-    compiled = {site.path: compile_expression(site.source, site.declared, site.variable_names, site.result_types)
-                for site in _expression_sites(spec)}
+    compiled = _compile_sites(spec)
     validations = spec.get("validations") or []
     return CompiledPolicy(
         name=policy["metadata"]["name"],
@@ -114,7 +128,7 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
                              base, result_types=("bool",))
              for index, condition in enumerate(spec.get("matchConditions") or [])]
     sites += [_ExpressionSite(f"spec.variables[{index}].expression", variable.get("expression") or "", composed,
-                              names[:index])
+                              names[:index], defines=names[index])
               for index, variable in enumerate(spec.get("variables") or [])]
     for index, validation in enumerate(spec.get("validations") or []):
         path = f"spec.validations[{index}]"
