@@ -537,3 +537,19 @@ def check_storage_and_ingress_class_columns(kubectl, namespace: str) -> None:
     header, cells = row("ingressclass", f"{namespace}-ic")
     assert (header, cells[:3]) == ("NAME CONTROLLER PARAMETERS AGE", [f"{namespace}-ic", "example.com/ingress",
                                                                        "<none>"])
+
+
+def test_kubectl_as_another_user_is_refused_not_ignored(kubectl, sandbox, make_namespace, tmp_path):
+    namespace = make_namespace()
+    refused = kubectl("auth", "can-i", "create", "pods", "-n", namespace, "--as=bob", check=False)
+    assert refused.returncode == 1 and refused.stdout == ""  # never a "yes" answered as the admin
+    assert ('users "bob" is forbidden: the sandbox does not serve impersonation (Impersonate-User): it evaluates '
+            'no RBAC, so it cannot answer as another user') in refused.stderr
+    as_group = kubectl("auth", "can-i", "get", "pods", "--as=bob", "--as-group=team", check=False)
+    assert as_group.returncode == 1 and "(Impersonate-Group, Impersonate-User)" in as_group.stderr
+    listed = kubectl("get", "pods", "-n", namespace, "--as=bob", check=False)
+    assert listed.returncode == 1 and "Error from server (Forbidden)" in listed.stderr  # discovery refused too
+    viewer = sandbox.sandbox.write_kubeconfig(tmp_path / "viewer", user="viewer")
+    denied = kubectl("auth", "can-i", "get", "pods", "--as=bob", kubeconfig=viewer, check=False)
+    assert ('users "bob" is forbidden: User "sandbox-viewer" cannot impersonate resource "users" in API group "" '
+            'at the cluster scope') in denied.stderr

@@ -233,6 +233,7 @@ class KubernetesApiHandler:
         try:
             if user is None:
                 raise UNAUTHORIZED
+            _refuse_impersonation(request, user)
             response = await self._serve(request, user)
         except Exception as error:  # answered as the API server does, never with a traceback
             if not isinstance(error, StatusError):
@@ -696,6 +697,23 @@ class KubernetesApiHandler:
         if not isinstance(options, dict):
             raise bad_request("DeleteOptions must be a JSON object")
         return options
+
+
+def _refuse_impersonation(request: ApiRequest, user: User) -> None:
+    """`kubectl --as` (Impersonate-* headers) is refused: acting as another user would need RBAC evaluated,
+    which the sandbox does not do, and ignoring the headers would answer as the wrong user."""
+    headers = sorted({name.title() for name in request.headers if name.lower().startswith("impersonate-")})
+    if not headers:
+        return
+    target = request.headers.get("Impersonate-User") or request.headers.get("Impersonate-Group") or ""
+    kind = "users" if "Impersonate-User" in request.headers else "groups"
+    if user.read_only:
+        reason = f'User "{user.name}" cannot impersonate resource "{kind}" in API group "" at the cluster scope'
+    else:
+        reason = (f"the sandbox does not serve impersonation ({', '.join(headers)}): it evaluates no RBAC, so it "
+                  "cannot answer as another user")
+    raise status_error(403, "Forbidden", f'{kind} "{target}" is forbidden: {reason}',
+                       {"name": target, "kind": kind} if target else {"kind": kind})
 
 
 def render_error(error: Exception) -> aiohttp.web.Response:
