@@ -138,6 +138,7 @@ def test_a_label_selection_looks_only_at_the_objects_carrying_the_label():
     store = Store()
     for number in range(1000):
         labels = {"app": "rare"} if number % 100 == 0 else {"app": "common"}
+        labels |= {"tier": f"t{number}"} if number % 250 == 0 else {}
         store.create(CONFIGMAPS, prepare_create(CONFIGMAPS, {"metadata": {"name": f"cm-{number:04d}",
                                                                           "namespace": "n", "labels": labels}}))
     looked_at = []
@@ -149,6 +150,11 @@ def test_a_label_selection_looks_only_at_the_objects_carrying_the_label():
     assert page.remaining == 5
     page.items[0]["metadata"]["labels"]["app"] = "changed by the caller"
     assert store.get(CONFIGMAPS, "n", "cm-0200")["metadata"]["labels"] == {"app": "rare"}
+
+    for selector, count in (("tier", 4), ("tier in (t250,t500,t1)", 2), ("app in (rare),tier", 2)):
+        looked_at.clear()
+        assert len(store.select(CONFIGMAPS, "n", parse_label_selector(selector), looked_at.append).items) == 0
+        assert len(looked_at) == count, selector
 
 
 def test_the_request_log_keeps_the_latest_entries_and_counts_them_all():

@@ -33,6 +33,8 @@ class ObjectIndex:
         self._scopes: dict[ResourceType, dict[str, dict[str, StoredObject]]] = {}
         # (resource, label key) -> label value -> namespace -> names
         self._labels: dict[tuple[ResourceType, str], dict[str, _NamesByNamespace]] = {}
+        # (resource, label key) -> namespace -> names of the objects with that label, whatever its value
+        self._keyed: dict[tuple[ResourceType, str], _NamesByNamespace] = {}
         # owner uid -> keys of the objects naming it in ownerReferences, in the order they were stored
         self._dependents: dict[str, dict[ObjectKey, None]] = {}
         # namespace -> keys of the namespaced objects in it, in the order they were created
@@ -96,7 +98,7 @@ class ObjectIndex:
         scopes = self._scopes.get(resource, {})
         narrowest: _NamesByNamespace | None = None
         for requirement in labels.requirements:
-            found = self._labelled(resource, requirement)
+            found = self._labelled(resource, requirement, namespace)
             if found is not None and (narrowest is None or _count(found, namespace) < _count(narrowest, namespace)):
                 narrowest = found
         if narrowest is None:
@@ -105,23 +107,24 @@ class ObjectIndex:
         namespaces = narrowest.keys() if namespace is None else [namespace]
         return [((ns, name), scopes[ns][name]) for ns in namespaces for name in narrowest.get(ns, ())]
 
-    def _labelled(self, resource: ResourceType, requirement: Requirement) -> _NamesByNamespace | None:
-        """The names, by namespace, of the objects a requirement may select; None when no index says."""
-        by_value = self._labels.get((resource, requirement.key), {})
+    def _labelled(self, resource: ResourceType, requirement: Requirement,
+                  namespace: str | None) -> _NamesByNamespace | None:
+        """The names, by namespace, of the objects a requirement may select (in `namespace` when given);
+        None when no index says."""
         match requirement.operator:
             case "=":
-                return by_value.get(requirement.values[0], {})
-            case "in":
-                values: Iterable[str] = requirement.values
+                return self._labels.get((resource, requirement.key), {}).get(requirement.values[0], {})
             case "exists":
-                values = by_value.keys()
-            case _:
-                return None
-        merged: _NamesByNamespace = {}
-        for value in values:
-            for ns, names in by_value.get(value, {}).items():
-                merged.setdefault(ns, set()).update(names)
-        return merged
+                return self._keyed.get((resource, requirement.key), {})
+            case "in":
+                by_value = self._labels.get((resource, requirement.key), {})
+                merged: _NamesByNamespace = {}
+                for value in requirement.values:
+                    for ns, names in by_value.get(value, {}).items():
+                        if namespace is None or ns == namespace:
+                            merged.setdefault(ns, set()).update(names)
+                return merged
+        return None
 
     def _index(self, key: ObjectKey, obj: StoredObject) -> None:
         resource, namespace, name = key
@@ -129,6 +132,7 @@ class ObjectIndex:
         metadata = obj["metadata"]
         for label, value in (metadata.get("labels") or {}).items():
             self._labels.setdefault((resource, label), {}).setdefault(value, {}).setdefault(namespace, set()).add(name)
+            self._keyed.setdefault((resource, label), {}).setdefault(namespace, set()).add(name)
         for uid in _owner_uids(metadata):
             self._dependents.setdefault(uid, {})[key] = None
         if resource == PODS and (node := _node_name(obj)):
@@ -148,6 +152,9 @@ class ObjectIndex:
                 del by_value[value]
             if not by_value:
                 del self._labels[(resource, label)]
+            _discard(self._keyed[(resource, label)], namespace, name)
+            if not self._keyed[(resource, label)]:
+                del self._keyed[(resource, label)]
         for uid in _owner_uids(metadata):
             _discard(self._dependents, uid, key)
         if resource == PODS and (node := _node_name(obj)):
