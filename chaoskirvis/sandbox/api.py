@@ -4,7 +4,10 @@
 it, serves it with `_serve` and keeps the request log; a refusal is a `status.StatusError`, answered with
 a Status body. The API semantics live in `store`, `admission`, `patching`, `selectors` and `resources`,
 and are orchestrated here. The pods/exec and pods/log subresources are routed here (authorization,
-admission, the pod and its container) and served by `exec_ws` and `logs`.
+admission, the pod and its container) and served by `exec_ws` and `logs`; the scale subresource by
+`scale`. What kubectl needs besides: `protobuf` (its request bodies), `tables` (media type negotiation and
+the Tables `kubectl get` prints), `openapi` (`kubectl explain`), `access_reviews` (`kubectl auth can-i`,
+decided by `users.User.may`, as every request is).
 
 Behaviours a simple emulator gets wrong (tests/test_sandbox_api_layer.py has one test each):
 
