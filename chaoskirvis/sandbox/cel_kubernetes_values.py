@@ -11,7 +11,6 @@ is refused when evaluated rather than when the policy is created, and ``type(qua
 from __future__ import annotations
 
 import ipaddress
-import re
 import urllib.parse
 from collections.abc import Callable
 from fractions import Fraction
@@ -19,16 +18,12 @@ from typing import Any
 
 from cel_expr_python import cel
 
+from chaoskirvis.sandbox import quantities
+
 QUANTITY, URL, IP, CIDR = "kubernetes.Quantity", "kubernetes.URL", "net.IP", "net.CIDR"
 OPAQUE = cel.Type.Map(cel.Type.STRING, cel.Type.STRING)
 _S, _I, _B, _D = cel.Type.STRING, cel.Type.INT, cel.Type.BOOL, cel.Type.DOUBLE
 
-# resource.Quantity (apimachinery pkg/api/resource/quantity.go)
-_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([a-zA-Z]*|[eE][+-]?[0-9]+)")
-_SUFFIXES = {"Ki": Fraction(2) ** 10, "Mi": Fraction(2) ** 20, "Gi": Fraction(2) ** 30, "Ti": Fraction(2) ** 40,
-             "Pi": Fraction(2) ** 50, "Ei": Fraction(2) ** 60, "n": Fraction(1, 10 ** 9), "u": Fraction(1, 10 ** 6),
-             "m": Fraction(1, 1000), "": Fraction(1), "k": Fraction(10 ** 3), "M": Fraction(10 ** 6),
-             "G": Fraction(10 ** 9), "T": Fraction(10 ** 12), "P": Fraction(10 ** 15), "E": Fraction(10 ** 18)}
 _QUANTITY_ERROR = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
@@ -50,17 +45,11 @@ def _kind_of(obj: Any) -> str:
 # -- quantity ---------------------------------------------------------------------------------------------------
 
 def _parse_quantity(text: str) -> Fraction:
-    match = _QUANTITY.fullmatch(text)
-    if not match:
+    """resource.ParseQuantity (see `quantities`), exactly."""
+    amount = quantities.value(text) if text == text.strip() else None
+    if amount is None:
         raise ValueError(_QUANTITY_ERROR)
-    number, suffix = match.groups()
-    if suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():
-        scale = Fraction(10) ** int(suffix[1:])
-    elif suffix in _SUFFIXES:
-        scale = _SUFFIXES[suffix]
-    else:
-        raise ValueError("unable to parse quantity's suffix")
-    return Fraction(number) * scale
+    return Fraction(amount)
 
 
 def _quantity(amount: Fraction) -> dict[str, str]:
