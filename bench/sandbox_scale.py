@@ -29,6 +29,7 @@ import asyncio
 import http.client
 import json
 import multiprocessing
+import os
 import ssl
 import statistics
 import sys
@@ -234,8 +235,8 @@ def main() -> None:
                 _stop_profile(sandbox, profiler, options.profile, size)
             print(f"  {size:>6} objects: loaded in {sum(loaded_at.values()):.1f} s "
                   f"({size / sum(loaded_at.values()):.0f} objects/s overall; the last {size - loaded} took "
-                  f"{loaded_at[size]:.1f} s, {cpu_at[size] * 1000 / (size - loaded):.2f} ms of sandbox CPU each)",
-                  flush=True)
+                  f"{loaded_at[size]:.1f} s, {cpu_at[size] * 1000 / (size - loaded):.2f} ms of sandbox CPU each; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
             loaded = size
             figures[size] = pool.apply(_time_requests, ((target, options.repeat, size),))
             for label, value in figures[size].items():
