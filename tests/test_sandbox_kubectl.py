@@ -553,3 +553,13 @@ def test_kubectl_as_another_user_is_refused_not_ignored(kubectl, sandbox, make_n
     denied = kubectl("auth", "can-i", "get", "pods", "--as=bob", kubeconfig=viewer, check=False)
     assert ('users "bob" is forbidden: User "sandbox-viewer" cannot impersonate resource "users" in API group "" '
             'at the cluster scope') in denied.stderr
+
+
+def test_pod_subresources_the_sandbox_cannot_serve_are_refused_naming_why(kubectl, make_namespace):
+    namespace = make_namespace()
+    kubectl("run", "web", "--image=registry.k8s.io/pause", "-n", namespace)
+    forwarded = kubectl("port-forward", "pod/web", "18080:80", "-n", namespace, check=False)
+    assert forwarded.returncode == 1
+    assert "the sandbox does not serve pods/portforward: no container runs" in forwarded.stderr
+    debugged = kubectl("debug", "web", "--image=busybox", "-n", namespace, check=False)
+    assert debugged.returncode == 1 and "the sandbox does not serve pods/ephemeralcontainers" in debugged.stderr
