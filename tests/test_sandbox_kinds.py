@@ -300,6 +300,28 @@ def test_storage_ingress_and_policy_kinds_are_served(sandbox, core, api, make_na
     assert re.search(r"^ingressclasses\s+networking\.k8s\.io/v1\s+false\s+IngressClass\s", resources, re.MULTILINE)
 
 
+def test_pod_templates_of_replication_controllers_and_pod_templates_are_judged_like_the_others(core, kubectl,
+                                                                                              make_namespace):
+    namespace = make_namespace(enforce="restricted", warn="baseline")
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+        {"name": "app", "image": PAUSE, "securityContext": {"privileged": True}}]}}
+    _, code, headers = core.create_namespaced_replication_controller_with_http_info(namespace, {
+        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "template": template}})
+    assert code == 201 and headers["Warning"].startswith('299 - "would violate PodSecurity \\"baseline:latest\\"')
+    _, code, headers = core.create_namespaced_pod_template_with_http_info(namespace, {
+        "metadata": {"name": "web"}, "template": template})
+    assert code == 201 and "would violate PodSecurity" in headers["Warning"]
+    assert kubectl("get", "rc,podtemplates", "-n", namespace, "-o", "name").split() == [
+        "replicationcontroller/web", "podtemplate/web"]
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_replication_controller(namespace, {"metadata": {"name": "once"}, "spec": {
+            "selector": {"app": "web"},
+            "template": dict(template, spec=dict(template["spec"], restartPolicy="Never"))}})
+    assert json.loads(refused.value.body)["details"]["causes"][0] == {
+        "reason": "FieldValueNotSupported", "field": "spec.template.spec.restartPolicy",
+        "message": 'Unsupported value: "Never": supported values: "Always"'}
+
+
 def test_the_api_servers_validation_of_claims_volumes_ingresses_and_classes(sandbox, core, api, make_namespace):
     namespace = make_namespace()
 
@@ -332,6 +354,11 @@ def test_the_api_servers_validation_of_claims_volumes_ingresses_and_classes(sand
     ingress_class = refused(networking.create_ingress_class, {"metadata": {"name": "k"}, "spec": {}})
     assert ingress_class["details"]["causes"] == [
         {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.controller"}]
+    status, runtime_class = request(sandbox.sandbox, "POST", "/apis/node.k8s.io/v1/runtimeclasses",
+                                    {"metadata": {"name": "gvisor"}, "handler": "runsc_v2"})
+    assert (status, runtime_class["details"]["causes"][0]["field"]) == (422, "handler")
+    assert runtime_class["details"]["causes"][0]["message"].startswith(
+        'Invalid value: "runsc_v2": a lowercase RFC 1123 label must consist of')
     status, storage_class = request(sandbox.sandbox, "POST", "/apis/storage.k8s.io/v1/storageclasses",
                                     {"metadata": {"name": "s"}})  # the typed client requires a provisioner
     assert status == 422 and storage_class["details"]["causes"] == [

@@ -3,8 +3,8 @@
 Only the checks a client meets first, with the API server's field paths and wording: a
 PersistentVolumeClaim needs access modes and a storage request, a PersistentVolume access modes, a
 storage capacity and a volume source, an Ingress rules or a default backend and a pathType on each path,
-an IngressClass a controller, a StorageClass a provisioner, a Node's taints a valid key, value and effect,
-unique by key and effect. Names and metadata are checked by
+an IngressClass a controller, a StorageClass a provisioner, a RuntimeClass a handler that is a DNS label,
+a Node's taints a valid key, value and effect, unique by key and effect. Names and metadata are checked by
 `chaoskirvis.sandbox.store` already; anything else these kinds hold is stored as sent.
 """
 
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chaoskirvis.sandbox.resources import ResourceType, label_value_errors, qualified_name_errors
+from chaoskirvis.sandbox.resources import ResourceType, dns_label_errors, label_value_errors, qualified_name_errors
 from chaoskirvis.sandbox.store import Cause, invalid, required, unsupported
 
 __all__ = ["kind_causes"]
@@ -101,6 +101,11 @@ def _storage_class(obj: dict[str, Any]) -> list[Cause]:
     return [] if obj.get("provisioner") else [required("provisioner")]
 
 
+def _runtime_class(obj: dict[str, Any]) -> list[Cause]:
+    handler = str(obj.get("handler") or "")
+    return [invalid("handler", handler, message) for message in dns_label_errors(handler)]
+
+
 def _node(obj: dict[str, Any]) -> list[Cause]:
     """validateNodeTaints."""
     causes: list[Cause] = []
@@ -131,4 +136,5 @@ _CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {
     ("networking.k8s.io", "Ingress"): _ingress,
     ("networking.k8s.io", "IngressClass"): _ingress_class,
     ("storage.k8s.io", "StorageClass"): _storage_class,
+    ("node.k8s.io", "RuntimeClass"): _runtime_class,
 }
