@@ -510,3 +510,15 @@ def test_a_variable_holding_an_optional_is_usable_as_upstream(core, admission, n
     assert refusal(lambda: core.create_namespaced_service(ns, service("y", labels={"team": "a"})))[1][
         "message"].endswith("denied request: team a")
     assert core.create_namespaced_service(ns, service("z", labels={"team": "a", "owner": "b"})).metadata.name == "z"
+
+
+def test_literal_arguments_are_checked_when_the_policy_is_created(admission):
+    for expression, column, function in (("object.metadata.name.matches('[a-z')", 30, "matches"),
+                                         ("duration('2 hours') > duration('1h')", 10, "duration"),
+                                         ("timestamp('yesterday') < timestamp('2030-01-01T00:00:00Z')", 11,
+                                          "timestamp")):
+        cause = refusal(lambda: admission.create_validating_admission_policy(policy("literals", expression)))[1][
+            "details"]["causes"][0]
+        assert cause["message"] == (f'Invalid value: "{expression}": compilation failed: ERROR: <input>:1:{column}: '
+                                    f"invalid {function} argument\n | {expression}\n | {'.' * (column - 1)}^")
+    admission.create_validating_admission_policy(policy("literals", "object.metadata.name.matches('^[a-z]+$')"))

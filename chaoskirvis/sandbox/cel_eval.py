@@ -3,7 +3,9 @@
 The Kubernetes API server compiles policy expressions with cel-go when a policy is written (parse and type
 check: undeclared names, no matching overload, a wrong result type) and rejects the policy with
 ``compilation failed: ERROR: <input>:LINE:COLUMN: MESSAGE`` and the source line with a caret under it; CEL
-C++ checks the same things and words them the same way. At admission the expressions are evaluated, and
+C++ checks the same things and words them the same way; the checks CEL C++ lacks are made here: the fields
+of `request` and `namespaceObject`, `variables.NAME`, and cel-go's literal validators (``invalid duration
+argument`` for ``duration('2 hours')``, likewise timestamp() and .matches()). At admission the expressions are evaluated, and
 runtime errors are reworded as cel-go words them (``no such key: NAME``, ``no such overload``, ``division
 by zero``, ``index 'I' out of range in list size 'N'``).
 
@@ -50,6 +52,8 @@ _MISSING_KEY = re.compile(r'^Key not found in map : "?(.*?)"?$')
 _INDEX = re.compile(r"^Index error: index=(-?\d+) size=(\d+)$")
 _VARIABLE_FIELD = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_]\w*)")
 _TYPED_SELECT = re.compile(r"(?<![\w.])(request|namespaceObject)((?:\s*\.\s*[A-Za-z_]\w*)+)")
+_LITERAL_CALL = re.compile(r"(?:(?<![\w.])(?P<function>duration|timestamp)|\.\s*(?P<method>matches))\s*\(\s*"
+                           r"(?P<literal>[rR]?(?:'[^'\n]*'|\"[^\"\n]*\"))\s*\)")
 _FIELD = re.compile(r"\s*(\.)\s*([A-Za-z_]\w*)")
 _STRING_LITERAL = re.compile(r"[rR]?(?:'''.*?'''|" r'""".*?"""' r"""|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
                              re.DOTALL)
@@ -137,6 +141,7 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
                 raise CelCompileError("compilation failed: " + _display(
                     source, match.start(1) - 1, f"undefined field '{match.group(1)}'"))
     _check_typed_fields(source, code)
+    _check_literal_arguments(source, code)
     returned = _cel_go_type_name(program.return_type().name())
     if result_types and returned not in (*result_types, "dyn"):
         allowed = result_types[0] if len(result_types) == 1 else f"one of [{' '.join(result_types)}]"
@@ -171,6 +176,23 @@ def _environment(declared: frozenset[str]) -> Any:
 def _without_string_literals(source: str) -> str:
     """The source with every string literal blanked (same length), so that names inside them are not read."""
     return _STRING_LITERAL.sub(lambda match: " " * len(match.group(0)), source)
+
+
+def _check_literal_arguments(source: str, code: str) -> None:
+    """cel-go's literal validators in Kubernetes' environment: a duration(), timestamp() or .matches() whose
+    argument is a string literal that does not convert or compile is refused (`invalid duration argument`)."""
+    for match in _LITERAL_CALL.finditer(source):
+        if code[match.start()] != source[match.start()]:  # inside a string literal
+            continue
+        function, literal = match.group("function") or match.group("method"), match.group("literal")
+        probe = f"''.matches({literal})" if function == "matches" else f"{function}({literal})"
+        try:
+            invalid = _environment(frozenset()).compile(probe).eval().type().name() == "ERROR"
+        except RuntimeError:
+            continue
+        if invalid:
+            raise CelCompileError("compilation failed: " + _display(
+                source, match.start("literal"), f"invalid {function} argument"))
 
 
 def _check_typed_fields(source: str, code: str) -> None:
