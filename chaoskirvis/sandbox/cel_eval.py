@@ -5,9 +5,9 @@ check: undeclared names, no matching overload, a wrong result type) and rejects 
 ``compilation failed: ERROR: <input>:LINE:COLUMN: MESSAGE`` and the source line with a caret under it; CEL
 C++ checks the same things and words them the same way; the checks CEL C++ lacks are made here: the fields
 of `request` and `namespaceObject`, `variables.NAME`, and cel-go's literal validators (``invalid duration
-argument`` for ``duration('2 hours')``, likewise timestamp() and .matches()). At admission the expressions are evaluated, and
-runtime errors are reworded as cel-go words them (``no such key: NAME``, ``no such overload``, ``division
-by zero``, ``index 'I' out of range in list size 'N'``).
+argument`` for ``duration('2 hours')``, likewise timestamp() and .matches()). At admission the expressions
+are evaluated, and runtime errors are reworded as cel-go words them (``no such key: NAME``, ``no such
+overload``, ``division by zero``, ``index 'I' out of range in list size 'N'``).
 
 The environment is Kubernetes' (apiserver `pkg/cel/environment/base.go`): optional types (``.?field``,
 ``[?key]``, ``orValue``, ``hasValue``), the strings extension (version 2, with ``format``), sets, and the
