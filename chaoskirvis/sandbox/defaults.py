@@ -46,10 +46,17 @@ def _dict(obj: Obj, key: str) -> Obj | None:
     return value if isinstance(value, dict) else None
 
 
+def _child(obj: Obj, key: str) -> Obj | None:
+    """The object at `key`, created empty when absent or null; None when it is not an object (a malformed
+    body, left as it is to validation)."""
+    if obj.get(key) is None:
+        obj[key] = {}
+    value = obj[key]
+    return value if isinstance(value, dict) else None
+
+
 def _spec(obj: Obj) -> Obj | None:
-    """The object's spec, created empty when absent; None when it is not an object (validation says so)."""
-    spec = obj.setdefault("spec", {})
-    return spec if isinstance(spec, dict) else None
+    return _child(obj, "spec")
 
 
 def _set_default(obj: Obj, key: str, value: Any) -> None:
@@ -216,8 +223,9 @@ def _volume(volume: Obj) -> None:
     ephemeral = _dict(volume, "ephemeral")
     claim = _dict(ephemeral, "volumeClaimTemplate") if ephemeral else None
     if claim is not None:
-        claim.setdefault("metadata", {}).setdefault("creationTimestamp", None)  # an embedded ObjectMeta
-        _claim_spec(claim.setdefault("spec", {}))
+        _embedded_metadata(claim)
+        if (claim_spec := _child(claim, "spec")) is not None:
+            _claim_spec(claim_spec)
 
 
 def _downward_api_items(source: Obj) -> None:
@@ -276,8 +284,8 @@ def _pod(pod: Obj) -> None:
             resources = _dict(container, "resources") or {}
             limits = resources.get("limits")
             if isinstance(limits, dict) and limits:
-                requests = resources.setdefault("requests", {})
-                if isinstance(requests, dict):
+                requests = _child(resources, "requests")
+                if requests is not None:
                     for name, quantity in limits.items():
                         requests.setdefault(name, quantity)
     _resource_list(spec.get("overhead"))
@@ -294,12 +302,17 @@ def _pod(pod: Obj) -> None:
 
 def pod_template(template: Obj) -> None:
     """A PodTemplateSpec: its ObjectMeta is embedded, so an unset creationTimestamp is encoded as null."""
-    metadata = template.setdefault("metadata", {})
-    if isinstance(metadata, dict):
-        metadata.setdefault("creationTimestamp", None)
-    spec = template.setdefault("spec", {})
-    if isinstance(spec, dict):
+    _embedded_metadata(template)
+    spec = _child(template, "spec")
+    if spec is not None:
         pod_spec(spec)
+
+
+def _embedded_metadata(template: Obj) -> None:
+    """An embedded ObjectMeta (templates): its unset creationTimestamp, a struct, is encoded as null."""
+    metadata = _child(template, "metadata")
+    if metadata is not None:
+        metadata.setdefault("creationTimestamp", None)
 
 
 def _template_of(obj: Obj) -> Obj | None:
@@ -316,10 +329,11 @@ def _deployment(deployment: Obj) -> None:
         return
     if spec.get("replicas") is None:
         spec["replicas"] = 1
-    strategy = spec.setdefault("strategy", {})
-    _set_default(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+    strategy = _child(spec, "strategy")
+    if strategy is not None:
+        _set_default(strategy, "type", "RollingUpdate")
+    rolling = _child(strategy, "rollingUpdate") if strategy and strategy["type"] == "RollingUpdate" else None
+    if rolling is not None:
         for key in ("maxUnavailable", "maxSurge"):
             if rolling.get(key) is None:
                 rolling[key] = "25%"
@@ -335,10 +349,11 @@ def _daemon_set(daemon_set: Obj) -> None:
     spec = _spec(daemon_set)
     if spec is None:
         return
-    strategy = spec.setdefault("updateStrategy", {})
-    _set_default(strategy, "type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+    strategy = _child(spec, "updateStrategy")
+    if strategy is not None:
+        _set_default(strategy, "type", "RollingUpdate")
+    rolling = _child(strategy, "rollingUpdate") if strategy and strategy["type"] == "RollingUpdate" else None
+    if rolling is not None:
         if rolling.get("maxUnavailable") is None:
             rolling["maxUnavailable"] = 1
         if rolling.get("maxSurge") is None:
@@ -353,24 +368,28 @@ def _stateful_set(stateful_set: Obj) -> None:
     if spec is None:
         return
     _set_default(spec, "podManagementPolicy", "OrderedReady")
-    strategy = spec.setdefault("updateStrategy", {})
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-        strategy.setdefault("rollingUpdate", {})
-    rolling = _dict(strategy, "rollingUpdate")
-    if strategy["type"] == "RollingUpdate" and rolling is not None and rolling.get("partition") is None:
-        rolling["partition"] = 0
-    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
-    _set_default(retention, "whenDeleted", "Retain")
-    _set_default(retention, "whenScaled", "Retain")
+    strategy = _child(spec, "updateStrategy")
+    if strategy is not None:
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+            _child(strategy, "rollingUpdate")
+        rolling = _dict(strategy, "rollingUpdate")
+        if strategy["type"] == "RollingUpdate" and rolling is not None and rolling.get("partition") is None:
+            rolling["partition"] = 0
+    retention = _child(spec, "persistentVolumeClaimRetentionPolicy")
+    if retention is not None:
+        _set_default(retention, "whenDeleted", "Retain")
+        _set_default(retention, "whenScaled", "Retain")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
     for claim in _dicts(spec.get("volumeClaimTemplates")):
-        claim.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-        _claim_spec(claim.setdefault("spec", {}))
-        _set_default(claim.setdefault("status", {}), "phase", "Pending")  # SetDefaults_PersistentVolumeClaim
+        _embedded_metadata(claim)
+        if (claim_spec := _child(claim, "spec")) is not None:
+            _claim_spec(claim_spec)
+        if (claim_status := _child(claim, "status")) is not None:
+            _set_default(claim_status, "phase", "Pending")  # SetDefaults_PersistentVolumeClaim
 
 
 def _replica_set(replica_set: Obj) -> None:
@@ -394,7 +413,7 @@ def _job(job: Obj) -> None:
     if spec.get("backoffLimit") is None:
         spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
     template = _dict(spec, "template") or {}
-    template_labels = (template.get("metadata") or {}).get("labels")
+    template_labels = (_dict(template, "metadata") or {}).get("labels")
     metadata = job["metadata"]
     if template_labels is not None and not metadata.get("labels"):
         metadata["labels"] = dict(template_labels)
@@ -412,12 +431,12 @@ def _job(job: Obj) -> None:
 def generate_job_selector(job: Obj) -> None:
     """The Job strategy's PrepareForCreate (generateSelector) unless `manualSelector` is true; then the
     labels the stored Job gets when it is decoded again (SetDefaults_Job copies the template's labels)."""
-    spec = job.setdefault("spec", {})
-    if spec.get("manualSelector") is True:
+    spec = _spec(job)
+    template = _child(spec, "template") if spec is not None else None
+    template_metadata = _child(template, "metadata") if template is not None else None
+    if spec is None or template_metadata is None or spec.get("manualSelector") is True:
         return
     metadata = job["metadata"]
-    template = spec.setdefault("template", {})
-    template_metadata = template.setdefault("metadata", {})
     labels = dict(template_metadata.get("labels") or {})
     # SetDefaults_Job's `obj.Labels = labels` shares the template's map, which generateSelector then fills
     labels_shared = bool(labels) and metadata.get("labels") == labels
@@ -446,11 +465,11 @@ def _cron_job(cron_job: Obj) -> None:
         spec["successfulJobsHistoryLimit"] = 3
     if spec.get("failedJobsHistoryLimit") is None:
         spec["failedJobsHistoryLimit"] = 1
-    job_template = spec.setdefault("jobTemplate", {})
-    if isinstance(job_template, dict):
-        job_template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
-        job_spec = job_template.setdefault("spec", {})
-        if isinstance(job_spec, dict) and isinstance(job_spec.get("template"), dict):
+    job_template = _child(spec, "jobTemplate")
+    if job_template is not None:
+        _embedded_metadata(job_template)
+        job_spec = _child(job_template, "spec")
+        if job_spec is not None and isinstance(job_spec.get("template"), dict):
             pod_template(job_spec["template"])
 
 
@@ -465,7 +484,8 @@ def _service(service: Obj) -> None:
     if spec["sessionAffinity"] == "None":
         spec.pop("sessionAffinityConfig", None)
     elif spec["sessionAffinity"] == "ClientIP":
-        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        client_ip = _dict(_dict(spec, "sessionAffinityConfig") or {}, "clientIP") or {}
+        timeout = client_ip.get("timeoutSeconds")
         if timeout is None:
             spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
     _set_default(spec, "type", "ClusterIP")
@@ -492,7 +512,9 @@ def allocate_service(service: Obj, old: Obj | None) -> None:
     """What the service REST storage allocates (initIPFamilyFields, allocClusterIPs, initNodePorts) on a
     single-stack IPv4 cluster; on update the allocated values the new object leaves out are kept
     (patchAllocatedValues), as is the old ipFamilyPolicy."""
-    spec = service.setdefault("spec", {})
+    spec = _spec(service)
+    if spec is None:
+        return
     old_spec = (old or {}).get("spec") or {}
     if spec.get("type") == "ExternalName":
         for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
@@ -643,13 +665,14 @@ def _limit_range(limit_range: Obj) -> None:
     for item in _dicts(spec.get("limits")) if spec else ():
         for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
             _resource_list(item.get(key))
-        if item.get("type") != "Container":
+        lists = {key: item.get(key) or {} for key in ("max", "min", "default", "defaultRequest")}
+        if item.get("type") != "Container" or not all(isinstance(v, dict) for v in lists.values()):
             continue
-        default = item["default"] = item.get("default") or {}
-        default_request = item["defaultRequest"] = item.get("defaultRequest") or {}
-        for source, target in (("max", default), ("default", default_request), ("min", default_request)):
-            for name, value in (item.get(source) or {}).items():
-                target.setdefault(name, value)
+        default = {**lists["max"], **lists["default"]}
+        default_request = {**lists["min"], **default, **lists["defaultRequest"]}
+        for key, value in (("default", default), ("defaultRequest", default_request)):
+            if value:  # an empty ResourceList is omitted
+                item[key] = value
 
 
 def _resource_quota(quota: Obj) -> None:
@@ -775,7 +798,7 @@ def qos_class(spec: Obj) -> str:
             resources = _dict(container, "resources") or {}
             found: dict[str, set[str]] = {"requests": set(), "limits": set()}
             for kind, totals in (("requests", requests), ("limits", limits)):
-                for name, raw in (resources.get(kind) or {}).items():
+                for name, raw in (_dict(resources, kind) or {}).items():
                     amount = quantities.value(raw)
                     if name not in ("cpu", "memory") or amount is None:
                         continue
