@@ -87,6 +87,9 @@ def test_default_nodes_are_a_control_plane_and_a_worker_as_kind_registers_them(c
 
 def test_kubectl_get_nodes_and_nodes_are_cluster_scoped(kubectl, sandbox):
     assert kubectl("get", "no", "-o", "name").split() == [f"node/{CONTROL_PLANE}", f"node/{WORKER}"]
+    table = kubectl("get", "nodes")  # kubectl's columns, from the server's Table
+    assert re.search(rf"^{CONTROL_PLANE}\s+Ready\s+control-plane\s+\S+\s+v1\.32\.0$", table, re.MULTILINE)
+    assert re.search(rf"^{WORKER}\s+Ready\s+<none>\s+\S+\s+v1\.32\.0$", table, re.MULTILINE)
     shown = json.loads(kubectl("get", "node", WORKER, "-o", "json"))
     assert (shown["kind"], shown["status"]["nodeInfo"]["operatingSystem"]) == ("Node", "linux")
     status, answer = request(sandbox.sandbox, "GET", "/api/v1/namespaces/default/nodes")
@@ -208,6 +211,8 @@ def test_a_watch_on_events_sees_them_and_kubectl_lists_them(core, make_namespace
     table = kubectl("get", "events", "-n", namespace, "-o", f"custom-columns={columns}")
     assert re.search(rf"Normal\s+Scheduled\s+web\s+Successfully assigned {namespace}/web to {WORKER}", table)
     assert re.search(r"Normal\s+Started\s+web\s+Started container app", table)
+    table = kubectl("get", "events", "-n", namespace)
+    assert re.search(rf"Normal\s+Scheduled\s+pod/web\s+Successfully assigned {namespace}/web to {WORKER}", table)
     listed = kubectl("events", "-n", namespace, "--for", "pod/web")  # kubectl's own table, sorted by time
     assert re.search(r"Normal\s+Pulled\s+Pod/web\s+Container image", listed)
 
