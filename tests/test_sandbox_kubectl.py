@@ -179,6 +179,8 @@ CREATE_COMMANDS = {
     "priorityclass": ["priorityclass", "{ns}-pc", "--value=0", "--description=d", "--preemption-policy=Never"],
     "poddisruptionbudget": ["poddisruptionbudget", "pdb", "--selector=app=web", "--min-available=1"],
     "ingress": ["ingress", "ing", "--rule=foo.example.com/bar=svc:8080", "--class=nginx"],
+    "ingress-tls": ["ingress", "secure", "--rule=foo.example.com/bar*=svc:8080,tls=cert", "--default-backend=def:80"],
+    "poddisruptionbudget-percent": ["poddisruptionbudget", "half", "--selector=app=web", "--max-unavailable=50%"],
 }
 
 
