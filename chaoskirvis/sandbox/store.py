@@ -19,9 +19,11 @@ import asyncio
 import bisect
 import copy
 import datetime
+import functools
 import itertools
 import json
 import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -267,8 +269,14 @@ def _list_position(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def now_timestamp() -> str:
-    """RFC 3339 UTC, to the second, as the API server writes timestamps."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC, to the second, as the API server writes timestamps (formatted once a second: a pod's
+    creation writes a dozen of them)."""
+    return _timestamp_of(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _timestamp_of(second: int) -> str:
+    return datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # The status an emulated kubelet writes. The addresses are fake values shown in status only: nothing listens.
