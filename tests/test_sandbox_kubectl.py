@@ -565,3 +565,21 @@ def test_pod_subresources_the_sandbox_cannot_serve_are_refused_naming_why(kubect
     assert "the sandbox does not serve pods/portforward: no container runs" in forwarded.stderr
     debugged = kubectl("debug", "web", "--image=busybox", "-n", namespace, check=False)
     assert debugged.returncode == 1 and "the sandbox does not serve pods/ephemeralcontainers" in debugged.stderr
+
+
+def test_a_pods_ready_column_counts_its_sidecars(kubectl, make_namespace, tmp_path):
+    namespace = make_namespace()
+    manifest = tmp_path / "sidecar.yaml"
+    manifest.write_text(f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: app, namespace: {namespace}}}
+spec:
+  initContainers:
+  - {{name: setup, image: busybox}}
+  - {{name: proxy, image: envoy, restartPolicy: Always}}
+  containers:
+  - {{name: app, image: registry.k8s.io/pause}}
+""")
+    kubectl("create", "-f", str(manifest))
+    assert kubectl("get", "pod", "app", "-n", namespace).stdout.splitlines()[1].split()[:3] == ["app", "2/2", "Running"]

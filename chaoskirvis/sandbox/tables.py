@@ -153,12 +153,11 @@ def _containers(pod_spec: dict[str, Any]) -> tuple[str, str]:
 
 
 def _pod_status(row: _Row) -> str:
-    """printPod's STATUS: the phase, or the reason a container (or init container) gives."""
+    """printPod's STATUS: the phase, or the reason a container gives (the last one that gives one)."""
     status = row.status
     reason = status.get("reason") or status.get("phase") or ""
-    statuses = status.get("containerStatuses") or []
     has_running = False
-    for container in reversed(statuses):
+    for container in reversed(status.get("containerStatuses") or []):
         state = container.get("state") or {}
         waiting, terminated = state.get("waiting") or {}, state.get("terminated")
         if waiting.get("reason"):
@@ -172,15 +171,32 @@ def _pod_status(row: _Row) -> str:
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         reason = "Running" if ready else "NotReady"
     if row.metadata.get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+        if status.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif status.get("phase") not in ("Succeeded", "Failed"):
+            reason = "Terminating"
     return reason
 
 
+def _pod_readiness(row: _Row) -> tuple[int, int, int]:
+    """printPod's (ready, total, restarts): running ready containers and started ready sidecars (init
+    containers with restartPolicy Always, which 1.32 counts as containers), restarts of both."""
+    sidecars = {c.get("name") for c in row.spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    total = len(row.spec.get("containers") or []) + len(sidecars)
+    ready = restarts = 0
+    for container in row.status.get("initContainerStatuses") or []:
+        restarts += int(container.get("restartCount") or 0)
+        if container.get("name") in sidecars and container.get("started") and container.get("ready"):
+            ready += 1
+    for container in row.status.get("containerStatuses") or []:
+        restarts += int(container.get("restartCount") or 0)
+        if container.get("ready") and "running" in (container.get("state") or {}):
+            ready += 1
+    return ready, total, restarts
+
+
 def _pod(row: _Row) -> list[Any]:
-    statuses = row.status.get("containerStatuses") or []
-    ready = sum(1 for c in statuses if c.get("ready"))
-    total = len(row.spec.get("containers") or [])
-    restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
+    ready, total, restarts = _pod_readiness(row)
     ips = row.status.get("podIPs") or []
     gates = row.spec.get("readinessGates") or []
     conditions = {c.get("type"): c.get("status") for c in row.status.get("conditions") or []}
