@@ -325,6 +325,7 @@ def test_include_object_says_what_each_row_carries(sandbox, make_namespace):
     table = "application/json;as=Table;v=v1;g=meta.k8s.io"
     _, whole = raw_call(sandbox.sandbox, "GET", f"{path}/cm?includeObject=Object", None, "application/json", table)
     assert whole["rows"][0]["object"]["data"] == {"a": "1"} and whole["rows"][0]["cells"][:2] == ["cm", 1]
+    assert whole["metadata"] == {"resourceVersion": whole["rows"][0]["object"]["metadata"]["resourceVersion"]}
     _, bare = raw_call(sandbox.sandbox, "GET", f"{path}?includeObject=None", None, "application/json", table)
     assert "object" not in bare["rows"][0]
     status, refused = raw_call(sandbox.sandbox, "GET", f"{path}?includeObject=All", None, "application/json", table)

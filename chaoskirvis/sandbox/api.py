@@ -327,7 +327,7 @@ class KubernetesApiHandler:
         assert isinstance(response.body, bytes)  # a json_response
         document = json.loads(response.body)
         objects = document.get("items", []) if "items" in document else [_untyped(document)]
-        metadata = document["metadata"] if "items" in document else {}
+        metadata = document["metadata"] if "items" in document else _version_of(document)
         answer = json_response(tables.table(resource, objects, metadata, include, datetime.datetime.now(datetime.UTC)),
                                response.status)
         for warning in response.headers.getall("Warning", []):
@@ -746,7 +746,13 @@ def _event_object(request: ApiRequest, resource: ResourceType) -> Callable[[dict
     include = request.params.get("includeObject") or "Metadata"
     if tables.negotiate(request.headers.get("Accept", "")) != tables.TABLE:
         return lambda obj: _typed(resource, obj)
-    return lambda obj: tables.table(resource, [obj], {}, include, datetime.datetime.now(datetime.UTC))
+    return lambda obj: tables.table(resource, [obj], _version_of(obj), include, datetime.datetime.now(datetime.UTC))
+
+
+def _version_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The Table metadata of one object: its resourceVersion, as the table convertor copies it."""
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return {"resourceVersion": version} if version else {}
 
 
 async def _write_event(response: aiohttp.web.StreamResponse, render: Callable[[dict[str, Any]], Any],
