@@ -558,7 +558,7 @@ def test_kubectl_as_another_user_is_refused_not_ignored(kubectl, sandbox, make_n
             'at the cluster scope') in denied.stderr
 
 
-def test_pod_subresources_the_sandbox_cannot_serve_are_refused_naming_why(kubectl, make_namespace):
+def test_subresources_the_sandbox_cannot_serve_are_refused_naming_why(kubectl, make_namespace):
     namespace = make_namespace()
     kubectl("run", "web", "--image=registry.k8s.io/pause", "-n", namespace)
     forwarded = kubectl("port-forward", "pod/web", "18080:80", "-n", namespace, check=False)
@@ -566,6 +566,8 @@ def test_pod_subresources_the_sandbox_cannot_serve_are_refused_naming_why(kubect
     assert "the sandbox does not serve pods/portforward: no container runs" in forwarded.stderr
     debugged = kubectl("debug", "web", "--image=busybox", "-n", namespace, check=False)
     assert debugged.returncode == 1 and "the sandbox does not serve pods/ephemeralcontainers" in debugged.stderr
+    token = kubectl("create", "token", "default", "-n", namespace, check=False)
+    assert token.returncode == 1 and "the sandbox does not serve serviceaccounts/token: it issues no" in token.stderr
 
 
 def test_a_pods_ready_column_counts_its_sidecars(kubectl, make_namespace, tmp_path):

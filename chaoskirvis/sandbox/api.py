@@ -98,12 +98,14 @@ DEFAULT_WATCH_SECONDS = 1800
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 APPLY_PATCH = "application/apply-patch+yaml"
-# Pod subresources that kubectl uses and the API server serves, but the sandbox cannot: why, in the refusal.
-UNSERVED_POD_SUBRESOURCES = {
-    "attach": "no container runs, so there is no process to attach to (kubectl attach)",
-    "portforward": "no container runs, so nothing listens to forward to (kubectl port-forward)",
-    "ephemeralcontainers": "no container runs, so no debug container can be added (kubectl debug)",
-    "eviction": "evictions and the disruption budgets they respect are not modelled (kubectl drain)",
+# Subresources that kubectl uses and the API server serves, but the sandbox cannot: why, in the refusal.
+UNSERVED_SUBRESOURCES = {
+    ("pods", "attach"): "no container runs, so there is no process to attach to (kubectl attach)",
+    ("pods", "portforward"): "no container runs, so nothing listens to forward to (kubectl port-forward)",
+    ("pods", "ephemeralcontainers"): "no container runs, so no debug container can be added (kubectl debug)",
+    ("pods", "eviction"): "evictions and the disruption budgets they respect are not modelled (kubectl drain)",
+    ("serviceaccounts", "token"): "it issues no ServiceAccount tokens, its only credentials are the admin's and "
+                                  "the viewer's (kubectl create token)",
 }
 
 
@@ -278,9 +280,10 @@ class KubernetesApiHandler:
                 return await self._serve_pod_stream(request, user, namespace, request.name)
             if request.subresource == "scale" and scale.scalable(resource) and namespace and request.name:
                 return self._serve_scale(request, user, resource, namespace, request.name)
-            if resource == PODS and request.subresource in UNSERVED_POD_SUBRESOURCES:
-                raise status_error(404, "NotFound", f"the sandbox does not serve pods/{request.subresource}: "
-                                                    f"{UNSERVED_POD_SUBRESOURCES[request.subresource]}", {})
+            why = UNSERVED_SUBRESOURCES.get((resource.plural, request.subresource))
+            if why is not None:
+                raise status_error(404, "NotFound", f"the sandbox does not serve {resource.plural}/"
+                                                    f"{request.subresource}: {why}", {})
             raise NO_SUCH_PATH
         media = tables.negotiate(request.headers.get("Accept", ""))
         if media is None:
