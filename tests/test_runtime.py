@@ -84,3 +84,18 @@ def test_an_existing_pod_is_only_touched_when_named(sandbox, make_namespace, run
     commands = [list(e.command) for e in sandbox.sandbox.execs if e.namespace == namespace]
     assert commands[1][-1].startswith("rm -f /etc/kirvis-")
     assert core.read_namespaced_pod("app", namespace).metadata.name == "app"
+
+
+def test_the_exit_code_is_read_from_the_kubelets_status_and_a_command_that_could_not_start_has_none():
+    from chaoskirvis.runtime.execution import exit_code_of
+
+    assert exit_code_of('{"metadata":{},"status":"Success"}') == 0
+    assert exit_code_of('{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: '
+                        'error executing command [false], exit code 1","reason":"NonZeroExitCode","details":'
+                        '{"causes":[{"reason":"ExitCode","message":"1"}]}}') == 1
+    # containerd's answer when the executable is missing: a Failure with no exit code (the kubernetes
+    # client's own returncode raises KeyError on it)
+    assert exit_code_of('{"metadata":{},"status":"Failure","message":"Internal error occurred: error executing '
+                        'command in container: failed to exec in container: exec: \\"nope\\": executable file '
+                        'not found in $PATH: unknown","reason":"InternalError","code":500}') is None
+    assert exit_code_of("") is None

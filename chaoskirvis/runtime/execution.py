@@ -9,10 +9,11 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from chaoskirvis.client import KubeAPI, path_for
 
-__all__ = ["ExecResult", "exec_in_pod", "wait_until_running", "refusal"]
+__all__ = ["ExecResult", "exec_in_pod", "exit_code_of", "wait_until_running", "refusal"]
 
 
 @dataclass
@@ -34,10 +35,28 @@ def exec_in_pod(api: KubeAPI, namespace: str, pod: str, container: str | None, c
     try:
         session.run_forever(timeout=timeout)
         stdout, stderr = session.read_stdout(), "" if tty else session.read_stderr()
-        exit_code = session.returncode
+        exit_code = None if session.is_open() else exit_code_of(session.read_channel(ERROR_CHANNEL))
     finally:
         session.close()
     return ExecResult(exit_code, stdout or "", stderr or "", round((time.monotonic() - started) * 1000, 1))
+
+
+def exit_code_of(status_text: str) -> int | None:
+    """The exit code in the Status the kubelet writes on the error channel: 0 for Success, the ExitCode cause
+    of a NonZeroExitCode failure; None when there is none (no status yet, or a command that could not start:
+    the client's own `returncode` raises on those)."""
+    try:
+        status = json.loads(status_text) if status_text.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode" and str(cause.get("message", "")).isdigit():
+            return int(cause["message"])
+    return None
 
 
 def wait_until_running(api: KubeAPI, namespace: str, pod: str, timeout: float) -> None:
