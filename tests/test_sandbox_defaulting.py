@@ -633,3 +633,30 @@ def test_quantities_are_stored_in_canonical_form(core, make_namespace):
     claim = created(core.create_namespaced_persistent_volume_claim, namespace, {"metadata": {"name": "c"}, "spec": {
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1000Mi"}}}})
     assert claim["spec"]["resources"] == {"requests": {"storage": "1000Mi"}}
+
+
+def test_the_allocators_refuse_an_address_out_of_range_or_taken(core, make_namespace):
+    """ipallocator and portallocator (pkg/registry/core/service): 422 with their words."""
+    namespace = make_namespace()
+    first = created(core.create_namespaced_service, namespace, {"metadata": {"name": "first"}, "spec": {
+        "type": "NodePort", "selector": LABELS, "ports": [{"port": 80}]}})
+    address, node_port = first["spec"]["clusterIP"], first["spec"]["ports"][0]["nodePort"]
+
+    def service(name: str, **spec: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"selector": LABELS, "ports": [{"port": 80}], **spec}}
+
+    assert denial(core.create_namespaced_service, namespace, service("outside", clusterIP="10.0.0.5")) == (
+        422, 'Service "outside" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate '
+             'IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is '
+             '10.96.0.0/12')
+    assert denial(core.create_namespaced_service, make_namespace(), service("twin", clusterIP=address)) == (
+        422, f'Service "twin" is invalid: spec.clusterIPs: Invalid value: []string{{"{address}"}}: failed to '
+             f'allocate IP {address}: provided IP is already allocated')
+    status, message = denial(core.create_namespaced_service, namespace, service(
+        "port-twin", type="NodePort", ports=[{"port": 81, "nodePort": node_port}]))
+    assert (status, message) == (422, f'Service "port-twin" is invalid: spec.ports[0].nodePort: Invalid value: '
+                                      f'{node_port}: provided port is already allocated')
+    requested = created(core.create_namespaced_service, namespace, service("static", clusterIP="10.96.0.20"))
+    assert requested["spec"]["clusterIPs"] == ["10.96.0.20"]
+    first["spec"]["ports"][0]["name"] = "http"  # an update keeps its own address and port
+    assert created(core.replace_namespaced_service, "first", namespace, first)["spec"]["clusterIP"] == address

@@ -38,6 +38,7 @@ from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecS
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
 from chaoskirvis.sandbox.pod_admission import MUTATING_POD_PLUGINS
+from chaoskirvis.sandbox.service_allocation import ServiceAllocation
 from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
@@ -287,9 +288,10 @@ class Sandbox:
         store.register_nodes()
         handler = KubernetesApiHandler(
             store=store,
-            # the pods' mutating plugins, then PodSecurity and ValidatingAdmissionPolicy, in the API server's order
-            admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), PodSecurityAdmission(),
-                                      ValidatingAdmissionPolicyAdmission()]),
+            # the pods' mutating plugins, the service allocators' checks, then PodSecurity and
+            # ValidatingAdmissionPolicy: the API server's order
+            admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), ServiceAllocation(),
+                                      PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
             tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
             exec_sessions=self._exec_sessions,
         )
