@@ -254,7 +254,7 @@ def _service_account_names(spec: Obj) -> None:
         spec.pop("serviceAccountName", None)
 
 
-def pod_spec(spec: Obj) -> None:
+def _pod_spec(spec: Obj) -> None:
     """SetDefaults_PodSpec, then the defaulters of its containers and volumes (for pods and templates)."""
     _set_default(spec, "dnsPolicy", "ClusterFirst")
     _set_default(spec, "restartPolicy", "Always")
@@ -297,15 +297,15 @@ def _pod(pod: Obj) -> None:
                 for port in _dicts(container.get("ports")):
                     if not port.get("hostPort"):
                         port["hostPort"] = port.get("containerPort")
-    pod_spec(spec)
+    _pod_spec(spec)
 
 
-def pod_template(template: Obj) -> None:
+def _pod_template(template: Obj) -> None:
     """A PodTemplateSpec: its ObjectMeta is embedded, so an unset creationTimestamp is encoded as null."""
     _embedded_metadata(template)
     spec = _child(template, "spec")
     if spec is not None:
-        pod_spec(spec)
+        _pod_spec(spec)
 
 
 def _embedded_metadata(template: Obj) -> None:
@@ -470,7 +470,7 @@ def _cron_job(cron_job: Obj) -> None:
         _embedded_metadata(job_template)
         job_spec = _child(job_template, "spec")
         if job_spec is not None and isinstance(job_spec.get("template"), dict):
-            pod_template(job_spec["template"])
+            _pod_template(job_spec["template"])
 
 
 # Services (SetDefaults_Service; pkg/registry/core/service/storage/alloc.go for what is allocated).
@@ -776,7 +776,7 @@ def apply_defaults(resource: ResourceType, obj: Obj) -> None:
     if resource.kind in ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job"):
         template = _template_of(obj)
         if template is not None:
-            pod_template(template)
+            _pod_template(template)
 
 
 def created_status(resource: ResourceType) -> Obj | None:
