@@ -199,10 +199,16 @@ def service(name: str, port: Any, target: Any = None, node_port: Any = None, kin
 
 
 @pytest.mark.parametrize("port,target,node_port,message", [
-    (70000, None, None, 'Service "x" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and '
+    # without a targetPort the registry defaults it to the port (SetDefaults_Service) before validation, which
+    # then refuses both, in validateServicePort's order
+    (70000, None, None, 'Service "x" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and '
+                        '65535, inclusive, spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and '
+                        '65535, inclusive]'),
+    (-1, None, None, 'Service "x" is invalid: [spec.ports[0].port: Invalid value: -1: must be between 1 and 65535, '
+                     'inclusive, spec.ports[0].targetPort: Invalid value: -1: must be between 1 and 65535, '
+                     'inclusive]'),
+    (70000, 8080, None, 'Service "x" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and '
                         '65535, inclusive'),
-    (-1, None, None, 'Service "x" is invalid: spec.ports[0].port: Invalid value: -1: must be between 1 and 65535, '
-                     'inclusive'),
     (80, 70000, None, 'Service "x" is invalid: spec.ports[0].targetPort: Invalid value: 70000: must be between 1 '
                       'and 65535, inclusive'),
     (80, "Web_Port", None, 'Service "x" is invalid: spec.ports[0].targetPort: Invalid value: "Web_Port": must '
@@ -253,8 +259,8 @@ def test_kubectl_sees_the_same_refusal(sandbox, make_namespace, tmp_path):
     done = subprocess.run([kubectl, "--kubeconfig", str(sandbox.kubeconfig), "-n", namespace, "apply", "-f",
                            str(manifest)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert ('The Service "big" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, '
-            'inclusive') in done.stderr
+    assert ('* spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive\n'
+            '* spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive') in done.stderr
 
 
 def test_a_run_id_with_a_trailing_newline_is_refused():
