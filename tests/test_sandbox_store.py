@@ -176,3 +176,21 @@ def test_the_sandbox_request_log_slices_from_a_count(sandbox, core):
     core.read_namespace("default")
     assert [(r.method, r.path, r.status) for r in sandbox.sandbox.requests[seen:]] == [
         ("GET", "/api/v1/namespaces/default", 200)]
+
+
+def test_service_node_ports_are_free_again_once_changed_or_deleted(core, make_namespace):
+    namespace = make_namespace()
+
+    def service(name: str, node_port: int) -> dict:
+        return {"metadata": {"name": name}, "spec": {"type": "NodePort", "selector": {"app": name},
+                                                    "ports": [{"port": 80, "nodePort": node_port}]}}
+
+    core.create_namespaced_service(namespace, service("first", 30901))
+    core.patch_namespaced_service("first", namespace, {"spec": {"ports": [{"port": 80, "nodePort": 30902}]}})
+    core.create_namespaced_service(namespace, service("second", 30901))
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_service(namespace, service("third", 30902))
+    assert refused.value.status == 422 and "provided port is already allocated" in refused.value.body
+
+    core.delete_namespaced_service("first", namespace)
+    core.create_namespaced_service(namespace, service("third", 30902))

@@ -3,9 +3,10 @@
 The indexes answer the questions the API asks on every request without looking at every stored object:
 a list in a namespace looks at that namespace's objects of that resource, a label-selector list at the
 objects carrying the selector's most selective `key=value` (or `key in (...)`, or `key`), the garbage
-collector at the objects naming a uid in their ownerReferences and the namespace controller at the objects
-in a namespace, and the scheduler at how many pods each node has. Selections are then checked against the whole selector, so an index only narrows down,
-never decides.
+collector at the objects naming a uid in their ownerReferences, the namespace controller at the objects
+in a namespace, the scheduler at how many pods each node has, and the Service allocators at the Services
+holding a cluster IP or node port. Selections are then checked against the whole selector, so an index
+only narrows down, never decides.
 
 The objects held here are the store's own: nothing may change them once stored (a change is a new object
 put in place of the old one). Callers that hand them out copy them first.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from chaoskirvis.sandbox.resources import PODS, ResourceType
+from chaoskirvis.sandbox.resources import PODS, SERVICES, ResourceType
 from chaoskirvis.sandbox.selectors import LabelSelector, Requirement
 
 ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
@@ -41,6 +42,8 @@ class ObjectIndex:
         self._namespace_contents: dict[str, dict[ObjectKey, None]] = {}
         # node name -> how many pods are bound to it (spec.nodeName)
         self._pods_on_node: dict[str, int] = {}
+        # a Service's cluster IP (str) or node port (int) -> the keys of the Services holding it
+        self._service_addresses: dict[str | int, dict[ObjectKey, None]] = {}
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -79,6 +82,11 @@ class ObjectIndex:
     def pods_per_node(self) -> dict[str, int]:
         """How many pods each node has bound (spec.nodeName), nodes without pods left out."""
         return dict(self._pods_on_node)
+
+    def services_holding(self, addresses: Iterable[str | int]) -> list[StoredObject]:
+        """The Services holding any of these cluster IPs (str) or node ports (int)."""
+        keys = {key: None for address in addresses for key in self._service_addresses.get(address, ())}
+        return [self._objects[key] for key in keys]
 
     def select(self, resource: ResourceType, namespace: str | None = None,
                labels: LabelSelector | None = None,
@@ -137,6 +145,9 @@ class ObjectIndex:
             self._dependents.setdefault(uid, {})[key] = None
         if resource == PODS and (node := _node_name(obj)):
             self._pods_on_node[node] = self._pods_on_node.get(node, 0) + 1
+        if resource == SERVICES:
+            for address in service_addresses(obj.get("spec")):
+                self._service_addresses.setdefault(address, {})[key] = None
 
     def _unindex(self, key: ObjectKey, obj: StoredObject) -> None:
         resource, namespace, name = key
@@ -161,10 +172,25 @@ class ObjectIndex:
             self._pods_on_node[node] -= 1
             if not self._pods_on_node[node]:
                 del self._pods_on_node[node]
+        if resource == SERVICES:
+            for address in service_addresses(obj.get("spec")):
+                _discard(self._service_addresses, address, key)
 
 
 def _owner_uids(metadata: Mapping[str, Any]) -> set[str]:
     return {ref["uid"] for ref in metadata.get("ownerReferences") or [] if isinstance(ref, dict) and ref.get("uid")}
+
+
+def service_addresses(spec: Any) -> set[str | int]:
+    """What a Service spec holds of the allocators': its cluster IPs, node ports and health check node port."""
+    if not isinstance(spec, dict):
+        return set()
+    held: set[str | int] = {ip for ip in spec.get("clusterIPs") or [] if isinstance(ip, str)}
+    held |= {port.get("nodePort") for port in spec.get("ports") or [] if isinstance(port, dict)
+             and isinstance(port.get("nodePort"), int)}
+    if isinstance(spec.get("healthCheckNodePort"), int):
+        held.add(spec["healthCheckNodePort"])
+    return held
 
 
 def _node_name(pod: StoredObject) -> str | None:

@@ -36,7 +36,8 @@ class ServiceAllocation:
             return ALLOWED
         spec = request.object.get("spec") if isinstance(request.object.get("spec"), dict) else {}
         old_spec = (request.old_object or {}).get("spec") or {}
-        others = [s for s in store.list(SERVICES) if s["metadata"].get("uid") != request.object["metadata"].get("uid")]
+        uid = request.object["metadata"].get("uid")
+        others = [s for s in store.services_holding(spec) if s["metadata"].get("uid") != uid]
         causes = _cluster_ip_causes(spec, old_spec, others) + _node_port_causes(spec, old_spec, others)
         if not causes:
             return ALLOWED

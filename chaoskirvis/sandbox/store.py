@@ -1,9 +1,10 @@
 """Object storage of the sandbox, with the registry rules the API server applies before storing.
 
 - `Store`: the objects, the global resourceVersion counter, the history of changes and the watchers.
-  Objects are indexed (`object_index`: by namespace, label, owner uid and node) so that no request
-  looks at every stored object; see "Scale" in docs/sandbox.md. Deleting a namespace deletes everything in it; deleting an object deletes the objects that name it in
-  their ownerReferences (what the namespace controller and the garbage collector do, done at once).
+  Objects are indexed (`object_index`: by namespace, label, owner uid, node and Service address) so
+  that no request looks at every stored object; see "Scale" in docs/sandbox.md. Deleting a namespace
+  deletes everything in it; deleting an object deletes the objects that name it in their
+  ownerReferences (what the namespace controller and the garbage collector do, done at once).
   A created pod is stored `Pending`, then given the status a kubelet writes once every container has
   started (`running_pod_status`), as a second change: nothing runs, the status is emulated.
 - `prepare_create` / `prepare_update`: metadata the API server fills in or keeps (uid, creationTimestamp,
@@ -37,7 +38,7 @@ from chaoskirvis.sandbox.defaults import (
     generate_job_selector,
     qos_class,
 )
-from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, copy_object
+from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, copy_object, service_addresses
 from chaoskirvis.sandbox.resources import (
     NAMESPACES,
     PODS,
@@ -141,6 +142,11 @@ class Store:
     def pods_per_node(self) -> dict[str, int]:
         """How many pods are bound to each node (spec.nodeName), as the scheduler counts them."""
         return self._objects.pods_per_node()
+
+    def services_holding(self, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Copies of the stored Services holding any cluster IP or node port of this Service spec (those the
+        allocators must not give again)."""
+        return [copy_object(service) for service in self._objects.services_holding(service_addresses(spec))]
 
     def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Store a new object. The store keeps `obj` itself: the caller hands it over and leaves it alone."""
