@@ -32,6 +32,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import resource
 import ssl
 import statistics
 import sys
@@ -265,7 +266,8 @@ def main() -> None:
             print(f"  {size:>6} objects: loaded in {sum(loaded_at.values()):.1f} s "
                   f"({size / sum(loaded_at.values()):.0f} objects/s overall; the last {size - loaded} took "
                   f"{loaded_at[size]:.1f} s, {cpu_at[size] * 1000 / (size - loaded):.2f} ms of sandbox CPU each; "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; sandbox peak RSS "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)", flush=True)
             loaded = size
             figures[size] = pool.apply(_time_requests, ((target, options.repeat, size),))
             for label, value in figures[size].items():
