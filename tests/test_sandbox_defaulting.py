@@ -181,9 +181,12 @@ def test_nested_pod_fields_get_their_defaulters(core, make_namespace):
     ({"requests": {"ephemeral-storage": "1Gi"}}, "BestEffort"),  # only cpu and memory count
 ])
 def test_qos_class_is_computed_as_get_pod_qos_does(core, make_namespace, resources, qos):
-    pod = created(core.create_namespaced_pod, make_namespace(), {"metadata": {"name": "p"}, "spec": {
+    namespace = make_namespace()
+    pod = created(core.create_namespaced_pod, namespace, {"metadata": {"name": "p"}, "spec": {
         "containers": [{"name": "c", "image": PAUSE, "resources": resources}]}})
     assert pod["status"]["qosClass"] == qos
+    running = raw(core.read_namespaced_pod("p", namespace, _preload_content=False))
+    assert (running["status"]["phase"], running["status"]["qosClass"]) == ("Running", qos)  # the kubelet keeps it
 
 
 def test_host_network_pods_get_host_ports(core, make_namespace):
@@ -443,6 +446,17 @@ def test_node_port_headless_and_external_name_services(core, make_namespace):
     external = created(core.create_namespaced_service, namespace, {"metadata": {"name": "ext"}, "spec": {
         "type": "ExternalName", "externalName": "db.example.org"}})
     assert external["spec"] == {"type": "ExternalName", "externalName": "db.example.org", "sessionAffinity": "None"}
+
+
+def test_the_allocators_hand_out_free_node_ports_and_cluster_ips(core, make_namespace):
+    """400 NodePort Services in a band of 2,768 ports: random picks would clash (a birthday collision is all
+    but certain past ~100); like the port and IP allocators, the sandbox picks free ones, so all are made."""
+    namespace = make_namespace()
+    services = [created(core.create_namespaced_service, namespace, {"metadata": {"name": f"np-{number}"}, "spec": {
+        "type": "NodePort", "selector": LABELS, "ports": [{"port": 80}]}}) for number in range(400)]
+    node_ports = [service["spec"]["ports"][0]["nodePort"] for service in services]
+    cluster_ips = [service["spec"]["clusterIP"] for service in services]
+    assert len(set(node_ports)) == len(set(cluster_ips)) == 400
 
 
 # Other kinds.

@@ -614,7 +614,7 @@ class KubernetesApiHandler:
         self._place(resource, obj, namespace)
         if namespace and self.store.get(NAMESPACES, None, namespace) is None:
             raise not_found(NAMESPACES, namespace)
-        obj = prepare_create(resource, obj)
+        obj = prepare_create(resource, obj, self.store.address_taken)
         name = obj["metadata"].get("name", "")
         causes = validate_create(resource, obj)
         if causes:
@@ -670,7 +670,7 @@ class KubernetesApiHandler:
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
                                                               "changes to the latest version and try again"))
-        obj = prepare_update(resource, _typed(resource, obj), old)
+        obj = prepare_update(resource, _typed(resource, obj), old, self.store.address_taken)
         causes = validate_update(resource, obj, old)
         if causes:
             raise invalid(resource, name, causes)

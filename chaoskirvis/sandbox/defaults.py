@@ -508,10 +508,11 @@ def _service(service: Obj) -> None:
         spec["clusterIPs"] = [spec["clusterIP"]]  # the v1 conversion: clusterIP is clusterIPs[0]
 
 
-def allocate_service(service: Obj, old: Obj | None) -> None:
+def allocate_service(service: Obj, old: Obj | None, taken: Callable[[str | int], bool] = lambda _: False) -> None:
     """What the service REST storage allocates (initIPFamilyFields, allocClusterIPs, initNodePorts) on a
     single-stack IPv4 cluster; on update the allocated values the new object leaves out are kept
-    (patchAllocatedValues), as is the old ipFamilyPolicy."""
+    (patchAllocatedValues), as is the old ipFamilyPolicy. `taken` says whether another Service holds a
+    cluster IP (str) or node port (int): like the allocators, the sandbox picks free ones."""
     spec = _spec(service)
     if spec is None:
         return
@@ -533,9 +534,9 @@ def allocate_service(service: Obj, old: Obj | None) -> None:
         if headless_selectorless and spec["ipFamilyPolicy"] != "SingleStack":
             spec["ipFamilies"].append("IPv6")
     if not spec.get("clusterIP"):
-        address = _random_service_ip()
+        address = _free(_random_service_ip, taken)
         spec["clusterIP"], spec["clusterIPs"] = address, [address]
-    _allocate_node_ports(spec, old_spec)
+    _allocate_node_ports(spec, old_spec, taken)
 
 
 def _random_service_ip() -> str:
@@ -545,7 +546,17 @@ def _random_service_ip() -> str:
     return str(ipaddress.ip_address(first_dynamic + secrets.randbelow(last - first_dynamic + 1)))
 
 
-def _allocate_node_ports(spec: Obj, old_spec: Obj) -> None:
+def _free(pick: Callable[[], Any], taken: Callable[[str | int], bool]) -> Any:
+    """A random pick that is not taken (the allocators hand out free values; the bands are large enough
+    that a few tries find one), else the last pick, which the allocation check then refuses as taken."""
+    for _ in range(64):
+        value = pick()
+        if not taken(value):
+            return value
+    return value
+
+
+def _allocate_node_ports(spec: Obj, old_spec: Obj, taken: Callable[[str | int], bool]) -> None:
     """initNodePorts: one node port per service port number (shared across protocols)."""
     service_type = spec.get("type")
     allocates = service_type == "NodePort" or (
@@ -564,11 +575,12 @@ def _allocate_node_ports(spec: Obj, old_spec: Obj) -> None:
         if port.get("nodePort") or not allocates:
             continue
         if port.get("port") not in by_port:
-            by_port[port.get("port")] = _random_node_port()
+            by_port[port.get("port")] = _free(_random_node_port, lambda p: taken(p) or p in by_port.values())
         port["nodePort"] = by_port[port.get("port")]
     needs_health_check = service_type == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
     if needs_health_check and not spec.get("healthCheckNodePort"):
-        spec["healthCheckNodePort"] = old_spec.get("healthCheckNodePort") or _random_node_port()
+        spec["healthCheckNodePort"] = old_spec.get("healthCheckNodePort") or _free(
+            _random_node_port, lambda p: taken(p) or p in by_port.values())
 
 
 def _random_node_port() -> int:

@@ -7,8 +7,8 @@ run in the admission chain because it reads the other Services, refuses what the
 with their words: 422 `spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP
 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.96.0.0/12`,
 `... failed to allocate IP 10.96.0.10: provided IP is already allocated`, and `spec.ports[0].nodePort:
-Invalid value: 30080: provided port is already allocated`. An address the sandbox picked at random is
-checked too (a clash, about one in a million, is refused rather than hidden).
+Invalid value: 30080: provided port is already allocated`. What the sandbox picks is free already
+(`defaults.allocate_service` asks `Store.address_taken`), as the allocators pick.
 """
 
 from __future__ import annotations

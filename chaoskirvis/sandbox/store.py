@@ -143,6 +143,10 @@ class Store:
         """How many pods are bound to each node (spec.nodeName), as the scheduler counts them."""
         return self._objects.pods_per_node()
 
+    def address_taken(self, address: str | int) -> bool:
+        """Whether a stored Service holds this cluster IP (str) or node port (int)."""
+        return bool(self._objects.services_holding([address]))
+
     def services_holding(self, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Copies of the stored Services holding any cluster IP or node port of this Service spec (those the
         allocators must not give again)."""
@@ -313,6 +317,7 @@ def running_pod_status(pod: dict[str, Any], pod_ip: str, now: str, host_ip: str 
         **({"initContainerStatuses": [_init_container_status(c, now) for c in spec["initContainers"]]}
            if spec.get("initContainers") else {}),
         "containerStatuses": [_running_container_status(c, now) for c in spec.get("containers") or []],
+        **({"qosClass": pod["status"]["qosClass"]} if "qosClass" in (pod.get("status") or {}) else {}),
     }
 
 
@@ -336,10 +341,12 @@ def _init_container_status(container: dict[str, Any], now: str) -> dict[str, Any
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def prepare_create(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+def prepare_create(resource: ResourceType, obj: dict[str, Any],
+                   address_taken: Callable[[str | int], bool] = lambda _: False) -> dict[str, Any]:
     """The object as the registry makes it before validation: defaulted (see `defaults`), metadata filled
-    in, status reset, a Service's addresses allocated, a Job's selector generated."""
-    prepared = copy.deepcopy(obj)
+    in, status reset, a Service's addresses allocated (free ones: `address_taken`, e.g.
+    `Store.address_taken`), a Job's selector generated."""
+    prepared = copy_object(obj)
     metadata = prepared["metadata"] = _without_empty_fields(prepared["metadata"])
     if not metadata.get("name") and metadata.get("generateName"):
         suffix = "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
@@ -364,20 +371,21 @@ def prepare_create(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any
     else:
         prepared.pop("status", None)
     if resource.kind == "Service":
-        allocate_service(prepared, None)
+        allocate_service(prepared, None, address_taken)
     elif resource.kind == "Job":
         generate_job_selector(prepared)
     return prepared
 
 
-def prepare_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+def prepare_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, Any],
+                   address_taken: Callable[[str | int], bool] = lambda _: False) -> dict[str, Any]:
     """The object as the registry makes it before validating an update: defaulted, server-owned fields
     kept (a Service's allocated addresses among them)."""
-    prepared = copy.deepcopy(obj)
+    prepared = copy_object(obj)
     metadata = prepared["metadata"] = _without_empty_fields(prepared.get("metadata") or {})
     apply_defaults(resource, prepared)
     if resource.kind == "Service":
-        allocate_service(prepared, old)
+        allocate_service(prepared, old, address_taken)
     for kept in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "generateName"):
         if kept in old["metadata"]:
             metadata[kept] = old["metadata"][kept]
