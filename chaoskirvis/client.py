@@ -16,10 +16,13 @@ server and recorded in the evidence as ``tls_verified: false``), every call has 
 (``KIRVIS_REQUEST_TIMEOUT`` seconds, default 30), and no configuration at all is an error, never a
 fallback to localhost.
 
-Requests and answers are plain dicts (JSON), which keeps us independent of the generated models.
+Requests and answers are plain dicts (JSON) over our own urllib3 pool: the `kubernetes` package (0.2 to
+0.9 s of imports, its generated models) is imported only for an exec plugin or auth-provider user
+(`chaoskirvis.kubeconfig`) and for exec into a pod (its websocket client). One `ClusterClient` (connection
+pool, kubeconfig parsed once) serves every activity of a process that resolves to the same configuration;
+`kube_api` hands each activity a `KubeAPI` over it with that activity's timeout.
 
-Retries (`RetryPolicy`, ours alone: the urllib3 pool under the kubernetes client is told not to retry,
-so retries never multiply). Every request, writes included, is retried on 429 TooManyRequests, on 5xx
+Retries (`RetryPolicy`, ours alone: the urllib3 pool is told not to retry, so retries never multiply). Every request, writes included, is retried on 429 TooManyRequests, on 5xx
 and when its answer is lost (a dropped connection, a read timeout), with capped exponential backoff
 that honours ``Retry-After``; the whole request, retries and waits included, stays within its timeout,
 and a ``Retry-After`` beyond what is left of it ends the request at once with an error that says so.
@@ -34,27 +37,30 @@ import json
 import os
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import quote, urlsplit
+from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.config.config_exception import ConfigException
 from logzero import logger
 
 from chaoskirvis import __version__
 from chaoskirvis.activity import REQUEST_TIMEOUT_SECONDS, configured_number
+from chaoskirvis.kubeconfig import ClusterConfiguration, KubeconfigError, from_environment, from_kubeconfig, in_pod
 from chaoskirvis.ledger.runid import current_run_id
 
-__all__ = ["KubeAPI", "ApiError", "Answer", "RetryPolicy", "is_intended", "kube_api", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
+__all__ = ["KubeAPI", "ApiError", "Answer", "ClusterClient", "RetryPolicy", "is_intended", "kube_api", "path_for",
+           "user_agent", "NO_CONFIGURATION_MESSAGE"]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+POOL_SIZE = 8  # connections kept per API server (concurrent deletes, watches beside requests)
+# Ours are the only retries (KubeAPI.request): the pool must neither retry nor sleep on Retry-After.
+_NO_POOL_RETRIES = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False, respect_retry_after_header=False)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The ownership labels that make a stored object the one we meant to create (chaoskirvis.ledger.ownership).
 _MARK_LABELS = ("app.kubernetes.io/managed-by", "chaoskirvis.io/run-id", "chaoskirvis.io/technique")
@@ -123,10 +129,50 @@ class _Lost(Exception):
         self.cause = cause
 
 
-class KubeAPI:
-    """A thin JSON client over the kubernetes ApiClient: auth, TLS, proxies and timeouts come from it."""
+class ClusterClient:
+    """One API server's connection pool and resolved configuration, shared by every `KubeAPI` of the process
+    that resolves to it (see `kube_api`); urllib3's pool is safe across threads."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    def __init__(self, configuration: ClusterConfiguration):
+        self.configuration = configuration
+        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE"}
+        if configuration.verify_ssl:
+            tls["ca_certs"] = configuration.ca_file or _default_ca_file()
+        else:
+            tls["assert_hostname"] = False
+        if configuration.cert_file:
+            tls.update(cert_file=configuration.cert_file, key_file=configuration.key_file)
+        if configuration.tls_server_name:
+            tls["server_hostname"] = configuration.tls_server_name
+        options = {"num_pools": 4, "maxsize": POOL_SIZE, "block": False, "retries": _NO_POOL_RETRIES, **tls}
+        if configuration.proxy and not _bypasses_proxy(configuration.host, configuration.no_proxy):
+            self.pool: urllib3.PoolManager = urllib3.ProxyManager(configuration.proxy, **options)
+        else:
+            self.pool = urllib3.PoolManager(**options)
+        self._kubernetes_client = None
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return self.configuration.host
+
+    def connections_opened(self) -> int:
+        """How many connections (TLS handshakes, for https) the pool has opened so far."""
+        return sum(self.pool.pools[key].num_connections for key in self.pool.pools.keys())
+
+    def kubernetes_client(self):
+        """The kubernetes package's ApiClient on the same configuration, for what only it does (exec's
+        websocket); built, and the package imported, on first use."""
+        with self._lock:
+            if self._kubernetes_client is None:
+                self._kubernetes_client = _kubernetes_api_client(self.configuration)
+            return self._kubernetes_client
+
+
+class KubeAPI:
+    """A thin JSON client over a `ClusterClient`, with this activity's timeout and retry policy."""
+
+    def __init__(self, api_client: ClusterClient, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  retry: RetryPolicy | None = None):
         self.api_client = api_client
         self.timeout = timeout
@@ -134,7 +180,7 @@ class KubeAPI:
 
     @property
     def host(self) -> str:
-        return self.api_client.configuration.host
+        return self.api_client.host
 
     def request(
         self,
@@ -214,10 +260,13 @@ class KubeAPI:
         try:
             raw = response.read()
         except urllib3.exceptions.HTTPError as exc:
+            response.close()  # a half-read answer must not go back to the pool
             raise _Lost(exc) from None
+        finally:
+            response.release_conn()
         return Answer(
-            status=response.status, body=_decode(raw), warnings=_warnings(response.getheaders()),
-            retry_after=response.getheader("Retry-After") if response.status >= 400 else None,
+            status=response.status, body=_decode(raw), warnings=_warnings(response.headers),
+            retry_after=response.headers.get("Retry-After") if response.status >= 400 else None,
         )
 
     def _read_back(self, collection: str, body: dict[str, Any], started: float, attempt: int,
@@ -244,7 +293,7 @@ class KubeAPI:
         response = self._open_stream(path, query, timeout)
         buffer, complete = b"", False
         try:
-            for chunk in response.response.stream(4096, decode_content=True):
+            for chunk in response.stream(4096, decode_content=True):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -258,10 +307,9 @@ class KubeAPI:
                 f"the stream of GET {path} from {self.host} was cut: {_short_network_error(exc)}"
             ) from None
         finally:
-            if complete:
-                response.response.release_conn()
-            else:  # a half-read stream must not go back to the pool
-                response.response.close()
+            if not complete:  # a half-read stream must not go back to the pool
+                response.close()
+            response.release_conn()
         if buffer.strip():
             yield buffer.decode("utf-8", "replace")
 
@@ -280,8 +328,15 @@ class KubeAPI:
                 continue
             if response.status < 400:
                 return response
-            answer = Answer(status=response.status, body=_decode(response.read()),
-                            retry_after=response.getheader("Retry-After"), attempts=attempt)
+            try:
+                raw = response.read()
+            except urllib3.exceptions.HTTPError:
+                response.close()
+                raw = b""
+            finally:
+                response.release_conn()
+            answer = Answer(status=response.status, body=_decode(raw),
+                            retry_after=response.headers.get("Retry-After"), attempts=attempt)
             if answer.status not in RETRY_STATUSES:
                 raise ApiError("GET", path, answer)
             wait = self.retry.delay(attempt, answer.retry_after)
@@ -295,16 +350,18 @@ class KubeAPI:
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: dict[str, Any] | None,
               content_type: str, timeout: float | tuple[float, float]):
         """One HTTP exchange up to the answer's headers; `_Lost` when there is no answer (yet)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": user_agent()}
+        authorization = self.api_client.configuration.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
-        _, url, headers, _, _ = self.api_client.param_serialize(
-            method=method, resource_path=path, query_params=params, header_params=headers,
-            auth_settings=["BearerToken"],
-        )
+        url = self.host + path + (f"?{urlencode(params)}" if params else "")
+        encoded = None if body is None else json.dumps(body).encode()
+        timeouts = urllib3.Timeout(connect=timeout[0], read=timeout[1]) if isinstance(timeout, tuple) \
+            else urllib3.Timeout(total=timeout)
         try:
-            return self.api_client.rest_client.request(
-                method, url, headers=headers, body=body, _request_timeout=timeout,
-            )
+            return self.api_client.pool.request(method, url, body=encoded, headers=headers, timeout=timeouts,
+                                                retries=_NO_POOL_RETRIES, preload_content=False)
         except urllib3.exceptions.HTTPError as exc:
             cause = getattr(exc, "reason", None) or exc
             if isinstance(cause, urllib3.exceptions.SSLError):  # a TLS failure does not heal by retrying
@@ -338,7 +395,8 @@ class KubeAPI:
 
 
 def kube_api(configuration: Configuration | None = None, secrets: Secrets | None = None) -> KubeAPI:
-    """Build the API client from secrets, then the environment (see the module docstring)."""
+    """The API client from secrets, then the environment (see the module docstring): the process's one
+    `ClusterClient` for that configuration, with this activity's timeout."""
     secrets = secrets or {}
 
     def lookup(key: str) -> str | None:
@@ -349,29 +407,47 @@ def kube_api(configuration: Configuration | None = None, secrets: Secrets | None
     if configured is None or configured == "":
         setting, configured = "KIRVIS_REQUEST_TIMEOUT", lookup("KIRVIS_REQUEST_TIMEOUT")
     timeout = configured_number(configured, setting, DEFAULT_TIMEOUT_SECONDS, REQUEST_TIMEOUT_SECONDS)
-    api_configuration = _resolve_configuration(lookup)
-    warn_if_tls_unverified(api_configuration)
-    # Ours are the only retries (KubeAPI.request): the pool must neither retry nor sleep on Retry-After.
-    api_configuration.retries = urllib3.Retry(total=0, redirect=0, raise_on_redirect=False,
-                                              respect_retry_after_header=False)
-    api_client = k8s_client.ApiClient(api_configuration)
-    api_client.user_agent = user_agent()
-    return KubeAPI(api_client, timeout=timeout)
+    return KubeAPI(cluster_client(lookup), timeout=timeout)
+
+
+_CLIENTS: dict[tuple, ClusterClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+# What selects the configuration besides the kubeconfig files themselves.
+_SELECTING_KEYS = ("KUBERNETES_CONTEXT", "KUBERNETES_VERIFY_SSL", "CHAOSTOOLKIT_IN_POD", "KUBERNETES_HOST",
+                   "KUBERNETES_API_KEY", "KUBERNETES_API_KEY_PREFIX", "KUBERNETES_CERT_FILE", "KUBERNETES_KEY_FILE",
+                   "KUBERNETES_USERNAME", "KUBERNETES_PASSWORD", "KUBERNETES_CA_CERT_FILE")
+
+
+def cluster_client(lookup: Callable[[str], str | None]) -> ClusterClient:
+    """The process's client for the configuration `lookup` selects, resolved once: keyed by every setting
+    that selects it and by the kubeconfig files' paths, sizes and modification times (an edited kubeconfig
+    is read again)."""
+    kubeconfig = _existing_kubeconfig(lookup("KUBECONFIG"))
+    files = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in kubeconfig) if kubeconfig else ()
+    key = (files, tuple(lookup(k) for k in _SELECTING_KEYS),
+           tuple(os.environ.get(k) for k in ("HTTP_PROXY", "NO_PROXY", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")))
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            resolved = _resolve_configuration(kubeconfig, lookup)
+            warn_if_tls_unverified(resolved)
+            client = _CLIENTS[key] = ClusterClient(resolved)
+        return client
 
 
 _WARNED_UNVERIFIED: set[str] = set()
 
 
-def tls_verified(api_configuration: k8s_client.Configuration) -> bool:
+def tls_verified(configuration: ClusterConfiguration) -> bool:
     """Whether the API server's answers are authenticated: HTTPS with its certificate verified."""
-    return str(api_configuration.host or "").lower().startswith("https://") and bool(api_configuration.verify_ssl)
+    return str(configuration.host or "").lower().startswith("https://") and bool(configuration.verify_ssl)
 
 
-def warn_if_tls_unverified(api_configuration: k8s_client.Configuration) -> None:
+def warn_if_tls_unverified(configuration: ClusterConfiguration) -> None:
     """One WARNING per process and API server whose answers are not authenticated (allowed, never silent)."""
-    if tls_verified(api_configuration):
+    if tls_verified(configuration):
         return
-    parts = urlsplit(str(api_configuration.host or ""))
+    parts = urlsplit(str(configuration.host or ""))
     server = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"  # no userinfo, no path: never a credential
     if server in _WARNED_UNVERIFIED:
         return
@@ -397,69 +473,78 @@ def is_intended(stored: dict[str, Any], sent: dict[str, Any]) -> bool:
 
 def user_agent() -> str:
     """The User-Agent that ties every request (and so audit logs and alerts) to this run."""
-    return f"chaoskirvis/{__version__} (run {current_run_id()}) kubernetes-python/{k8s_client.__version__}"
+    return f"chaoskirvis/{__version__} (run {current_run_id()}) urllib3/{urllib3.__version__}"
 
 
-def _resolve_configuration(lookup) -> k8s_client.Configuration:
-    kubeconfig = _existing_kubeconfig(lookup("KUBECONFIG"))
+def _resolve_configuration(kubeconfig: list[str] | None, lookup) -> ClusterConfiguration:
+    verify_ssl = not _is_false(lookup("KUBERNETES_VERIFY_SSL"))
     if kubeconfig:
-        return _from_kubeconfig(kubeconfig, lookup("KUBERNETES_CONTEXT"), lookup)
-    if lookup("CHAOSTOOLKIT_IN_POD") == "true":
-        api_configuration = k8s_client.Configuration()
+        context = lookup("KUBERNETES_CONTEXT")
         try:
-            k8s_config.load_incluster_config(client_configuration=api_configuration)
-        except ConfigException as exc:
+            resolved = from_kubeconfig(kubeconfig, context)
+        except (KubeconfigError, OSError, ValueError) as exc:
+            raise ActivityFailed(f"cannot use kubeconfig {os.pathsep.join(kubeconfig)} "
+                                 f"(context {context or 'current'}): {exc}") from None
+        resolved.verify_ssl = resolved.verify_ssl and verify_ssl
+        return resolved
+    if lookup("CHAOSTOOLKIT_IN_POD") == "true":
+        try:
+            return in_pod()
+        except KubeconfigError as exc:
             raise ActivityFailed(f"CHAOSTOOLKIT_IN_POD=true but no in-pod service account: {exc}") from None
-        return api_configuration
     if lookup("KUBERNETES_HOST"):
-        return _from_environment(lookup)
+        return from_environment(lookup, verify_ssl)
     raise ActivityFailed(NO_CONFIGURATION_MESSAGE)
 
 
-def _existing_kubeconfig(kubeconfig_env: str | None) -> str | None:
+def _existing_kubeconfig(kubeconfig_env: str | None) -> list[str] | None:
     """The KUBECONFIG value restricted to files that exist, or ~/.kube/config, or None."""
     if kubeconfig_env:
         paths = [p for p in kubeconfig_env.split(os.pathsep) if p and Path(p).expanduser().is_file()]
         if not paths:
             raise ActivityFailed(f"KUBECONFIG is set to {kubeconfig_env!r} but no such file exists")
-        return os.pathsep.join(paths)
+        return paths
     default = Path("~/.kube/config").expanduser()
-    return str(default) if default.is_file() else None
+    return [str(default)] if default.is_file() else None
 
 
-def _from_kubeconfig(path: str, context: str | None, lookup) -> k8s_client.Configuration:
-    api_configuration = k8s_client.Configuration()
+def _default_ca_file() -> str | None:
+    """The CA bundle the kubernetes package verifies with when the configuration names none (certifi's)."""
     try:
-        k8s_config.load_kube_config(
-            config_file=path, context=context, client_configuration=api_configuration,
-            persist_config=False,
-        )
-    except (ConfigException, OSError, ValueError) as exc:
-        raise ActivityFailed(f"cannot use kubeconfig {path} (context {context or 'current'}): {exc}") from None
-    if _is_false(lookup("KUBERNETES_VERIFY_SSL")):
-        api_configuration.verify_ssl = False
-    return api_configuration
+        import certifi
+    except ImportError:
+        return None
+    return certifi.where()
 
 
-def _from_environment(lookup) -> k8s_client.Configuration:
-    api_configuration = k8s_client.Configuration()
-    api_configuration.host = lookup("KUBERNETES_HOST")
-    api_configuration.verify_ssl = not _is_false(lookup("KUBERNETES_VERIFY_SSL"))
-    api_configuration.ssl_ca_cert = lookup("KUBERNETES_CA_CERT_FILE")
-    if lookup("KUBERNETES_API_KEY"):
-        api_configuration.api_key["authorization"] = lookup("KUBERNETES_API_KEY")
-        api_configuration.api_key_prefix["authorization"] = lookup("KUBERNETES_API_KEY_PREFIX") or "Bearer"
-    elif lookup("KUBERNETES_CERT_FILE"):
-        api_configuration.cert_file = lookup("KUBERNETES_CERT_FILE")
-        api_configuration.key_file = lookup("KUBERNETES_KEY_FILE")
-    elif lookup("KUBERNETES_USERNAME"):
-        api_configuration.username = lookup("KUBERNETES_USERNAME")
-        api_configuration.password = lookup("KUBERNETES_PASSWORD") or ""
-    if os.environ.get("HTTP_PROXY"):
-        api_configuration.proxy = os.environ["HTTP_PROXY"]
-    if os.environ.get("NO_PROXY"):
-        api_configuration.no_proxy = os.environ["NO_PROXY"]
-    return api_configuration
+def _bypasses_proxy(host: str, no_proxy: str | None) -> bool:
+    """Whether NO_PROXY (comma-separated hosts or domain suffixes, ``*`` for all) exempts `host`."""
+    hostname = (urlsplit(host).hostname or "").lower()
+    for entry in (no_proxy or "").split(","):
+        entry = entry.strip().lower().lstrip(".")
+        if entry and (entry == "*" or hostname == entry or hostname.endswith(f".{entry}")):
+            return True
+    return False
+
+
+def _kubernetes_api_client(configuration: ClusterConfiguration):
+    """A kubernetes package ApiClient configured as `configuration` (host, TLS, credentials, proxy)."""
+    from kubernetes import client as k8s_client
+
+    settings = k8s_client.Configuration()
+    settings.host = configuration.host
+    settings.verify_ssl = configuration.verify_ssl
+    settings.ssl_ca_cert = configuration.ca_file or _default_ca_file()
+    settings.cert_file, settings.key_file = configuration.cert_file, configuration.key_file
+    settings.tls_server_name = configuration.tls_server_name
+    settings.proxy = None if _bypasses_proxy(configuration.host, configuration.no_proxy) else configuration.proxy
+    settings.retries = _NO_POOL_RETRIES
+    if configuration.authorization():  # the header as we send it, re-read (a rotated token) on each use
+        settings.api_key["BearerToken"] = configuration.authorization()
+        settings.refresh_api_key_hook = lambda s: s.api_key.update(BearerToken=configuration.authorization())
+    api_client = k8s_client.ApiClient(settings)
+    api_client.user_agent = user_agent()
+    return api_client
 
 
 def _is_false(value: str | None) -> bool:

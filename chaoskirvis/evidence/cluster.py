@@ -6,17 +6,12 @@ in the server URL's path).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
-from kubernetes import config as k8s_config
-from kubernetes.config.config_exception import ConfigException
-
 from chaoskirvis.client import ApiError, KubeAPI, kube_api, tls_verified
 
 __all__ = ["ClusterFacts", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
@@ -42,7 +37,7 @@ def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) 
             {"unavailable": "not asked: no usable cluster configuration"},
         )
     cluster: dict[str, Any] = {
-        "server": _without_userinfo(api.host), **_kubeconfig_context(secrets or {}),
+        "server": _without_userinfo(api.host), **_kubeconfig_context(api),
         # False: TLS verification off (insecure-skip-tls-verify, KUBERNETES_VERIFY_SSL=false) or plain http,
         # so anyone on the network path could have answered for the API server.
         "tls_verified": tls_verified(api.api_client.configuration),
@@ -82,35 +77,14 @@ def identity_of(api: KubeAPI) -> dict[str, Any]:
     }
 
 
-def _kubeconfig_context(secrets: Secrets) -> dict[str, str]:
+def _kubeconfig_context(api: KubeAPI) -> dict[str, str]:
     """The kubeconfig context and user name in use (names only), when a kubeconfig configures the client."""
-    def lookup(key: str) -> str | None:
-        value = secrets.get(key, os.environ.get(key))
-        return None if value is None else str(value)
-
-    paths = [p for p in (lookup("KUBECONFIG") or "").split(os.pathsep) if p and Path(p).expanduser().is_file()]
-    default = Path("~/.kube/config").expanduser()
-    if not paths and not lookup("KUBECONFIG") and default.is_file():
-        paths = [str(default)]
-    if not paths:
-        return {}
-    try:
-        contexts, active = k8s_config.list_kube_config_contexts(config_file=os.pathsep.join(paths))
-    except (ConfigException, OSError, ValueError):
-        return {}
-    wanted = lookup("KUBERNETES_CONTEXT")
-    chosen = next((c for c in contexts if c.get("name") == wanted), None) if wanted else active
-    if not chosen:
-        return {}
-    return {"context": chosen.get("name"), "user": (chosen.get("context") or {}).get("user")}
+    configuration = api.api_client.configuration
+    return {"context": configuration.context, "user": configuration.user} if configuration.context else {}
 
 
 def _credentials(api: KubeAPI) -> list[str]:
-    configuration = api.api_client.configuration
-    values = [str(v).split(" ", 1)[-1] for v in (configuration.api_key or {}).values() if v]
-    if configuration.password:
-        values.append(configuration.password)
-    return values
+    return api.api_client.configuration.credentials()
 
 
 def _without_userinfo(url: str) -> str:

@@ -1,17 +1,18 @@
-"""Run a command in a pod through the exec API (the real client's websocket `stream()`)."""
+"""Run a command in a pod through the exec API (the real client's websocket `stream()`: the kubernetes
+package is imported here only when a command is run)."""
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chaoslib.exceptions import ActivityFailed
-from kubernetes import client as k8s_client
-from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from chaoskirvis.client import KubeAPI, path_for
+
+if TYPE_CHECKING:
+    from kubernetes.client.rest import ApiException
 
 __all__ = ["ExecResult", "exec_in_pod", "exit_code_of", "wait_until_running", "refusal"]
 
@@ -27,7 +28,11 @@ class ExecResult:
 def exec_in_pod(api: KubeAPI, namespace: str, pod: str, container: str | None, command: list[str], *,
                 tty: bool, timeout: float) -> ExecResult:
     """Run `command`; returns its exit code and output. Raises `ApiException` when the API refuses it."""
-    core = k8s_client.CoreV1Api(api.api_client)
+    from kubernetes import client as k8s_client
+    from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+    core = k8s_client.CoreV1Api(api.api_client.kubernetes_client())
     started = time.monotonic()
     kwargs = {"container": container} if container else {}
     session = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=not tty,

@@ -1,0 +1,122 @@
+"""Startup: a blocked experiment's whole `chaos run` against `chaos --help`, and what chaoskirvis imports.
+
+Starts a sandbox, makes the experiments' target namespace (Pod Security enforce=baseline), then runs
+`chaos --help` and `chaos run EXPERIMENT` in turns (paired runs, the order alternating) and prints the
+medians and their ratio (issue 11's goal: at most 1.3x). Then the import time of the modules the
+experiment names (`python -X importtime`, median of the runs) and whether the `kubernetes` package was
+imported. Usage: python bench/startup.py [--runs 7] [--experiment experiments/host-pid-denied.yaml ...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from chaoskirvis.sandbox.server import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NAMESPACE = "team-baseline"
+DEFAULT_EXPERIMENTS = ["experiments/host-pid-denied.yaml", "experiments/privileged-pod-denied.yaml"]
+GOAL = 1.3
+
+
+def environment(kubeconfig: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "KIRVIS_", "CHAOSTOOLKIT_"))}
+    env["KUBECONFIG"] = str(kubeconfig)
+    return env
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path, expect: int = 0) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != expect:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def experiment_modules(experiment: Path) -> list[str]:
+    """Every Python module the experiment's activities and controls name."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "python" and isinstance(node.get("module"), str):
+                found.add(node["module"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(experiment.read_text()))
+    return sorted(found)
+
+
+def import_times(modules: list[str], env: dict[str, str], runs: int) -> tuple[dict[str, float], bool]:
+    """Cumulative import time (ms, median of `runs`) of each top-level module imported, and whether the
+    kubernetes package was among them."""
+    code = "import sys; " + "; ".join(f"import {m}" for m in modules) + "; print('kubernetes' in sys.modules)"
+    samples: dict[str, list[float]] = {}
+    kubernetes_imported = False
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True,
+                              text=True, check=True)
+        kubernetes_imported = done.stdout.strip() == "True"
+        for line in done.stderr.splitlines():
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| ( *)(\S+)$", line)
+            if match and (len(match.group(2)) <= 2 or match.group(3).startswith("chaoskirvis")):
+                name = match.group(3)
+                if name.startswith(("chaoskirvis", "chaoslib", "chaosk8s", "kubernetes", "urllib3", "yaml", "logzero")):
+                    samples.setdefault(name, []).append(int(match.group(1)) / 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}, kubernetes_imported
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="paired runs (medians; at least 5)")
+    parser.add_argument("--experiment", action="append", help="experiment file (repeatable)")
+    options = parser.parse_args()
+    runs = max(5, options.runs)
+    experiments = [ROOT / e for e in (options.experiment or DEFAULT_EXPERIMENTS)]
+    with Sandbox() as sandbox, tempfile.TemporaryDirectory(prefix="kirvis-startup-") as scratch:
+        work = Path(scratch)
+        kubeconfig = sandbox.write_kubeconfig(work / "kubeconfig")
+        sandbox.apply(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n  labels:\n"
+                      "    pod-security.kubernetes.io/enforce: baseline\n")
+        env = environment(kubeconfig)
+        print(f"startup, medians of {runs} paired runs (sandbox {sandbox.url}, python {sys.version.split()[0]})")
+        for experiment in experiments:
+            help_times, run_times = [], []
+            run = [str(BIN / "chaos"), "--log-file", str(work / "chaos.log"), "run", str(experiment),
+                   "--journal-path", str(work / "journal.json"), "--var", f"namespace={NAMESPACE}"]
+            timed(run, env, work)  # warm the file cache once, unmeasured
+            for index in range(runs):
+                pair = [("help", [str(BIN / "chaos"), "--help"]), ("run", run)]
+                for kind, command in pair if index % 2 == 0 else reversed(pair):
+                    (help_times if kind == "help" else run_times).append(timed(command, env, work))
+            help_median, run_median = statistics.median(help_times), statistics.median(run_times)
+            ratio = run_median / help_median
+            print(f"\n{experiment.relative_to(ROOT)}")
+            print(f"  chaos --help        {help_median * 1000:7.0f} ms")
+            print(f"  chaos run (blocked) {run_median * 1000:7.0f} ms")
+            print(f"  ratio               {ratio:7.2f}x  (goal <= {GOAL}x: {'met' if ratio <= GOAL else 'NOT met'})")
+            times, kubernetes_imported = import_times(experiment_modules(experiment), env, runs)
+            print(f"  imports of {', '.join(experiment_modules(experiment))} (cumulative ms, median):")
+            for name, ms in sorted(times.items(), key=lambda item: -item[1]):
+                print(f"    {ms:7.1f}  {name}")
+            print(f"  kubernetes package imported: {'yes' if kubernetes_imported else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
