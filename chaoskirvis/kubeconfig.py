@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import logging
 import os
 import shutil
 import tempfile
@@ -204,6 +205,8 @@ def _user_credentials(configuration: ClusterConfiguration, user: dict[str, Any],
                               "the requests would be sent as the user itself")
     configuration.cert_file = _file_or_data(user, "client-certificate", folder)
     configuration.key_file = _file_or_data(user, "client-key", folder)
+    if configuration.cert_file or configuration.key_file:
+        _check_key_pair(configuration.cert_file, configuration.key_file)
     if user.get("token"):
         configuration.token = str(user["token"])
     elif user.get("tokenFile"):
@@ -228,6 +231,18 @@ def _file_or_data(entry: dict[str, Any], key: str, folder: Path) -> str | None:
     return None
 
 
+def _check_key_pair(cert_file: str | None, key_file: str | None) -> None:
+    """Refuse, before any request, a client certificate without its key or with another one."""
+    if not cert_file or not key_file:
+        raise KubeconfigError("client-certificate and client-key must be set together")
+    import ssl
+
+    try:
+        ssl.create_default_context().load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        raise KubeconfigError(f"the client certificate and key are not a usable pair: {exc}") from None
+
+
 _PRIVATE_DIR: list[str] = []
 
 
@@ -249,13 +264,29 @@ def _through_kubernetes_package(paths: list[str], context: str) -> ClusterConfig
     from kubernetes.config.config_exception import ConfigException
 
     loaded = k8s_client.Configuration()
+    failures = _LoggedErrors()  # the package logs a failed plugin (and goes on without credentials)
+    logging.getLogger().addHandler(failures)
     try:
         k8s_config.load_kube_config(config_file=os.pathsep.join(paths), context=context,
                                     client_configuration=loaded, persist_config=False)
     except ConfigException as exc:
         raise KubeconfigError(str(exc)) from None
+    finally:
+        logging.getLogger().removeHandler(failures)
+    if not loaded.api_key.get("BearerToken") and not loaded.cert_file:
+        why = "; ".join(failures.messages) or "no token and no client certificate"
+        raise KubeconfigError(f"the user's exec plugin or auth-provider gave no credential: {why}")
     return ClusterConfiguration(
         host=loaded.host, verify_ssl=bool(loaded.verify_ssl), ca_file=loaded.ssl_ca_cert,
         cert_file=loaded.cert_file, key_file=loaded.key_file, tls_server_name=loaded.tls_server_name,
         proxy=loaded.proxy, authorization_hook=lambda: loaded.get_api_key_with_prefix("BearerToken") or None,
     )
+
+
+class _LoggedErrors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
