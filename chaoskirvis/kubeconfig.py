@@ -135,7 +135,7 @@ def in_pod() -> ClusterConfiguration:
 
 def from_environment(lookup: Callable[[str], str | None], verify_ssl: bool) -> ClusterConfiguration:
     """chaostoolkit-kubernetes' keys: KUBERNETES_HOST with an API key, a client certificate or basic auth."""
-    configuration = ClusterConfiguration(host=lookup("KUBERNETES_HOST"), verify_ssl=verify_ssl,
+    configuration = ClusterConfiguration(host=lookup("KUBERNETES_HOST").rstrip("/"), verify_ssl=verify_ssl,
                                          ca_file=lookup("KUBERNETES_CA_CERT_FILE"))
     if lookup("KUBERNETES_API_KEY"):
         configuration.token = lookup("KUBERNETES_API_KEY")

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import datetime
+import socket
+import socketserver
 import stat
 import sys
+import threading
 
 import pytest
 import yaml
@@ -190,3 +193,68 @@ def test_first_file_wins_for_current_context_and_names(sandbox, tmp_path):
     write(tmp_path / "second", viewer)
     assert users_seen(sandbox, {"KUBECONFIG": f"{tmp_path / 'first'}:{tmp_path / 'second'}"}) == ["sandbox-admin"]
     assert users_seen(sandbox, {"KUBECONFIG": f"{tmp_path / 'second'}:{tmp_path / 'first'}"}) == ["sandbox-viewer"]
+
+
+class ConnectProxy:
+    """A forward proxy that tunnels HTTP CONNECT (as an HTTPS proxy-url is used), recording each target."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        proxy = self
+
+        class Tunnel(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = self.rfile.readline().decode("latin-1").split()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                if len(request) < 2 or request[0] != "CONNECT":
+                    self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                    return
+                proxy.targets.append(request[1])
+                host, port = request[1].rsplit(":", 1)
+                with socket.create_connection((host, int(port))) as upstream:
+                    self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self.wfile.flush()
+                    pipes = [threading.Thread(target=_pipe, args=(self.connection, upstream), daemon=True),
+                             threading.Thread(target=_pipe, args=(upstream, self.connection), daemon=True)]
+                    for pipe in pipes:
+                        pipe.start()
+                    for pipe in pipes:
+                        pipe.join(10)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def test_proxy_url_tunnels_the_requests(sandbox, tmp_path):
+    proxy = ConnectProxy()
+    try:
+        config = sandbox_config(sandbox)
+        config["clusters"][0]["cluster"]["proxy-url"] = proxy.url
+        assert users_seen(sandbox, write(tmp_path / "proxied", config)) == ["sandbox-admin"]
+        assert proxy.targets == [sandbox.sandbox.url.removeprefix("https://")]
+    finally:
+        proxy.close()
+
+    config["clusters"][0]["cluster"]["proxy-url"] = proxy.url  # the proxy is gone: nothing else is tried
+    with pytest.raises(ActivityFailed, match=r"cannot reach the Kubernetes API server"):
+        kube_api(secrets=write(tmp_path / "proxy-gone", config)).get(NAMESPACE)
