@@ -34,7 +34,9 @@ from chaoslib.types import Configuration
 from chaoskirvis.client import Answer, ApiError, KubeAPI
 from chaoskirvis.ledger import record
 from chaoskirvis.ledger.refs import ObjectRef
+from chaoskirvis.ledger.restore import gone_by
 from chaoskirvis.ledger.state import RunState
+from chaoskirvis.targets import missing_namespace
 
 __all__ = ["MODES", "attempt_create", "answered_by", "looks_like_denial"]
 
@@ -108,13 +110,13 @@ def attempt_create(
     dry_run = mode == "dry-run"
     technique = manifest["metadata"]["labels"].get("chaoskirvis.io/technique", "")
     if not dry_run:
-        _write_ahead(api, state, ref, "intended", configuration, technique=technique)
+        _write_ahead(api, state, ref, configuration, technique=technique)
     try:
         answer = api.create(ref.kind.collection_path(ref.namespace), manifest, dry_run=dry_run)
     except ApiError as exc:
-        outcome = _refusal_outcome(exc, evidence, dry_run)
-        if not dry_run:
-            _note_in_record(api, state, ref, "denied", configuration, outcome, technique=technique)
+        outcome = _refusal_outcome(exc, evidence, dry_run, api.host)
+        if not dry_run and exc.answer.attempts == 1:  # refused at once: nothing was stored
+            state.add_gone(ref.path)
         return outcome
     _require_the_object(answer, manifest, evidence)
     outcome = {
@@ -126,9 +128,8 @@ def attempt_create(
         outcome["recovered"] = answer.recovered
     if not dry_run:
         state.add_created(ref)
-        _note_in_record(api, state, ref, "created", configuration, outcome, technique=technique)
     if mode == "create-and-delete":
-        _delete_now(api, state, ref, configuration, technique, outcome)
+        _delete_now(api, state, ref, answer.body)
     return outcome
 
 
@@ -147,12 +148,13 @@ def _require_the_object(answer: Answer, manifest: dict[str, Any], evidence: dict
     )
 
 
-def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, host: str) -> dict[str, Any]:
     common = {
         **evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
         "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms,
     }
     denier = answered_by(exc.status, exc.answer.body)
+    missing_namespace(exc, evidence.get("namespace"), host)
     if denier:
         return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
     if dry_run and exc.status == 400 and _NO_DRY_RUN.search(exc.message):
@@ -187,45 +189,35 @@ def _hint(exc: ApiError) -> str:
 
 
 def _write_ahead(
-    api: KubeAPI, state: RunState, ref: ObjectRef, status: str, configuration: Configuration | None,
-    **details: Any,
+    api: KubeAPI, state: RunState, ref: ObjectRef, configuration: Configuration | None, **details: Any,
 ) -> None:
+    """The run's intent to create `ref`, in its record in the cluster, before the create (SIGKILL-safe)."""
     try:
-        record.write_entry(api, state.run_id, ref, status, configuration, **details)
+        record.write_intent(api, state, ref, configuration, **details)
     except ApiError as exc:
+        missing_namespace(exc, ref.record_namespace, api.host)
         raise ActivityFailed(
             f"could not record the run's intent to create {ref} before creating it "
             f"({exc.status} {exc.reason}: {exc.message}){_hint(exc)}; nothing was created"
         ) from None
 
 
-def _note_in_record(
-    api: KubeAPI, state: RunState, ref: ObjectRef, status: str, configuration: Configuration | None,
-    outcome: dict[str, Any], **details: Any,
-) -> None:
-    """Update the run's record after the answer; a failure here never changes the outcome, it is noted in it.
-
-    The write-ahead entry (``intended``) is already in the cluster, so restore and `kirvis cleanup` still
-    find the object.
-    """
+def _delete_now(api: KubeAPI, state: RunState, ref: ObjectRef, created: dict[str, Any]) -> None:
+    """Delete the object just created (on its uid: the very object the create stored); the run's restore
+    confirms it gone when this answer does not show it so."""
+    body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    uid = (created.get("metadata") or {}).get("uid")
+    if uid:
+        body["preconditions"] = {"uid": uid}
     try:
-        record.write_entry(api, state.run_id, ref, status, configuration, **details)
-    except (ApiError, ActivityFailed) as exc:
-        outcome["record_error"] = (
-            f"the outcome stands, but the run's record could not be updated to {status!r} for {ref}: {exc}"
-        )
-
-
-def _delete_now(
-    api: KubeAPI, state: RunState, ref: ObjectRef, configuration: Configuration | None, technique: str,
-    outcome: dict[str, Any],
-) -> None:
-    try:
-        api.delete(ref.path)
+        answer = api.request("DELETE", ref.path, body=body)
     except ApiError as exc:
         if exc.status != 404:
             raise ActivityFailed(
                 f"created {ref} to test admission but could not delete it ({exc.status} {exc.message}); "
                 "the run's rollback or `kirvis cleanup` will remove it"
             ) from None
-    _note_in_record(api, state, ref, "restored", configuration, outcome, technique=technique)
+        state.add_gone(ref.path)
+        return
+    if gone_by(answer.body):
+        state.add_gone(ref.path)

@@ -2,8 +2,9 @@
 
 The attempt is recorded in the run's ledger whatever happens (an error too), so the hypothesis over
 what the run introduced can never pass on an attempt that went wrong.
-Before its first attempt in a namespace, a run removes the expired leftovers of earlier runs there
-(`chaoskirvis.ledger.expiry`, reported in the journal).
+Before the process's first attempt in a namespace, the expired leftovers of earlier runs there are
+removed (`chaoskirvis.ledger.expiry`, reported in the journal). A missing namespace is read from the
+attempt's own answer (`targets.missing_namespace`), not asked beforehand.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from chaoskirvis.ledger.expiry import sweep_expired
 from chaoskirvis.ledger.refs import POD, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
-from chaoskirvis.targets import check_namespace, require_namespace
+from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup_all
 from chaoskirvis.techniques.manifests import build_manifest
 
@@ -52,7 +53,6 @@ def attempt_techniques(
         check_namespace(namespace, allow_protected_namespaces)
         units = lookup_all(techniques)
         api = kube_api(configuration, secrets)
-        require_namespace(api, namespace)
         kind, manifest = build_manifest(
             units, namespace=namespace, run_id=run_id, options=options, controller=controller,
             configuration=configuration, **({"image": image} if image is not None else {}),
@@ -63,7 +63,7 @@ def attempt_techniques(
         details = {k: v for k, v in context.items() if k not in ("namespace", "mode")}
         with state.lock:  # from here a write may happen: restore must look here even if interrupted mid-way
             state.namespaces.add(ref.record_namespace or namespace)
-        sweep_expired(api, state, namespace)  # once per run and namespace: earlier runs' expired leftovers
+        sweep_expired(api, state, namespace)  # once per process and namespace: earlier runs' expired leftovers
         outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration, **details)
         if controller and outcome["outcome"] == "allowed":
             outcome = _judge_template(api, state, manifest, outcome, configuration)

@@ -7,7 +7,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
 
-__all__ = ["PROTECTED_NAMESPACES", "check_namespace", "require_namespace"]
+__all__ = ["PROTECTED_NAMESPACES", "check_namespace", "require_namespace", "missing_namespace"]
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # fullmatch: "$" would let "team-a\n" through
@@ -35,3 +35,14 @@ def require_namespace(api: KubeAPI, namespace: str) -> None:
             ) from None
         if exc.status != 403:
             raise ActivityFailed(f"cannot read namespace {namespace} ({exc.status} {exc.message})") from None
+
+
+def missing_namespace(exc: ApiError, namespace: str | None, host: str) -> None:
+    """Raise the clear error when `exc` is the API server's answer to a write into a namespace that does not
+    exist (the NamespaceLifecycle admission plugin: 404 NotFound, ``namespaces "NAME" not found``), so an
+    attempt needs no read of the namespace beforehand."""
+    details = exc.answer.body.get("details") or {}
+    if exc.status == 404 and namespace and details.get("kind") == "namespaces" and details.get("name") == namespace:
+        raise ActivityFailed(
+            f"namespace {namespace} does not exist on {host}: create it or target another one"
+        ) from None

@@ -61,7 +61,8 @@ def test_the_record_is_written_before_the_attempt(make_namespace, core, run):
     record = core.read_namespaced_config_map(f"kirvis-ledger-{run_id}", namespace)
     entries = [json.loads(v) for v in record.data.values()]
     assert outcome["outcome"] == "blocked"
-    assert [(e["name"], e["state"], e["technique"]) for e in entries] == [(outcome["name"], "denied", "privileged")]
+    # the intent is the record's only write: the denial is in the outcome, the record is removed at restore
+    assert [(e["name"], e["state"], e["technique"]) for e in entries] == [(outcome["name"], "intended", "privileged")]
     assert record.metadata.labels["app.kubernetes.io/managed-by"] == "chaoskirvis"
     restore_run(**run)
     assert run_objects(core, run_id) == []

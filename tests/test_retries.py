@@ -47,12 +47,13 @@ def pod_creates(proxy: FaultProxy, namespace: str) -> list:
 
 def test_a_429_on_the_ledger_write_is_retried_and_the_denial_stays_blocked(sandbox, make_namespace, run, tmp_path):
     namespace = make_namespace(enforce="baseline")
-    rule = sequence(lambda m, p, q: m == "PATCH" and p == ledger_path(namespace, run), [TOO_MANY])
+    records = f"/api/v1/namespaces/{namespace}/configmaps"
+    rule = sequence(lambda m, p, q: m == "POST" and p == records, [TOO_MANY])
     with FaultProxy(sandbox.sandbox, rule) as proxy:
         outcome = inject_risky_pod(namespace, ["privileged"], **proxied(proxy, run, tmp_path))
     assert (outcome["outcome"], outcome["answered_by"]) == ("blocked", "PodSecurity")
-    patches = [r for r in proxy.requests if r.method == "PATCH" and r.path == ledger_path(namespace, run)]
-    assert len(patches) >= 3  # the 429, its retry, and the "denied" entry
+    posts = [r for r in proxy.requests if r.method == "POST" and r.path == records]
+    assert len(posts) == 2  # the 429 and its retry: the write-ahead entry, the record's only write
 
 
 def test_a_503_then_success_on_a_get_is_retried(sandbox, tmp_path):
@@ -142,7 +143,9 @@ def test_409_on_an_object_that_is_not_ours_stays_an_error(sandbox, make_namespac
     assert (failed.value.status, failed.value.reason) == (409, "AlreadyExists")
 
 
-def test_a_503_on_the_ledger_write_after_a_real_denial_keeps_the_block(sandbox, make_namespace, run, tmp_path):
+def test_after_a_real_denial_nothing_more_is_written_to_the_record(sandbox, make_namespace, run, tmp_path):
+    """The intent is written before the attempt; what the attempt came to is the outcome's, not the record's,
+    so a ledger that fails after the denial (503 on every write) cannot touch the block."""
     namespace = make_namespace(enforce="baseline")
     denied = {"seen": False}
 
@@ -157,5 +160,8 @@ def test_a_503_on_the_ledger_write_after_a_real_denial_keeps_the_block(sandbox, 
         outcome = inject_risky_pod(namespace, ["privileged"],
                                    configuration={**run["configuration"], "kirvis_request_timeout": 3},
                                    secrets=proxied(proxy, run, tmp_path)["secrets"])
+        sent = [(r.method, r.path) for r in proxy.requests]
     assert (outcome["outcome"], outcome["blocked"], outcome["answered_by"]) == ("blocked", True, "PodSecurity")
-    assert "503" in outcome["record_error"] and "denied" in outcome["record_error"]
+    assert "record_error" not in outcome
+    after = sent[sent.index(("POST", f"/api/v1/namespaces/{namespace}/pods")) + 1:]
+    assert [request for request in after if "configmaps" in request[1]] == []

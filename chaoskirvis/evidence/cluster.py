@@ -6,13 +6,15 @@ in the server URL's path).
 """
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
-from chaoskirvis.client import ApiError, KubeAPI, kube_api, tls_verified
+from chaoskirvis.client import ApiError, ClusterClient, KubeAPI, kube_api, tls_verified
 
 __all__ = ["ClusterFacts", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
 
@@ -27,8 +29,16 @@ class ClusterFacts:
     credentials: list[str] = field(default_factory=list)
 
 
+# What each API server and identity answered, by the process's client for that configuration: asked once
+# per process and cluster, so a `kirvis run` suite asks once for all its experiments.
+_answered: dict[ClusterClient, tuple[dict[str, Any], dict[str, Any]]] = {}
+_answered_lock = threading.Lock()
+
+
 def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) -> ClusterFacts:
-    """Ask the API server who we are and what it is; an unusable configuration is recorded, not raised."""
+    """Ask the API server who we are and what it is, once per process and cluster (its version and the
+    SelfSubjectReview's answer are kept for the process's later runs on the same configuration; an answer
+    that was unavailable is asked again); an unusable configuration is recorded, not raised."""
     try:
         api = kube_api(configuration, secrets)
     except ActivityFailed as exc:
@@ -36,6 +46,18 @@ def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) 
             {"unavailable": f"no usable cluster configuration: {exc}"},
             {"unavailable": "not asked: no usable cluster configuration"},
         )
+    with _answered_lock:
+        known = _answered.get(api.api_client)
+    if known is not None:
+        return ClusterFacts(copy.deepcopy(known[0]), copy.deepcopy(known[1]), api, _credentials(api))
+    facts = _ask(api)
+    if "unavailable" not in facts.identity and not isinstance(facts.cluster.get("version"), dict):
+        with _answered_lock:
+            _answered[api.api_client] = (copy.deepcopy(facts.cluster), copy.deepcopy(facts.identity))
+    return facts
+
+
+def _ask(api: KubeAPI) -> ClusterFacts:
     cluster: dict[str, Any] = {
         "server": _without_userinfo(api.host), **_kubeconfig_context(api),
         # False: TLS verification off (insecure-skip-tls-verify, KUBERNETES_VERIFY_SSL=false) or plain http,

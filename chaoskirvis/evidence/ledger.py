@@ -7,7 +7,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
 from chaoskirvis.evidence.journal import activity_runs, exception_summary
-from chaoskirvis.ledger.restore import Selection, find_leftovers
+from chaoskirvis.ledger.restore import find_known
 from chaoskirvis.ledger.state import RunState
 
 __all__ = ["ledger_evidence", "RESTORE_FUNCTION"]
@@ -23,7 +23,10 @@ def ledger_evidence(
     """Created and denied objects (run state), the restore (rollback runs), and what the cluster still holds.
 
     ``restored`` is true only when every restore run succeeded and nothing of the run is left in the
-    cluster: objects or records still carrying the run's marks after the rollbacks. `fallback_restore`
+    cluster: objects or records still carrying the run's marks after the rollbacks. What is left is
+    confirmed by name from what the run wrote (its record and state), never by a sweep: what the API
+    server already showed absent (a create denied, a restore's delete or read) is not asked again, every
+    other object the record names and the record itself are read. `fallback_restore`
     is the restore the evidence control made when Chaos Toolkit played no rollback of a failed run.
     """
     restore = _restore_runs(journal) if fallback_restore is None else _fallback(fallback_restore)
@@ -76,7 +79,7 @@ def _left_in_cluster(api: KubeAPI | None, state: RunState) -> list[str] | dict[s
     if api is None:
         return {"unknown": "no usable cluster configuration to look with"}
     try:
-        leftovers = find_leftovers(api, Selection(run_id=state.run_id), state.namespaces)
+        leftovers = find_known(api, state, read_records=True)
     except (ActivityFailed, ApiError) as exc:
         return {"unknown": str(exc)}
     if leftovers.failed:  # a list or read failed: what is left there is unknown

@@ -10,9 +10,10 @@ from logzero import logger
 
 from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import kube_api
-from chaoskirvis.ledger.restore import CleanupReport, Selection, find_leftovers, remove
+from chaoskirvis.ledger.record import record_ref
+from chaoskirvis.ledger.restore import CleanupReport, Selection, find_known, remove
 from chaoskirvis.ledger.runid import current_run_id
-from chaoskirvis.ledger.state import run_state
+from chaoskirvis.ledger.state import RunState, run_state
 
 __all__ = ["restore_run"]
 
@@ -25,24 +26,27 @@ def restore_run(
 ) -> dict[str, Any]:
     """Delete everything this run created, and nothing else.
 
-    Objects are found through the run's ownership labels and its record in the cluster; each is
-    deleted only if it still carries every ownership mark of this run (the three labels with this run's
-    id, a name ``kirvis-<run id>-...``); record entries are validated before any path is built from them,
-    and an invalid one is reported in ``left_alone`` and never acted on. Idempotent: running it twice,
-    or after the objects are gone, is fine. A run that attempted nothing in this process has nothing to
-    restore and asks the API nothing. Waits up to `wait_seconds` for deletions to finish (objects still
-    terminating then are reported). A failed list, read or delete does not stop the rest.
+    What the run wrote is known to this process (its record and state), so nothing is swept: each object
+    the run's record names, unless the API server already showed it absent (a create denied), is read
+    by name and deleted only if it still carries every ownership mark of this run (the three labels with
+    this run's id, a name ``kirvis-<run id>-...``), on the version read (uid and resourceVersion as
+    preconditions); then the record is deleted on the version the run last wrote (a record changed since
+    is read again, and what it names now is judged the same way). Independent deletes go concurrently.
+    Idempotent: running it twice, or after the objects are gone, is fine. A run that attempted nothing in
+    this process has nothing to restore and asks the API nothing. Waits up to `wait_seconds` for
+    deletions to finish, only for objects whose delete answered them still there (objects still
+    terminating then are reported). A failed read or delete does not stop the rest.
     Raises when something of the run could not be removed or checked: the run's record is then kept,
     so `kirvis cleanup --run-id` (from any machine) finishes the restore.
     """
     run_id = current_run_id(configuration)
-    namespaces = run_state(run_id).namespaces or None
-    if namespaces is None:  # this process attempted nothing, so the run created nothing (cleanup sweeps)
+    state = run_state(run_id)
+    if not state.namespaces:  # this process attempted nothing, so the run created nothing (cleanup sweeps)
         logger.info(f"[{run_id}] restore: the run attempted nothing, so there is nothing to restore")
         return {"run_id": run_id, **CleanupReport().as_dict()}
     api = kube_api(configuration, secrets)
-    leftovers = find_leftovers(api, Selection(run_id=run_id), namespaces)
-    report = remove(api, leftovers, wait_seconds=wait_seconds)
+    report = remove(api, find_known(api, state), wait_seconds=wait_seconds, selection=Selection(run_id=run_id))
+    _learn(state, report)
     summary = {"run_id": run_id, **report.as_dict()}
     logger.info(
         f"[{run_id}] restore: removed {len(report.removed)} object(s), {len(report.records_removed)} record(s); "
@@ -54,3 +58,13 @@ def restore_run(
             f"finish it with `kirvis cleanup --run-id {run_id}`"
         )
     return summary
+
+
+def _learn(state: RunState, report: CleanupReport) -> None:
+    """Keep what the restore showed absent, so the evidence control and a second restore ask nothing of it."""
+    with state.lock:
+        state.gone |= report.gone
+        for home in [*state.records, *state.unsure_records]:
+            if record_ref(state.run_id, home).path in report.gone:
+                state.records.pop(home, None)
+                state.unsure_records.discard(home)

@@ -1,16 +1,21 @@
-"""Before a run first acts in a namespace, it removes what earlier runs left there and let expire.
+"""Before a process first acts in a namespace, it removes what earlier runs left there and let expire.
 
 A run killed with SIGKILL, or whose restore failed, leaves objects that carry every ownership mark and
-an expiry annotation (``chaoskirvis.io/expires-at``). `kirvis cleanup --expired` removes them by hand;
-so does every run, once per namespace it targets, before its first attempt there: only expired objects
-of *other* runs, only what `chaoskirvis.ledger.restore` would remove for ``Selection(expired_only=True)``
-(every mark checked again before each delete; cluster-scoped objects are left to `kirvis cleanup`),
-bounded in count (`MAX_OBJECTS`) and time (`MAX_SECONDS`). What it did is kept in the run state and
-reported in the journal's evidence (``chaoskirvis.ledger.expired_swept``). It never fails the run: a
-sweep that could not look or remove says so in that report.
+an expiry annotation (``chaoskirvis.io/expires-at``), and its record, which names every object it meant
+to create (written before each create). `kirvis cleanup --expired` sweeps them by hand, every kind by
+its labels. Every process also does, once per API server and namespace it targets, before its first
+attempt there (so once per `chaos run`, and once for the whole suite of a `kirvis run`): one list of the
+run records in the namespace, then a read by name of what each expired record of *another* run names;
+only what `chaoskirvis.ledger.restore` would remove for ``Selection(expired_only=True)`` (every mark
+checked again before each delete; cluster-scoped objects are left to `kirvis cleanup`), bounded in count
+(`MAX_OBJECTS`) and time (`MAX_SECONDS`). An object no record names (its record deleted by hand) is left
+to `kirvis cleanup --expired`. What the sweep did is kept in the state of the run that made it and
+reported in that run's journal (``chaoskirvis.ledger.expired_swept``). It never fails the run: a sweep
+that could not look or remove says so in that report.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -18,7 +23,7 @@ from logzero import logger
 
 from chaoskirvis.client import KubeAPI
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
-from chaoskirvis.ledger.restore import Leftovers, Selection, find_leftovers, remove
+from chaoskirvis.ledger.restore import Leftovers, Selection, find_recorded, remove
 from chaoskirvis.ledger.state import RunState
 
 __all__ = ["sweep_expired", "MAX_OBJECTS", "MAX_SECONDS"]
@@ -26,15 +31,17 @@ __all__ = ["sweep_expired", "MAX_OBJECTS", "MAX_SECONDS"]
 MAX_OBJECTS = 20
 MAX_SECONDS = 20.0
 _CHUNK = 5
+_swept: set[tuple[str, str]] = set()  # (API server, namespace) this process swept
+_swept_lock = threading.Lock()
 
 
 def sweep_expired(api: KubeAPI, state: RunState, namespace: str) -> dict[str, Any] | None:
-    """Remove the expired leftovers of earlier runs in `namespace`, once per run; the report, or None
-    when this run already swept there."""
-    with state.lock:
-        if namespace in state.swept_namespaces:
+    """Remove the expired leftovers of earlier runs in `namespace`, once per process and API server; the
+    report, or None when this process already swept there."""
+    with _swept_lock:
+        if (api.host, namespace) in _swept:
             return None
-        state.swept_namespaces.add(namespace)
+        _swept.add((api.host, namespace))
     started = time.monotonic()
     report: dict[str, Any] = {"namespace": namespace, "removed": [], "already_gone": [], "left_alone": [],
                               "failed": [], "records_removed": [], "not_done": []}
@@ -57,7 +64,7 @@ def sweep_expired(api: KubeAPI, state: RunState, namespace: str) -> dict[str, An
 
 
 def _sweep(api: KubeAPI, run_id: str, namespace: str, started: float, report: dict[str, Any]) -> None:
-    found = find_leftovers(api, Selection(expired_only=True), [namespace])
+    found = find_recorded(api, Selection(expired_only=True), [namespace])
     report["failed"].extend(getattr(found, "failed", []))
     objects = [(ref, obj) for ref, obj in found.objects if _run_of(obj) != run_id]
     records = [(ref, obj) for ref, obj in found.records if _run_of(obj) != run_id]

@@ -1,9 +1,15 @@
-"""The record of what a run changed, kept in the cluster so any machine can restore it.
+"""The record of what a run intends to create, kept in the cluster so any machine can restore it.
 
 One ConfigMap per run and namespace, ``kirvis-ledger-<run id>``, labelled like every object of the run
 plus ``chaoskirvis.io/record=ledger``. Each data key names one object (``pods.team-a.kirvis-...``) and
-holds a JSON entry. The entry is written *before* the object is created (state ``intended``), so a run
-killed with SIGKILL between the two leaves a trail that ``kirvis cleanup`` follows.
+holds a JSON entry, written *before* the object is created (state ``intended``), so a run killed with
+SIGKILL between the two leaves a trail that ``kirvis cleanup`` follows. That is the entry's only write:
+what the attempt came to (denied, created, deleted) is in the run's evidence, not in the record, which
+restore deletes once everything it names is gone.
+
+The run's first entry in a namespace creates the record (one POST carrying the entry); later entries are
+merge patches of it. A POST answered 409 AlreadyExists (a record of the same run id left by another
+process) falls back to the patch, a patch answered 404 (the record was removed meanwhile) to the POST.
 
 A record is data from the cluster: anyone who may write a ConfigMap in the namespace can write one. So
 `record_refs` validates every entry before a path is built from it: a kind a technique creates, no
@@ -15,61 +21,89 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
 from chaoskirvis.client import ApiError, KubeAPI
 from chaoskirvis.ledger.ownership import RECORD_LABEL, name_is_of_run, ownership_metadata
 from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS, ObjectRef, name_problem, namespace_problem
 
-__all__ = ["record_name", "write_entry", "entries_of", "record_refs", "RECORD_SELECTOR"]
+if TYPE_CHECKING:
+    from chaoskirvis.ledger.state import RunState
+
+__all__ = ["record_name", "record_ref", "write_intent", "record_refs", "RECORD_SELECTOR", "INTENDED"]
 
 RECORD_SELECTOR = f"{RECORD_LABEL}=ledger"
+INTENDED = "intended"
 
 
 def record_name(run_id: str) -> str:
     return f"kirvis-ledger-{run_id}"
 
 
-def write_entry(
-    api: KubeAPI, run_id: str, ref: ObjectRef, state: str, configuration: Configuration | None = None,
-    **details: Any,
+def record_ref(run_id: str, namespace: str) -> ObjectRef:
+    return ObjectRef(CONFIG_MAP, namespace, record_name(run_id))
+
+
+def write_intent(
+    api: KubeAPI, state: RunState, ref: ObjectRef, configuration: Configuration | None = None, **details: Any,
 ) -> None:
-    """Create or update the entry for `ref` in the run's record in `ref`'s (home) namespace."""
+    """Write the entry for `ref` into the run's record in `ref`'s (home) namespace, before its create.
+
+    Raises `ApiError` or `ActivityFailed` when the entry may not be in the cluster: then nothing may be
+    created (so `ref` is known absent), and the namespace is marked unsure (a lost answer may have stored
+    the record all the same), so restore reads the record by name.
+    """
     entry = {
         "apiVersion": ref.kind.api_version, "plural": ref.kind.plural, "kind": ref.kind.kind,
-        "namespace": ref.namespace, "name": ref.name, "state": state,
+        "namespace": ref.namespace, "name": ref.name, "state": INTENDED,
         "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **details,
     }
-    record = ObjectRef(CONFIG_MAP, ref.record_namespace, record_name(run_id))
+    home = ref.record_namespace
+    record = record_ref(state.run_id, home)
     patch = {"data": {ref.key: json.dumps(entry, sort_keys=True)}}
+    state.add_intended(ref)
     try:
-        api.merge_patch(record.path, patch)
+        with state.lock:
+            known = home in state.records
+        if known:
+            answer = _patch_or_create(api, state.run_id, record, patch, configuration)
+        else:
+            answer = _create_or_patch(api, state.run_id, record, patch, configuration)
+    except (ApiError, ActivityFailed):
+        with state.lock:
+            state.unsure_records.add(home)
+            state.gone.add(ref.path)
+        raise
+    with state.lock:
+        state.records[home] = answer
+        state.gone.discard(record.path)
+
+
+def _create_or_patch(api: KubeAPI, run_id: str, record: ObjectRef, patch: dict[str, Any],
+                     configuration: Configuration | None) -> dict[str, Any]:
+    metadata = ownership_metadata(run_id, "ledger", configuration)
+    metadata["labels"][RECORD_LABEL] = "ledger"
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": record.name, "namespace": record.namespace, **metadata}, **patch}
+    try:
+        return api.create(CONFIG_MAP.collection_path(record.namespace), body).body
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    return api.merge_patch(record.path, patch).body
+
+
+def _patch_or_create(api: KubeAPI, run_id: str, record: ObjectRef, patch: dict[str, Any],
+                     configuration: Configuration | None) -> dict[str, Any]:
+    try:
+        return api.merge_patch(record.path, patch).body
     except ApiError as exc:
         if exc.status != 404:
             raise
-        metadata = ownership_metadata(run_id, "ledger", configuration)
-        metadata["labels"][RECORD_LABEL] = "ledger"
-        body = {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": record.name, "namespace": record.namespace, **metadata},
-            **patch,
-        }
-        api.create(CONFIG_MAP.collection_path(record.namespace), body)
-
-
-def entries_of(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entries of one record ConfigMap (malformed entries are skipped)."""
-    entries = []
-    for raw in (record.get("data") or {}).values():
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("name") and entry.get("plural"):
-            entries.append(entry)
-    return entries
+    return _create_or_patch(api, run_id, record, patch, configuration)
 
 
 def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], list[str]]:

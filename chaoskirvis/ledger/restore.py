@@ -1,10 +1,16 @@
 """Find and remove what runs left in the cluster: the engine behind the rollback and `kirvis cleanup`.
 
-Targets come from two places: the ownership labels (swept over every kind a technique can create) and
-the runs' records (which also name objects a killed run intended to create). Nothing is deleted unless
-it carries every ownership mark of its run at the moment we look at it (`is_owned`: the three labels,
-the run id matched exactly, the name ``kirvis-<run id>-...``), and the delete is conditioned on the uid
-we checked, so an object replaced in between is not deleted either.
+Targets come from three places. The rollback of a run (`find_known`) reads by name what the run's state
+says it wrote: the objects its record names and the record itself, no sweep. `kirvis cleanup` sweeps the
+ownership labels over every kind a technique can create and follows the runs' records (which also name
+objects a killed run intended to create) (`find_leftovers`); the sweep of expired leftovers before a run
+follows the records only (`find_recorded`). Nothing is deleted unless it carries every ownership mark of
+its run as we read it (`is_owned`: the three labels, the run id matched exactly, the name
+``kirvis-<run id>-...``), and the delete is conditioned on the uid *and* resourceVersion we read, so an
+object replaced or changed in between is not deleted: it is read again and judged again (at most
+`MAX_TRIES` times). Independent deletes are sent concurrently (controllers first, with foreground
+propagation, so that their pods are gone when they are), and an object is waited for only when the
+delete's answer shows it still there (graceful termination, finalizers), within a bounded wait.
 
 Record entries are data from the cluster: each is validated (`record_refs`) before any path is built
 from it, and an invalid one is reported and never acted on. Cluster-scoped objects (a ClusterRoleBinding)
@@ -15,17 +21,28 @@ the sweep: it is reported as a failure, and the records are then kept so a later
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
 from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, is_expired, is_owned
-from chaoskirvis.ledger.record import RECORD_SELECTOR, record_refs
-from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS, Kind, ObjectRef
+from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
+from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
 
-__all__ = ["Selection", "Leftovers", "CleanupReport", "find_leftovers", "remove"]
+if TYPE_CHECKING:
+    from chaoskirvis.ledger.state import RunState
+
+__all__ = ["Selection", "Leftovers", "CleanupReport", "find_leftovers", "find_recorded", "find_known", "remove",
+           "gone_by", "MAX_CONCURRENT", "MAX_TRIES"]
+
+MAX_CONCURRENT = 8  # requests in flight at once (the client's pool keeps 8 connections per API server)
+MAX_TRIES = 3  # deletes of one object answered 409 (changed since read), each after reading it again
+_CONTROLLERS = (DEPLOYMENT, DAEMON_SET, CRON_JOB)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class CleanupReport:
     left_alone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     records_removed: list[str] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
+    """Paths the API server showed absent (a delete's answer, a read's 404): nothing more to ask of them."""
 
     def as_dict(self) -> dict[str, list[str]]:
         return {
@@ -100,33 +119,81 @@ def find_leftovers(api: KubeAPI, selection: Selection, namespaces: Iterable[str]
             if ref.problem() is None and selection.wants(obj) and ref.path not in seen:
                 seen.add(ref.path)
                 leftovers.objects.append((ref, obj))
+    _add_recorded(api, selection, namespaces, seen, leftovers)
+    return leftovers
+
+
+def find_recorded(api: KubeAPI, selection: Selection, namespaces: Iterable[str]) -> Leftovers:
+    """What the records of the selected runs in `namespaces` name (one list of records per namespace, then
+    a read per entry), without sweeping the other kinds. Never raises: see `Leftovers.failed`."""
+    leftovers = Leftovers()
+    _add_recorded(api, selection, sorted(set(namespaces)), set(), leftovers)
+    return leftovers
+
+
+def find_known(api: KubeAPI, state: RunState, *, read_records: bool = False) -> Leftovers:
+    """What of this process's run may still be in the cluster, read by name from what its state says the
+    run wrote: each object its record names (and not yet shown absent) and its record in each namespace.
+
+    A record as the run last wrote it is taken as read (its delete is conditioned on that version, so a
+    record someone changed since is read again then), unless `read_records`; a record whose write failed
+    is read by name. Never raises: see `Leftovers.failed`.
+    """
+    run_id = state.run_id
+    objects, homes = state.unconfirmed()
+    leftovers = Leftovers()
+    seen = {ref.path for ref in objects}
+    for ref, (obj, error) in zip(objects, _concurrently(lambda ref: _read(api, ref), objects)):
+        if error:
+            leftovers.failed.append(error)
+        elif obj is None:
+            state.add_gone(ref.path)
+        elif is_owned(obj, run_id):
+            leftovers.objects.append((ref, obj))
+        else:
+            leftovers.not_ours.append(ref)
+    for home in homes:
+        ref = record_ref(run_id, home)
+        with state.lock:
+            written = None if read_records else state.records.get(home)
+        record, error = (written, None) if written is not None else _read(api, ref)
+        if error:
+            leftovers.failed.append(error)
+        elif record is None:
+            state.add_gone(ref.path)
+        elif not is_owned(record, run_id):
+            leftovers.not_ours.append(ref)
+        elif written is not None:
+            leftovers.records.append((ref, record))
+        else:
+            _follow_record(api, Selection(run_id=run_id), record, seen, leftovers)
+    return leftovers
+
+
+def _add_recorded(api: KubeAPI, selection: Selection, namespaces: list[str] | None, seen: set[str],
+                  leftovers: Leftovers) -> None:
     record_selector = f"{selection.label_selector},{RECORD_SELECTOR}"
     for record in _list(api, CONFIG_MAP, record_selector, namespaces, leftovers.failed):
         if is_owned(record, selection.run_id) and _ref_of(CONFIG_MAP, record).problem() is None:
             _follow_record(api, selection, record, seen, leftovers)
-    return leftovers
 
 
 def _follow_record(
     api: KubeAPI, selection: Selection, record: dict[str, Any], seen: set[str], leftovers: Leftovers,
 ) -> None:
-    """Add what `record` names; the record itself too, unless something it names must stay."""
+    """Add what `record` names (each read by name); the record itself too, unless something it names must stay."""
     run_id = record["metadata"]["labels"][RUN_ID_LABEL]
     refs, invalid = record_refs(record, run_id)
     leftovers.invalid.extend(invalid)
+    wanted = [ref for ref in refs if ref.path not in seen]
     complete = True
-    for ref in refs:
-        if ref.path in seen:
-            continue
-        try:
-            obj = _get(api, ref)
-        except ActivityFailed as exc:
-            leftovers.failed.append(str(exc))
+    for ref, (obj, error) in zip(wanted, _concurrently(lambda ref: _read(api, ref), wanted)):
+        if error:
+            leftovers.failed.append(error)
             complete = False
+        elif obj is None:
             continue
-        if obj is None:
-            continue
-        if not is_owned(obj, run_id):
+        elif not is_owned(obj, run_id):
             leftovers.not_ours.append(ref)
         elif not ref.kind.namespaced and not selection.takes_cluster_scoped:
             leftovers.kept.append(
@@ -145,66 +212,160 @@ def _follow_record(
 
 def remove(
     api: KubeAPI, leftovers: Leftovers, *, dry_run: bool = False, wait_seconds: float = 60.0,
+    selection: Selection | None = None,
 ) -> CleanupReport:
-    """Delete the leftovers (objects first, then records), re-checking ownership just before each delete.
+    """Delete the leftovers (objects first, controllers before the rest, then records), each on the version
+    it was read at; an object changed since is read and judged again.
 
     A record is removed only when every object was removed and nothing failed, so a failed restore can
-    be retried (by the run, or by `kirvis cleanup` from any machine).
+    be retried (by the run, or by `kirvis cleanup` from any machine). A record changed since it was read
+    may name more: with `selection` those are followed and removed first (then the record), without it
+    the record is kept and reported.
     """
     report = CleanupReport(
         left_alone=[*(str(ref) for ref in leftovers.not_ours), *leftovers.invalid, *leftovers.kept],
         failed=list(leftovers.failed),
     )
-    removed = []
-    for ref, obj in leftovers.objects:
-        if _remove_one(api, ref, _run_of(obj), report, dry_run):
-            report.removed.append(str(ref))
-            removed.append(ref)
+    handled = {ref.path for ref in leftovers.not_ours}
+    pending = _remove_all(api, [o for o in leftovers.objects if o[0].kind in _CONTROLLERS], report, dry_run, handled)
+    pending += _remove_all(api, [o for o in leftovers.objects if o[0].kind not in _CONTROLLERS], report, dry_run,
+                           handled)
     if not dry_run:
-        _wait_until_gone(api, removed, wait_seconds, report)
+        _wait_until_gone(api, pending, wait_seconds, report)
     if report.failed:
         return report
     for ref, record in leftovers.records:
-        if _remove_one(api, ref, _run_of(record), report, dry_run):
-            report.records_removed.append(str(ref))
+        _remove_record(api, ref, record, report, dry_run, wait_seconds, handled, selection)
     return report
 
 
-def _run_of(obj: dict[str, Any]) -> str | None:
-    return ((obj.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL)
+def _remove_record(
+    api: KubeAPI, ref: ObjectRef, record: dict[str, Any], report: CleanupReport, dry_run: bool,
+    wait_seconds: float, handled: set[str], selection: Selection | None,
+) -> None:
+    for _ in range(MAX_TRIES):
+        outcome, detail, current = _remove_one(api, ref, record, dry_run, may_delete=_names_only(handled))
+        if outcome != "changed":
+            _note(report, ref, outcome, detail)
+            if outcome in ("removed", "terminating"):
+                report.records_removed.append(str(ref))
+            return
+        if selection is None:
+            break
+        more = Leftovers()
+        _follow_record(api, selection, current, set(handled), more)
+        done = remove(api, Leftovers(objects=more.objects, not_ours=more.not_ours, invalid=more.invalid,
+                                     kept=more.kept, failed=more.failed), dry_run=dry_run, wait_seconds=wait_seconds)
+        _merge(report, done)
+        handled |= {r.path for r, _ in more.objects} | {r.path for r in more.not_ours}
+        if done.failed or more.kept or not more.records:
+            return
+        record = current
+    report.failed.append(f"{ref}: it changed while it was removed, and names what was not removed: kept, so a "
+                         "later cleanup finishes it")
 
 
-def _remove_one(api: KubeAPI, ref: ObjectRef, run_id: str | None, report: CleanupReport, dry_run: bool) -> bool:
-    """Delete `ref` if it still carries run `run_id`'s marks; True when a delete was sent, else noted."""
-    try:
-        current = _get(api, ref)
-    except ActivityFailed as exc:
-        report.failed.append(str(exc))
-        return False
-    if current is None:
+def _names_only(handled: set[str]) -> Callable[[ObjectRef, dict[str, Any]], bool]:
+    """A record read again may be deleted only if every object it names was dealt with already."""
+    def check(ref: ObjectRef, record: dict[str, Any]) -> bool:
+        run_id = ((record.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL) or ""
+        refs, _ = record_refs(record, run_id)
+        return all(r.path in handled for r in refs)
+    return check
+
+
+def _merge(report: CleanupReport, done: CleanupReport) -> None:
+    for key, values in done.as_dict().items():
+        getattr(report, key).extend(values)
+    report.gone |= done.gone
+
+
+def _remove_all(api: KubeAPI, objects: list[tuple[ObjectRef, dict[str, Any]]], report: CleanupReport,
+                dry_run: bool, handled: set[str]) -> list[ObjectRef]:
+    """Delete `objects` concurrently; the report gets each result; returns those still terminating."""
+    pending = []
+    results = _concurrently(lambda item: _remove_one(api, item[0], item[1], dry_run), objects)
+    for (ref, _), (outcome, detail, _current) in zip(objects, results):
+        handled.add(ref.path)
+        _note(report, ref, outcome, detail)
+        if outcome in ("removed", "terminating"):
+            report.removed.append(str(ref))
+        if outcome == "terminating":
+            pending.append(ref)
+    return pending
+
+
+def _note(report: CleanupReport, ref: ObjectRef, outcome: str, detail: str | None) -> None:
+    if outcome == "removed" or outcome == "already_gone":
+        report.gone.add(ref.path)
+    if outcome == "already_gone":
         report.already_gone.append(str(ref))
+    elif outcome == "left_alone":
+        report.left_alone.append(detail or str(ref))
+    elif outcome == "failed":
+        report.failed.append(detail or str(ref))
+
+
+def _remove_one(
+    api: KubeAPI, ref: ObjectRef, obj: dict[str, Any], dry_run: bool,
+    may_delete: Callable[[ObjectRef, dict[str, Any]], bool] | None = None,
+) -> tuple[str, str | None, dict[str, Any] | None]:
+    """Delete `ref` as read in `obj` if it carries its run's marks: (outcome, detail, the object read last).
+
+    Outcomes: ``removed`` (the answer shows it gone; with `dry_run`, it would be), ``terminating`` (deleted,
+    still there), ``already_gone``, ``left_alone``, ``failed``, and ``changed`` (read again after a 409,
+    still ours, but `may_delete` refuses the new version).
+    """
+    current: dict[str, Any] | None = obj
+    for attempt in range(MAX_TRIES):
+        if current is None:
+            return "already_gone", None, None
+        run_id = _run_of(current)
+        if not run_id or not is_owned(current, run_id):
+            return "left_alone", None, current
+        if attempt and may_delete is not None and not may_delete(ref, current):
+            return "changed", None, current
+        try:
+            answer = api.request("DELETE", ref.path, body=_delete_options(ref, current),
+                                 query={"dryRun": "All" if dry_run else None})
+        except ApiError as exc:
+            if exc.status == 404:
+                return "already_gone", None, None
+            if exc.status != 409:
+                return "failed", f"{ref}: {exc.status} {exc.message}", current
+            current, error = _read(api, ref)  # changed or replaced since it was read: judge it again
+            if error:
+                return "failed", error, None
+            continue
+        except ActivityFailed as exc:  # unreachable: whether it was deleted is unknown, so it is not removed
+            return "failed", f"{ref}: {exc}", current
+        return ("removed" if dry_run or gone_by(answer.body) else "terminating"), None, current
+    return "failed", f"{ref}: it changed {MAX_TRIES} times while it was being deleted", current
+
+
+def _delete_options(ref: ObjectRef, obj: dict[str, Any]) -> dict[str, Any]:
+    """Foreground for a controller (it is gone only once its pods are), and the version read as precondition."""
+    metadata = obj.get("metadata") or {}
+    body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                            "propagationPolicy": "Foreground" if ref.kind in _CONTROLLERS else "Background"}
+    preconditions = {key: metadata[key] for key in ("uid", "resourceVersion") if metadata.get(key)}
+    if preconditions:
+        body["preconditions"] = preconditions
+    return body
+
+
+def gone_by(answer: dict[str, Any]) -> bool:
+    """Whether a delete's answer shows the object removed from storage, as the generic registry answers
+    (k8s.io/apiserver registry/generic/registry/store.go, Delete): a Status Success when it was deleted
+    at once and the kind returns no deleted object; else the object: still stored while it carries
+    finalizers or waits out a grace period (``deletionTimestamp`` set, ``deletionGracePeriodSeconds`` > 0),
+    deleted otherwise."""
+    if answer.get("kind") == "Status":
+        return answer.get("status") == "Success"
+    metadata = answer.get("metadata") or {}
+    if metadata.get("finalizers"):
         return False
-    if not run_id or not is_owned(current, run_id):
-        report.left_alone.append(str(ref))
-        return False
-    body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-    uid = current["metadata"].get("uid")
-    if uid:
-        body["preconditions"] = {"uid": uid}
-    try:
-        api.request("DELETE", ref.path, body=body, query={"dryRun": "All" if dry_run else None})
-    except ApiError as exc:
-        if exc.status == 404:
-            report.already_gone.append(str(ref))
-        elif exc.status == 409 and uid:
-            report.left_alone.append(f"{ref}: replaced since it was checked ({exc.message})")
-        else:
-            report.failed.append(f"{ref}: {exc.status} {exc.message}")
-        return False
-    except ActivityFailed as exc:  # unreachable: whether it was deleted is unknown, so it is not removed
-        report.failed.append(f"{ref}: {exc}")
-        return False
-    return True
+    return not metadata.get("deletionTimestamp") or metadata.get("deletionGracePeriodSeconds") == 0
 
 
 def _wait_until_gone(api: KubeAPI, refs: list[ObjectRef], wait_seconds: float, report: CleanupReport) -> None:
@@ -214,19 +375,32 @@ def _wait_until_gone(api: KubeAPI, refs: list[ObjectRef], wait_seconds: float, r
     unreadable: list[str] = []
     while pending:
         still = []
-        for ref in pending:
-            try:
-                if _get(api, ref) is not None:
-                    still.append(ref)
-            except ActivityFailed as exc:
+        for ref, (obj, error) in zip(pending, _concurrently(lambda ref: _read(api, ref), pending)):
+            if error:
                 still.append(ref)
-                unreadable = [*unreadable[-5:], str(exc)]
+                unreadable = [*unreadable[-5:], error]
+            elif obj is not None:
+                still.append(ref)
+            else:
+                report.gone.add(ref.path)
         pending = still
         if not pending or time.monotonic() >= deadline:
             break
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
     why = f" (last read: {unreadable[-1]})" if unreadable else ""
     report.failed.extend(f"{ref}: still terminating after {wait_seconds:g}s{why}" for ref in pending)
+
+
+def _concurrently(work: Callable[[_T], _R], items: list[_T]) -> list[_R]:
+    """`work` over `items`, at most `MAX_CONCURRENT` at once, results in order (`work` must not raise)."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
+def _run_of(obj: dict[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL)
 
 
 def _list(
@@ -256,13 +430,16 @@ def _list(
     return items
 
 
-def _get(api: KubeAPI, ref: ObjectRef) -> dict[str, Any] | None:
+def _read(api: KubeAPI, ref: ObjectRef) -> tuple[dict[str, Any] | None, str | None]:
+    """`ref` as stored (None when absent), or why it could not be read."""
     try:
-        return api.get(ref.path)
+        return api.get(ref.path), None
     except ApiError as exc:
         if exc.status == 404:
-            return None
-        raise ActivityFailed(f"cannot read {ref} ({exc.status} {exc.message})") from None
+            return None, None
+        return None, f"cannot read {ref} ({exc.status} {exc.message})"
+    except ActivityFailed as exc:
+        return None, f"cannot read {ref}: {exc}"
 
 
 def _ref_of(kind: Kind, obj: dict[str, Any]) -> ObjectRef:

@@ -1,6 +1,8 @@
 """What this process's run has tried so far: the in-memory side of the ledger.
 
-The hypothesis probes read it; the cluster record (record.py) is what survives the process.
+The hypothesis probes read it; restore and the evidence control confirm by name what it says the run
+wrote (`intended`, `records`) instead of sweeping the cluster. The cluster record (record.py) is what
+survives the process.
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaoskirvis.ledger.record import record_ref
 from chaoskirvis.ledger.refs import ObjectRef
 
 __all__ = ["RunState", "run_state"]
@@ -21,8 +24,16 @@ class RunState:
     created: list[ObjectRef] = field(default_factory=list)
     namespaces: set[str] = field(default_factory=set)
     hypothesis_evaluations: dict[str, int] = field(default_factory=dict)
-    swept_namespaces: set[str] = field(default_factory=set)  # where expired leftovers were swept (ledger.expiry)
-    expired_swept: list[dict[str, Any]] = field(default_factory=list)  # what each of those sweeps did
+    expired_swept: list[dict[str, Any]] = field(default_factory=list)  # what this run's sweeps did (ledger.expiry)
+    intended: dict[str, ObjectRef] = field(default_factory=dict)
+    """Every object the run's record names (by path), written there before its create."""
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The run's record in each home namespace, as the API server answered its last write."""
+    unsure_records: set[str] = field(default_factory=set)
+    """Home namespaces where a record write failed: the record may exist all the same."""
+    gone: set[str] = field(default_factory=set)
+    """Paths the API server showed absent: a create denied at its first attempt, a delete or read that
+    answered so. Restore and the evidence control ask nothing more about them."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_outcome(self, outcome: dict[str, Any]) -> None:
@@ -38,8 +49,28 @@ class RunState:
     def add_created(self, ref: ObjectRef) -> None:
         with self.lock:
             self.created.append(ref)
+            self.gone.discard(ref.path)
             if ref.record_namespace:
                 self.namespaces.add(ref.record_namespace)
+
+    def add_intended(self, ref: ObjectRef) -> None:
+        with self.lock:
+            self.intended[ref.path] = ref
+            self.gone.discard(ref.path)
+            if ref.record_namespace:
+                self.namespaces.add(ref.record_namespace)
+
+    def add_gone(self, path: str) -> None:
+        with self.lock:
+            self.gone.add(path)
+
+    def unconfirmed(self) -> tuple[list[ObjectRef], list[str]]:
+        """The objects the run's record names and the record namespaces not yet shown gone."""
+        with self.lock:
+            objects = [ref for path, ref in self.intended.items() if path not in self.gone]
+            homes = sorted(ns for ns in {*self.records, *self.unsure_records} if record_ref(self.run_id, ns).path
+                           not in self.gone)
+        return objects, homes
 
 
 _states: dict[str, RunState] = {}
