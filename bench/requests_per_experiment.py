@@ -7,9 +7,11 @@ its User-Agent; its requests are read from the sandbox's request log by that Use
 kind (method and resource). Requests of other clients during the run (e.g. chaostoolkit-kubernetes'
 probes, which the experiment itself asks for) are counted apart.
 
-The minimal count: 3 for the run record (intent written, updated with the object, removed), 1 per attempt
-(the create or dry run), 1 more for each object the cluster admitted (its delete) and 1 for each admitted
-controller whose pod template is judged by dry run. A single blocked attempt is 4, an allowed one 5.
+The goal (issue 11's ceiling) beside each count: 3 for the run record (intent written, updated with what
+happened, removed), 1 per attempt (the create or dry run), 1 more for each object the cluster admitted (its
+delete) and 1 for each admitted controller whose pod template is judged by dry run: a single blocked attempt
+is at most 4, an allowed one at most 5. Requests made once per process (the cluster's identity for the
+evidence) fall on the first experiment.
 
 Usage: .venv/bin/python bench/requests_per_experiment.py
 """
@@ -30,7 +32,7 @@ from chaoskirvis.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RECORD_REQUESTS = 3  # the run record: intent written, updated, removed
+RECORD_REQUESTS = 3  # the run record: intent written, updated, removed (the goal's allowance)
 NAMESPACES = (("team-restricted", "held", "rqheld"), ("team-privileged", "weakness", "rqweak"))
 
 
@@ -39,8 +41,8 @@ def blocking_experiments() -> list[Path]:
     return sorted(p for p in (ROOT / "experiments").glob("*.yaml") if "injections_blocked" in p.read_text())
 
 
-def minimal_requests(journal: dict[str, Any]) -> int:
-    """The fewest requests the experiment's attempts need (see the module's docstring)."""
+def goal_requests(journal: dict[str, Any]) -> int:
+    """The most requests the experiment's attempts may make (see the module's docstring)."""
     count = RECORD_REQUESTS
     for outcome in recorded_outcomes(journal):
         count += 1
@@ -81,22 +83,23 @@ def main() -> int:
             logged = sandbox.requests[seen:]
             others = sum(1 for r in logged if "chaoskirvis/" not in r.user_agent)
             print(f"\n{namespace} (--expect {expect}): requests per experiment, by its run's User-Agent")
-            print(f"{'experiment':<{width}}  outcomes            made  minimal  by kind")
+            print(f"{'experiment':<{width}}  outcomes            made  goal  by kind")
             for index, path in enumerate(experiments, 1):
                 journal = json.loads((journals / f"{path.stem}.json").read_text())
                 agent = f"(run {run_id}-{index})"
                 own = [r for r in logged if agent in r.user_agent]
                 kinds = Counter(kind_of(r.method, r.path) for r in own)
                 outcomes = Counter(str(o.get("outcome")) for o in recorded_outcomes(journal))
-                minimal = minimal_requests(journal)
+                goal = goal_requests(journal)
                 totals["made"] += len(own)
-                totals["minimal"] += minimal
+                totals["goal"] += goal
+                totals["over"] += len(own) > goal
                 print(f"{path.stem:<{width}}  {', '.join(f'{n} {o}' for o, n in sorted(outcomes.items())):<18}"
-                      f"  {len(own):>4}  {minimal:>7}  "
+                      f"  {len(own):>4}  {goal:>4}{'!' if len(own) > goal else ' '} "
                       + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
             print(f"requests of other clients during the run (the experiments' chaostoolkit-kubernetes probes): {others}")
-    print(f"\nall: {totals['made']} requests made where {totals['minimal']} would do "
-          f"({totals['made'] / totals['minimal']:.2f}x the minimum)")
+    print(f"\nall: {totals['made']} requests made, goal at most {totals['goal']} "
+          f"({totals['made'] / totals['goal']:.2f}x); {totals['over']} experiment run(s) over their goal (marked !)")
     return 0
 
 
