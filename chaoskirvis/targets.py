@@ -7,7 +7,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
 
-__all__ = ["PROTECTED_NAMESPACES", "check_namespace", "require_namespace", "missing_namespace"]
+__all__ = ["PROTECTED_NAMESPACES", "check_namespace", "missing_namespace"]
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # fullmatch: "$" would let "team-a\n" through
@@ -22,19 +22,6 @@ def check_namespace(namespace: str, allow_protected: bool = False) -> str:
             f"namespace {namespace} is protected; pass allow_protected_namespaces: true to target it on purpose"
         )
     return namespace
-
-
-def require_namespace(api: KubeAPI, namespace: str) -> None:
-    """Fail clearly when `namespace` does not exist (an identity that may not read it is let through)."""
-    try:
-        api.get(f"/api/v1/namespaces/{namespace}")
-    except ApiError as exc:
-        if exc.status == 404:
-            raise ActivityFailed(
-                f"namespace {namespace} does not exist on {api.host}: create it or target another one"
-            ) from None
-        if exc.status != 403:
-            raise ActivityFailed(f"cannot read namespace {namespace} ({exc.status} {exc.message})") from None
 
 
 def missing_namespace(exc: ApiError, namespace: str | None, host: str) -> None:

@@ -129,6 +129,9 @@ def played(scenarios, core, alertmanager, falco, tmp_path_factory) -> dict[str, 
     try:
         inject_risky_workload("team-privileged", ["privileged"], controller="DaemonSet", **arguments)
         inject_exposure("nodeport-service", opt_in_label=f"{opt_in}=true", **arguments)
+        # a record changed since the run wrote it is read again (configmaps get) before its delete
+        core.patch_namespaced_config_map(f"kirvis-ledger-{run_id}", "team-privileged",
+                                         {"metadata": {"annotations": {"example.com/touched": "true"}}})
         restore_run(**arguments)
     finally:
         reset_run_id()

@@ -18,7 +18,7 @@ from chaoskirvis.ledger.refs import POD, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.runtime.execution import exec_in_pod, refusal, wait_until_running
-from chaoskirvis.targets import check_namespace, require_namespace
+from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup
 from chaoskirvis.techniques.manifests import SHELL_IMAGE, build_runtime_pod
 
@@ -56,7 +56,6 @@ def run_runtime_technique(
             raise ActivityFailed(f"technique {technique} is not a runtime technique: use inject_risky_pod")
         check_namespace(namespace, allow_protected_namespaces)
         api = kube_api(configuration, secrets)
-        require_namespace(api, namespace)
         target = pod or _runtime_pod(api, state, namespace, image, run_as_root, ready_timeout, configuration)
         outcome = _execute(api, unit, namespace, target, container, exec_timeout, context)
     except Exception as exc:
