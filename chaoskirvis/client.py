@@ -423,7 +423,7 @@ def cluster_client(lookup: Callable[[str], str | None]) -> ClusterClient:
     that selects it and by the kubeconfig files' paths, sizes and modification times (an edited kubeconfig
     is read again)."""
     kubeconfig = _existing_kubeconfig(lookup("KUBECONFIG"))
-    files = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in kubeconfig) if kubeconfig else ()
+    files = tuple(_file_version(p) for p in kubeconfig or ())
     key = (files, tuple(lookup(k) for k in _SELECTING_KEYS),
            tuple(os.environ.get(k) for k in ("HTTP_PROXY", "NO_PROXY", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")))
     with _CLIENTS_LOCK:
@@ -506,6 +506,14 @@ def _existing_kubeconfig(kubeconfig_env: str | None) -> list[str] | None:
         return paths
     default = Path("~/.kube/config").expanduser()
     return [str(default)] if default.is_file() else None
+
+
+def _file_version(path: str) -> tuple[str, int, int]:
+    try:
+        status = os.stat(Path(path).expanduser())
+    except OSError as exc:
+        raise ActivityFailed(f"cannot use kubeconfig {path}: {exc.strerror}") from None
+    return path, status.st_mtime_ns, status.st_size
 
 
 def _default_ca_file() -> str | None:
