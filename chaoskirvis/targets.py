@@ -5,7 +5,7 @@ import re
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaoskirvis.client import ApiError, KubeAPI
+from chaoskirvis.client import ApiError
 
 __all__ = ["PROTECTED_NAMESPACES", "check_namespace", "missing_namespace"]
 

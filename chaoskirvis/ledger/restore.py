@@ -265,9 +265,9 @@ def _remove_record(
                          "later cleanup finishes it")
 
 
-def _names_only(handled: set[str]) -> Callable[[ObjectRef, dict[str, Any]], bool]:
+def _names_only(handled: set[str]) -> Callable[[dict[str, Any]], bool]:
     """A record read again may be deleted only if every object it names was dealt with already."""
-    def check(ref: ObjectRef, record: dict[str, Any]) -> bool:
+    def check(record: dict[str, Any]) -> bool:
         run_id = ((record.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL) or ""
         refs, _ = record_refs(record, run_id)
         return all(r.path in handled for r in refs)
@@ -308,7 +308,7 @@ def _note(report: CleanupReport, ref: ObjectRef, outcome: str, detail: str | Non
 
 def _remove_one(
     api: KubeAPI, ref: ObjectRef, obj: dict[str, Any], dry_run: bool,
-    may_delete: Callable[[ObjectRef, dict[str, Any]], bool] | None = None,
+    may_delete: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[str, str | None, dict[str, Any] | None]:
     """Delete `ref` as read in `obj` if it carries its run's marks: (outcome, detail, the object read last).
 
@@ -323,7 +323,7 @@ def _remove_one(
         run_id = _run_of(current)
         if not run_id or not is_owned(current, run_id):
             return "left_alone", None, current
-        if attempt and may_delete is not None and not may_delete(ref, current):
+        if attempt and may_delete is not None and not may_delete(current):
             return "changed", None, current
         try:
             answer = api.request("DELETE", ref.path, body=_delete_options(ref, current),
