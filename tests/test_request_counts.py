@@ -120,6 +120,12 @@ def kirvis_suite(fresh, work: Path, *arguments: str) -> tuple[dict[str, list[str
                           cwd=work, env=chaos_env(kubeconfig), capture_output=True, text=True, timeout=600)
     assert done.returncode in (0, 1) and "error" not in done.stdout.splitlines()[-1], done.stdout + done.stderr
     journals = {p.stem: json.loads((work / "journals" / f"{p.stem}.json").read_text()) for p in BLOCKING}
+    # asked once, the identity is still in every journal's evidence, where it always was
+    facts = {(json.dumps(j["chaoskirvis"]["cluster"], sort_keys=True), json.dumps(j["chaoskirvis"]["identity"],
+                                                                                 sort_keys=True))
+             for j in journals.values()}
+    assert len(facts) == 1 and all(j["chaoskirvis"]["identity"].get("username") and j["chaoskirvis"]["cluster"]
+                                   .get("version") for j in journals.values()), facts
     return by_run(sandbox.requests[since:], journals), [p.stem for p in BLOCKING]
 
 

@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.workload.actions import inject_risky_pod
 from chaosrun import BIN, EXPERIMENTS, chaos_env
-from fault_proxy import Answer, FaultProxy
+from fault_proxy import Answer, Delay, FaultProxy
 
 KIRVIS = str(Path(sys.executable).parent / "kirvis")
 
@@ -117,6 +117,25 @@ def test_an_object_still_terminating_is_waited_for_within_wait_seconds_and_repor
     done = kirvis(sandbox.kubeconfig, "cleanup", "--run-id", run_id)  # no finalizer holds it now
 
     assert done.returncode == 0, done.stderr
+    assert pod_names(core, namespace, run_id) == [] and not has_record(core, namespace, run_id)
+
+
+def test_independent_deletes_go_concurrently(sandbox, make_namespace, core, run, tmp_path):
+    """Six pods whose deletes each take a second to be answered are restored in about one second, not six."""
+    namespace = make_namespace(enforce="privileged")
+    run_id = run["configuration"]["kirvis_run_id"]
+    names = [inject_risky_pod(namespace, ["privileged"], **run)["name"] for _ in range(6)]
+
+    def rule(method, path, query):
+        return Delay(1.0) if method == "DELETE" and "/pods/" in path else None
+
+    with FaultProxy(sandbox.sandbox, rule) as proxy:
+        started = time.monotonic()
+        summary = restore_run(**through(proxy, run, tmp_path))
+        took = time.monotonic() - started
+
+    assert sorted(summary["removed"]) == sorted(f"Pod {name} in namespace {namespace}" for name in names)
+    assert took < 4, took
     assert pod_names(core, namespace, run_id) == [] and not has_record(core, namespace, run_id)
 
 
