@@ -246,7 +246,7 @@ def _remove_record(
     for _ in range(MAX_TRIES):
         outcome, detail, current = _remove_one(api, ref, record, dry_run, may_delete=_names_only(handled))
         if outcome != "changed":
-            _note(report, ref, outcome, detail)
+            _note(report, ref, outcome, detail, dry_run)
             if outcome in ("removed", "terminating"):
                 report.records_removed.append(str(ref))
             return
@@ -287,7 +287,7 @@ def _remove_all(api: KubeAPI, objects: list[tuple[ObjectRef, dict[str, Any]]], r
     results = _concurrently(lambda item: _remove_one(api, item[0], item[1], dry_run), objects)
     for (ref, _), (outcome, detail, _current) in zip(objects, results):
         handled.add(ref.path)
-        _note(report, ref, outcome, detail)
+        _note(report, ref, outcome, detail, dry_run)
         if outcome in ("removed", "terminating"):
             report.removed.append(str(ref))
         if outcome == "terminating":
@@ -295,8 +295,8 @@ def _remove_all(api: KubeAPI, objects: list[tuple[ObjectRef, dict[str, Any]]], r
     return pending
 
 
-def _note(report: CleanupReport, ref: ObjectRef, outcome: str, detail: str | None) -> None:
-    if outcome == "removed" or outcome == "already_gone":
+def _note(report: CleanupReport, ref: ObjectRef, outcome: str, detail: str | None, dry_run: bool) -> None:
+    if outcome == "already_gone" or (outcome == "removed" and not dry_run):
         report.gone.add(ref.path)
     if outcome == "already_gone":
         report.already_gone.append(str(ref))
