@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from chaoslib import merge_vars
@@ -28,15 +28,16 @@ from chaostoolkit import encoder
 from chaostoolkit.check import check_hypothesis_strategy_spelling
 from chaostoolkit.runtime import get_python_runtime_info
 from chaostoolkit.signals import SignalRecorder
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chaoskirvis.controls.evidence import EXPECT_KEY, known_secrets, use_experiment_source
 from chaoskirvis.evidence.redaction import redact
 from chaoskirvis.evidence.journal import recorded_outcomes
 from chaoskirvis.evidence.section import not_run_journal
-from chaoskirvis.evidence.signing import SigningError, sign_file
 from chaoskirvis.evidence.verdict import Verdict, verdict_of
 from chaoskirvis.ledger.runid import reset_run_id, validate_run_id
+
+if TYPE_CHECKING:  # cryptography costs ~50 ms to import: only a run that signs needs it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = ["SuiteOptions", "ExperimentResult", "UsageError", "find_experiments", "run_suite", "exit_status",
            "EVIDENCE_MODULE"]
@@ -297,6 +298,8 @@ def _journal_paths(experiments: list[Path], folder: Path) -> dict[Path, Path]:
 
 def _sign(journal_path: Path, key: Ed25519PrivateKey) -> str:
     """Sign the journal just written; what its end line says about the signature."""
+    from chaoskirvis.evidence.signing import SigningError, sign_file
+
     try:
         return f"signed by keyid {sign_file(journal_path, key)}"
     except SigningError as exc:
