@@ -87,8 +87,6 @@ def _body(kind: str, obj: dict[str, Any]) -> bytes:
 
 # Loading (child processes).
 
-# The sandbox picks a Service's cluster IP at random and refuses one already taken (80 times or so in a
-# load of 50,000 objects): the loader creates such a Service again, and says how often it did.
 
 
 async def _load_async(target: Target, numbers: range, concurrency: int) -> list[str]:

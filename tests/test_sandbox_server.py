@@ -202,3 +202,20 @@ def test_foreground_run_with_a_busy_port_fails_in_one_line(sandbox, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr == f"kirvis sandbox: port {sandbox.sandbox.port} on 127.0.0.1 is already in use\n"
+
+
+def test_the_collector_is_paced_for_a_large_store_while_sandboxes_run_and_put_back_after():
+    import gc
+
+    from chaoskirvis.sandbox.gc_tuning import SANDBOX_GEN0_THRESHOLD
+
+    before = gc.get_threshold()
+    first, second = Sandbox().start(), Sandbox().start()
+    try:
+        assert gc.get_threshold()[0] == max(before[0], SANDBOX_GEN0_THRESHOLD)
+        first.stop()
+        assert gc.get_threshold()[0] == max(before[0], SANDBOX_GEN0_THRESHOLD)  # one still runs
+    finally:
+        first.stop()
+        second.stop()
+    assert gc.get_threshold() == before

@@ -34,6 +34,7 @@ import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
 from chaoskirvis.sandbox.controllers import ClusterStore
+from chaoskirvis.sandbox import gc_tuning
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
@@ -162,6 +163,7 @@ class Sandbox:
                 raise SandboxError(f"port {self.port} on {self.host} is already in use") from None
             raise SandboxError(f"cannot listen on {self.host}:{self.port}: {error}") from error
         self._loop, self._thread = loop, thread
+        gc_tuning.sandbox_started()
         return self
 
     def stop(self) -> None:
@@ -172,6 +174,7 @@ class Sandbox:
         self._thread.join()
         self._loop = self._thread = None
         self._remove_tls()
+        gc_tuning.sandbox_stopped()
 
     def _remove_tls(self) -> None:
         assert self._tls is not None
