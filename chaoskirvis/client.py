@@ -39,6 +39,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -452,6 +453,8 @@ def warn_if_tls_unverified(configuration: ClusterConfiguration) -> None:
     if server in _WARNED_UNVERIFIED:
         return
     _WARNED_UNVERIFIED.add(server)
+    # this WARNING replaces urllib3's InsecureRequestWarning, which would otherwise repeat it on the console
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     logger.warning(
         f"TLS verification is off for the Kubernetes API server {server} (insecure-skip-tls-verify in the "
         "kubeconfig, KUBERNETES_VERIFY_SSL=false, or plain http): anyone on the network path can answer for it, "

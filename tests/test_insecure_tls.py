@@ -7,7 +7,10 @@ naming the cluster), the journal's evidence says ``tls_verified: false`` and eve
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -72,3 +75,16 @@ def test_verified_tls_is_recorded_and_not_warned_about(sandbox, make_namespace, 
     for fmt in ("md", "html"):
         text = report(journal_path, tmp_path, fmt)
         assert sandbox.sandbox.url in text and "TLS NOT VERIFIED" not in text
+
+
+def test_our_warning_replaces_urllib3s_which_would_repeat_on_every_request(sandbox, tmp_path):
+    kubeconfig = insecure_kubeconfig(sandbox.kubeconfig, tmp_path / "insecure")
+    script = ("from chaoskirvis.client import kube_api\n"
+              "api = kube_api()\n"
+              "for _ in range(3):\n"
+              "    api.request('GET', '/api/v1/namespaces')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "KUBECONFIG": str(kubeconfig)})
+    assert done.returncode == 0, done.stderr
+    assert "InsecureRequestWarning" not in done.stderr
+    assert done.stderr.count("TLS verification is off") == 1, done.stderr
