@@ -1,14 +1,18 @@
 """Does the sandbox hold 50,000 objects? Load them through its HTTPS API, then time single requests.
 
-One run: a Sandbox is started in this process (its own event loop thread) and everything a client does
-runs in child processes, so that the clients and the server do not share an interpreter:
+One run: two Sandboxes are started, each in a process of its own (so each process holds what a sandbox of
+that size holds: its heap, its garbage collector's work), one loaded to 10,000 objects and one to 50,000,
+and everything a client does runs in other child processes. Requests are timed against both in the same rounds,
+alternating, so that the growth from 10,000 to 50,000 is measured under the same load of the machine
+(timed one size after the other, minutes apart, the machine's drift alone moved sub-millisecond medians
+by up to 1.5x either way):
 
 - load: `--loaders` processes, each with `--concurrency` requests in flight (aiohttp, keep-alive, TLS
   verified against the sandbox's CA, the admin bearer token) create objects through the API: pods,
   configmaps, secrets and services, in 100 namespaces, labelled `app` (10 values) and `cohort` (one value
-  per 1,000 objects). Loaded to 10,000 objects, then on to 50,000.
-- at 10,000 and at 50,000 objects, one client (http.client, one keep-alive connection) times each request
-  `--repeat` times, one at a time, in rounds of one request of each kind (so that a moment of other load
+  per 1,000 objects). One sandbox is loaded to 10,000 objects, the other to 50,000 (the load time).
+- one client per sandbox (http.client, one keep-alive connection each) times each request `--repeat`
+  times, one at a time, in rounds of one request of each kind at each size (so that a moment of other load
   on the machine falls on all of them alike), and the median is printed: a label-selector list in a namespace
   (`cohort=c-3` in scale-042: the same 2 pods at both sizes, out of 25 then 125), the same namespace
   listed by `app` (an answer that grows with the store), a configmap create, a server-side dry-run pod
@@ -20,8 +24,8 @@ Goals (the scale issue's acceptance): 50,000 loaded in at most 60 s; at 50,000, 
 list at most 20 ms, a create or a dry-run denial at most 10 ms; each request at most 1.5x slower at
 50,000 than at 10,000. The last line says which goals were met.
 
-Usage: .venv/bin/python bench/sandbox_scale.py [--loaders 2] [--concurrency 16] [--repeat 30]
-       [--profile FILE]   (cProfile of the sandbox's thread during the load to 50,000, written to FILE)
+Usage: .venv/bin/python bench/sandbox_scale.py [--loaders 2] [--concurrency 16] [--repeat 50]
+       [--sizes 10000,50000] [--profile FILE]   (cProfile of the larger sandbox's thread during its load)
 """
 
 from __future__ import annotations
@@ -117,16 +121,15 @@ def _load(arguments: tuple[Target, range, int]) -> list[str]:
     return asyncio.run(_load_async(*arguments))
 
 
-def load(pool: Any, target: Target, start: int, stop: int, loaders: int, concurrency: int) -> tuple[float, float]:
-    """Create objects start..stop-1 with `loaders` processes: the seconds it took, the CPU seconds the
-    sandbox (this process: the loaders are children) spent, which other load on the machine changes less."""
-    began, cpu = time.perf_counter(), time.process_time()
+def load(pool: Any, target: Target, start: int, stop: int, loaders: int, concurrency: int) -> float:
+    """Create objects start..stop-1 with `loaders` processes: the seconds it took."""
+    began = time.perf_counter()
     shares = [(target, range(start + i, stop, loaders), concurrency) for i in range(loaders)]
     answers = pool.map(_load, shares)
     failures = [failure for failed in answers for failure in failed]
     if failures:
         raise SystemExit(f"{len(failures)} creates were not answered 201 Created, e.g. {failures[0]}")
-    return time.perf_counter() - began, time.process_time() - cpu
+    return time.perf_counter() - began
 
 
 # Timing single requests (a child process).
@@ -148,20 +151,23 @@ class Client:
         return answer
 
 
-def _medians_ms(repeat: int, calls: dict[str, Callable[[int], object]]) -> dict[str, float]:
-    """Each call timed `repeat` times, one call of each kind per round, so that a moment of other load on
-    the machine falls on every kind alike; the median of each, in milliseconds."""
-    samples: dict[str, list[float]] = {label: [] for label in calls}
+def _medians_ms(repeat: int, calls: dict[tuple[str, int], Callable[[int], object]]) -> dict[int, dict[str, float]]:
+    """Each call timed `repeat` times, one call of each kind at each size per round (the sizes in turn
+    first), so that a moment of other load on the machine falls on every kind and size alike; the median
+    of each, in milliseconds, by size and kind."""
+    samples: dict[tuple[str, int], list[float]] = {key: [] for key in calls}
+    labels = list(dict.fromkeys(label for label, _ in calls))
+    sizes = sorted({size for _, size in calls})
     for attempt in range(repeat):
-        for label, call in calls.items():
-            began = time.perf_counter()
-            call(attempt)
-            samples[label].append((time.perf_counter() - began) * 1000)
-    return {label: statistics.median(values) for label, values in samples.items()}
+        for label in labels:
+            for size in sizes if attempt % 2 == 0 else reversed(sizes):
+                began = time.perf_counter()
+                calls[label, size](attempt)
+                samples[label, size].append((time.perf_counter() - began) * 1000)
+    return {size: {label: statistics.median(samples[label, size]) for label in labels} for size in sizes}
 
 
-def _time_requests(arguments: tuple[Target, int, int]) -> dict[str, float]:
-    target, repeat, size = arguments
+def _requests_of(target: Target, size: int) -> dict[str, Callable[[int], object]]:
     client = Client(target)
     namespace = NAMESPACES[42]
     pods, configmaps = f"/api/v1/namespaces/{namespace}/pods", f"/api/v1/namespaces/{namespace}/configmaps"
@@ -169,11 +175,11 @@ def _time_requests(arguments: tuple[Target, int, int]) -> dict[str, float]:
     by_app = client.request("GET", f"{pods}?labelSelector=app%3Dapp-2")["items"]
     privileged = _body("Pod", {"metadata": {"name": "denied"}, "spec": {"containers": [
         {"name": "c", "image": "registry.k8s.io/pause:3.10", "securityContext": {"privileged": True}}]}})
-    name = f"timed-{size}-{{}}"
+    name = "timed-{}"
     in_namespace = client.request("GET", pods)["items"]
-    print(f"      (scale-042 holds {len(in_namespace)} pods: cohort=c-3 selects {len(cohort)}, "
-          f"app=app-2 selects {len(by_app)})", flush=True)
-    return _medians_ms(repeat, {
+    print(f"      at {size}: scale-042 holds {len(in_namespace)} pods: cohort=c-3 selects {len(cohort)}, "
+          f"app=app-2 selects {len(by_app)}", flush=True)
+    return {
         "list by label": lambda _: client.request("GET", f"{pods}?labelSelector=cohort%3Dc-3"),
         "list by app label": lambda _: client.request("GET", f"{pods}?labelSelector=app%3Dapp-2"),
         "create": lambda i: client.request(
@@ -183,7 +189,14 @@ def _time_requests(arguments: tuple[Target, int, int]) -> dict[str, float]:
         "get": lambda i: client.request("GET", f"{configmaps}/{name.format(i)}"),
         "delete": lambda i: client.request("DELETE", f"{configmaps}/{name.format(i)}"),
         CONTROL: lambda _: client.request("GET", "/version"),
-    })
+    }
+
+
+def _time_requests(arguments: tuple[int, dict[int, Target]]) -> dict[int, dict[str, float]]:
+    repeat, targets = arguments
+    calls = {(label, size): call for size, target in targets.items()
+             for label, call in _requests_of(target, size).items()}
+    return _medians_ms(repeat, calls)
 
 
 # Setup: namespaces, the restricted one and a bound ValidatingAdmissionPolicy.
@@ -236,35 +249,80 @@ def main() -> None:
     options = parser.parse_args()
     small, large = (int(size) for size in options.sizes.split(","))
 
-    from chaoskirvis.sandbox.server import Sandbox
-
     context = multiprocessing.get_context("spawn")
-    with Sandbox() as sandbox, context.Pool(max(options.loaders, 1)) as pool:
-        target = Target(sandbox.host, sandbox.port, str(sandbox.ca_file), sandbox.admin_token)
-        pool.apply(set_up, (target,))
+    with context.Pool(max(options.loaders, 1)) as pool, SandboxProcess(context) as small_box, \
+            SandboxProcess(context) as large_box:
+        boxes = {small: small_box, large: large_box}
+        targets = {size: box.target for size, box in boxes.items()}
+        for target in targets.values():
+            pool.apply(set_up, (target,))
         print(f"sandbox_scale: {options.loaders} loader processes x {options.concurrency} requests in flight "
-              f"(aiohttp, HTTPS keep-alive); medians of {options.repeat} single requests (http.client)", flush=True)
-        loaded_at, cpu_at, figures, loaded = {}, {}, {}, 0
-        for size in (small, large):
-            profiler = _start_profile(sandbox) if options.profile and size == large else None
-            loaded_at[size], cpu_at[size] = load(pool, target, loaded, size, options.loaders, options.concurrency)
-            if profiler is not None:
-                _stop_profile(sandbox, profiler, options.profile, size)
-            print(f"  {size:>6} objects: loaded in {sum(loaded_at.values()):.1f} s "
-                  f"({size / sum(loaded_at.values()):.0f} objects/s overall; the last {size - loaded} took "
-                  f"{loaded_at[size]:.1f} s, {cpu_at[size] * 1000 / (size - loaded):.2f} ms of sandbox CPU each; "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; sandbox peak RSS "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)", flush=True)
-            loaded = size
-            figures[size] = pool.apply(_time_requests, ((target, options.repeat, size),))
-            for label, value in figures[size].items():
-                print(f"      {label:<24} {value:7.2f} ms", flush=True)
-        print(f"  growth {small} -> {large}: " + ", ".join(
-            f"{label} {figures[large][label] / figures[small][label]:.2f}x" for label in figures[large]))
-        print("  (a control that grows too means the machine was busier at one size than at the other)")
-        failed = _verdict(sum(loaded_at.values()), figures[small], figures[large])
+              f"(aiohttp, HTTPS keep-alive); medians of {options.repeat} single requests (http.client) at each "
+              "size, the two sandboxes (one process each) in the same rounds", flush=True)
+        loaded_at: dict[int, float] = {}
+        for size, box in boxes.items():
+            if options.profile and size == large:
+                box.ask("profile-start")
+            cpu_before = box.ask("cpu")
+            loaded_at[size] = load(pool, targets[size], 0, size, options.loaders, options.concurrency)
+            cpu = box.ask("cpu") - cpu_before
+            if options.profile and size == large:
+                box.ask("profile-stop", str(options.profile))
+                print(f"  profile of the load to {size} written to {options.profile} "
+                      f"(python -m pstats {options.profile})", flush=True)
+            print(f"  {size:>6} objects loaded in {loaded_at[size]:.1f} s ({size / loaded_at[size]:.0f} objects/s, "
+                  f"{cpu * 1000 / size:.2f} ms of sandbox CPU each; load average {os.getloadavg()[0]:.1f} on "
+                  f"{os.cpu_count()} CPUs; sandbox peak RSS {box.ask('rss')} MiB)", flush=True)
+        figures = pool.apply(_time_requests, ((options.repeat, targets),))
+        print(f"      {'':<24} {small:>8} {large:>8}  growth")
+        for label in figures[large]:
+            print(f"      {label:<24} {figures[small][label]:5.2f} ms {figures[large][label]:5.2f} ms  "
+                  f"{figures[large][label] / figures[small][label]:.2f}x", flush=True)
+        print("  (the control reads nothing stored: it grows only if the larger sandbox's process is slower as such)")
+        failed = _verdict(loaded_at[large], figures[small], figures[large])
         scope = "" if (small, large) == (10_000, 50_000) else f" (the goals are for 10000,50000, not {options.sizes})"
         print(("goals met" if not failed else "goals not met: " + "; ".join(failed)) + scope)
+
+
+class SandboxProcess:
+    """A Sandbox served by a child process of its own, asked over a pipe for its CPU time, its peak RSS and
+    profiling of its event loop thread."""
+
+    def __init__(self, context: Any) -> None:
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_sandbox_process, args=(child,), daemon=True)
+
+    def __enter__(self) -> SandboxProcess:
+        self._process.start()
+        self.target: Target = self._pipe.recv()
+        return self
+
+    def ask(self, *command: str) -> Any:
+        self._pipe.send(command)
+        return self._pipe.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        self._pipe.send(("stop",))
+        self._process.join(30)
+
+
+def _sandbox_process(pipe: Any) -> None:
+    from chaoskirvis.sandbox.server import Sandbox
+
+    with Sandbox() as sandbox:
+        pipe.send(Target(sandbox.host, sandbox.port, str(sandbox.ca_file), sandbox.admin_token))
+        profiler = None
+        while (command := pipe.recv())[0] != "stop":
+            if command[0] == "cpu":
+                pipe.send(time.process_time())
+            elif command[0] == "rss":
+                pipe.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            elif command[0] == "profile-start":
+                profiler = _start_profile(sandbox)
+                pipe.send(None)
+            elif command[0] == "profile-stop" and profiler is not None:
+                _stop_profile(sandbox, profiler, Path(command[1]))
+                pipe.send(None)
 
 
 def _start_profile(sandbox: Any) -> Any:
@@ -275,10 +333,9 @@ def _start_profile(sandbox: Any) -> Any:
     return profiler
 
 
-def _stop_profile(sandbox: Any, profiler: Any, path: Path, size: int) -> None:
+def _stop_profile(sandbox: Any, profiler: Any, path: Path) -> None:
     asyncio.run_coroutine_threadsafe(_call(profiler.disable), sandbox._loop).result()
     profiler.dump_stats(str(path))
-    print(f"  profile of the load to {size} written to {path} (python -m pstats {path})", flush=True)
 
 
 async def _call(function: Callable[[], None]) -> None:

@@ -2,10 +2,10 @@
 
 The store holds tens of thousands of long-lived JSON trees, and every request allocates thousands of
 containers; at CPython's default first-generation threshold (700 allocations) a single create triggers
-several collections, and their cost grows with the heap: measured with `bench/sandbox_scale.py`, a create
-at 50,000 objects took 1.40-1.79x its time at 10,000 and 0.57 ms of CPU; with the threshold at 50,000,
-1.19x and 0.38 ms, and loading was 30 % faster. Nothing the store holds is cyclic (reference counting
-frees it), so collecting less often costs no memory that stays. The first sandbox to start raises the
+several collections, and their cost grows with the heap: measured with `bench/sandbox_scale.py`, a
+create cost the sandbox 0.57 ms of CPU, and 0.38-0.46 ms with the threshold at 50,000 (loading 50,000
+objects 20-24 s instead of 28-30 s). Nothing the store holds is cyclic (reference counting frees it), so
+collecting less often costs no memory that stays. The first sandbox to start raises the
 threshold, the last to stop puts back what it was.
 """
 
