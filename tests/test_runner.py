@@ -175,6 +175,8 @@ def test_a_negative_control_shows_its_weakness_as_expected(scenarios, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert (verdict["result"], verdict["label"], verdict["as_expected"]) == ("weakness", "weakness (expected)", True)
     assert "WEAKNESS (EXPECTED) privileged-pod-denied.yaml" in done.stdout
+    assert re.search(r"privileged-pod-denied\.yaml in (\d+ ms|\d+\.\d s) \(run ", done.stdout), done.stdout
+    assert " in 0 ms " not in done.stdout and " in 0.0 s " not in done.stdout  # a run takes time: never shown as none
 
 
 def test_a_negative_control_that_holds_is_an_error(scenarios, tmp_path):

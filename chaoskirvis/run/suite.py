@@ -309,12 +309,18 @@ def _sign(journal_path: Path, key: Ed25519PrivateKey) -> str:
         return f"NOT SIGNED: {exc}"
 
 
+def _duration(seconds: float) -> str:
+    """A run's duration as people read it: milliseconds under a second (most blocked runs take tens)."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def _end_line(label: str, result: ExperimentResult) -> str:
     word = result.verdict.label.upper()
     if result.journal is None:
         return f"{label} {word:<8} {result.source.name}: {result.verdict.reason}"
     outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(result.outcomes.items())) or "no security check"
-    line = f"{label} {word:<8} {result.source.name} in {result.seconds:.1f} s (run {result.run_id or '?'}): {outcomes}"
+    line = (f"{label} {word:<8} {result.source.name} in {_duration(result.seconds)} "
+            f"(run {result.run_id or '?'}): {outcomes}")
     line += f"\n{' ' * len(label)} why      {result.verdict.reason}"
     command = f"kirvis cleanup --run-id {result.run_id}"
     if result.restored is False and result.run_id and command not in result.verdict.reason:
