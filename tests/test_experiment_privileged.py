@@ -35,7 +35,6 @@ def test_holds_where_pod_security_denies_privileged_pods(sandbox, make_namespace
     assert injected["techniques"] == ["privileged"] and injected["attack"] == ["T1610", "T1611"]
     dry_run = result.outputs("ask-admission-by-dry-run")[0]
     assert dry_run["outcome"] == "blocked" and dry_run["mode"] == "dry-run"
-    assert result.outputs("count-privileged-pods-left-running") == [0]
     assert result.journal["rollbacks"][0]["status"] == "succeeded"
     assert leftovers(sandbox.kubeconfig, injected["run_id"]) == []
 
@@ -50,7 +49,6 @@ def test_deviates_where_privileged_pods_are_admitted(sandbox, make_namespace, tm
     assert result.journal["steady_states"]["after"]["steady_state_met"] is False
     injected = result.outputs("introduce-privileged-pod")[0]
     assert injected["outcome"] == "allowed" and injected["answered_by"] is None
-    assert result.outputs("count-privileged-pods-left-running") == [1]
     rollback = result.journal["rollbacks"][0]
     assert rollback["status"] == "succeeded"
     assert any(injected["name"] in removed for removed in rollback["output"]["removed"])

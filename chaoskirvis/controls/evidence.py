@@ -31,13 +31,14 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.types import Activity, Configuration, Experiment, Journal, Run, Secrets, Settings
 from logzero import logger
 
-from chaoskirvis.evidence.cluster import cluster_facts
+from chaoskirvis.evidence.cluster import ask_ahead, cluster_facts
 from chaoskirvis.evidence.digest import seal, to_plain
 from chaoskirvis.evidence.journal import activity_runs
 from chaoskirvis.evidence.ledger import RESTORE_FUNCTION
@@ -94,7 +95,8 @@ def validate_control(control: Any = None) -> None:
     try:
         import click
         from chaoslib import merge_vars
-        from chaoslib.loader import load_experiment
+
+        from chaoskirvis.experiment_file import parse_experiment_file
 
         context = click.get_current_context(silent=True)
         while context is not None and context.command.name != "run":
@@ -103,7 +105,7 @@ def validate_control(control: Any = None) -> None:
         if not isinstance(source, str) or not os.path.isfile(source):
             return
         experiment_vars = merge_vars(context.params.get("var") or {}, list(context.params.get("var_file") or []))
-        known_secrets(load_experiment(source, {}), experiment_vars)
+        known_secrets(parse_experiment_file(Path(source)), experiment_vars)
     except Exception as exc:  # configure_control still learns the secrets when the run starts
         logger.debug(f"evidence control: could not read the experiment's secrets at validation: {exc}")
 
@@ -121,6 +123,7 @@ def configure_control(
     values |= url_credentials(experiment, configuration, secrets)
     install_log_redaction(values)
     _session = _Session(values, experiment_source(_source_path(), experiment))
+    ask_ahead(configuration, _kubernetes_scope(secrets or {}))
 
 
 def before_activity_control(context: Activity, configuration: Configuration = None, **_: Any) -> None:

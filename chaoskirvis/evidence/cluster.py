@@ -16,7 +16,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 from chaoskirvis.client import ApiError, ClusterClient, KubeAPI, kube_api, tls_verified
 
-__all__ = ["ClusterFacts", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
+__all__ = ["ClusterFacts", "ask_ahead", "cluster_facts", "identity_of", "SELF_SUBJECT_REVIEWS"]
 
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
@@ -33,6 +33,25 @@ class ClusterFacts:
 # per process and cluster, so a `kirvis run` suite asks once for all its experiments.
 _answered: dict[ClusterClient, tuple[dict[str, Any], dict[str, Any]]] = {}
 _answered_lock = threading.Lock()
+# Asked in the background from a run's start (`ask_ahead`): the answers by client once the thread is done.
+_asking: dict[ClusterClient, tuple[threading.Thread, list[ClusterFacts]]] = {}
+
+
+def ask_ahead(configuration: Configuration | None, secrets: Secrets | None) -> None:
+    """Start asking the cluster's facts in the background, so the two requests overlap the run instead of
+    delaying the journal at its end; `cluster_facts` then waits for this answer rather than asking again.
+    Nothing is started for an unusable configuration (`cluster_facts` records why) or an answer known."""
+    try:
+        api = kube_api(configuration, secrets)
+    except ActivityFailed:
+        return
+    with _answered_lock:
+        if api.api_client in _answered or api.api_client in _asking:
+            return
+        answer: list[ClusterFacts] = []
+        thread = threading.Thread(target=lambda: answer.append(_ask(api)), name="kirvis-cluster-facts", daemon=True)
+        _asking[api.api_client] = (thread, answer)
+    thread.start()
 
 
 def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) -> ClusterFacts:
@@ -47,10 +66,14 @@ def cluster_facts(configuration: Configuration | None, secrets: Secrets | None) 
             {"unavailable": "not asked: no usable cluster configuration"},
         )
     with _answered_lock:
+        asking = _asking.pop(api.api_client, None)
+    if asking is not None:
+        asking[0].join()  # bounded: each request has the client's timeouts
+    with _answered_lock:
         known = _answered.get(api.api_client)
     if known is not None:
         return ClusterFacts(copy.deepcopy(known[0]), copy.deepcopy(known[1]), api, _credentials(api))
-    facts = _ask(api)
+    facts = asking[1][0] if asking is not None and asking[1] else _ask(api)
     if "unavailable" not in facts.identity and not isinstance(facts.cluster.get("version"), dict):
         with _answered_lock:
             _answered[api.api_client] = (copy.deepcopy(facts.cluster), copy.deepcopy(facts.identity))

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -113,14 +116,34 @@ def build_section(
 
 
 def tool_versions() -> dict[str, str]:
+    found = _dist_info_versions(_DISTRIBUTIONS)
     versions = {"chaoskirvis": __version__}
-    for name in _DISTRIBUTIONS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions.update((name, found.get(name) or _version(name)) for name in _DISTRIBUTIONS)
     versions["python"] = platform.python_version()
     return versions
+
+
+def _dist_info_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Versions read off the installed ``NAME-VERSION.dist-info`` folders' names, the first on sys.path as
+    importlib.metadata finds them: one listing per path entry for every name, where `metadata.version`
+    scans sys.path once per name (~7 ms for four at a `chaos run`'s start). Names not found this way are
+    left to `metadata.version`."""
+    wanted = {_normalized(name): name for name in names}
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            children = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for child in children:
+            name, dash, version = child.removesuffix(".dist-info").partition("-")
+            if child.endswith(".dist-info") and dash and wanted.get(_normalized(name)) not in (None, *found):
+                found[wanted[_normalized(name)]] = version
+    return found
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 def not_run_journal(path: str, experiment: dict[str, Any] | None, reason: str, expected: str = "held") -> dict[str, Any]:

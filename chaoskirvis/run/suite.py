@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from chaoslib import merge_vars
 from chaoslib.control import controls, get_global_controls, load_global_controls, set_global_controls
 from chaoslib.exceptions import ChaosException, InvalidSource
 from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
-from chaoslib.loader import parse_experiment_from_file
 from chaoslib.settings import CHAOSTOOLKIT_CONFIG_PATH, load_settings
 from chaoslib.types import Experiment, Schedule, Settings
 from chaostoolkit import encoder
@@ -34,6 +32,7 @@ from chaoskirvis.evidence.redaction import redact
 from chaoskirvis.evidence.journal import recorded_outcomes
 from chaoskirvis.evidence.section import not_run_journal
 from chaoskirvis.evidence.verdict import Verdict, verdict_of
+from chaoskirvis.experiment_file import parse_experiment_file
 from chaoskirvis.ledger.runid import reset_run_id, validate_run_id
 
 if TYPE_CHECKING:  # cryptography costs ~50 ms to import: only a run that signs needs it
@@ -47,7 +46,6 @@ EVIDENCE_MODULE = "chaoskirvis.controls.evidence"
 DEFAULT_STRATEGY = "default"
 # Chaos Toolkit's "default" plays no rollback of a failed run, and an error must not leave anything behind.
 DEFAULT_ROLLBACK_STRATEGY = "always"
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the same safe schema, in C where PyYAML has it
 
 
 class UsageError(Exception):
@@ -164,7 +162,7 @@ def _declared_keys(experiments: list[Path]) -> dict[Path, set[str]]:
     declared = {}
     for path in experiments:
         try:
-            configuration = _parse_experiment(path).get("configuration") or {}
+            configuration = parse_experiment_file(path).get("configuration") or {}
         except Exception:  # reported when the experiment itself is loaded
             configuration = {}
         declared[path] = set(configuration) if isinstance(configuration, dict) else set()
@@ -172,29 +170,13 @@ def _declared_keys(experiments: list[Path]) -> dict[Path, set[str]]:
 
 
 def _load_experiment(path: Path) -> Experiment:
-    """chaoslib's `load_experiment` of a local file (its loader controls around it), parsed by `_parse_experiment`."""
+    """chaoslib's `load_experiment` of a local file (its loader controls around it), parsed by libyaml."""
     with controls(level="loader", context=str(path)) as control:
         if not path.exists():  # removed since it was found: chaoslib's words
             raise InvalidSource(f'Path "{path}" does not exist.')
-        parsed = _parse_experiment(path)
+        parsed = parse_experiment_file(path)
         control.with_state(parsed)
         return parsed
-
-
-def _parse_experiment(path: Path) -> Experiment:
-    """The experiment file parsed as chaoslib parses it, YAML with libyaml's parser (same safe schema).
-
-    chaoslib's pure-Python YAML parser takes ~4 ms an experiment, about a fifth of what running a blocked
-    one takes in `kirvis run`. A file libyaml refuses is parsed again by chaoslib, so the error is worded as
-    `chaos run` words it.
-    """
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            with path.open("rb") as source:
-                return yaml.load(source, Loader=_YAML_LOADER)
-        except yaml.YAMLError:
-            pass
-    return parse_experiment_from_file(str(path))
 
 
 def _run_id_of(index: int, total: int) -> str | None:
