@@ -1,0 +1,257 @@
+"""Posture probes that read RBAC as it is: who can do what, what a subject holds, and three checks.
+
+Every probe sends four requests, one list per kind across all namespaces (Roles, ClusterRoles,
+RoleBindings, ClusterRoleBindings of ``rbac.authorization.k8s.io/v1``, concurrently), then answers from
+`chaoskirvis.posture.rbac_model` in time linear in what was read. They change nothing. The runner needs
+``list`` on those four resources cluster-wide; a refused list is an error naming that permission, never
+an empty answer.
+
+Each finding is a plain dict: the subject, the binding, the role, where it grants (``scope``: ``cluster``
+or a namespace) and the rule that matched. The three checks (`no_wildcard_roles_bound`,
+`no_anonymous_bindings`, `no_service_account_reads_secrets_cluster_wide`) answer ``{"posture": "held" |
+"violated", "ok": bool, "findings": [...], "allowed": [...], "examined": {...}}``: in a steady-state
+hypothesis use the tolerance ``{type: regex, target: posture, pattern: "^held$"}``, so the findings land
+in the journal with the probe's output, and play the hypothesis after the method only
+(``runtime: {hypothesis: {strategy: after-method-only}}``): a posture already broken is then a deviation
+(exit 1), where before the method Chaos Toolkit would end with status completed and exit 0.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+from logzero import logger
+
+from chaoskirvis.activity import typed_activity
+from chaoskirvis.client import ApiError, KubeAPI, kube_api
+from chaoskirvis.posture.rbac_model import (ANONYMOUS, UNAUTHENTICATED, AUTHENTICATED, Identity, RbacSnapshot,
+                                            Request, Subject, is_system_subject, matches_any,
+                                            service_account_identity, service_accounts_covered)
+
+__all__ = ["who_can", "effective_permissions", "no_wildcard_roles_bound", "no_anonymous_bindings",
+           "no_service_account_reads_secrets_cluster_wide", "read_rbac"]
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+_PLURALS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
+# Upstream's bootstrap policy binds system:public-info-viewer (/healthz, /livez, /readyz, /version) to
+# system:unauthenticated on every cluster.
+DEFAULT_ANONYMOUS_BINDINGS = ["ClusterRoleBinding/system:public-info-viewer"]
+# The controllers' service accounts (kube-system) read secrets cluster-wide by the bootstrap policy; anyone
+# who can run a pod there holds the cluster already.
+DEFAULT_SECRET_READERS = ["kube-system/*"]
+_LOGGED_FINDINGS = 20
+
+
+def read_rbac(api: KubeAPI) -> RbacSnapshot:
+    """The four RBAC lists of every namespace, one request each (sent together), indexed."""
+    def read(plural: str) -> list[dict[str, Any]] | ApiError:
+        try:
+            return api.get(f"/apis/{RBAC_GROUP}/v1/{plural}").get("items") or []
+        except ApiError as error:
+            return error
+
+    with ThreadPoolExecutor(len(_PLURALS)) as pool:
+        answers = dict(zip(_PLURALS, pool.map(read, _PLURALS)))
+    refused = {plural: answer for plural, answer in answers.items() if isinstance(answer, ApiError)}
+    if refused:
+        raise _unreadable(refused)
+    return RbacSnapshot(*(answers[plural] for plural in _PLURALS))  # type: ignore[arg-type]
+
+
+def _unreadable(refused: dict[str, ApiError]) -> ActivityFailed:
+    answered = "; ".join(f"{plural}: {error.status} {error.reason}: {error.message}" for plural, error in refused.items())
+    if all(error.status in (401, 403) for error in refused.values()):
+        needed = ", ".join(refused)
+        return ActivityFailed(
+            f"cannot read RBAC as it is: the runner may not list {needed} ({RBAC_GROUP}) across all namespaces "
+            f"(the API server answered {answered}); grant the runner `list` on {needed} in API group {RBAC_GROUP} "
+            "with a ClusterRole and a ClusterRoleBinding; nothing was judged")
+    return ActivityFailed(f"cannot read RBAC as it is: listing {', '.join(refused)} ({RBAC_GROUP}) across all "
+                          f"namespaces failed ({answered}); nothing was judged")
+
+
+@typed_activity
+def who_can(
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+    api_group: str = "",
+    name: str = "",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Who may `verb` the `resource` (``pods``, ``pods/log``) of `api_group` ("" for core) in `namespace`.
+
+    Without `namespace`, a cluster-scoped request (or one across all namespaces): only ClusterRoleBindings
+    grant it. With `name`, rules limited to resourceNames count when they name it; without, they never do
+    (a list or a request for any object, as the authorizer decides it). Answers ``{question, subjects,
+    findings, examined}``: each finding names the subject, the binding, the role and the rule that matched.
+    Groups are answered as groups (who is in them is the authenticator's business, not RBAC's).
+    """
+    plural, _, subresource = resource.partition("/")
+    request = Request(verb, plural, api_group, subresource, name, namespace or "")
+    snapshot = read_rbac(kube_api(configuration, secrets))
+    findings = snapshot.who_can(request)
+    subjects = _distinct_subjects(findings)
+    logger.info(f"who can {verb} {resource} in {namespace or 'the cluster scope'}: {len(subjects)} subject(s)")
+    return {"question": request.as_dict(), "subjects": subjects, "findings": findings, "examined": snapshot.counts}
+
+
+@typed_activity
+def effective_permissions(
+    user: str | None = None,
+    groups: list[str] | None = None,
+    service_account: str | None = None,
+    namespace: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """What RBAC grants one subject: every binding that applies, its role and the rules it grants where.
+
+    Name a `user` (with the `groups` its authenticator gives it; ``system:authenticated`` is added, or
+    ``system:unauthenticated`` for ``system:anonymous``), or a `service_account` as ``NAMESPACE/NAME``
+    (its user ``system:serviceaccount:NAMESPACE:NAME`` and groups system:serviceaccounts,
+    system:serviceaccounts:NAMESPACE, system:authenticated, as its tokens authenticate). With `namespace`,
+    only what applies there (ClusterRoleBindings and that namespace's RoleBindings), as ``kubectl auth can-i
+    --list -n NAMESPACE`` would show it. Answers ``{identity, namespace, grants, examined}``.
+    """
+    identity = _identity(user, groups or [], service_account)
+    snapshot = read_rbac(kube_api(configuration, secrets))
+    grants = snapshot.grants_of(identity, namespace or "")
+    logger.info(f"{identity.user} holds {len(grants)} binding(s)" + (f" in {namespace}" if namespace else ""))
+    return {"identity": identity.as_dict(), "namespace": namespace, "grants": grants, "examined": snapshot.counts}
+
+
+def _identity(user: str | None, groups: list[str], service_account: str | None) -> Identity:
+    if bool(user) == bool(service_account):
+        raise ActivityFailed("effective_permissions needs either user or service_account (NAMESPACE/NAME), not "
+                             f"{'both' if user else 'neither'}")
+    if service_account:
+        namespace, _, name = service_account.partition("/")
+        if not namespace or not name or "/" in name:
+            raise ActivityFailed(f"service_account must be NAMESPACE/NAME such as team-a/builder, got {service_account!r}")
+        return service_account_identity(namespace, name)
+    implied = UNAUTHENTICATED if user == ANONYMOUS else AUTHENTICATED
+    return Identity(str(user), tuple(dict.fromkeys([*groups, implied])))
+
+
+@typed_activity
+def no_wildcard_roles_bound(
+    allowed_subjects: list[str] | None = None,
+    role_kinds: list[str] | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when no role with a wildcard rule (``*`` in verbs, apiGroups or resources, or a ``*/subresource``)
+    is bound to a subject other than a system one or one of `allowed_subjects`.
+
+    System subjects are always allowed: ``system:`` users and groups (system:masters holds cluster-admin on
+    every cluster) and kube-system's service accounts; system:anonymous, system:authenticated,
+    system:unauthenticated, system:serviceaccounts and other namespaces' service accounts are not system
+    subjects. `allowed_subjects` are glob patterns over ``User:NAME``, ``Group:NAME`` and
+    ``ServiceAccount:NAMESPACE/NAME`` (e.g. ``Group:platform-admins``, ``ServiceAccount:argocd/*``).
+    `role_kinds` limits the check to ``ClusterRole`` or ``Role`` (default both). Answers ``{posture, ok,
+    findings, allowed, examined}`` (see the module docstring for the tolerance); each finding names the
+    wildcard fields.
+    """
+    kinds = role_kinds or ["Role", "ClusterRole"]
+    unknown = sorted(set(kinds) - {"Role", "ClusterRole"})
+    if unknown:
+        raise ActivityFailed(f"role_kinds may hold Role and ClusterRole only, got {', '.join(unknown)}")
+    patterns = allowed_subjects or []
+    snapshot = read_rbac(kube_api(configuration, secrets))
+    findings, allowed = [], []
+    for finding in snapshot.wildcard_grants(kinds):
+        subject = _subject(finding["subject"])
+        if is_system_subject(subject):
+            allowed.append(finding | {"allowed_as": "system subject"})
+        elif matches_any(subject.label, patterns):
+            allowed.append(finding | {"allowed_as": "allowed_subjects"})
+        else:
+            findings.append(finding)
+    return _posture("no-wildcard-roles-bound", findings, allowed, snapshot,
+                    lambda f: f"{f['role']['kind']} {f['role']['name']} ({', '.join(f['wildcards'])} *)")
+
+
+@typed_activity
+def no_anonymous_bindings(
+    allowed_bindings: list[str] | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when no binding names the user system:anonymous or the group system:unauthenticated (whatever
+    it grants: requests without credentials get it), except `allowed_bindings`.
+
+    `allowed_bindings` are glob patterns over ``ClusterRoleBinding/NAME`` and ``RoleBinding/NAMESPACE/NAME``;
+    default ``ClusterRoleBinding/system:public-info-viewer``, which upstream's bootstrap policy creates on
+    every cluster (health and version endpoints). Answers ``{posture, ok, findings, allowed, examined}``.
+    """
+    patterns = DEFAULT_ANONYMOUS_BINDINGS if allowed_bindings is None else allowed_bindings
+    snapshot = read_rbac(kube_api(configuration, secrets))
+    findings, allowed = [], []
+    for finding in snapshot.bindings_to([Subject("User", ANONYMOUS), Subject("Group", UNAUTHENTICATED)]):
+        binding = finding["binding"]
+        label = "/".join(filter(None, (binding["kind"], binding.get("namespace"), binding["name"])))
+        (allowed if matches_any(label, patterns) else findings).append(finding)
+    return _posture("no-anonymous-bindings", findings, allowed, snapshot,
+                    lambda f: f"{f['role']['kind']} {f['role']['name']}")
+
+
+_SECRET_READS = [Request(verb, "secrets") for verb in ("get", "list", "watch")]
+
+
+@typed_activity
+def no_service_account_reads_secrets_cluster_wide(
+    allowed_service_accounts: list[str] | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when no service account outside `allowed_service_accounts` may get, list or watch secrets in
+    every namespace (a ClusterRoleBinding to a role allowing it, for any object: rules limited to
+    resourceNames do not count).
+
+    A service account holds it as a ServiceAccount subject, as the user ``system:serviceaccount:NS:NAME``, or
+    through the groups system:serviceaccounts, system:serviceaccounts:NS or system:authenticated (all
+    service accounts, or all of NS). `allowed_service_accounts` are glob patterns over ``NAMESPACE/NAME``
+    (default ``kube-system/*``: the controllers' accounts hold it by the bootstrap policy); a group is
+    allowed only by a pattern covering all it reaches (``NS/*``, or ``*`` for every service account).
+    Answers ``{posture, ok, findings, allowed, examined}``; each finding names the verbs and the rules.
+    """
+    patterns = DEFAULT_SECRET_READERS if allowed_service_accounts is None else allowed_service_accounts
+    snapshot = read_rbac(kube_api(configuration, secrets))
+    findings, allowed = [], []
+    for finding in snapshot.cluster_wide_grants_of(_SECRET_READS):
+        covered = service_accounts_covered(_subject(finding["subject"]))
+        if covered is None:
+            continue
+        finding = finding | {"service_accounts": covered}
+        (allowed if matches_any(covered, patterns) else findings).append(finding)
+    return _posture("no-service-account-reads-secrets-cluster-wide", findings, allowed, snapshot,
+                    lambda f: f"{'/'.join(f['verbs'])} secrets for {f['service_accounts']}")
+
+
+def _subject(found: dict[str, str]) -> Subject:
+    return Subject(found["kind"], found["name"], found.get("namespace", ""))
+
+
+def _distinct_subjects(findings: list[dict[str, Any]]) -> list[dict[str, str]]:
+    subjects = {_subject(f["subject"]).label: f["subject"] for f in findings}
+    return [subjects[label] for label in sorted(subjects)]
+
+
+def _posture(check: str, findings: list[dict[str, Any]], allowed: list[dict[str, Any]], snapshot: RbacSnapshot,
+             what: Any) -> dict[str, Any]:
+    """A check's answer, with its findings logged (the first few) so that the run's log shows them too."""
+    ok = not findings
+    logger.info(f"{check}: {'held' if ok else 'violated'} ({len(findings)} finding(s), {len(allowed)} allowed)")
+    for finding in findings[:_LOGGED_FINDINGS]:
+        subject, binding = finding["subject"], finding["binding"]
+        where = f"{binding['namespace']}/" if binding.get("namespace") else ""
+        logger.info(f"{check}: {_subject(subject).label} through {binding['kind']} {where}{binding['name']}: "
+                    f"{what(finding)}")
+    if len(findings) > _LOGGED_FINDINGS:
+        logger.info(f"{check}: and {len(findings) - _LOGGED_FINDINGS} more finding(s) in the probe's output")
+    return {"check": check, "posture": "held" if ok else "violated", "ok": ok, "findings": findings,
+            "allowed": allowed, "examined": snapshot.counts}
