@@ -20,6 +20,16 @@ each control (kubernetes/kubernetes, staging/src/k8s.io/...), never by its messa
 The body must be a ``Status`` with ``status: Failure`` and the same ``code`` as the HTTP answer. A 500
 whose text reads as a denial, a 2xx, RBAC's 403 (``User "x" cannot create resource ...``) or a schema
 422 are errors.
+
+An attempt made *as an identity* (`chaoskirvis.client.Identity`: impersonated, or with its own token)
+tests RBAC too. RBAC's 403 is then ``blocked`` by ``RBAC`` when it names that identity: the authorizer's
+``User "NAME" cannot VERB resource "R" ...`` (`apiserver/pkg/endpoints/handlers/responsewriters/errors.go`,
+forbiddenMessage) or the escalation check's ``user "NAME" (groups=[...]) is attempting to grant RBAC
+permissions not currently held`` (`pkg/registry/rbac/validation/rule.go`, ConfirmNoEscalation; newer
+releases leave the groups out). A 403
+refusing the impersonation itself (``User "RUNNER" cannot impersonate resource "users" ...``,
+`apiserver/pkg/endpoints/filters/impersonation.go`) or naming anyone else is the runner's own missing
+permission: an error, never a block.
 """
 from __future__ import annotations
 
@@ -31,14 +41,15 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
-from chaoskirvis.client import Answer, ApiError, KubeAPI
+from chaoskirvis.client import Answer, ApiError, Identity, KubeAPI
 from chaoskirvis.ledger import record
 from chaoskirvis.ledger.refs import ObjectRef
 from chaoskirvis.ledger.restore import gone_by
 from chaoskirvis.ledger.state import RunState
 from chaoskirvis.targets import missing_namespace
+from chaoskirvis.techniques.unit import Request
 
-__all__ = ["MODES", "attempt_create", "answered_by", "looks_like_denial"]
+__all__ = ["MODES", "attempt_create", "attempt_request", "answered_by", "rbac_refusal", "refused_as", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
 
@@ -57,6 +68,11 @@ _LOOKS_LIKE = (
     (re.compile(r'admission webhook "[^"]+" denied the request'), "an admission webhook"),
 )
 _NO_DRY_RUN = re.compile(r"does not support dry run")
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# The authorizer's refusal (forbiddenMessage) and the RBAC escalation check's, after NewForbidden's prefix.
+_RBAC_DENIED = re.compile(rf'{_FORBIDDEN}User {_QUOTED} cannot ([a-z]+) (?:resource|path) ')
+_RBAC_ESCALATION = re.compile(
+    rf'{_FORBIDDEN}user {_QUOTED}(?: \(groups=\[[^\]]*\]\))? is attempting to grant RBAC permissions not currently held')
 
 
 def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
@@ -81,6 +97,49 @@ def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def rbac_refusal(status: int, body: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(user, verb) of an RBAC 403 (the authorizer's or the escalation check's, verb ``escalate`` then),
+    from a well-formed Status; None for any other answer."""
+    if status != 403 or not isinstance(body, Mapping) or body.get("kind") != "Status":
+        return None
+    if body.get("code") != 403 or body.get("reason") != "Forbidden" or not isinstance(body.get("message"), str):
+        return None
+    denied = _RBAC_DENIED.match(body["message"])
+    if denied:
+        return _unquote(denied.group(1)), denied.group(2)
+    escalation = _RBAC_ESCALATION.match(body["message"])
+    return (_unquote(escalation.group(1)), "escalate") if escalation else None
+
+
+def refused_as(exc: ApiError, identity: Identity | None, attempted: str) -> dict[str, Any] | None:
+    """The ``blocked`` evidence when RBAC refused `identity` itself; None when the answer is no RBAC
+    refusal. Raises `ActivityFailed` when RBAC refused the runner (the impersonation, or its own request):
+    the test could not be carried out as the identity."""
+    refusal = rbac_refusal(exc.status, exc.answer.body)
+    if refusal is None:
+        return None
+    user, verb = refusal
+    if identity is not None and user == identity.user and verb != "impersonate":
+        return {"outcome": "blocked", "blocked": True, "answered_by": "RBAC"}
+    if verb == "impersonate":
+        kind = "serviceaccounts" if identity and identity.user.startswith("system:serviceaccount:") else "users"
+        raise ActivityFailed(
+            f"could not attempt {attempted} as {identity.user if identity else 'another identity'}: the API server "
+            f"refused the runner {user!r} the impersonation ({exc.message}); grant the runner the impersonate verb "
+            f"on {kind} (and on groups when as_groups is given), or use identity_via: token for a service account"
+        )
+    if identity is None:
+        return None  # the runner's own refusal: the caller's error explains it
+    raise ActivityFailed(
+        f"could not attempt {attempted} as {identity.user}: RBAC refused {user!r}, not that identity "
+        f"({exc.message}); the request was not made as the identity, so it tested nothing"
+    )
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def looks_like_denial(message: str) -> str | None:
     """The control whose denial `message` reads as, wherever the text is: for an error's explanation only."""
     return next((name for pattern, name in _LOOKS_LIKE if pattern.search(message or "")), None)
@@ -94,12 +153,15 @@ def attempt_create(
     mode: str,
     state: RunState,
     configuration: Configuration | None = None,
+    identity: Identity | None = None,
     **context: Any,
 ) -> dict[str, Any]:
     """Try to create `manifest` at `ref` and return the outcome with its evidence.
 
     `mode` is ``dry-run`` (server-side dry run, nothing stored), ``create`` (the object stays, recorded
     in the ledger, until the run is restored) or ``create-and-delete`` (a real create, deleted at once).
+    With `identity` the create alone is made as that identity; the record's intent and the delete of
+    create-and-delete stay the runner's (`api`).
     """
     if mode not in MODES:
         raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -107,14 +169,16 @@ def attempt_create(
         "kind": ref.kind.kind, "namespace": ref.record_namespace, "name": ref.name, "mode": mode,
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **context,
     }
+    if identity is not None:
+        evidence["as"] = identity.summary()
     dry_run = mode == "dry-run"
     technique = manifest["metadata"]["labels"].get("chaoskirvis.io/technique", "")
     if not dry_run:
         _write_ahead(api, state, ref, configuration, technique=technique)
     try:
-        answer = api.create(ref.kind.collection_path(ref.namespace), manifest, dry_run=dry_run)
+        answer = api.acting_as(identity).create(ref.kind.collection_path(ref.namespace), manifest, dry_run=dry_run)
     except ApiError as exc:
-        outcome = _refusal_outcome(exc, evidence, dry_run, api.host)
+        outcome = _refusal_outcome(exc, evidence, dry_run, api.host, identity)
         if not dry_run and exc.answer.attempts == 1:  # refused at once: nothing was stored
             state.add_gone(ref.path)
         return outcome
@@ -133,6 +197,46 @@ def attempt_create(
     return outcome
 
 
+def attempt_request(api: KubeAPI, request: Request, *, identity: Identity | None = None,
+                    **context: Any) -> dict[str, Any]:
+    """Make a technique's request (as `identity` when given) and return the outcome with its evidence.
+
+    ``allowed`` when the answer is a success, or one of the request's `authorized` statuses (answered only
+    after authorization); ``blocked`` when RBAC refused the identity (see `refused_as`) or an admission
+    control denied it. The answer's body is never kept (a list of secrets, a token). Anything else raises.
+    """
+    evidence: dict[str, Any] = {
+        "kind": request.kind, "name": request.name, "mode": "request", "request": f"{request.method} {request.path}",
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **context,
+    }
+    if identity is not None:
+        evidence["as"] = identity.summary()
+    attempted = f"{request.method} {request.path}"
+    acting = api.acting_as(identity)
+    try:
+        answer = acting.request(request.method, request.path, query=request.query or None, body=request.body)
+        status, latency, warnings = answer.status, answer.latency_ms, answer.warnings
+        message = f"the API server answered {status}: {request.name} allowed"
+    except ApiError as exc:
+        common = {**evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
+                  "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms}
+        denier = answered_by(exc.status, exc.answer.body)
+        if denier:
+            return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
+        by_rbac = refused_as(exc, identity, attempted)
+        if by_rbac:
+            return {**common, **by_rbac}
+        if exc.status not in request.authorized:
+            who = f" as {identity.user}" if identity else ""
+            raise ActivityFailed(f"could not attempt {attempted}{who}: the API server answered {exc.status} "
+                                 f"{exc.reason or ''}: {exc.message}{_hint(exc)}") from None
+        status, latency, warnings = exc.status, exc.answer.latency_ms, exc.answer.warnings
+        message = (f"the API server answered {exc.status} ({exc.message}), which it gives only to an authorized "
+                   f"request: {request.name} allowed")
+    return {**evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": status,
+            "message": message, "warnings": warnings, "latency_ms": latency}
+
+
 def _require_the_object(answer: Answer, manifest: dict[str, Any], evidence: dict[str, Any]) -> None:
     """A create's success answer is the object admitted; anything else (a Status, say) tested nothing."""
     body = answer.body
@@ -148,7 +252,8 @@ def _require_the_object(answer: Answer, manifest: dict[str, Any], evidence: dict
     )
 
 
-def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, host: str) -> dict[str, Any]:
+def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, host: str,
+                     identity: Identity | None = None) -> dict[str, Any]:
     common = {
         **evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
         "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms,
@@ -157,9 +262,12 @@ def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, hos
     missing_namespace(exc, evidence.get("namespace"), host)
     if denier:
         return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
+    where = f" in namespace {evidence['namespace']}" if evidence.get("namespace") else ""
+    by_rbac = refused_as(exc, identity, f"to create {evidence['kind']} {evidence['name']}{where}")
+    if by_rbac:
+        return {**common, **by_rbac}
     if dry_run and exc.status == 400 and _NO_DRY_RUN.search(exc.message):
         return {**common, "outcome": "inconclusive", "blocked": False, "answered_by": None}
-    where = f" in namespace {evidence['namespace']}" if evidence.get("namespace") else ""
     raise ActivityFailed(
         f"could not attempt to create {evidence['kind']} {evidence['name']}{where}: the API answered "
         f"{exc.status} {exc.reason or ''}: {exc.message}{_hint(exc)}"

@@ -55,8 +55,8 @@ from chaoskirvis.activity import REQUEST_TIMEOUT_SECONDS, configured_number
 from chaoskirvis.kubeconfig import ClusterConfiguration, KubeconfigError, from_environment, from_kubeconfig, in_pod
 from chaoskirvis.ledger.runid import current_run_id
 
-__all__ = ["KubeAPI", "ApiError", "Answer", "ClusterClient", "RetryPolicy", "is_intended", "kube_api", "path_for",
-           "user_agent", "NO_CONFIGURATION_MESSAGE"]
+__all__ = ["KubeAPI", "ApiError", "Answer", "ClusterClient", "Identity", "RetryPolicy", "is_intended", "kube_api",
+           "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 8  # connections kept per API server (concurrent deletes, watches beside requests)
@@ -122,6 +122,34 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who an attempt is made as, instead of the runner: impersonated (``Impersonate-User`` and one
+    ``Impersonate-Group`` header per group) or, `via` ``token``, with a bearer token of its own.
+
+    The token never appears in `repr`, `summary`, logs or the journal.
+    """
+
+    user: str
+    groups: tuple[str, ...] = ()
+    via: str = "impersonation"
+    token: str | None = field(default=None, repr=False, compare=False)
+    bound_to: str | None = None  # the Secret a token is bound to (its delete kills the token)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The request headers that make a request this identity's."""
+        if self.via == "token":
+            return [("Authorization", f"Bearer {self.token}")]
+        return [("Impersonate-User", self.user), *(("Impersonate-Group", group) for group in self.groups)]
+
+    def summary(self) -> dict[str, Any]:
+        """The identity as the outcome records it (never the token)."""
+        shown: dict[str, Any] = {"user": self.user, "groups": list(self.groups), "via": self.via}
+        if self.bound_to:
+            shown["token_bound_to"] = self.bound_to
+        return shown
+
+
 class _Lost(Exception):
     """No answer came: the connection failed or dropped, or the read timed out (`cause` says how); the
     request may or may not have reached the server."""
@@ -174,10 +202,18 @@ class KubeAPI:
     """A thin JSON client over a `ClusterClient`, with this activity's timeout and retry policy."""
 
     def __init__(self, api_client: ClusterClient, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 retry: RetryPolicy | None = None):
+                 retry: RetryPolicy | None = None, identity: Identity | None = None):
         self.api_client = api_client
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.identity = identity
+
+    def acting_as(self, identity: Identity | None) -> KubeAPI:
+        """A client over the same connections whose every request is made as `identity` (this one when
+        None); this client, and so the ledger's requests, stay the runner's."""
+        if identity is None:
+            return self
+        return KubeAPI(self.api_client, timeout=self.timeout, retry=self.retry, identity=identity)
 
     @property
     def host(self) -> str:
@@ -351,10 +387,16 @@ class KubeAPI:
     def _send(self, method: str, path: str, query: dict[str, Any] | None, body: dict[str, Any] | None,
               content_type: str, timeout: float | tuple[float, float]):
         """One HTTP exchange up to the answer's headers; `_Lost` when there is no answer (yet)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": user_agent()}
+        headers = urllib3.HTTPHeaderDict({"Accept": "application/json", "Content-Type": content_type,
+                                          "User-Agent": user_agent()})
         authorization = self.api_client.configuration.authorization()
         if authorization:
             headers["Authorization"] = authorization
+        for name, value in self.identity.headers() if self.identity else ():
+            if name == "Authorization":
+                headers[name] = value  # the identity's own token replaces the runner's credentials
+            else:
+                headers.add(name, value)
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
         encoded = None if body is None else json.dumps(body).encode()

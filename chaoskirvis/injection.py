@@ -5,6 +5,12 @@ what the run introduced can never pass on an attempt that went wrong.
 Before the process's first attempt in a namespace, the expired leftovers of earlier runs there are
 removed (`chaoskirvis.ledger.expiry`, reported in the journal). A missing namespace is read from the
 attempt's own answer (`targets.missing_namespace`), not asked beforehand.
+
+An attempt may be made *as an identity* (`as_user`, `as_groups`, `as_service_account`): the attempt's own
+request carries Impersonate-* headers, or with ``identity_via: token`` a TokenRequest token of that
+service account, bound to a Secret the run creates and restores (the token dies with it). Everything
+else (the record, reads of our marks, deletes, restore) stays the runner's. Without an identity nothing
+is added, not even a request.
 """
 from __future__ import annotations
 
@@ -14,19 +20,24 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 from logzero import logger
 
-from chaoskirvis.admission import MODES, attempt_create
-from chaoskirvis.client import KubeAPI, kube_api
+from chaoskirvis.admission import MODES, attempt_create, attempt_request
+from chaoskirvis.client import ApiError, Identity, KubeAPI, kube_api
+from chaoskirvis.ledger import record
 from chaoskirvis.ledger.expiry import sweep_expired
-from chaoskirvis.ledger.refs import POD, ObjectRef
+from chaoskirvis.ledger.refs import POD, SECRET, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup_all
-from chaoskirvis.techniques.manifests import build_manifest
+from chaoskirvis.techniques.unit import unknown_options
+from chaoskirvis.techniques.identity import split_service_account
+from chaoskirvis.techniques.manifests import build_manifest, build_token_secret
 
-__all__ = ["attempt_techniques", "PROBE_MODES"]
+__all__ = ["attempt_techniques", "PROBE_MODES", "IDENTITY_VIA", "TOKEN_SECONDS"]
 
 PROBE_MODES = ("dry-run", "create-and-delete")
+IDENTITY_VIA = ("impersonation", "token")
+TOKEN_SECONDS = 600
 
 
 def attempt_techniques(
@@ -40,10 +51,15 @@ def attempt_techniques(
     controller: str | None = None,
     allow_protected_namespaces: bool = False,
     evidence: dict[str, Any] | None = None,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Attempt an object carrying `techniques`; record the outcome (errors too); return its evidence."""
+    """Attempt an object (or the request) carrying `techniques`, as the runner or as the identity given;
+    record the outcome (errors too); return its evidence."""
     run_id = current_run_id(configuration)
     state = run_state(run_id)
     context = {"namespace": namespace, "techniques": list(techniques or []), "mode": mode, **(evidence or {})}
@@ -52,7 +68,16 @@ def attempt_techniques(
             raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(allowed_modes)}")
         check_namespace(namespace, allow_protected_namespaces)
         units = lookup_all(techniques)
+        wanted = _wanted_identity(as_user, as_groups, as_service_account, identity_via)
+        if wanted:
+            context["as"] = {"user": wanted[0], "groups": list(wanted[1]), "via": identity_via}
         api = kube_api(configuration, secrets)
+        if any(unit.target == "request" for unit in units):
+            outcome = _attempt_request(api, state, units, namespace, options, wanted, identity_via, context,
+                                       allow_protected_namespaces, configuration)
+            state.add_outcome(outcome)
+            _log(run_id, namespace, "request", outcome)
+            return outcome
         kind, manifest = build_manifest(
             units, namespace=namespace, run_id=run_id, options=options, controller=controller,
             configuration=configuration, **({"image": image} if image is not None else {}),
@@ -64,19 +89,135 @@ def attempt_techniques(
         with state.lock:  # from here a write may happen: restore must look here even if interrupted mid-way
             state.namespaces.add(ref.record_namespace or namespace)
         sweep_expired(api, state, namespace)  # once per process and namespace: earlier runs' expired leftovers
-        outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration, **details)
+        identity = wanted and _identity(api, state, wanted, identity_via, namespace, configuration)
+        outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration,
+                                 identity=identity or None, **details)
         if controller and outcome["outcome"] == "allowed":
             outcome = _judge_template(api, state, manifest, outcome, configuration)
     except Exception as exc:
         state.add_outcome({**context, "outcome": "error", "blocked": False, "message": str(exc)})
         raise
     state.add_outcome(outcome)
+    _log(run_id, namespace, mode, outcome)
+    return outcome
+
+
+def _log(run_id: str, namespace: str, mode: str, outcome: dict[str, Any]) -> None:
+    acting = f" as {outcome['as']['user']}" if outcome.get("as") else ""
     logger.info(
-        f"[{run_id}] {'+'.join(outcome['techniques'])} {outcome['kind']} in {namespace} ({mode}): "
+        f"[{run_id}] {'+'.join(outcome['techniques'])} {outcome['kind']} in {namespace} ({mode}){acting}: "
         f"{outcome['outcome']}" + (f" by {outcome['answered_by']}" if outcome.get("answered_by") else "")
         + f" in {outcome['latency_ms']} ms"
     )
-    return outcome
+
+
+def _wanted_identity(as_user: str | None, as_groups: list[str] | None, as_service_account: str | None,
+                     via: str) -> tuple[str, tuple[str, ...], str | None] | None:
+    """(user name, groups, "namespace/name" of the service account or None) to act as; None for the runner."""
+    if via not in IDENTITY_VIA:
+        raise ActivityFailed(f"unknown identity_via {via!r}: use one of {', '.join(IDENTITY_VIA)}")
+    if isinstance(as_groups, str):
+        as_groups = [as_groups]
+    groups = tuple(as_groups or ())
+    if not all(isinstance(g, str) and g for g in groups):
+        raise ActivityFailed(f"as_groups must be a list of group names, not {as_groups!r}")
+    if as_user and as_service_account:
+        raise ActivityFailed("give as_user or as_service_account, not both: a request has one user")
+    if as_service_account:
+        sa_namespace, sa_name = split_service_account(as_service_account, "as_service_account")
+        return f"system:serviceaccount:{sa_namespace}:{sa_name}", groups, as_service_account
+    if groups and not as_user:
+        raise ActivityFailed("as_groups needs as_user (or as_service_account): Kubernetes impersonates groups "
+                             "only together with a user")
+    if via == "token":
+        raise ActivityFailed("identity_via: token needs as_service_account: only a service account's token can be "
+                             "requested")
+    return (as_user, groups, None) if as_user else None
+
+
+def _identity(api: KubeAPI, state: RunState, wanted: tuple[str, tuple[str, ...], str | None], via: str,
+              namespace: str, configuration: Configuration | None) -> Identity:
+    """The identity to act as: impersonated, or with a TokenRequest token bound to a Secret of the run."""
+    user, groups, service_account = wanted
+    if via != "token":
+        return Identity(user, groups)
+    if groups:
+        raise ActivityFailed("as_groups cannot go with identity_via: token: a token carries its service "
+                             "account's own groups")
+    if api.api_client.configuration.cert_file:
+        raise ActivityFailed("identity_via: token cannot be used by a runner that authenticates with a client "
+                             "certificate: the API server reads the certificate first and would answer as the "
+                             "runner; use identity_via: impersonation or a token-authenticated runner")
+    sa_namespace, sa_name = split_service_account(service_account, "as_service_account")
+    secret = _token_binding(api, state, sa_namespace, configuration)
+    token = _request_token(api, sa_namespace, sa_name, secret, f"to act as {user}")
+    return Identity(user, (), via="token", token=token, bound_to=f"{sa_namespace}/{secret['name']}")
+
+
+def _token_binding(api: KubeAPI, state: RunState, namespace: str,
+                   configuration: Configuration | None) -> dict[str, Any]:
+    """Create the run's Secret a token is bound to (recorded first, restored like any object): name and uid."""
+    check_namespace(namespace)
+    manifest = build_token_secret(namespace=namespace, run_id=state.run_id, configuration=configuration)
+    ref = ObjectRef(SECRET, namespace, manifest["metadata"]["name"])
+    with state.lock:
+        state.namespaces.add(namespace)
+    try:
+        record.write_intent(api, state, ref, configuration, technique="token-binding")
+        created = api.create(SECRET.collection_path(namespace), manifest).body
+    except ApiError as exc:
+        raise ActivityFailed(
+            f"could not create the Secret {ref.name} in namespace {namespace} that a token is bound to "
+            f"({exc.status} {exc.reason}: {exc.message}); the runner needs create on secrets there"
+        ) from None
+    state.add_created(ref)
+    return {"name": ref.name, "uid": (created.get("metadata") or {}).get("uid")}
+
+
+def _request_token(api: KubeAPI, namespace: str, name: str, secret: dict[str, Any], why: str) -> str:
+    """A TokenRequest token for service account `name`, bound to `secret`, made by the runner."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"audiences": [], "expirationSeconds": TOKEN_SECONDS,
+                     "boundObjectRef": {"kind": "Secret", "apiVersion": "v1", **secret}}}
+    try:
+        answer = api.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body)
+    except ApiError as exc:
+        raise ActivityFailed(
+            f"could not request a token for service account {name} in namespace {namespace} {why} "
+            f"({exc.status} {exc.reason}: {exc.message}); the runner needs create on serviceaccounts/token there, "
+            "and the service account must exist"
+        ) from None
+    token = ((answer.body.get("status") or {}).get("token"))
+    if not isinstance(token, str) or not token:
+        raise ActivityFailed(f"the TokenRequest for service account {name} in namespace {namespace} answered "
+                             f"{answer.status} without a token")
+    return token
+
+
+def _attempt_request(
+    api: KubeAPI, state: RunState, units: list, namespace: str, options: dict[str, Any] | None,
+    wanted: tuple[str, tuple[str, ...], str | None] | None, via: str, context: dict[str, Any],
+    allow_protected_namespaces: bool, configuration: Configuration | None,
+) -> dict[str, Any]:
+    """A request technique: its token binding first (if it issues a token), then the request as the identity."""
+    if len(units) != 1:
+        raise ActivityFailed(f"{', '.join(u.id for u in units)}: a request technique is attempted alone")
+    unit = units[0]
+    unknown_options(units, options)
+    resolved = unit.resolve_options(options)
+    context.update(run_id=state.run_id, techniques=[unit.id], attack=list(unit.attack), mode="request")
+    with state.lock:
+        state.namespaces.add(namespace)
+    sweep_expired(api, state, namespace)
+    bound = None
+    if unit.binds_token:
+        sa_namespace, _ = split_service_account(resolved["service_account"], "service_account")
+        check_namespace(sa_namespace, allow_protected_namespaces)
+        bound = _token_binding(api, state, sa_namespace, configuration)
+    identity = wanted and _identity(api, state, wanted, via, namespace, configuration)
+    request = unit.request(resolved, namespace, bound)
+    return attempt_request(api, request, identity=identity or None,
+                           **{k: v for k, v in context.items() if k != "mode"})
 
 
 def _judge_template(

@@ -16,7 +16,7 @@ from chaoskirvis.client import path_for
 
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
-    "CLUSTER_ROLE_BINDING",
+    "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET",
     "SWEPT_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
 
@@ -115,9 +115,16 @@ DAEMON_SET = Kind("apps/v1", "daemonsets", "DaemonSet")
 CRON_JOB = Kind("batch/v1", "cronjobs", "CronJob")
 CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding",
                             namespaced=False)
+CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", namespaced=False)
+ROLE = Kind("rbac.authorization.k8s.io/v1", "roles", "Role")
+ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
+SECRET = Kind("v1", "secrets", "Secret")
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
-# Controllers come first so that the pods they own are not recreated while we delete them.
+# Controllers come first so that the pods they own are not recreated while we delete them; bindings
+# before the roles they name. (A ConfigMap a technique creates is not swept: the run records are
+# ConfigMaps too, and a label sweep would take them for objects.)
 SWEPT_KINDS: tuple[Kind, ...] = (
-    DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING,
+    DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING, ROLE_BINDING,
+    CLUSTER_ROLE, ROLE, SECRET,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.techniques.exposure import EXPOSURE_TECHNIQUES
+from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.techniques.rbac import RBAC_TECHNIQUES
 from chaoskirvis.techniques.runtime import RUNTIME_TECHNIQUES
 from chaoskirvis.techniques.unit import Detection, Option, Technique
@@ -12,7 +13,8 @@ from chaoskirvis.techniques.workload import WORKLOAD_TECHNIQUES
 __all__ = ["CATALOG", "Technique", "Detection", "Option", "lookup", "lookup_all"]
 
 CATALOG: dict[str, Technique] = {
-    t.id: t for t in (*WORKLOAD_TECHNIQUES, *EXPOSURE_TECHNIQUES, *RBAC_TECHNIQUES, *RUNTIME_TECHNIQUES)
+    t.id: t for t in (*WORKLOAD_TECHNIQUES, *EXPOSURE_TECHNIQUES, *RBAC_TECHNIQUES, *IDENTITY_TECHNIQUES,
+                      *RUNTIME_TECHNIQUES)
 }
 
 

@@ -15,18 +15,21 @@ from chaoslib.types import Configuration
 
 from chaoskirvis.ledger.ownership import TECHNIQUES_ANNOTATION, object_name, ownership_metadata
 from chaoskirvis.ledger.refs import (
-    CLUSTER_ROLE_BINDING, CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, SERVICE, Kind,
+    CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, ROLE,
+    ROLE_BINDING, SECRET, SERVICE, Kind,
 )
 from chaoskirvis.techniques.unit import Technique, unknown_options
 
-__all__ = ["DEFAULT_IMAGE", "SHELL_IMAGE", "CONTROLLERS", "build_manifest", "build_runtime_pod"]
+__all__ = ["DEFAULT_IMAGE", "SHELL_IMAGE", "CONTROLLERS", "build_manifest", "build_runtime_pod", "build_token_secret"]
 
 # Harmless by design: the pause container does nothing.
 DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 # Runtime techniques need a shell: Kubernetes' own busybox test image, from the same trusted registry.
 SHELL_IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
 TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY,
-                "clusterrolebinding": CLUSTER_ROLE_BINDING}
+                "clusterrolebinding": CLUSTER_ROLE_BINDING, "clusterrole": CLUSTER_ROLE, "role": ROLE,
+                "rolebinding": ROLE_BINDING, "secret": SECRET, "configmap": CONFIG_MAP}
+_RBAC_API = "rbac.authorization.k8s.io/v1"
 CONTROLLERS = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "CronJob": CRON_JOB}
 _APP_LABEL = "chaoskirvis.io/app"
 
@@ -50,8 +53,11 @@ def build_manifest(
         )
     unknown_options(techniques, options)
     target = targets.pop()
-    if target not in TARGET_KINDS:
+    if target == "exec":
         raise ActivityFailed(f"{', '.join(t.id for t in techniques)} run through exec: use run_runtime_technique")
+    if target not in TARGET_KINDS:
+        raise ActivityFailed(f"{', '.join(t.id for t in techniques)} make a request, not an object: "
+                             "use chaoskirvis.rbac.actions.inject_identity_attempt")
     if controller and target != "pod":
         raise ActivityFailed(f"controller {controller} carries pods; {target} techniques cannot go in it")
     slug = "-".join(t.id for t in techniques)
@@ -80,6 +86,12 @@ def build_runtime_pod(
     return pod
 
 
+def build_token_secret(*, namespace: str, run_id: str, configuration: Configuration | None = None) -> dict[str, Any]:
+    """An empty Secret of the run, for a token to be bound to (deleting it kills the token)."""
+    metadata = ownership_metadata(run_id, "token-binding", configuration)
+    return _base("secret", object_name(run_id, "token-binding", _suffix()), namespace, metadata, DEFAULT_IMAGE)
+
+
 def _suffix() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
 
@@ -93,8 +105,18 @@ def _base(target: str, name: str, namespace: str, metadata: dict[str, Any], imag
                 "spec": {"selector": {_APP_LABEL: name}}}
     if target == "clusterrolebinding":
         del meta["namespace"]
-        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta,
+        return {"apiVersion": _RBAC_API, "kind": "ClusterRoleBinding", "metadata": meta,
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}
+    if target in ("clusterrole", "role"):
+        if target == "clusterrole":
+            del meta["namespace"]
+        return {"apiVersion": _RBAC_API, "kind": TARGET_KINDS[target].kind, "metadata": meta, "rules": []}
+    if target == "rolebinding":
+        return {"apiVersion": _RBAC_API, "kind": "RoleBinding", "metadata": meta, "subjects": []}
+    if target == "secret":
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque"}
+    if target == "configmap":
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
 

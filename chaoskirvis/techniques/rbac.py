@@ -19,8 +19,9 @@ RBAC_TECHNIQUES: tuple[Technique, ...] = (
         injects="a ClusterRoleBinding granting cluster-admin to a service account named after the run "
                 "(the account is never created, so no token can use the binding)",
         blocked_by="a ValidatingAdmissionPolicy (or policy engine rule) forbidding cluster-admin bindings; "
-                   "RBAC's escalation check refuses it to creators without cluster-admin (reported as an error, "
-                   "since it is the run's own permission)",
+                   "RBAC, when attempted as a team identity (as_user / as_service_account): its 403 naming that "
+                   "identity (no create on clusterrolebindings, or the escalation check: no bind on cluster-admin "
+                   "nor all it grants) is blocked; the same refusal of the runner itself is an error",
         pod_security_level=None, pod_security_checks=(),
         detection=Detection(
             rules=(Rule("Attach to cluster-admin Role", "k8saudit", needs=(

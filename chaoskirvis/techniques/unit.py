@@ -7,13 +7,31 @@ from typing import Any, Callable, Collection
 from chaoslib.exceptions import ActivityFailed
 
 __all__ = ["Technique", "Detection", "Rule", "RuleSource", "RULE_SOURCES", "DEFAULT_RULES_FILES", "Option",
-           "unknown_options"]
+           "Request", "unknown_options"]
 
 
 @dataclass(frozen=True)
 class Option:
     default: Any
     description: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API request a technique makes instead of creating an object (a read, a TokenRequest, an exec).
+
+    `authorized` lists the error statuses that still prove the request passed authorization (the API
+    server authorizes before any handler runs: an exec without a stream upgrade is answered 400 only once
+    it was authorized). The answer's body is never kept: it may hold secrets.
+    """
+
+    method: str
+    path: str
+    kind: str
+    name: str
+    query: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    authorized: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,9 +145,12 @@ class Detection:
 class Technique:
     """One way to introduce a security fault.
 
-    `target` names what carries it: an object (``pod``, ``service`` or ``networkpolicy``), whose base
-    manifest `apply` changes in place given the resolved options; or ``exec``, a command run in a pod
-    (`command`, cleaned up by `undo_command`), given the options and the run id.
+    `target` names what carries it: an object (``pod``, ``service``, ``networkpolicy``, ``role``,
+    ``clusterrole``, ``rolebinding``, ``clusterrolebinding``, ``secret`` or ``configmap``), whose base
+    manifest `apply` changes in place given the resolved options; ``exec``, a command run in a pod
+    (`command`, cleaned up by `undo_command`), given the options and the run id; or ``request``, an API
+    request `request` builds from the options, the target namespace and (``bound_secret`` options) the
+    Secret the run created for a token to be bound to.
     """
 
     id: str
@@ -148,6 +169,8 @@ class Technique:
     command: Callable[[dict[str, Any]], list[str]] | None = None
     undo_command: Callable[[dict[str, Any]], list[str]] | None = None
     tty: bool = False
+    request: Callable[[dict[str, Any], str, dict[str, Any] | None], Request] | None = None
+    binds_token: bool = False  # a request that issues a token: bound to a Secret the run creates and restores
 
     def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """This technique's options: its defaults, overridden by `given` (other keys are ignored)."""
