@@ -27,12 +27,15 @@ def test_unit_describes_itself(technique):
     assert technique.title and technique.injects and technique.blocked_by and technique.undo
     assert technique.attack and all(re.fullmatch(r"T\d{4}(\.\d{3})?", a) for a in technique.attack)
     assert technique.family in ("workload", "exposure", "rbac", "runtime")
-    assert (technique.target == "exec") == (technique.command is not None) == (technique.apply is None)
+    assert (technique.target == "exec") == (technique.command is not None)
+    assert (technique.target == "request") == (technique.request is not None)
+    assert (technique.target not in ("exec", "request")) == (technique.apply is not None)
     assert technique.pod_security_level in (None, "baseline", "restricted")
     assert bool(technique.pod_security_checks) == bool(technique.pod_security_level)
 
 
-@pytest.mark.parametrize("technique", [t for t in CATALOG.values() if t.target != "exec"], ids=lambda t: t.id)
+@pytest.mark.parametrize("technique", [t for t in CATALOG.values() if t.target not in ("exec", "request")],
+                         ids=lambda t: t.id)
 def test_manifest_is_valid_kubernetes(technique):
     options = {"port": 31234} if "port" in technique.options else None
     _, manifest = build_manifest([technique], namespace="team-a", run_id="r0000000000", options=options)
