@@ -1,0 +1,227 @@
+"""Identity experiments, acted as a team's service account against the sandbox's real RBAC.
+
+Each experiment of experiments/identity/ holds where the teams have least privilege
+(scenarios/identity-least-privilege.yaml) and shows a weakness where a team was over-granted
+(scenarios/identity-over-granted.yaml), run with the real `chaos` CLI; nothing it made stays. A runner
+that may not impersonate makes the run an error, never held. Kubernetes' answers are the reference:
+RBAC's 403 names the requesting user (`User "system:serviceaccount:NS:NAME" cannot ...`), the
+impersonation filter's names the runner (`User "RUNNER" cannot impersonate resource ...`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from chaoskirvis.ledger.actions import restore_run
+from chaoskirvis.ledger.runid import new_run_id, reset_run_id
+from chaoskirvis.rbac.actions import inject_identity_technique, inject_rbac_grant
+from chaoskirvis.sandbox.server import Sandbox
+from chaosrun import EXPERIMENTS, run_chaos
+
+ROOT = Path(__file__).resolve().parents[1]
+IDENTITY_EXPERIMENTS = sorted((EXPERIMENTS / "identity").glob("*.yaml"))
+OVER_GRANTED = {"namespace": "granted-a", "other_namespace": "granted-b"}
+TEAM_APP = "system:serviceaccount:team-a:app"
+# What a run leaves behind if its restore missed something, by run id label.
+LEFTOVER_LISTS = ("list_secret_for_all_namespaces", "list_config_map_for_all_namespaces",
+                  "list_pod_for_all_namespaces")
+RBAC_LISTS = ("list_cluster_role_binding", "list_cluster_role", "list_role_binding_for_all_namespaces",
+              "list_role_for_all_namespaces")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[tuple[Sandbox, Path]]:
+    """A sandbox of its own with both identity scenarios applied (their namespaces differ)."""
+    with Sandbox() as sandbox:
+        kubeconfig = sandbox.write_kubeconfig(tmp_path_factory.mktemp("identity") / "kubeconfig")
+        for name in ("identity-least-privilege.yaml", "identity-over-granted.yaml"):
+            sandbox.apply(ROOT / "scenarios" / name)
+        yield sandbox, kubeconfig
+
+
+@pytest.fixture
+def activity(cluster) -> Iterator[dict]:
+    """Arguments for activities called in this process as one fresh run, restored afterwards."""
+    run_id = new_run_id()
+    reset_run_id(run_id)
+    arguments = {"configuration": {"kirvis_run_id": run_id}, "secrets": {"KUBECONFIG": str(cluster[1])}}
+    yield arguments
+    restore_run(**arguments)
+    reset_run_id()
+
+
+def leftovers(kubeconfig: Path, run_id: str) -> list[str]:
+    api = config.new_client_from_config(str(kubeconfig))
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    selector = f"chaoskirvis.io/run-id={run_id}"
+    found = [f"{o.kind or lister}/{o.metadata.namespace}/{o.metadata.name}"
+             for lister in LEFTOVER_LISTS for o in getattr(core, lister)(label_selector=selector).items]
+    found += [f"{lister}/{o.metadata.namespace}/{o.metadata.name}"
+              for lister in RBAC_LISTS for o in getattr(rbac, lister)(label_selector=selector).items]
+    return found
+
+
+def attempt_of(run) -> dict:
+    (outcome,) = [r["output"] for r in run.journal["run"] if r["activity"]["type"] == "action"
+                  and isinstance(r.get("output"), dict)]
+    return outcome
+
+
+def test_every_identity_experiment_is_shipped_with_its_scenarios():
+    assert len(IDENTITY_EXPERIMENTS) >= 4
+    for path in IDENTITY_EXPERIMENTS:
+        experiment = yaml.safe_load(path.read_text())
+        assert any(tag.startswith("attack:T") for tag in experiment["tags"]), path.name
+        arguments = experiment["method"][0]["provider"]["arguments"]
+        assert arguments["as_service_account"] == "${namespace}/app", path.name
+        assert experiment["rollbacks"][0]["provider"]["func"] == "restore_run"
+        assert experiment["controls"][0]["provider"]["module"] == "chaoskirvis.controls.evidence"
+
+
+@pytest.mark.parametrize("path", IDENTITY_EXPERIMENTS, ids=lambda p: p.stem)
+def test_holds_with_least_privilege_and_is_a_weakness_when_over_granted(cluster, tmp_path, path):
+    sandbox, kubeconfig = cluster
+    held = run_chaos(path, tmp_path, kubeconfig)
+    weak = run_chaos(path, tmp_path, kubeconfig, variables=OVER_GRANTED)
+
+    assert (held.exit_code, held.journal["status"], held.journal["deviated"]) == (0, "completed", False), held.output
+    blocked = attempt_of(held)
+    assert blocked["outcome"] == "blocked" and blocked["answered_by"] == "RBAC", blocked
+    assert blocked["status"] == 403 and f'"{TEAM_APP}"' in blocked["message"], blocked
+    assert blocked["as"] == {"user": TEAM_APP, "groups": [], "via": "impersonation"}
+
+    assert (weak.exit_code, weak.journal["deviated"]) == (1, True), weak.output
+    allowed = attempt_of(weak)
+    assert allowed["outcome"] == "allowed" and allowed["as"]["user"] == "system:serviceaccount:granted-a:app"
+    for run in (held, weak):
+        assert leftovers(kubeconfig, run.journal["chaoskirvis"]["run_id"]) == []
+
+
+@pytest.fixture(scope="module")
+def limited_runner(cluster, tmp_path_factory) -> Path:
+    """The kubeconfig of a runner that may write its record and create bindings, but not impersonate."""
+    sandbox, kubeconfig = cluster
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(kubeconfig)))
+    runner = "kirvis-runner-no-impersonate"
+    sandbox.add_user(runner)
+    rbac.create_cluster_role({"metadata": {"name": runner}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch", "get", "list", "delete"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterrolebindings"],
+         "verbs": ["create", "get", "delete"]}]})
+    rbac.create_cluster_role_binding({"metadata": {"name": runner}, "subjects": [
+        {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": runner}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": runner}})
+    return sandbox.write_kubeconfig(tmp_path_factory.mktemp("runner") / "kubeconfig", user=runner)
+
+
+def test_a_runner_that_may_not_impersonate_makes_the_run_an_error(cluster, limited_runner, tmp_path):
+    """The impersonation filter refuses the runner (403 naming the runner): an error, never blocked."""
+    _, kubeconfig = cluster
+    done = run_chaos(EXPERIMENTS / "identity" / "team-cannot-bind-cluster-admin.yaml", tmp_path, limited_runner)
+
+    assert done.exit_code == 1 and done.journal["status"] == "failed", done.output
+    verdict = done.journal["chaoskirvis"]["verdict"]
+    assert verdict["result"] == "error", verdict
+    outcomes = done.journal["chaoskirvis"]["outcomes"]
+    assert [o["outcome"] for o in outcomes] == ["error"], outcomes
+    message = outcomes[0]["message"]
+    assert 'User "kirvis-runner-no-impersonate" cannot impersonate resource "serviceaccounts"' in message
+    assert "impersonate verb" in message
+    assert leftovers(kubeconfig, done.journal["chaoskirvis"]["run_id"]) == []
+
+
+def test_the_escalation_check_refusing_the_runner_itself_is_an_error_not_a_block(limited_runner, activity):
+    """Without an identity the attempt is the runner's: RBAC's escalation check refusing it the
+    cluster-admin binding is its own missing permission, an error."""
+    runner = {**activity, "secrets": {"KUBECONFIG": str(limited_runner)}}
+    with pytest.raises(Exception, match=r"could not attempt to create ClusterRoleBinding .*403 Forbidden") as refused:
+        inject_rbac_grant("team-a", **runner)
+    assert 'user "kirvis-runner-no-impersonate"' in str(refused.value)
+    assert "attempting to grant RBAC permissions not currently held" in str(refused.value)
+
+
+def test_groups_are_impersonated_one_header_each(cluster, activity):
+    """A RoleBinding to the second group alone lets the read through: each group reached the API server
+    as a group of its own (a comma-joined header would be one group named "team-a-devs, auditors")."""
+    _, kubeconfig = cluster
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(kubeconfig)))
+    rbac.create_namespaced_role_binding("team-b", {
+        "metadata": {"name": "auditors-view-secrets"},
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "auditors"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"}})
+    try:
+        allowed = inject_identity_technique("team-a", "list-secrets", options={"in_namespace": "team-b"},
+                                            as_user="alice", as_groups=["team-a-devs", "auditors"], **activity)
+        blocked = inject_identity_technique("team-a", "list-secrets", options={"in_namespace": "team-b"},
+                                            as_user="alice", as_groups=["team-a-devs"], **activity)
+    finally:
+        rbac.delete_namespaced_role_binding("auditors-view-secrets", "team-b")
+    assert allowed["outcome"] == "allowed" and allowed["as"]["groups"] == ["team-a-devs", "auditors"]
+    assert blocked["outcome"] == "blocked" and blocked["answered_by"] == "RBAC"
+    assert re.search(r'User "alice" cannot list resource "secrets" in API group "" in the namespace "team-b"',
+                     blocked["message"]), blocked["message"]
+
+
+def test_a_token_identity_is_bound_to_a_secret_of_the_run_and_dies_with_it(cluster, activity):
+    """identity_via: token acts with the service account's own token (RBAC names it, no impersonation);
+    the token is bound to a Secret the run owns, and a token bound to that Secret stops authenticating
+    once restore deletes it."""
+    sandbox, kubeconfig = cluster
+    core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+    outcome = inject_identity_technique("team-a", "list-secrets", options={"in_namespace": "kube-system"},
+                                        as_service_account="team-a/app", identity_via="token", **activity)
+
+    assert outcome["outcome"] == "blocked" and outcome["answered_by"] == "RBAC"
+    assert f'User "{TEAM_APP}" cannot list resource "secrets"' in outcome["message"]
+    assert outcome["as"]["via"] == "token" and outcome["as"]["user"] == TEAM_APP
+    run_id = activity["configuration"]["kirvis_run_id"]
+    (binding,) = core.list_namespaced_secret("team-a", label_selector=f"chaoskirvis.io/run-id={run_id}").items
+    assert outcome["as"]["token_bound_to"] == f"team-a/{binding.metadata.name}"
+    assert "eyJ" not in json.dumps(outcome)  # no JWT anywhere in the evidence
+    token = core.create_namespaced_service_account_token("app", "team-a", {"spec": {
+        "audiences": [], "expirationSeconds": 600,
+        "boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": binding.metadata.name,
+                           "uid": binding.metadata.uid}}}).status.token
+    assert whoami(sandbox, token) == TEAM_APP
+
+    restore_run(**activity)
+
+    with pytest.raises(ApiException) as refused:
+        whoami(sandbox, token)
+    assert refused.value.status == 401
+    assert leftovers(kubeconfig, run_id) == []
+
+
+def test_an_allowed_token_request_leaves_no_token_that_authenticates(cluster, tmp_path):
+    """Over-granted, the team's TokenRequest for another namespace's deployer succeeds: the token it got
+    was bound to the run's Secret beside the deployer, which the rollback deleted."""
+    sandbox, kubeconfig = cluster
+    done = run_chaos(EXPERIMENTS / "identity" / "team-cannot-request-other-namespace-token.yaml", tmp_path,
+                     kubeconfig, variables=OVER_GRANTED)
+    assert (done.exit_code, done.journal["deviated"]) == (1, True), done.output
+    allowed = attempt_of(done)
+    assert allowed["outcome"] == "allowed" and allowed["kind"] == "TokenRequest"
+    assert "token" not in {k for k in allowed if k != "techniques"} - {"token_bound_to"}
+    run_id = done.journal["chaoskirvis"]["run_id"]
+    assert leftovers(kubeconfig, run_id) == []
+    core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+    assert core.list_namespaced_secret("granted-b", label_selector=f"chaoskirvis.io/run-id={run_id}").items == []
+
+
+def whoami(sandbox: Sandbox, token: str) -> str:
+    """The user a bearer token authenticates as, by a SelfSubjectReview (401 when it authenticates no one)."""
+    configuration = client.Configuration()
+    configuration.host = sandbox.url
+    configuration.ssl_ca_cert = str(sandbox.ca_file)
+    configuration.api_key = {"BearerToken": token}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    api = client.AuthenticationV1Api(client.ApiClient(configuration))
+    return api.create_self_subject_review({"apiVersion": "authentication.k8s.io/v1",
+                                           "kind": "SelfSubjectReview"}).status.user_info.username
