@@ -73,8 +73,8 @@ def test_a_hostile_record_is_reported_and_never_acted_on(sandbox, make_namespace
     try:
         core.create_namespaced_pod(victim, pod("app"))
         core.create_namespaced_secret(victim, {"metadata": {"name": "db"}, "stringData": {"password": "x"}})
-        core.create_namespaced_secret(home, {"metadata": {"name": f"kirvis-{run_id}-s", "labels": marks(run_id)},
-                                             "stringData": {"k": "v"}})
+        # every mark, but of a kind no technique creates
+        core.create_namespaced_service_account(home, {"metadata": {"name": f"kirvis-{run_id}-s", "labels": marks(run_id)}})
         entries = {
             "pods.victim.dotdot": {"apiVersion": "v1", "plural": "pods", "kind": "Pod", "namespace": victim,
                                    "name": "..", "state": "intended"},
@@ -86,8 +86,8 @@ def test_a_hostile_record_is_reported_and_never_acted_on(sandbox, make_namespace
                                 "name": f"kirvis-{run_id}-x/../..", "state": "intended"},
             "pods.home.empty": {"apiVersion": "v1", "plural": "pods", "kind": "Pod", "namespace": home,
                                 "name": "", "state": "intended"},
-            "secrets.home.s": {"apiVersion": "v1", "plural": "secrets", "kind": "Secret", "namespace": home,
-                               "name": f"kirvis-{run_id}-s", "state": "created"},
+            "serviceaccounts.home.s": {"apiVersion": "v1", "plural": "serviceaccounts", "kind": "ServiceAccount",
+                                       "namespace": home, "name": f"kirvis-{run_id}-s", "state": "created"},
             "namespaces.victim": {"apiVersion": "v1", "plural": "namespaces", "kind": "Namespace",
                                   "name": victim, "state": "created"},
             "garbage": "{not json",
@@ -100,7 +100,7 @@ def test_a_hostile_record_is_reported_and_never_acted_on(sandbox, make_namespace
         assert exists(core.read_namespace, victim), done.stdout
         assert exists(core.read_namespaced_pod, "app", victim)
         assert exists(core.read_namespaced_secret, "db", victim)
-        assert exists(core.read_namespaced_secret, f"kirvis-{run_id}-s", home)
+        assert exists(core.read_namespaced_service_account, f"kirvis-{run_id}-s", home)
         assert done.returncode == 0, done.stderr
         reported = [line for line in done.stdout.splitlines() if line.startswith("left alone: invalid record entry")]
         assert sorted(line.split("'")[1] for line in reported) == sorted(entries), done.stdout
@@ -204,3 +204,20 @@ def test_an_invalid_namespace_is_refused_and_nothing_is_swept(sandbox, make_name
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("kirvis cleanup: invalid -n"), done.stderr
     assert kirvis_requests(sandbox, since) == []
     assert exists(core.read_namespaced_pod, outcome["name"], home)
+
+
+def test_cleanup_removes_a_configmap_a_technique_made_and_never_takes_a_record_for_one(sandbox, make_namespace, core):
+    run_id = new_run_id()
+    home = make_namespace()
+    name = f"kirvis-{run_id}-credentials-in-configmap-a1b2"
+    core.create_namespaced_config_map(home, {"metadata": {"name": name, "labels": marks(run_id, "credentials-in-configmap")},
+                                             "data": {"AWS_SECRET_ACCESS_KEY": "x"}})
+    plant_record(core, home, run_id, {})  # the run's record: a ConfigMap with the same marks
+
+    done = kirvis(sandbox, "cleanup", "--run-id", run_id)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not exists(core.read_namespaced_config_map, name, home), done.stdout
+    assert not exists(core.read_namespaced_config_map, f"kirvis-ledger-{run_id}", home)
+    assert done.stdout.splitlines() == [f"removing ConfigMap {name} in namespace {home}",
+                                        f"removing record ConfigMap kirvis-ledger-{run_id} in namespace {home}"]

@@ -130,7 +130,7 @@ def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], l
 
 
 def _entry_ref(entry: dict[str, Any], home: Any, run_id: str) -> tuple[ObjectRef | None, str | None]:
-    kind = next((k for k in SWEPT_KINDS
+    kind = next((k for k in (*SWEPT_KINDS, CONFIG_MAP)  # a ConfigMap: credentials a technique placed in one
                  if k.plural == entry.get("plural") and k.api_version == entry.get("apiVersion")), None)
     if kind is None:
         return None, (f"kind {entry.get('apiVersion')!r}/{entry.get('plural')!r} is not one a technique creates")

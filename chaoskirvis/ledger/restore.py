@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
-from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, is_expired, is_owned
+from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RECORD_LABEL, RUN_ID_LABEL, is_expired, is_owned
 from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
 from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
 
@@ -111,10 +111,14 @@ def find_leftovers(api: KubeAPI, selection: Selection, namespaces: Iterable[str]
     leftovers = Leftovers()
     namespaces = None if namespaces is None else sorted(set(namespaces))
     seen: set[str] = set()
-    for kind in SWEPT_KINDS:
+    # ConfigMaps a technique made (credentials placed in one): the run records, ConfigMaps with the same
+    # marks, are left to `_add_recorded`.
+    swept = [(kind, selection.label_selector) for kind in SWEPT_KINDS]
+    swept.append((CONFIG_MAP, f"{selection.label_selector},!{RECORD_LABEL}"))
+    for kind, selector in swept:
         if not kind.namespaced and not (selection.run_id or (selection.cluster_scoped and namespaces is None)):
             continue  # every run's cluster-scoped objects: only through the records of the namespaces
-        for obj in _list(api, kind, selection.label_selector, namespaces, leftovers.failed):
+        for obj in _list(api, kind, selector, namespaces, leftovers.failed):
             ref = _ref_of(kind, obj)
             if ref.problem() is None and selection.wants(obj) and ref.path not in seen:
                 seen.add(ref.path)
