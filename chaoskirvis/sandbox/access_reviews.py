@@ -1,53 +1,79 @@
-"""SelfSubjectAccessReview and SelfSubjectRulesReview (authorization.k8s.io/v1): `kubectl auth can-i`.
+"""Access reviews (authorization.k8s.io/v1): `kubectl auth can-i`, its `--list`, and who-can checks.
 
-Both are create-only and answered, never stored, as the API server's registry answers them: the review
-sent, with its status filled in by the authorizer (`User.may`, the same decision that refuses requests).
+SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview (cluster-scoped) and
+LocalSubjectAccessReview (namespaced) are create-only and answered, never stored, as the API server's
+registries answer them: the review sent, with its status filled in by the same RBAC authorizer that decides
+every request (`rbac.Authorizer`), so a review and the request it asks about never disagree.
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
-from chaoskirvis.sandbox.resources import READ_VERBS
-from chaoskirvis.sandbox.status import bad_request, status_error
-from chaoskirvis.sandbox.users import SELF_REVIEWS, User
+from chaoskirvis.sandbox.rbac import Attributes, Authorizer, UserInfo
+from chaoskirvis.sandbox.status import StatusError, bad_request, status_error
 
 ACCESS_REVIEW, RULES_REVIEW = "selfsubjectaccessreviews", "selfsubjectrulesreviews"
+SUBJECT_REVIEW, LOCAL_REVIEW = "subjectaccessreviews", "localsubjectaccessreviews"
+REVIEWS = (ACCESS_REVIEW, RULES_REVIEW, SUBJECT_REVIEW, LOCAL_REVIEW)
+_KINDS = {ACCESS_REVIEW: "SelfSubjectAccessReview", RULES_REVIEW: "SelfSubjectRulesReview",
+          SUBJECT_REVIEW: "SubjectAccessReview", LOCAL_REVIEW: "LocalSubjectAccessReview"}
 
 
-def answer(plural: str, review: dict[str, Any], user: User) -> dict[str, Any]:
-    """The review with its status: whether `user` may do what it asks, or what `user` may do."""
+def answer(plural: str, review: dict[str, Any], user: UserInfo, authorizer: Authorizer,
+           namespace: str | None = None) -> dict[str, Any]:
+    """The review with its status: whether its subject may do what it asks, or what `user` may do.
+
+    `user` is the requester (the subject of the self reviews); `namespace` is a LocalSubjectAccessReview's."""
     spec = review.get("spec") or {}
     if not isinstance(spec, dict):
         raise bad_request(f"{review.get('kind')}.spec must be an object")
-    answered = dict(review, metadata={**(review.get("metadata") or {}), "creationTimestamp": None})
-    if plural == ACCESS_REVIEW:
-        return answered | {"status": _access(spec, user)}
-    return answered | {"status": _rules(user)}
+    metadata = {**(review.get("metadata") or {}), "creationTimestamp": None}
+    if plural == RULES_REVIEW:
+        resource_rules, non_resource_rules = authorizer.rules_for(user, str(spec.get("namespace") or ""))
+        return dict(review, metadata=metadata, status={"resourceRules": resource_rules,
+                                                       "nonResourceRules": non_resource_rules, "incomplete": False})
+    subject = user
+    if plural in (SUBJECT_REVIEW, LOCAL_REVIEW):
+        subject = _subject(plural, spec)
+    attributes = _attributes(plural, spec, namespace)
+    decision = authorizer.authorize(subject, attributes)
+    status: dict[str, Any] = {"allowed": decision.allowed}
+    if decision.reason:
+        status["reason"] = decision.reason
+    return dict(review, metadata=metadata, status=status)
 
 
-def _access(spec: dict[str, Any], user: User) -> dict[str, Any]:
+def _invalid(plural: str, field: str, value: str, detail: str) -> StatusError:
+    problem = f'Invalid value: "{value}": {detail}'
+    return status_error(422, "Invalid", f'{_KINDS[plural]}.authorization.k8s.io "" is invalid: {field}: {problem}',
+                        {"group": "authorization.k8s.io", "kind": _KINDS[plural],
+                         "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}]})
+
+
+def _subject(plural: str, spec: dict[str, Any]) -> UserInfo:
+    """The user a SubjectAccessReview asks about, as its spec names it (nothing is added to its groups)."""
+    user, groups = str(spec.get("user") or ""), [str(g) for g in spec.get("groups") or []]
+    if not user and not groups:
+        raise _invalid(plural, "spec.user", "", "at least one of user or group must be specified")
+    extra = {str(key): tuple(str(v) for v in values or []) for key, values in (spec.get("extra") or {}).items()}
+    return UserInfo(user, str(spec.get("uid") or ""), tuple(groups), MappingProxyType(extra))
+
+
+def _attributes(plural: str, spec: dict[str, Any], namespace: str | None) -> Attributes:
     resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     if (resource is None) == (non_resource is None):
-        problem = 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified'
-        raise status_error(422, "Invalid", f'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
-                                           f"spec.resourceAttributes: {problem}",
-                           {"group": "authorization.k8s.io", "kind": "SelfSubjectAccessReview",
-                            "causes": [{"reason": "FieldValueInvalid", "message": problem,
-                                        "field": "spec.resourceAttributes"}]})
-    if resource is not None:
-        allowed = user.may(resource.get("verb", ""), resource.get("group", ""), resource.get("resource", ""))
-    else:
-        allowed = user.may(non_resource.get("verb", ""))
-    return {"allowed": allowed}
-
-
-def _rules(user: User) -> dict[str, Any]:
-    verbs = list(READ_VERBS) if user.read_only else ["*"]
-    resource_rules: list[dict[str, Any]] = [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"]}]
-    if user.read_only:
-        for group in dict.fromkeys(group for group, _ in SELF_REVIEWS):
-            resource_rules.append({"verbs": ["create"], "apiGroups": [group],
-                                   "resources": [resource for g, resource in SELF_REVIEWS if g == group]})
-    return {"resourceRules": resource_rules, "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
-            "incomplete": False}
+        raise _invalid(plural, "spec.resourceAttributes", "null",
+                       "exactly one of nonResourceAttributes or resourceAttributes must be specified")
+    if non_resource is not None:
+        if plural == LOCAL_REVIEW:
+            raise _invalid(plural, "spec.nonResourceAttributes", "null", "disallowed on this kind of request")
+        return Attributes(str(non_resource.get("verb") or ""), path=str(non_resource.get("path") or ""))
+    attributes_namespace = str(resource.get("namespace") or "")
+    if plural == LOCAL_REVIEW and attributes_namespace != namespace:
+        raise _invalid(plural, "spec.resourceAttributes.namespace", attributes_namespace,
+                       "must match metadata.namespace")
+    return Attributes(str(resource.get("verb") or ""), str(resource.get("group") or ""),
+                      str(resource.get("resource") or ""), str(resource.get("subresource") or ""),
+                      attributes_namespace, str(resource.get("name") or ""))

@@ -6,8 +6,14 @@ a Status body. The API semantics live in `store`, `admission`, `patching`, `sele
 and are orchestrated here. The pods/exec and pods/log subresources are routed here (authorization,
 admission, the pod and its container) and served by `exec_ws` and `logs`; the scale subresource by
 `scale`. What kubectl needs besides: `protobuf` (its request bodies), `tables` (media type negotiation and
-the Tables `kubectl get` prints), `openapi` (`kubectl explain`), `access_reviews` (`kubectl auth can-i`,
-decided by `users.User.may`, as every request is).
+the Tables `kubectl get` prints), `openapi` (`kubectl explain`), `access_reviews` (`kubectl auth can-i`).
+
+Before anything is served, a request is authenticated (`authentication`: static, ServiceAccount and
+legacy Secret tokens), takes on the identity it impersonates (`impersonation`), and is authorized by RBAC
+(`rbac.Authorizer`, kept as `KubernetesApiHandler.authorizer`) on the attributes the API server's
+RequestInfoFactory finds, resource and non-resource paths alike, in that order, as kube-apiserver's filters
+run. Writes of roles and bindings are refused when they would escalate (`escalation`); TokenRequest
+(serviceaccounts/NAME/token) is served by `_serve_token_request` (`sa_tokens`).
 
 Behaviours a simple emulator gets wrong (tests/test_sandbox_api_layer.py has one test each):
 
@@ -45,12 +51,16 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import access_reviews, openapi, patching, protobuf, resources, scale, tables
+from chaoskirvis.sandbox import access_reviews, escalation, impersonation, openapi, patching, protobuf, resources, \
+    sa_tokens, scale, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
+from chaoskirvis.sandbox.authentication import Authenticator
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
 from chaoskirvis.sandbox.request_log import RequestLog
-from chaoskirvis.sandbox.resources import NAMESPACES, PODS, SELF_SUBJECT_REVIEWS, ResourceType
+from chaoskirvis.sandbox.rbac import Attributes, Authorizer, UserInfo, forbidden_error
+from chaoskirvis.sandbox.resources import NAMESPACES, PODS, SECRETS, SELF_SUBJECT_REVIEWS, SERVICE_ACCOUNTS, \
+    ResourceType
 from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
     NO_SUCH_PATH,
@@ -87,7 +97,6 @@ from chaoskirvis.sandbox.store import (
     validate_create,
     validate_update,
 )
-from chaoskirvis.sandbox.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +113,6 @@ UNSERVED_SUBRESOURCES = {
     ("pods", "portforward"): "no container runs, so nothing listens to forward to (kubectl port-forward)",
     ("pods", "ephemeralcontainers"): "no container runs, so no debug container can be added (kubectl debug)",
     ("pods", "eviction"): "evictions and the disruption budgets they respect are not modelled (kubectl drain)",
-    ("serviceaccounts", "token"): "it issues no ServiceAccount tokens, its only credentials are the admin's and "
-                                  "the viewer's (kubectl create token)",
 }
 
 
@@ -117,8 +124,9 @@ class LoggedRequest:
     path: str
     query: dict[str, str]
     user_agent: str
-    user: str | None
+    user: str | None  # the effective user: the impersonated one, when the request impersonates
     status: int
+    impersonator: str | None = None  # who impersonated `user`, if anyone
 
 
 # Request parsing (1 and 10).
@@ -133,6 +141,9 @@ class ApiPath:
     namespace: str | None = None
     name: str | None = None
     subresource: str | None = None
+
+
+_METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "GET": "get", "DELETE": "delete"}
 
 
 def parse_api_path(path: str) -> ApiPath | None:
@@ -213,6 +224,15 @@ class ApiRequest:
     def subresource(self) -> str | None:
         return self.api_path.subresource if self.api_path else None
 
+    def attributes(self) -> Attributes:
+        """What the request asks, as the authorizer sees it (RequestInfoFactory's verb, resource and path)."""
+        path = self.api_path
+        if path is None or path.plural is None:
+            return Attributes(self.method.lower(), path=self.path)
+        verb = self.verb or _METHOD_VERBS.get(self.method, self.method.lower())
+        return Attributes(verb, path.group, path.plural, path.subresource or "", path.namespace or "",
+                          path.name or "")
+
 
 async def parse_request(raw_request: aiohttp.web.BaseRequest) -> ApiRequest:
     path = parse_api_path(raw_request.path)
@@ -234,18 +254,28 @@ class KubernetesApiHandler:
 
     store: Store
     admission: AdmissionChain
-    tokens: Mapping[str, User]
+    authenticator: Authenticator
     exec_sessions: ExecSessions = field(default_factory=ExecSessions)
     pod_logs: PodLogs = field(default_factory=PodLogs)
     request_log: RequestLog[LoggedRequest] = field(default_factory=RequestLog)  # the latest 10,000
+    authorizer: Authorizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorizer = Authorizer(self.store)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         request = await parse_request(raw_request)
-        user = self._authenticate(request)
+        user = self.authenticator.authenticate(request.headers.get("Authorization", ""))
+        impersonator = None
         try:
             if user is None:
                 raise UNAUTHORIZED
-            _refuse_impersonation(request, user)
+            acting = impersonation.impersonated(user, request.headers, self.authorizer)
+            if acting is not None:
+                impersonator, user = user, acting
+            attributes = request.attributes()
+            if not self.authorizer.authorize(user, attributes).allowed:
+                raise forbidden_error(user, attributes)
             response = await self._serve(request, user)
         except Exception as error:  # answered as the API server does, never with a traceback
             if not isinstance(error, StatusError):
@@ -254,16 +284,11 @@ class KubernetesApiHandler:
         self.request_log.append(LoggedRequest(
             method=raw_request.method, path=raw_request.path, query=dict(raw_request.query),
             user_agent=raw_request.headers.get("User-Agent", ""), user=user.name if user else None,
-            status=response.status,
+            status=response.status, impersonator=impersonator.name if impersonator else None,
         ))
         return response
 
-    def _authenticate(self, request: ApiRequest) -> User | None:
-        """The user of the `Authorization: Bearer` token; None without one or for an unknown one."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-
-    async def _serve(self, request: ApiRequest, user: User) -> aiohttp.web.StreamResponse:
+    async def _serve(self, request: ApiRequest, user: UserInfo) -> aiohttp.web.StreamResponse:
         resource_path = request.api_path
         if resource_path is None:
             return self._serve_non_resource(request)
@@ -280,6 +305,8 @@ class KubernetesApiHandler:
                 return await self._serve_pod_stream(request, user, namespace, request.name)
             if request.subresource == "scale" and scale.scalable(resource) and namespace and request.name:
                 return self._serve_scale(request, user, resource, namespace, request.name)
+            if resource == SERVICE_ACCOUNTS and request.subresource == "token" and namespace and request.name:
+                return self._serve_token_request(request, namespace, request.name)
             why = UNSERVED_SUBRESOURCES.get((resource.plural, request.subresource))
             if why is not None:
                 raise status_error(404, "NotFound", f"the sandbox does not serve {resource.plural}/"
@@ -291,15 +318,15 @@ class KubernetesApiHandler:
                                                      f"{', '.join(tables.SERVED_MEDIA_TYPES)}")
         if resource == SELF_SUBJECT_REVIEWS:
             return self._review_self(request, user)
-        if resource.plural in (access_reviews.ACCESS_REVIEW, access_reviews.RULES_REVIEW):
-            if request.method != "POST" or request.name:
+        if resource.plural in access_reviews.REVIEWS and resource.group == "authorization.k8s.io":
+            if request.method != "POST" or request.name or (resource.namespaced and not namespace):
                 raise METHOD_NOT_ALLOWED
-            review = access_reviews.answer(resource.plural, self._decode_object(request, resource), user)
+            review = access_reviews.answer(resource.plural, self._decode_object(request, resource), user,
+                                           self.authorizer, namespace)
             return json_response(review, 201)
         verb = request.verb
         if verb is None or verb == "deletecollection" or (verb == "create" and resource.namespaced and not namespace):
             raise METHOD_NOT_ALLOWED
-        self._authorize(user, verb, resource, namespace, request.name)
         namespace = namespace if resource.namespaced else None
         match verb:
             case "get":
@@ -338,40 +365,102 @@ class KubernetesApiHandler:
         return answer
 
     @staticmethod
-    def _review_self(request: ApiRequest, user: User) -> aiohttp.web.StreamResponse:
-        """SelfSubjectReview (authentication.k8s.io/v1): who the token belongs to. Answered, never stored."""
+    def _review_self(request: ApiRequest, user: UserInfo) -> aiohttp.web.StreamResponse:
+        """SelfSubjectReview (authentication.k8s.io/v1): who the request is (the impersonated user, when it
+        impersonates). Answered, never stored."""
         if request.method != "POST" or request.name:
             raise METHOD_NOT_ALLOWED
+        user_info: dict[str, Any] = {"username": user.name}
+        if user.uid:
+            user_info["uid"] = user.uid
+        user_info["groups"] = list(user.groups)
+        if user.extra:
+            user_info["extra"] = {key: list(values) for key, values in user.extra.items()}
         review = {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-                  "metadata": {"creationTimestamp": None},
-                  "status": {"userInfo": {"username": user.name, "groups": list(user.groups)}}}
+                  "metadata": {"creationTimestamp": None}, "status": {"userInfo": user_info}}
         return json_response(review, 201)
 
-    def _authorize(self, user: User, verb: str, resource: ResourceType, namespace: str | None,
-                   name: str | None, subresource: str | None = None) -> None:
-        if not user.may(verb, resource.group, resource.plural):
-            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-            target = f"{resource.plural}/{subresource}" if subresource else resource.plural
-            raise forbidden(resource, name, f'User "{user.name}" cannot {verb} resource "{target}" '
-                                            f'in API group "{resource.group}" {scope}')
+    def _serve_token_request(self, request: ApiRequest, namespace: str, name: str) -> aiohttp.web.StreamResponse:
+        """serviceaccounts/NAME/token (TokenRequest, authentication.k8s.io/v1), as the serviceaccount registry's
+        TokenREST answers it: a bound JWT for an existing ServiceAccount (`sa_tokens`)."""
+        if request.method != "POST":
+            raise METHOD_NOT_ALLOWED
+        account = self.store.get(SERVICE_ACCOUNTS, namespace, name)
+        if account is None:
+            raise not_found(SERVICE_ACCOUNTS, name)
+        review = _decode_token_request(request)
+        if review.get("kind", "TokenRequest") != "TokenRequest" or \
+                review.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
+            raise bad_request(f"the kind in the data ({review.get('kind')}) does not match the expected kind "
+                              "(TokenRequest in authentication.k8s.io/v1)")
+        spec = review.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise bad_request("TokenRequest.spec must be an object")
+        seconds = spec.get("expirationSeconds")
+        seconds = sa_tokens.DEFAULT_EXPIRATION_SECONDS if seconds is None else seconds
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
+            raise bad_request("TokenRequest.spec.expirationSeconds must be an integer")
+        problem = ("may not specify a duration less than 10 minutes" if seconds < sa_tokens.MIN_EXPIRATION_SECONDS
+                   else "may not specify a duration larger than 2^32 seconds"
+                   if seconds > sa_tokens.MAX_EXPIRATION_SECONDS else None)
+        if problem is not None:
+            message = f"Invalid value: {seconds}: {problem}"
+            raise status_error(422, "Invalid", f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                                               f"spec.expirationSeconds: {message}",
+                               {"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest",
+                                "causes": [{"reason": "FieldValueInvalid", "message": message,
+                                            "field": "spec.expirationSeconds"}]})
+        audiences = [str(a) for a in spec.get("audiences") or []] or [sa_tokens.ISSUER]
+        bound_ref, bound = self._bound_object(spec.get("boundObjectRef"), namespace)
+        token, expiry = self.authenticator.issuer.issue(namespace, name, account["metadata"]["uid"], audiences,
+                                                        seconds, bound)
+        answer = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                  "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+                  "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound_ref},
+                  "status": {"token": token, "expirationTimestamp": sa_tokens.expiration_timestamp(expiry)}}
+        return json_response(answer, 201)
 
-    async def _serve_pod_stream(self, request: ApiRequest, user: User, namespace: str,
+    def _bound_object(self, ref: Any, namespace: str) -> tuple[dict[str, Any] | None, sa_tokens.BoundObject | None]:
+        """A TokenRequest's boundObjectRef (a Pod or Secret that must exist, uid filled in) and what it binds."""
+        if not ref:
+            return None, None
+        if not isinstance(ref, dict):
+            raise bad_request("TokenRequest.spec.boundObjectRef must be an object")
+        kind, api_version, name = ref.get("kind", ""), ref.get("apiVersion", ""), str(ref.get("name") or "")
+        resource = {"Pod": PODS, "Secret": SECRETS}.get(kind) if api_version == "v1" else None
+        if resource is None:
+            group_version = api_version if "/" in api_version else f"/{api_version}"
+            raise bad_request(f"cannot bind token to object of type {group_version}, Kind={kind}")
+        obj = self.store.get(resource, namespace, name)
+        if obj is None:
+            raise not_found(resource, name)
+        uid = obj["metadata"]["uid"]
+        if ref.get("uid") and ref["uid"] != uid:
+            raise status_error(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{name}": the UID in the '
+                                                f"bound object reference ({ref['uid']}) does not match the UID in "
+                                                "record. The object might have been deleted and then recreated",
+                               {"name": name, "kind": kind})
+        return {"kind": kind, "apiVersion": "v1", "name": name, "uid": uid}, sa_tokens.BoundObject(kind, name, uid)
+
+    async def _serve_pod_stream(self, request: ApiRequest, user: UserInfo, namespace: str,
                                 name: str) -> aiohttp.web.StreamResponse:
         """pods/log (get) and pods/exec (connect), in the order of the pod registry's LogREST and ExecREST."""
         raw_request = request.raw
         if request.subresource == "log":
             if request.method != "GET":
                 raise METHOD_NOT_ALLOWED
-            self._authorize(user, "get", PODS, namespace, name, "log")
             log_options = LogOptions.parse(name, raw_request.query, datetime.datetime.now(datetime.UTC))
             pod, container = self._stream_target(namespace, name, log_options.container)
             return await self.pod_logs.serve(raw_request, self.store, pod, container, log_options)
         if request.method not in ("GET", "POST"):
             raise METHOD_NOT_ALLOWED
-        # A WebSocket upgrade is a GET, authorized as get and then also as create (the compound check that
-        # Kubernetes 1.35 makes by default, AuthorizePodWebsocketUpgradeCreatePermission); SPDY is a POST.
-        for verb in ("get", "create") if request.method == "GET" else ("create",):
-            self._authorize(user, verb, PODS, namespace, name, "exec")
+        # A WebSocket upgrade is a GET, authorized as get (by the filter, as every request) and then also as
+        # create (the compound check that Kubernetes 1.35 makes by default,
+        # AuthorizePodWebsocketUpgradeCreatePermission); SPDY is a POST, authorized as create.
+        if request.method == "GET":
+            create = Attributes("create", "", "pods", "exec", namespace, name)
+            if not self.authorizer.authorize(user, create).allowed:
+                raise forbidden_error(user, create)
         if "dryRun" in request.params:  # any value, as ConnectResource's isDryRun
             raise bad_request("dryRun is not supported")
         exec_options = ExecOptions.parse(raw_request.query)
@@ -380,13 +469,12 @@ class KubernetesApiHandler:
         pod, container = self._stream_target(namespace, name, exec_options.container)
         return await self.exec_sessions.serve(raw_request, exec_options, pod, container, user.name)
 
-    def _serve_scale(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str,
+    def _serve_scale(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str,
                      name: str) -> aiohttp.web.StreamResponse:
         """GET, PUT and PATCH of PLURAL/scale (`scale`): they read and change the object's spec.replicas only."""
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
         if verb is None:
             raise METHOD_NOT_ALLOWED
-        self._authorize(user, verb, resource, namespace, name, "scale")
         old = self.store.get(resource, namespace, name)
         if old is None:
             raise not_found(resource, name)
@@ -590,7 +678,7 @@ class KubernetesApiHandler:
         else:
             metadata["namespace"] = namespace
 
-    def _admit(self, operation: Operation, user: User, resource: ResourceType, namespace: str | None,
+    def _admit(self, operation: Operation, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str, obj: dict[str, Any] | None, old: dict[str, Any] | None, dry_run: bool,
                subresource: str | None = None) -> AdmissionResult:
         result = self.admission.admit(AdmissionRequest(
@@ -607,7 +695,7 @@ class KubernetesApiHandler:
                                details_of(resource, name, **({"causes": causes} if causes else {})))
         return result
 
-    def _create(self, request: ApiRequest, user: User, resource: ResourceType,
+    def _create(self, request: ApiRequest, user: UserInfo, resource: ResourceType,
                 namespace: str | None) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "CreateOptions")
         obj = self._decode_object(request, resource)
@@ -619,6 +707,7 @@ class KubernetesApiHandler:
         causes = validate_create(resource, obj)
         if causes:
             raise invalid(resource, name, causes)
+        self._confirm_no_escalation(user, resource, namespace, name, obj, None)
         admitted = self._admit("CREATE", user, resource, namespace, name, obj, None, dry_run)
         try:
             created = self.store.create(resource, obj, dry_run=dry_run)
@@ -626,7 +715,7 @@ class KubernetesApiHandler:
             raise store_error(error) from None
         return json_response(created, 201, admitted.warnings)
 
-    def _replace(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
+    def _replace(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                  name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
         obj = self._decode_object(request, resource)
@@ -635,7 +724,7 @@ class KubernetesApiHandler:
             raise not_found(resource, name)
         return self._update(user, resource, namespace, name, obj, old, dry_run)
 
-    def _patch(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
+    def _patch(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -659,7 +748,7 @@ class KubernetesApiHandler:
             raise bad_request("the patched object has no metadata")
         return self._update(user, resource, namespace, name, obj, old, dry_run)
 
-    def _update(self, user: User, resource: ResourceType, namespace: str | None, name: str,
+    def _update(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
                 obj: dict[str, Any], old: dict[str, Any], dry_run: bool) -> aiohttp.web.StreamResponse:
         """The shared tail of PUT and PATCH: `obj` is the whole new state of the stored object `old`."""
         self._place(resource, obj, namespace)
@@ -674,11 +763,22 @@ class KubernetesApiHandler:
         causes = validate_update(resource, obj, old)
         if causes:
             raise invalid(resource, name, causes)
+        self._confirm_no_escalation(user, resource, namespace, name, obj, old)
         admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run)
         updated = self.store.update(resource, obj, dry_run=dry_run)
         return json_response(updated, 200, admitted.warnings)
 
-    def _delete(self, request: ApiRequest, user: User, resource: ResourceType, namespace: str | None,
+    def _confirm_no_escalation(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
+                               obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """The RBAC registries' escalation checks, for writes of roles and bindings (dry runs too)."""
+        if resource.group != escalation.RBAC_GROUP:
+            return
+        if resource.kind in ("Role", "ClusterRole"):
+            escalation.check_role_write(self.authorizer, user, resource.kind, namespace or "", name, obj, old)
+        else:
+            escalation.check_binding_write(self.authorizer, user, resource.kind, namespace or "", name, obj, old)
+
+    def _delete(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                 name: str) -> aiohttp.web.StreamResponse:
         options = self._delete_options(request)
         dry_run = _dry_run(",".join(options.get("dryRun") or []) or request.params.get("dryRun"), "DeleteOptions")
@@ -715,21 +815,23 @@ class KubernetesApiHandler:
         return options
 
 
-def _refuse_impersonation(request: ApiRequest, user: User) -> None:
-    """`kubectl --as` (Impersonate-* headers) is refused: acting as another user would need RBAC evaluated,
-    which the sandbox does not do, and ignoring the headers would answer as the wrong user."""
-    headers = sorted({name.title() for name in request.headers if name.lower().startswith("impersonate-")})
-    if not headers:
-        return
-    target = request.headers.get("Impersonate-User") or request.headers.get("Impersonate-Group") or ""
-    kind = "users" if "Impersonate-User" in request.headers else "groups"
-    if user.read_only:
-        reason = f'User "{user.name}" cannot impersonate resource "{kind}" in API group "" at the cluster scope'
-    else:
-        reason = (f"the sandbox does not serve impersonation ({', '.join(headers)}): it evaluates no RBAC, so it "
-                  "cannot answer as another user")
-    raise status_error(403, "Forbidden", f'{kind} "{target}" is forbidden: {reason}',
-                       {"name": target, "kind": kind} if target else {"kind": kind})
+def _decode_token_request(request: ApiRequest) -> dict[str, Any]:
+    """A TokenRequest body: JSON, YAML, or protobuf as kubectl sends it."""
+    if request.headers.get("Content-Type", "").split(";")[0].strip() == protobuf.MEDIA_TYPE:
+        try:
+            return sa_tokens.decode_token_request(request.body)
+        except (protobuf.ProtobufError, ValueError, IndexError) as error:
+            raise bad_request(f"the TokenRequest could not be decoded: {error}") from None
+    try:
+        try:
+            obj = json.loads(request.body)
+        except ValueError:
+            obj = yaml.safe_load(request.body)
+    except yaml.YAMLError as error:
+        raise bad_request(f"couldn't get version/kind; json parse error: {error}") from None
+    if not isinstance(obj, dict):
+        raise bad_request("the request body must be an object")
+    return obj
 
 
 def render_error(error: Exception) -> aiohttp.web.Response:

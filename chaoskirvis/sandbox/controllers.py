@@ -15,11 +15,17 @@ prompts it (a real cluster takes a moment; tests and experiments must not race i
   `PodScheduled: False` (reason Unschedulable); a pod bound to a node that does not exist stays Pending;
 - events: the scheduler's `Scheduled` (or `FailedScheduling`) and, per container, the kubelet's
   `Pulling`/`Pulled`, `Created` and `Started`, then `Killing` when a running pod is deleted, as core/v1
-  Events stored like any other, so watches see them.
+  Events stored like any other, so watches see them;
+- RBAC: ClusterRoles with an aggregationRule get the rules of the roles they select (`role_aggregation`,
+  kube-controller-manager's clusterrole-aggregation controller), whenever a ClusterRole is written;
+- legacy ServiceAccount tokens: a `kubernetes.io/service-account-token` Secret annotated
+  `kubernetes.io/service-account.name` with an existing ServiceAccount gets `data.token` (`sa_tokens`),
+  `ca.crt` and `namespace`, and the `kubernetes.io/service-account.uid` annotation (the tokens controller).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import itertools
 from collections.abc import Iterator, Sequence
@@ -28,10 +34,15 @@ from typing import Any
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode, choose, filter_failure, node_lease, \
     node_object, unschedulable_message
 from chaoskirvis.sandbox.resources import CONFIG_MAPS, ENDPOINTS, EVENTS, LEASES, NAMESPACES, NODES, PODS, \
-    SERVICE_ACCOUNTS, SERVICES, ResourceType
+    SECRETS, SERVICE_ACCOUNTS, SERVICES, ResourceType
+from chaoskirvis.sandbox.rbac import CLUSTER_ROLES
+from chaoskirvis.sandbox.role_aggregation import aggregate_all
+from chaoskirvis.sandbox.sa_tokens import LEGACY_TOKEN_TYPE, TokenIssuer
 from chaoskirvis.sandbox.store import HOST_IP, ObjectKey, Store, now_timestamp, prepare_create, running_pod_status
 
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
+SERVICE_ACCOUNT_NAME = "kubernetes.io/service-account.name"
+SERVICE_ACCOUNT_UID = "kubernetes.io/service-account.uid"
 _ROOT_CA_DESCRIPTION = (
     "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as "
     "the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of "
@@ -46,9 +57,12 @@ class ClusterStore(Store):
     """A `Store` whose writes are followed at once by what the control plane and kubelets would write."""
 
     def __init__(self, ca_pem: bytes, nodes: Sequence[SandboxNode] = DEFAULT_NODES,
-                 history_limit: int = 10_000) -> None:
+                 history_limit: int = 10_000, token_issuer: TokenIssuer | None = None) -> None:
         super().__init__(history_limit)
         self._ca_pem = ca_pem.decode()
+        self._token_issuer = token_issuer or TokenIssuer()
+        self._aggregating_roles: set[str] = set()  # ClusterRoles with an aggregationRule, by name
+        self._in_aggregation = False
         self._nodes = tuple(nodes)
         self._pod_networks = {node.name: _pod_network(index) for index, node in enumerate(self._nodes)}
         self._event_names = itertools.count(int(datetime.datetime.now(datetime.UTC).timestamp() * 1e9))
@@ -69,12 +83,20 @@ class ClusterStore(Store):
             self._populate_namespace(created["metadata"]["name"])
         elif not dry_run and resource == PODS:
             self._record_pod_events(created)
+        elif not dry_run and resource == CLUSTER_ROLES:
+            self._cluster_role_written(created)
+        elif not dry_run and resource == SECRETS:
+            self._fill_service_account_token(created)
         return created
 
     def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         updated = super().update(resource, obj, dry_run=dry_run)
         if not dry_run and resource == CONFIG_MAPS and updated["metadata"]["name"] == ROOT_CA_CONFIG_MAP:
             self._populate_namespace(updated["metadata"]["namespace"])
+        elif not dry_run and resource == CLUSTER_ROLES:
+            self._cluster_role_written(updated)
+        elif not dry_run and resource == SECRETS:
+            self._fill_service_account_token(updated)
         return updated
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
@@ -82,11 +104,49 @@ class ClusterStore(Store):
                dry_run: bool = False) -> dict[str, Any]:
         deleted = super().delete(resource, namespace, name, preconditions=preconditions,
                                  orphan_dependents=orphan_dependents, dry_run=dry_run)
+        if not dry_run and resource == CLUSTER_ROLES:
+            self._aggregating_roles.discard(name)
+            aggregate_all(self, self._aggregating_roles)
         if not dry_run and namespace and self.get(NAMESPACES, None, namespace) is not None:
             self._populate_namespace(namespace)
             if resource == PODS:
                 self._record_pod_stop(deleted)
         return deleted
+
+    def _cluster_role_written(self, role: dict[str, Any]) -> None:
+        """Aggregate again: the written role may be an aggregating one, or one they select (or selected)."""
+        if self._in_aggregation:
+            return  # aggregate_all's own writes: it passes again until nothing changes
+        name = role["metadata"]["name"]
+        if role.get("aggregationRule"):
+            self._aggregating_roles.add(name)
+        else:
+            self._aggregating_roles.discard(name)
+        self._in_aggregation = True
+        try:
+            aggregate_all(self, self._aggregating_roles)
+        finally:
+            self._in_aggregation = False
+
+    def _fill_service_account_token(self, secret: dict[str, Any]) -> None:
+        """The tokens controller: a legacy token Secret of an existing ServiceAccount gets its token."""
+        metadata = secret["metadata"]
+        annotations = metadata.get("annotations") or {}
+        account_name = annotations.get(SERVICE_ACCOUNT_NAME)
+        if secret.get("type") != LEGACY_TOKEN_TYPE or not account_name or (secret.get("data") or {}).get(
+                "token"):
+            return
+        account = self.get(SERVICE_ACCOUNTS, metadata["namespace"], account_name)
+        if account is None:
+            return
+        uid = account["metadata"]["uid"]
+        if annotations.get(SERVICE_ACCOUNT_UID, uid) != uid:
+            return  # meant for an earlier ServiceAccount of that name
+        token = self._token_issuer.issue_legacy(metadata["namespace"], account_name, uid, metadata["name"])
+        data = dict(secret.get("data") or {}, token=_b64(token), **{"ca.crt": _b64(self._ca_pem)},
+                    namespace=_b64(metadata["namespace"]))
+        self.update(SECRETS, dict(secret, data=data,
+                                  metadata=dict(metadata, annotations=annotations | {SERVICE_ACCOUNT_UID: uid})))
 
     def _populate_namespace(self, namespace: str) -> None:
         """The namespace's `default` ServiceAccount and root CA ConfigMap, made or put back as they should be."""
@@ -219,6 +279,10 @@ class ClusterStore(Store):
         event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": involved["namespace"]},
                  "involvedObject": involved, **fields}
         self.create(EVENTS, prepare_create(EVENTS, event))
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _involved(pod: dict[str, Any]) -> dict[str, Any]:

@@ -149,6 +149,10 @@ RESOURCES: tuple[ResourceType, ...] = (
                  verbs=("create",)),
     ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
                  verbs=("create",)),
+    ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False,
+                 verbs=("create",)),
+    ResourceType("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", True,
+                 verbs=("create",)),
     ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
                  verbs=("create",)),
 )
@@ -161,6 +165,7 @@ SERVICES = _BY_PATH["", "v1", "services"]
 ENDPOINTS = _BY_PATH["", "v1", "endpoints"]
 CONFIG_MAPS = _BY_PATH["", "v1", "configmaps"]
 SERVICE_ACCOUNTS = _BY_PATH["", "v1", "serviceaccounts"]
+SECRETS = _BY_PATH["", "v1", "secrets"]
 EVENTS = _BY_PATH["", "v1", "events"]
 NODES = _BY_PATH["", "v1", "nodes"]
 LEASES = _BY_PATH["coordination.k8s.io", "v1", "leases"]

@@ -1,8 +1,8 @@
 """Hosting the sandbox: a Kubernetes API emulator on 127.0.0.1, for tests and demos only.
 
 `Sandbox` serves the API over HTTPS from its own event loop in a daemon thread, with a certificate signed
-by a throwaway CA of its own (`tls`), writes kubeconfigs for its two users (the CA, the server URL and the
-user's bearer token) and applies manifests through the same HTTPS path (and admission) as any client.
+by a throwaway CA of its own (`tls`), writes kubeconfigs for its users (the CA, the server URL and the
+user's bearer token: the admin and the viewer, and any added with `add_user`) and applies manifests through the same HTTPS path (and admission) as any client.
 Tests script what an exec answers (`script_exec`), read what was exec'd (`execs`) and write pod logs
 (`append_log`): no container runs.
 `run_foreground` is the `kirvis sandbox` command.
@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp.web
 import yaml
@@ -37,17 +37,22 @@ from chaoskirvis.sandbox.controllers import ClusterStore
 from chaoskirvis.sandbox import gc_tuning
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
-from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest, User
+from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest
+from chaoskirvis.sandbox.authentication import Authenticator
+from chaoskirvis.sandbox.rbac import MASTERS, UserInfo
+from chaoskirvis.sandbox.rbac_bootstrap import cluster_role_bindings, cluster_roles
+from chaoskirvis.sandbox.sa_tokens import TokenIssuer
 from chaoskirvis.sandbox.pod_admission import MUTATING_POD_PLUGINS
 from chaoskirvis.sandbox.service_allocation import ServiceAllocation
 from chaoskirvis.sandbox.request_log import RequestLog
-from chaoskirvis.sandbox.resources import NAMESPACES, find_by_kind
+from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.tls import ServerTls, create_server_tls
 from chaoskirvis.sandbox.vap import ValidatingAdmissionPolicyAdmission
 
-ADMIN = User("sandbox-admin", groups=("system:masters", "system:authenticated"))
-VIEWER = User("sandbox-viewer", read_only=True)
+ADMIN = UserInfo("sandbox-admin", groups=(MASTERS, "system:authenticated"))
+# What the viewer may do is the bootstrap ClusterRole kirvis:sandbox-viewer: get, list and watch of everything.
+VIEWER = UserInfo("sandbox-viewer", groups=("system:authenticated",))
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _SHUTDOWN_SECONDS = 2.0
 
@@ -60,11 +65,15 @@ class Sandbox:
     """A local Kubernetes API server emulator. Use as a context manager, or `start()` and `stop()`."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000,
-                 nodes: Sequence[SandboxNode] = DEFAULT_NODES) -> None:
+                 nodes: Sequence[SandboxNode] = DEFAULT_NODES, users: Sequence[UserInfo] = (),
+                 anonymous_auth: bool = False) -> None:
         """`history_limit` is how many changes are kept for watches that resume from a resourceVersion (the
         API server's compaction window): a watch from an older one gets the ERROR event 410 Expired.
         `nodes` are the nodes registered at start (default: `kirvis-control-plane`, tainted NoSchedule, and
-        `kirvis-worker`); pods are scheduled to them (see `controllers`)."""
+        `kirvis-worker`); pods are scheduled to them (see `controllers`).
+        `users` are users besides the admin and the viewer, each given a token (`token_of`); RBAC decides what
+        they may do (they hold nothing until bound). `anonymous_auth` serves requests without credentials as
+        `system:anonymous` (kube-apiserver's --anonymous-auth=true) instead of answering 401."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
         self.host = host
@@ -73,6 +82,12 @@ class Sandbox:
         self.nodes = tuple(nodes)
         self.admin_token = secrets.token_urlsafe(32)
         self.viewer_token = secrets.token_urlsafe(32)
+        self.anonymous_auth = anonymous_auth
+        self._tokens: dict[str, UserInfo] = {self.admin_token: ADMIN, self.viewer_token: VIEWER}
+        self._token_by_user = {"admin": self.admin_token, "viewer": self.viewer_token,
+                               ADMIN.name: self.admin_token, VIEWER.name: self.viewer_token}
+        for user in users:
+            self.add_user(user.name, user.groups, user.uid)
         self._exec_sessions = ExecSessions()
         self._handler: KubernetesApiHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,6 +95,24 @@ class Sandbox:
         self._store: Store | None = None
         self._thread: threading.Thread | None = None
         self._tls: ServerTls | None = None
+
+    def add_user(self, name: str, groups: Sequence[str] = (), uid: str = "") -> str:
+        """A new user with a bearer token of its own (returned; also `token_of(name)`), also when running.
+
+        It is in `groups` and `system:authenticated`, and may do what RBAC bindings to it or its groups grant."""
+        if not name or name in self._token_by_user:
+            raise ValueError(f"the sandbox already has a user {name!r}" if name else "a user needs a name")
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = UserInfo(name, uid, tuple(groups))
+        self._token_by_user[name] = token
+        return token
+
+    def token_of(self, user: str) -> str:
+        """The bearer token of a configured user ("admin", "viewer" or a name given to `add_user`)."""
+        try:
+            return self._token_by_user[user]
+        except KeyError:
+            raise ValueError(f"the sandbox has no user {user!r}: add it with add_user") from None
 
     @property
     def url(self) -> str:
@@ -188,16 +221,16 @@ class Sandbox:
                  traceback: TracebackType | None) -> None:
         self.stop()
 
-    def write_kubeconfig(self, path: Path | str, *, user: Literal["admin", "viewer"] = "admin",
-                         context: str = "kirvis-sandbox") -> Path:
-        """Write a kubeconfig for `user` (the kubernetes client, kubectl and Chaos Toolkit read it).
+    def write_kubeconfig(self, path: Path | str, *, user: str = "admin", context: str = "kirvis-sandbox") -> Path:
+        """Write a kubeconfig for `user`: "admin", "viewer" or a user added with `add_user` (the kubernetes
+        client, kubectl and Chaos Toolkit read it).
 
         The cluster is the HTTPS URL with this sandbox's CA as `certificate-authority-data`, so clients
         verify the server certificate; the user's bearer token is its `token`, and nowhere else.
         """
         if self._thread is None:
             raise SandboxError("start the sandbox before writing its kubeconfig")
-        token = {"admin": self.admin_token, "viewer": self.viewer_token}[user]
+        token = self.token_of(user)
         user_name = f"kirvis-sandbox-{user}"
         cluster = {"server": self.url, "certificate-authority-data": base64.b64encode(self.ca_pem).decode()}
         config = {
@@ -284,18 +317,23 @@ class Sandbox:
         loop.close()
 
     async def _listen(self) -> None:
-        store = ClusterStore(self._running_tls().ca_pem, self.nodes, self.history_limit)
+        issuer = TokenIssuer()
+        store = ClusterStore(self._running_tls().ca_pem, self.nodes, self.history_limit, issuer)
         for name in INITIAL_NAMESPACES:
             store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                                   "metadata": {"name": name}}))
         store.register_nodes()
+        for manifest in (*cluster_roles(), *cluster_role_bindings()):  # the RBAC post-start hook's policy
+            resource = find_by_kind(manifest["apiVersion"], manifest["kind"])
+            assert isinstance(resource, ResourceType)
+            store.create(resource, prepare_create(resource, manifest))
         handler = KubernetesApiHandler(
             store=store,
             # the pods' mutating plugins, the service allocators' checks, then PodSecurity and
             # ValidatingAdmissionPolicy: the API server's order
             admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), ServiceAllocation(),
                                       PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
-            tokens={self.admin_token: ADMIN, self.viewer_token: VIEWER},
+            authenticator=Authenticator(self._tokens, issuer, store, self.anonymous_auth),
             exec_sessions=self._exec_sessions,
         )
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handler, handler_cancellation=True),
