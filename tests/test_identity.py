@@ -225,3 +225,36 @@ def whoami(sandbox: Sandbox, token: str) -> str:
     api = client.AuthenticationV1Api(client.ApiClient(configuration))
     return api.create_self_subject_review({"apiVersion": "authentication.k8s.io/v1",
                                            "kind": "SelfSubjectReview"}).status.user_info.username
+
+
+def test_workload_and_exposure_attempts_act_as_the_identity_too(activity):
+    """The same arguments on the workload and exposure actions: team-b's service account may create
+    nothing in team-a (RBAC names it); team-a's own may create the pod, which Pod Security then judges."""
+    from chaoskirvis.exposure.actions import inject_exposure
+    from chaoskirvis.workload.actions import inject_risky_pod
+
+    foreign = inject_risky_pod("team-a", ["host-pid"], as_service_account="team-b/app", **activity)
+    exposed = inject_exposure("nodeport-service", namespace="team-a", as_service_account="team-b/app", **activity)
+    own = inject_risky_pod("team-a", ["host-pid"], as_service_account="team-a/app", **activity)
+
+    for outcome in (foreign, exposed):
+        assert (outcome["outcome"], outcome["answered_by"]) == ("blocked", "RBAC"), outcome
+        assert 'User "system:serviceaccount:team-b:app" cannot create resource' in outcome["message"]
+    assert (own["outcome"], own["answered_by"]) == ("blocked", "PodSecurity"), own
+    assert own["as"]["user"] == TEAM_APP
+
+
+def test_a_blocked_identity_experiment_makes_no_more_requests_than_any_blocked_one(cluster, tmp_path):
+    """Impersonation adds headers, not requests: the intent, the refused create, the record's removal."""
+    sandbox, kubeconfig = cluster
+    run_id = new_run_id()
+    since = len(sandbox.requests)
+    done = run_chaos(EXPERIMENTS / "identity" / "team-cannot-bind-cluster-admin.yaml", tmp_path, kubeconfig,
+                     KIRVIS_RUN_ID=run_id)
+    assert done.exit_code == 0, done.output
+    once = ("/version", "selfsubjectreviews")  # the evidence's identity, and the sweep's list of records
+    own = sorted((r.method, r.path.split("/")[-2 if r.method == "DELETE" else -1], r.status)
+                 for r in sandbox.requests[since:] if f"(run {run_id})" in (r.user_agent or "")
+                 and not r.path.endswith(once) and "labelSelector" not in r.query)
+    assert own == [("DELETE", "configmaps", 200), ("POST", "clusterrolebindings", 403),
+                   ("POST", "configmaps", 201)], own

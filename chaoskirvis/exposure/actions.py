@@ -22,6 +22,10 @@ def inject_exposure(
     seed: int | str | None = None,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -33,9 +37,14 @@ def inject_exposure(
     (e.g. ``chaoskirvis.io/opt-in=true``). `seed` makes the draws reproducible; the seed and the draws
     are in the returned evidence. The object is really created and stays, owned by the run, until
     restore; a denial by an admission control is the outcome ``blocked``.
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     return attempt_exposure(
         technique, mode="create", allowed_modes=("create",), namespace=namespace, opt_in_label=opt_in_label,
         port=port, port_range=port_range, seed=seed, options=options,
-        allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+        allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
     )

@@ -30,7 +30,9 @@ def attempt_exposure(
     allow_protected_namespaces: bool,
     configuration: Configuration | None,
     secrets: Secrets | None,
+    **acting_as: Any,
 ) -> dict[str, Any]:
+    """Draw the target (namespace, port), then attempt the exposure there (as `acting_as`: as_user...)."""
     try:
         if lookup(technique).family != "exposure":
             raise ActivityFailed(f"technique {technique} is not a port-injection technique")
@@ -45,5 +47,5 @@ def attempt_exposure(
     return attempt_techniques(
         draw["namespace"], [technique], mode=mode, allowed_modes=allowed_modes,
         options={**(options or {}), "port": draw["port"]}, allow_protected_namespaces=allow_protected_namespaces,
-        evidence={"draw": draw, "port": draw["port"]}, configuration=configuration, secrets=secrets,
+        evidence={"draw": draw, "port": draw["port"]}, configuration=configuration, secrets=secrets, **acting_as,
     )

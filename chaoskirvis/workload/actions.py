@@ -19,6 +19,10 @@ def inject_risky_pod(
     image: str = DEFAULT_IMAGE,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -30,10 +34,15 @@ def inject_risky_pod(
     warnings and the latency. Raises when the attempt itself went wrong (invalid manifest, unknown
     namespace, no permission, unreachable API); the run's hypothesis then fails too. `options` sets
     technique options (see `kirvis catalog`), e.g. ``{path: /etc}`` for host-path.
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     return attempt_techniques(
         namespace, techniques, mode="create", image=image, options=options,
-        allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+        allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
     )
 
 
@@ -45,6 +54,10 @@ def inject_risky_workload(
     image: str = DEFAULT_IMAGE,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -54,8 +67,13 @@ def inject_risky_workload(
     when the controller creates the pods; so when the controller object is admitted, its pod template
     is judged by server-side dry run, and that answer is the outcome (``blocked`` by ``PodSecurity
     (its pods)``, or ``allowed``). A CronJob is created suspended; a Deployment with one replica.
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     return attempt_techniques(
         namespace, techniques, mode="create", image=image, options=options, controller=controller,
-        allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+        allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
     )

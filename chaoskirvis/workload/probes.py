@@ -22,6 +22,10 @@ def risky_pod_admission(
     image: str = DEFAULT_IMAGE,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -31,10 +35,15 @@ def risky_pod_admission(
     ``create-and-delete`` (a real create, deleted at once: for controls that cannot take part in a dry
     run). Returns the outcome (``blocked``, ``allowed`` or ``inconclusive``) with its evidence; the
     outcome also counts in the run's ledger, so `injections_blocked` is false if this one was allowed.
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     return attempt_techniques(
         namespace, techniques, mode=mode, allowed_modes=PROBE_MODES, image=image, options=options,
-        allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+        allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
     )
 
 
@@ -46,6 +55,10 @@ def risky_pod_is_denied(
     image: str = DEFAULT_IMAGE,
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> bool:
@@ -54,10 +67,15 @@ def risky_pod_is_denied(
     The same check as `risky_pod_admission`, as a yes/no question (tolerance: true). An inconclusive
     dry run is not a denial. Beware: in the steady state *before* the method a false answer does not
     fail `chaos run` (it exits 0); use it after an injection, in the method, or use `injections_blocked`.
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     outcome = risky_pod_admission(
         namespace, techniques, mode=mode, image=image, options=options,
-        allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+        allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
     )
     return outcome["outcome"] == "blocked"
 
@@ -69,6 +87,10 @@ def techniques_admission(
     mode: str = "dry-run",
     options: dict[str, Any] | None = None,
     allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
@@ -76,13 +98,18 @@ def techniques_admission(
 
     Returns ``{"all_blocked": bool, "outcomes": {technique id: outcome with evidence}}``; each outcome
     counts in the run's ledger. Works for every family (pods, Services, NetworkPolicies).
+
+    `as_user` (with `as_groups`) or `as_service_account` (``namespace/name``) makes the attempt as that
+    identity (see `chaoskirvis.rbac.actions.inject_identity_technique`): RBAC's refusal of it is ``blocked``.
     """
     unknown_options(lookup_all(techniques), options)
     outcomes = {
         technique: attempt_techniques(
             namespace, [technique], mode=mode, allowed_modes=PROBE_MODES,
             options={k: v for k, v in (options or {}).items() if k in lookup(technique).options},
-            allow_protected_namespaces=allow_protected_namespaces, configuration=configuration, secrets=secrets,
+            allow_protected_namespaces=allow_protected_namespaces,
+        as_user=as_user, as_groups=as_groups, as_service_account=as_service_account, identity_via=identity_via,
+        configuration=configuration, secrets=secrets,
         )
         for technique in techniques
     }
