@@ -21,13 +21,15 @@ from kubernetes import client
 RBAC = "rbac.authorization.k8s.io"
 
 
-def raw_get(running, token: str, path: str) -> tuple[int, dict]:
-    """(status, JSON answer) of a GET with this bearer token, over HTTPS verified with the sandbox's CA."""
-    request = urllib.request.Request(running.url + path, headers={"Authorization": f"Bearer {token}"})
+def raw_get(running, token: str, path: str, headers: dict | None = None) -> tuple[int, dict]:
+    """(status, JSON answer) of a GET with this bearer token (none: ""), over HTTPS verified with the CA."""
+    sent = ({"Authorization": f"Bearer {token}"} if token else {}) | (headers or {})
+    request = urllib.request.Request(running.url + path, headers=sent)
     context = ssl.create_default_context(cadata=running.ca_pem.decode())
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as response:
-            return response.status, json.loads(response.read())
+            body = response.read()
+            return response.status, json.loads(body) if body.startswith(b"{") else {"text": body.decode()}
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
