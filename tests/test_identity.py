@@ -227,6 +227,56 @@ def whoami(sandbox: Sandbox, token: str) -> str:
                                            "kind": "SelfSubjectReview"}).status.user_info.username
 
 
+# Each technique, with what the team in each scenario targets: {scenario: options}.
+TECHNIQUE_CASES = {
+    "list-secrets": {"team": {"in_namespace": "kube-system"}, "granted": {"in_namespace": "kube-system"}},
+    "wildcard-clusterrole": {},
+    "privilege-verbs-role": {},
+    "anonymous-binding": {},
+    "service-account-token-secret": {"team": {"service_account": "deployer"}, "granted": {"service_account": "deployer"}},
+    "token-request": {"team": {"service_account": "team-b/deployer"}, "granted": {"service_account": "granted-b/deployer"}},
+    "exec-into-other-pod": {"team": {"pod": "team-b/worker"}, "granted": {"pod": "granted-b/worker"}},
+    "cluster-admin-binding": {},
+}
+
+
+@pytest.fixture(scope="module")
+def workers(cluster) -> None:
+    """A pod in team-b and granted-b for the exec technique (it stores objects; no container runs)."""
+    core = client.CoreV1Api(config.new_client_from_config(str(cluster[1])))
+    for namespace in ("team-b", "granted-b"):
+        core.create_namespaced_pod(namespace, {"metadata": {"name": "worker"}, "spec": {
+            "containers": [{"name": "worker", "image": "registry.k8s.io/pause:3.10"}]}})
+
+
+@pytest.mark.parametrize("technique", TECHNIQUE_CASES)
+def test_each_technique_is_refused_to_the_least_privileged_team_and_allowed_when_over_granted(
+        cluster, workers, activity, technique):
+    cases = TECHNIQUE_CASES[technique]
+    refused = inject_identity_technique("team-a", technique, options=cases.get("team"),
+                                        as_service_account="team-a/app", **activity)
+    allowed = inject_identity_technique("granted-a", technique, options=cases.get("granted"),
+                                        as_service_account="granted-a/app", **activity)
+
+    assert (refused["outcome"], refused["answered_by"], refused["status"]) == ("blocked", "RBAC", 403), refused
+    assert refused["message"].count(f'User "{TEAM_APP}" cannot ') == 1, refused["message"]
+    assert allowed["outcome"] == "allowed", allowed
+    assert allowed["as"]["user"] == "system:serviceaccount:granted-a:app"
+    summary = restore_run(**activity)
+    assert summary["failed"] == [] and leftovers(cluster[1], activity["configuration"]["kirvis_run_id"]) == []
+
+
+def test_what_rbac_does_not_check_is_allowed_even_to_the_least_privileged_team(activity):
+    """RBAC checks neither which service account a pod names nor what a ConfigMap holds: only an
+    admission policy can block these, so RBAC alone leaves them allowed (a weakness, as it should read)."""
+    pod = inject_identity_technique("team-a", "privileged-service-account-pod", options={"service_account": "deployer"},
+                                    as_service_account="team-a/app", **activity)
+    config_map = inject_identity_technique("team-a", "credentials-in-configmap", as_service_account="team-a/app",
+                                           **activity)
+    assert pod["outcome"] == config_map["outcome"] == "allowed"
+    assert {pod["kind"], config_map["kind"]} == {"Pod", "ConfigMap"}
+
+
 def test_workload_and_exposure_attempts_act_as_the_identity_too(activity):
     """The same arguments on the workload and exposure actions: team-b's service account may create
     nothing in team-a (RBAC names it); team-a's own may create the pod, which Pod Security then judges."""
