@@ -308,3 +308,30 @@ def test_a_blocked_identity_experiment_makes_no_more_requests_than_any_blocked_o
                  and not r.path.endswith(once) and "labelSelector" not in r.query)
     assert own == [("DELETE", "configmaps", 200), ("POST", "clusterrolebindings", 403),
                    ("POST", "configmaps", 201)], own
+
+
+def test_a_runner_with_only_the_documented_rules_tests_the_cluster_admin_binding(cluster, tmp_path):
+    """README's table: impersonate on the team's service account, the run record, get and delete for the
+    restore; no create on clusterrolebindings. Held for team-a, a weakness (restored) for granted-a."""
+    sandbox, kubeconfig = cluster
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(kubeconfig)))
+    runner = "kirvis-runner-documented"
+    sandbox.add_user(runner)
+    rbac.create_cluster_role({"metadata": {"name": runner}, "rules": [
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"], "resourceNames": ["app"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch", "get", "list", "delete"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterrolebindings"], "verbs": ["get", "delete"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]})
+    rbac.create_cluster_role_binding({"metadata": {"name": runner}, "subjects": [
+        {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": runner}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": runner}})
+    runner_kubeconfig = sandbox.write_kubeconfig(tmp_path / "documented", user=runner)
+    path = EXPERIMENTS / "identity" / "team-cannot-bind-cluster-admin.yaml"
+
+    held = run_chaos(path, tmp_path, runner_kubeconfig)
+    weak = run_chaos(path, tmp_path, runner_kubeconfig, variables=OVER_GRANTED)
+
+    assert held.exit_code == 0 and attempt_of(held)["answered_by"] == "RBAC", held.output
+    assert (weak.exit_code, weak.journal["deviated"]) == (1, True), weak.output
+    assert weak.journal["chaoskirvis"]["ledger"]["restored"] is True
+    assert leftovers(kubeconfig, weak.journal["chaoskirvis"]["run_id"]) == []
