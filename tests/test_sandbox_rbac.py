@@ -321,19 +321,21 @@ def test_a_role_may_grant_only_what_its_writer_holds(namespace_admin):
     assert update.value.status == 403
 
 
-def test_escalate_lets_a_user_write_roles_beyond_its_own_rights(rbac, namespace_admin):
+def test_escalate_lets_a_user_write_roles_beyond_its_own_rights(rbac, namespace_admin, can_i):
     namespace, name, own = namespace_admin
     escalating = {"metadata": {"name": "more"},
                   "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}
     assert status_of(lambda: own.create_namespaced_role(namespace, escalating)) == 403
+    assert can_i("escalate", "roles.rbac.authorization.k8s.io", "-n", namespace, as_user=name) == ("no", 1)
     escalate = unique("escalate")
     rbac.create_namespaced_role(namespace, {"metadata": {"name": escalate}, "rules": [
         {"apiGroups": [RBAC], "resources": ["roles"], "verbs": ["escalate"]}]})
     bind(rbac, namespace, "Role", escalate, user_subject(name))
+    assert can_i("escalate", "roles.rbac.authorization.k8s.io", "-n", namespace, as_user=name) == ("yes", 0)
     assert own.create_namespaced_role(namespace, escalating).metadata.name == "more"
 
 
-def test_a_binding_needs_the_roles_rights_or_bind(rbac, namespace_admin, user):
+def test_a_binding_needs_the_roles_rights_or_bind(rbac, namespace_admin, user, can_i):
     namespace, name, own = namespace_admin
     other = user()[0]
     binding = {"metadata": {"name": "to-cluster-admin"},
@@ -352,9 +354,13 @@ def test_a_binding_needs_the_roles_rights_or_bind(rbac, namespace_admin, user):
         {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["view-nodes"]}]})
     bind(rbac, namespace, "Role", bind_role, user_subject(name))
     assert status_of(lambda: own.create_namespaced_role_binding(namespace, binding)) == 403  # not that name
-    rbac.create_cluster_role({"metadata": {"name": "view-nodes"},
-                              "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]}) \
-        if status_of(lambda: rbac.read_cluster_role("view-nodes")) == 404 else None
+    assert can_i("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin", "-n", namespace,
+                 as_user=name) == ("no", 1)
+    assert can_i("bind", "clusterroles.rbac.authorization.k8s.io/view-nodes", "-n", namespace,
+                 as_user=name) == ("yes", 0)
+    if status_of(lambda: rbac.read_cluster_role("view-nodes")) == 404:  # the session's sandbox may have it
+        rbac.create_cluster_role({"metadata": {"name": "view-nodes"},
+                                  "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]})
     nodes_binding = dict(binding, metadata={"name": "to-view-nodes"},
                          roleRef=dict(binding["roleRef"], name="view-nodes"))
     assert own.create_namespaced_role_binding(namespace, nodes_binding).metadata.name == "to-view-nodes"

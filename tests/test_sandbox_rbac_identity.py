@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from kubernetes import client
@@ -219,7 +221,44 @@ def test_impersonating_a_service_account_and_a_group(rbac, make_namespace, user,
     assert can_i("get", "pods", "-n", namespace, as_user=bob, user=alice) == ("no", 1)  # bob alone holds nothing
 
 
+def test_impersonating_a_uid_and_extras_needs_their_own_rights(rbac, user, sandbox):
+    alice, _ = user()
+    bob = unique("bob")
+    asked = {"Impersonate-User": bob, "Impersonate-Uid": "u-1", "Impersonate-Extra-Scopes": "view"}
+    users_only = unique("impersonate-users")
+    rbac.create_cluster_role({"metadata": {"name": users_only}, "rules": [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}]})
+    bind(rbac, None, "ClusterRole", users_only, user_subject(alice))
+    token = sandbox.sandbox.token_of(alice)
+    status, answer = raw_get(sandbox.sandbox, token, "/version", asked)
+    assert (status, answer["message"]) == (403, f'userextras.authentication.k8s.io "view" is forbidden: User '
+                                                f'"{alice}" cannot impersonate resource "userextras/scopes" in API '
+                                                'group "authentication.k8s.io" at the cluster scope')
+    rbac.patch_cluster_role(users_only, {"rules": [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["userextras/scopes"], "verbs": ["impersonate"]}]})
+    status, answer = raw_get(sandbox.sandbox, token, "/version", asked)
+    assert (status, answer["message"]) == (403, f'uids.authentication.k8s.io "u-1" is forbidden: User "{alice}" '
+                                                'cannot impersonate resource "uids" in API group '
+                                                '"authentication.k8s.io" at the cluster scope')
+    rbac.patch_cluster_role(users_only, {"rules": [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["userextras/scopes", "uids"],
+         "verbs": ["impersonate"]}]})
+    assert raw_get(sandbox.sandbox, token, "/version", asked)[0] == 200
+    request = urllib.request.Request(sandbox.sandbox.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                     method="POST", data=b"{}", headers={
+                                         "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                                         **asked})
+    context = ssl.create_default_context(cadata=sandbox.sandbox.ca_pem.decode())
+    with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        user_info = json.loads(response.read())["status"]["userInfo"]
+    assert user_info == {"username": bob, "uid": "u-1", "groups": ["system:authenticated"],
+                         "extra": {"scopes": ["view"]}}
+
+
 def test_a_group_without_a_user_is_not_impersonated(sandbox):
     status, answer = raw_get(sandbox.sandbox, sandbox.sandbox.viewer_token, "/version",
                              {"Impersonate-Group": "system:masters"})
-    assert status == 500 and "without impersonating a user" in answer["message"]
+    assert (status, answer["message"]) == (500, "Internal error occurred: requested [{Group  system:masters    }] "
+                                                "without impersonating a user")

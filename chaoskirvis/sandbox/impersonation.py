@@ -22,10 +22,14 @@ from chaoskirvis.sandbox.status import status_error
 USER, GROUP, UID, EXTRA = "Impersonate-User", "Impersonate-Group", "Impersonate-Uid", "Impersonate-Extra-"
 AUTHENTICATION_GROUP = "authentication.k8s.io"
 ANONYMOUS = "system:anonymous"
+_PREFIX = "impersonate-"
+_PREFIX_LENGTH = len(_PREFIX)
 
 
 def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], authorizer: Authorizer) -> UserInfo | None:
     """The user the request acts as; None when it asks for no impersonation. Raises 403 when not allowed."""
+    if not any(name[:_PREFIX_LENGTH].lower() == _PREFIX for name in headers.keys()):
+        return None  # one pass over the header names: most requests impersonate no one
     users = headers.getall(USER, [])
     groups_asked = headers.getall(GROUP, [])
     uids = headers.getall(UID, [])
@@ -37,10 +41,14 @@ def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], authorizer
     if not (users or groups_asked or uids or extras):
         return None
     if not users or not users[0]:
-        asked = [f"{kind}={value}" for kind, values in (("Group", groups_asked), ("UID", uids)) for value in values]
-        asked += [f"UserExtra {key}={value}" for key, values in extras.items() for value in values]
+        # the ObjectReferences asked for, as Go's %v prints them (Kind Namespace Name UID APIVersion
+        # ResourceVersion FieldPath)
+        asked = [*(("Group", group, "") for group in groups_asked),
+                 *(("UserExtra", value, key) for key, values in extras.items() for value in values),
+                 *(("UID", uid, "") for uid in uids[:1])]
+        printed = " ".join(f"{{{kind}  {name}    {path}}}" for kind, name, path in asked)
         raise status_error(500, "InternalError",
-                           f"Internal error occurred: requested [{' '.join(asked)}] without impersonating a user")
+                           f"Internal error occurred: requested [{printed}] without impersonating a user")
     user_name = users[0]
     checks: list[Attributes] = []
     groups: list[str] = []

@@ -38,7 +38,7 @@ from chaoskirvis.sandbox import gc_tuning
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest
-from chaoskirvis.sandbox.authentication import Authenticator
+from chaoskirvis.sandbox.authentication import Authenticator, authenticated
 from chaoskirvis.sandbox.rbac import MASTERS, UserInfo
 from chaoskirvis.sandbox.rbac_bootstrap import cluster_role_bindings, cluster_roles
 from chaoskirvis.sandbox.sa_tokens import TokenIssuer
@@ -103,7 +103,7 @@ class Sandbox:
         if not name or name in self._token_by_user:
             raise ValueError(f"the sandbox already has a user {name!r}" if name else "a user needs a name")
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = UserInfo(name, uid, tuple(groups))
+        self._tokens[token] = authenticated(UserInfo(name, uid, tuple(groups)))
         self._token_by_user[name] = token
         return token
 
