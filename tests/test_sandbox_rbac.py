@@ -346,6 +346,11 @@ def test_a_binding_needs_the_roles_rights_or_bind(rbac, namespace_admin, user, c
     assert denied.value.status == 403
     assert ('rolebindings.rbac.authorization.k8s.io "to-cluster-admin" is forbidden: user "' + name +
             '"') in message(denied.value) and "not currently held" in message(denied.value)
+    missing = dict(binding, metadata={"name": "to-nothing"}, roleRef=dict(binding["roleRef"], name=unique("nope")))
+    with pytest.raises(client.ApiException) as not_found:
+        own.create_namespaced_role_binding(namespace, missing)
+    assert (not_found.value.status, message(not_found.value)) == (
+        404, f'clusterrole.rbac.authorization.k8s.io "{missing["roleRef"]["name"]}" not found')
     # edit's rules are all held by admin in this namespace: binding it is no escalation
     edit_binding = dict(binding, metadata={"name": "to-edit"}, roleRef=dict(binding["roleRef"], name="edit"))
     assert own.create_namespaced_role_binding(namespace, edit_binding).metadata.name == "to-edit"
@@ -364,6 +369,25 @@ def test_a_binding_needs_the_roles_rights_or_bind(rbac, namespace_admin, user, c
     nodes_binding = dict(binding, metadata={"name": "to-view-nodes"},
                          roleRef=dict(binding["roleRef"], name="view-nodes"))
     assert own.create_namespaced_role_binding(namespace, nodes_binding).metadata.name == "to-view-nodes"
+
+
+def test_an_aggregation_rule_needs_every_right(rbac, user):
+    name, api = user()
+    writer = unique("clusterrole-writer")
+    rbac.create_cluster_role({"metadata": {"name": writer}, "rules": [
+        {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["create", "delete"]}]})
+    bind(rbac, None, "ClusterRole", writer, user_subject(name))
+    own = client.RbacAuthorizationV1Api(api)
+    held = unique("held")
+    own.create_cluster_role({"metadata": {"name": held}, "rules": [
+        {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["delete"]}]})
+    own.delete_cluster_role(held)
+    gathering = unique("gathering")
+    with pytest.raises(client.ApiException) as denied:
+        own.create_cluster_role({"metadata": {"name": gathering}, "aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}})
+    assert message(denied.value) == (f'clusterroles.rbac.authorization.k8s.io "{gathering}" is forbidden: must have '
+                                     "cluster-admin privileges to use the aggregationRule")
 
 
 # 8. Access reviews.

@@ -16,6 +16,8 @@ from chaoskirvis.sandbox.rbac import MASTERS, RBAC_GROUP, Attributes, Authorizer
 from chaoskirvis.sandbox.status import StatusError, status_error
 
 _ROLE_PLURALS = {"Role": "roles", "ClusterRole": "clusterroles"}
+_FULL_AUTHORITY = ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                   {"verbs": ["*"], "nonResourceURLs": ["*"]})
 
 
 def _go_quote_list(values: Sequence[str]) -> str:
@@ -122,14 +124,13 @@ def check_role_write(authorizer: Authorizer, user: UserInfo, kind: str, namespac
     escalate = Attributes("escalate", RBAC_GROUP, plural, namespace=namespace, name=name if old else "")
     if authorizer.authorize(user, escalate).allowed:
         return
-    if kind == "ClusterRole" and obj.get("aggregationRule"):
-        everything = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
-                      {"verbs": ["*"], "nonResourceURLs": ["*"]}]
-        if _no_escalation(authorizer, user, "", everything) is not None:
-            raise _refusal(plural, name, "must have cluster-admin privileges to use the aggregationRule")
     problem = _no_escalation(authorizer, user, namespace, obj.get("rules") or [])
     if problem is not None:
         raise _refusal(plural, name, problem)
+    # an aggregationRule can gather anything (and, taken away, stop gathering): it needs * on everything
+    if kind == "ClusterRole" and (obj.get("aggregationRule") or (old or {}).get("aggregationRule")):
+        if _no_escalation(authorizer, user, "", _FULL_AUTHORITY) is not None:
+            raise _refusal(plural, name, "must have cluster-admin privileges to use the aggregationRule")
 
 
 def check_binding_write(authorizer: Authorizer, user: UserInfo, kind: str, namespace: str, name: str,
@@ -151,8 +152,10 @@ def check_binding_write(authorizer: Authorizer, user: UserInfo, kind: str, names
     if authorizer.authorize(user, bind).allowed:
         return
     rules = authorizer.role_rules(role_kind, namespace, role_name)
-    if rules is None:
-        raise _refusal(plural, name, f'{role_plural}.{RBAC_GROUP} "{role_name}" not found')
+    if rules is None:  # the rule resolver's lister error, which names the kind in the singular
+        singular = role_kind.lower()
+        raise status_error(404, "NotFound", f'{singular}.{RBAC_GROUP} "{role_name}" not found',
+                           {"name": role_name, "group": RBAC_GROUP, "kind": singular})
     problem = _no_escalation(authorizer, user, namespace, rules)
     if problem is not None:
         raise _refusal(plural, name, problem)

@@ -180,7 +180,6 @@ class Authorizer:
     """
 
     def __init__(self, store: Store) -> None:
-        self.store = store
         resources = (ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
         self._subscriptions: list[Subscription] = [store.subscribe(r) for r in resources]  # before listing
         self._rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # (kind, namespace, name) -> rules
@@ -189,10 +188,6 @@ class Authorizer:
         for resource in resources:
             for obj in store.list(resource):
                 self._apply(resource.kind, obj, deleted=False)
-
-    def close(self) -> None:
-        for subscription in self._subscriptions:
-            self.store.unsubscribe(subscription)
 
     def _refresh(self) -> None:
         for subscription in self._subscriptions:
@@ -270,10 +265,9 @@ class Authorizer:
         """(resourceRules, nonResourceRules) the user holds in `namespace`, as SelfSubjectRulesReview lists them."""
         resource_rules, non_resource_rules = [], []
         for rule in self.policy_rules(user, namespace):
-            if rule.get("resources"):
-                resource_rules.append({key: list(rule.get(key) or []) for key in
-                                       ("verbs", "apiGroups", "resources", "resourceNames") if rule.get(key)
-                                       or key in ("verbs",)})
+            if rule.get("resources"):  # ResourceRule: verbs always, the rest omitempty
+                resource_rules.append({"verbs": list(rule.get("verbs") or [])} | {
+                    key: list(rule[key]) for key in ("apiGroups", "resources", "resourceNames") if rule.get(key)})
             if rule.get("nonResourceURLs"):
                 non_resource_rules.append({"verbs": list(rule.get("verbs") or []),
                                            "nonResourceURLs": list(rule["nonResourceURLs"])})

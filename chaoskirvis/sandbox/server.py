@@ -393,4 +393,4 @@ def run_foreground(port: int, kubeconfig: Path, manifests: list[Path]) -> int:
     return 0
 
 
-__all__ = ["ADMIN", "VIEWER", "Sandbox", "SandboxError", "run_foreground"]
+__all__ = ["ADMIN", "VIEWER", "Sandbox", "SandboxError", "UserInfo", "run_foreground"]
