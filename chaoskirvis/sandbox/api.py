@@ -385,14 +385,19 @@ class KubernetesApiHandler:
         TokenREST answers it: a bound JWT for an existing ServiceAccount (`sa_tokens`)."""
         if request.method != "POST":
             raise METHOD_NOT_ALLOWED
-        account = self.store.get(SERVICE_ACCOUNTS, namespace, name)
-        if account is None:
-            raise not_found(SERVICE_ACCOUNTS, name)
         review = _decode_token_request(request)
         if review.get("kind", "TokenRequest") != "TokenRequest" or \
                 review.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
             raise bad_request(f"the kind in the data ({review.get('kind')}) does not match the expected kind "
                               "(TokenRequest in authentication.k8s.io/v1)")
+        metadata = review.get("metadata") or {}
+        for field_name, expected, what in (("name", name, "name"), ("namespace", namespace, "namespace")):
+            if metadata.get(field_name) and metadata[field_name] != expected:
+                raise _invalid_token_request(name, f"metadata.{field_name}", f'"{metadata[field_name]}"',
+                                       f"must match the service account {what} if specified")
+        account = self.store.get(SERVICE_ACCOUNTS, namespace, name)
+        if account is None:
+            raise not_found(SERVICE_ACCOUNTS, name)
         spec = review.get("spec") or {}
         if not isinstance(spec, dict):
             raise bad_request("TokenRequest.spec must be an object")
@@ -404,19 +409,17 @@ class KubernetesApiHandler:
                    else "may not specify a duration larger than 2^32 seconds"
                    if seconds > sa_tokens.MAX_EXPIRATION_SECONDS else None)
         if problem is not None:
-            message = f"Invalid value: {seconds}: {problem}"
-            raise status_error(422, "Invalid", f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
-                                               f"spec.expirationSeconds: {message}",
-                               {"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest",
-                                "causes": [{"reason": "FieldValueInvalid", "message": message,
-                                            "field": "spec.expirationSeconds"}]})
+            raise _invalid_token_request(name, "spec.expirationSeconds", str(seconds), problem)
         audiences = [str(a) for a in spec.get("audiences") or []] or [sa_tokens.ISSUER]
         bound_ref, bound = self._bound_object(spec.get("boundObjectRef"), namespace)
         token, expiry = self.authenticator.issuer.issue(namespace, name, account["metadata"]["uid"], audiences,
                                                         seconds, bound)
+        answered_spec: dict[str, Any] = {"audiences": audiences, "expirationSeconds": seconds}
+        if bound_ref is not None:
+            answered_spec["boundObjectRef"] = bound_ref
         answer = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                  "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
-                  "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound_ref},
+                  "metadata": {**metadata, "name": name, "namespace": namespace, "creationTimestamp": now_timestamp()},
+                  "spec": answered_spec,
                   "status": {"token": token, "expirationTimestamp": sa_tokens.expiration_timestamp(expiry)}}
         return json_response(answer, 201)
 
@@ -813,6 +816,15 @@ class KubernetesApiHandler:
         if not isinstance(options, dict):
             raise bad_request("DeleteOptions must be a JSON object")
         return options
+
+
+def _invalid_token_request(name: str, field_path: str, value: str, detail: str) -> StatusError:
+    """A TokenRequest refused by validation, in the API server's Invalid wording."""
+    message = f"Invalid value: {value}: {detail}"
+    return status_error(422, "Invalid", f'TokenRequest.authentication.k8s.io "{name}" is invalid: {field_path}: '
+                                        f"{message}",
+                        {"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest",
+                         "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field_path}]})
 
 
 def _decode_token_request(request: ApiRequest) -> dict[str, Any]:
