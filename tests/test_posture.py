@@ -6,6 +6,7 @@ tests share the sandbox and bind things of their own); what it made is deleted a
 """
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -386,3 +387,49 @@ def test_a_runner_that_may_not_list_a_kind_gets_an_error_naming_the_permission(s
         # the API server's own words, as RBAC refuses a list at the cluster scope
         assert f'cannot list resource "clusterrolebindings" in API group "{RBAC}" at the cluster scope' in text
         assert "roles," not in text  # only what was refused is named
+
+
+# against the sandbox's own authorizer (another implementation), through kubectl auth can-i --as
+
+def can_i(sandbox, verb: str, resource: str, namespace: str | None, as_user: str, groups: tuple[str, ...] = (),
+          name: str = "") -> bool:
+    plural, _, subresource = resource.partition("/")  # kubectl reads TYPE/NAME: a subresource is an option
+    command = ["kubectl", "--kubeconfig", str(sandbox.kubeconfig), "auth", "can-i", verb,
+               f"{plural}/{name}" if name else plural, "--as", as_user, *(f"--as-group={g}" for g in groups),
+               *([f"--subresource={subresource}"] if subresource else [])]
+    command += ["-n", namespace] if namespace else ["--all-namespaces"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() in ("yes", "no"), done.stdout + done.stderr
+    return done.stdout.strip() == "yes"
+
+
+def test_who_can_agrees_with_the_sandbox_authorizer_through_kubectl_auth_can_i(sandbox, rbac, make_namespace, secrets):
+    here, elsewhere = make_namespace(), make_namespace()
+    name = unique("x")
+    reader, named, logs = unique("reader"), unique("named"), unique("logs")
+    judy, kim, team, account = f"judy-{name}", f"kim-{name}", f"team-{name}", "deployer"
+    rbac("ClusterRole", reader, rules=READ_SECRETS)
+    rbac("Role", named, here, rules=[{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],
+                                      "resourceNames": ["settings"]}])
+    rbac("Role", logs, here, rules=[{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}])
+    rbac("RoleBinding", unique("b"), here, roleRef=role_ref("ClusterRole", reader), subjects=[user(judy)])
+    rbac("RoleBinding", unique("b"), here, roleRef=role_ref("Role", named), subjects=[group(team)])
+    rbac("RoleBinding", unique("b"), here, roleRef=role_ref("Role", logs),
+         subjects=[{"kind": "ServiceAccount", "name": account}])
+    rbac("ClusterRoleBinding", unique("b"), roleRef=role_ref("ClusterRole", reader), subjects=[user(kim)])
+    asked = [  # (verb, resource, namespace, name, user, groups)
+        ("get", "secrets", here, "", judy, ()), ("get", "secrets", elsewhere, "", judy, ()),
+        ("list", "secrets", None, "", judy, ()), ("list", "secrets", None, "", kim, ()),
+        ("get", "configmaps", here, "settings", "someone", (team,)), ("get", "configmaps", here, "other", "someone", (team,)),
+        ("list", "configmaps", here, "", "someone", (team,)),
+        ("get", "pods/log", here, "", f"system:serviceaccount:{here}:{account}", ()),
+        ("get", "pods", here, "", f"system:serviceaccount:{here}:{account}", ()),
+    ]
+    for verb, resource, namespace, object_name, as_user, groups in asked:
+        findings = who_can(verb, resource, namespace, name=object_name, secrets=secrets)["findings"]
+        subjects = {(f["subject"]["kind"], f["subject"]["name"], f["subject"].get("namespace", "")) for f in findings}
+        account_key = ("ServiceAccount", account, here) if as_user.startswith("system:serviceaccount:") else None
+        ours = ("User", as_user, "") in subjects or any(("Group", g, "") in subjects for g in groups) \
+            or account_key in subjects
+        assert ours == can_i(sandbox, verb, resource, namespace, as_user, groups, object_name), \
+            (verb, resource, namespace, object_name, as_user, groups)
