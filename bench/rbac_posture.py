@@ -297,7 +297,8 @@ def main() -> None:
             print(f"{question:<10} probe growth 10,000 -> 50,000: {growth:.2f}x")
             goals.append((f"{question} probe growth {growth:.2f}x <= {MAX_GROWTH:g}x", growth <= MAX_GROWTH))
     missed = [text for text, met in goals if not met]
-    print(f"\ngoals: {len(goals) - len(missed)} of {len(goals)} met" + (f"; missed: {'; '.join(missed)}" if missed else ""))
+    print(f"\ngoals: {len(goals) - len(missed)} of {len(goals)} met"
+          + (f"; missed: {'; '.join(missed)}" if missed else ""))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client, config
 
-from chaoskirvis.posture.probes import (effective_permissions, no_anonymous_bindings, no_service_account_reads_secrets_cluster_wide,
-                                        no_wildcard_roles_bound, who_can)
+from chaoskirvis.posture.probes import (effective_permissions, no_anonymous_bindings,
+                                        no_service_account_reads_secrets_cluster_wide, no_wildcard_roles_bound,
+                                        who_can)
 
 RBAC = "rbac.authorization.k8s.io"
 WILDCARD = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
@@ -76,7 +77,8 @@ def labels(findings: list[dict[str, Any]], binding: str) -> set[str]:
     for finding in findings:
         if finding["binding"]["name"] == binding:
             subject = finding["subject"]
-            name = f"{subject['namespace']}/{subject['name']}" if subject["kind"] == "ServiceAccount" else subject["name"]
+            name = subject["name"] if subject["kind"] != "ServiceAccount" else \
+                f"{subject['namespace']}/{subject['name']}"
             found.add(f"{subject['kind']}:{name}")
     return found
 
@@ -278,15 +280,16 @@ def test_a_binding_to_anonymous_or_unauthenticated_violates(rbac, make_namespace
     role, anonymous, unauthenticated, authenticated = (unique("viewer"), unique("anon"), unique("unauth"),
                                                        unique("auth"))
     rbac("ClusterRole", role, rules=[{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}])
-    rbac("RoleBinding", anonymous, namespace, roleRef=role_ref("ClusterRole", role), subjects=[user("system:anonymous")])
+    rbac("RoleBinding", anonymous, namespace, roleRef=role_ref("ClusterRole", role),
+         subjects=[user("system:anonymous")])
     rbac("ClusterRoleBinding", unauthenticated, roleRef=role_ref("ClusterRole", role),
          subjects=[group("system:unauthenticated")])
     rbac("ClusterRoleBinding", authenticated, roleRef=role_ref("ClusterRole", role),
          subjects=[group("system:authenticated")])
 
     answer = no_anonymous_bindings(secrets=secrets)
-    allowing = no_anonymous_bindings(allowed_bindings=[f"RoleBinding/{namespace}/*", f"ClusterRoleBinding/{unauthenticated}"],
-                                     secrets=secrets)
+    allowing = no_anonymous_bindings(
+        allowed_bindings=[f"RoleBinding/{namespace}/*", f"ClusterRoleBinding/{unauthenticated}"], secrets=secrets)
 
     assert answer["posture"] == "violated"
     assert labels(answer["findings"], anonymous) == {"User:system:anonymous"}
@@ -420,7 +423,8 @@ def test_who_can_agrees_with_the_sandbox_authorizer_through_kubectl_auth_can_i(s
     asked = [  # (verb, resource, namespace, name, user, groups)
         ("get", "secrets", here, "", judy, ()), ("get", "secrets", elsewhere, "", judy, ()),
         ("list", "secrets", None, "", judy, ()), ("list", "secrets", None, "", kim, ()),
-        ("get", "configmaps", here, "settings", "someone", (team,)), ("get", "configmaps", here, "other", "someone", (team,)),
+        ("get", "configmaps", here, "settings", "someone", (team,)),
+        ("get", "configmaps", here, "other", "someone", (team,)),
         ("list", "configmaps", here, "", "someone", (team,)),
         ("get", "pods/log", here, "", f"system:serviceaccount:{here}:{account}", ()),
         ("get", "pods", here, "", f"system:serviceaccount:{here}:{account}", ()),

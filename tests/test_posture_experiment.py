@@ -73,9 +73,10 @@ def test_the_experiment_holds_on_a_fresh_cluster_and_deviates_after_a_wildcard_b
     assert (held.exit_code, held.journal["status"], held.journal["deviated"]) == (0, "completed", False), held.output
     assert hypothesis_output(held.journal)["posture"] == "held"
     assert hypothesis_output(held.journal)["findings"] == []
-    assert {(f["subject"]["name"], f["role"]["name"], f["allowed_as"]) for f in hypothesis_output(held.journal)["allowed"]} \
-        == {("system:masters", "cluster-admin", "system subject"),
-            ("sandbox-viewer", "kirvis:sandbox-viewer", "allowed_subjects")}
+    allowed = hypothesis_output(held.journal)["allowed"]
+    assert {(f["subject"]["name"], f["role"]["name"], f["allowed_as"]) for f in allowed} == {
+        ("system:masters", "cluster-admin", "system subject"),
+        ("sandbox-viewer", "kirvis:sandbox-viewer", "allowed_subjects")}
     # not allowed, the sandbox's viewer is what it is: a user bound to a wildcard ClusterRole
     assert (nothing_allowed.exit_code, nothing_allowed.journal["deviated"]) == (1, True), nothing_allowed.output
     assert [f["subject"]["name"] for f in hypothesis_output(nothing_allowed.journal)["findings"]] == ["sandbox-viewer"]

@@ -89,7 +89,8 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _unreadable(refused: dict[str, ApiError]) -> ActivityFailed:
-    answered = "; ".join(f"{plural}: {error.status} {error.reason}: {error.message}" for plural, error in refused.items())
+    answered = "; ".join(f"{plural}: {error.status} {error.reason}: {error.message}"
+                         for plural, error in refused.items())
     if all(error.status in (401, 403) for error in refused.values()):
         needed = ", ".join(refused)
         return ActivityFailed(
@@ -158,7 +159,8 @@ def _identity(user: str | None, groups: list[str], service_account: str | None) 
     if service_account:
         namespace, _, name = service_account.partition("/")
         if not namespace or not name or "/" in name:
-            raise ActivityFailed(f"service_account must be NAMESPACE/NAME such as team-a/builder, got {service_account!r}")
+            raise ActivityFailed(
+                f"service_account must be NAMESPACE/NAME such as team-a/builder, got {service_account!r}")
         return service_account_identity(namespace, name)
     implied = UNAUTHENTICATED if user == ANONYMOUS else AUTHENTICATED
     return Identity(str(user), tuple(dict.fromkeys([*groups, implied])))

@@ -58,7 +58,8 @@ class Subject:
     @property
     def label(self) -> str:
         """``User:alice``, ``Group:team``, ``ServiceAccount:team-a/builder``: what allow lists match."""
-        return f"{self.kind}:{self.namespace}/{self.name}" if self.kind == "ServiceAccount" else f"{self.kind}:{self.name}"
+        name = f"{self.namespace}/{self.name}" if self.kind == "ServiceAccount" else self.name
+        return f"{self.kind}:{name}"
 
     def as_dict(self) -> dict[str, str]:
         subject = {"kind": self.kind, "name": self.name}
