@@ -91,7 +91,7 @@ def _collector_paused() -> Iterator[None]:
 def _unreadable(refused: dict[str, ApiError]) -> ActivityFailed:
     answered = "; ".join(f"{plural}: {error.status} {error.reason}: {error.message}"
                          for plural, error in refused.items())
-    if all(error.status in (401, 403) for error in refused.values()):
+    if all(error.status == 403 for error in refused.values()):
         needed = ", ".join(refused)
         return ActivityFailed(
             f"cannot read RBAC as it is: the runner may not list {needed} ({RBAC_GROUP}) across all namespaces "
