@@ -146,7 +146,7 @@ class Identity:
         """The identity as the outcome records it (never the token)."""
         shown: dict[str, Any] = {"user": self.user, "groups": list(self.groups), "via": self.via}
         if self.bound_to:
-            shown["token_bound_to"] = self.bound_to
+            shown["bound_to"] = self.bound_to  # the Secret whose delete ends the token
         return shown
 
 

@@ -183,7 +183,7 @@ def test_a_token_identity_is_bound_to_a_secret_of_the_run_and_dies_with_it(clust
     assert outcome["as"]["via"] == "token" and outcome["as"]["user"] == TEAM_APP
     run_id = activity["configuration"]["kirvis_run_id"]
     (binding,) = core.list_namespaced_secret("team-a", label_selector=f"chaoskirvis.io/run-id={run_id}").items
-    assert outcome["as"]["token_bound_to"] == f"team-a/{binding.metadata.name}"
+    assert outcome["as"]["bound_to"] == f"team-a/{binding.metadata.name}"
     assert "eyJ" not in json.dumps(outcome)  # no JWT anywhere in the evidence
     token = core.create_namespaced_service_account_token("app", "team-a", {"spec": {
         "audiences": [], "expirationSeconds": 600,
@@ -199,6 +199,25 @@ def test_a_token_identity_is_bound_to_a_secret_of_the_run_and_dies_with_it(clust
     assert leftovers(kubeconfig, run_id) == []
 
 
+@pytest.mark.parametrize("variables, held", [({"identity_via": "token"}, True),
+                                             ({**OVER_GRANTED, "identity_via": "token"}, False)],
+                         ids=["least-privilege", "over-granted"])
+def test_an_experiment_acts_with_the_service_accounts_own_token(cluster, tmp_path, variables, held):
+    """--var identity_via=token: the same verdicts, with the service account's bound token instead of
+    impersonation; the Secret the token was bound to is gone after the run."""
+    _, kubeconfig = cluster
+    done = run_chaos(EXPERIMENTS / "identity" / "team-cannot-read-kube-system-secrets.yaml", tmp_path, kubeconfig,
+                     variables=variables)
+
+    assert (done.exit_code, done.journal["deviated"]) == ((0, False) if held else (1, True)), done.output
+    outcome = attempt_of(done)
+    assert outcome["as"]["via"] == "token", outcome["as"]
+    assert re.fullmatch(r"(team|granted)-a/kirvis-[a-z0-9]+-token-binding-[a-z0-9]{5}", outcome["as"]["bound_to"])
+    assert outcome["outcome"] == ("blocked" if held else "allowed")
+    assert leftovers(kubeconfig, done.journal["chaoskirvis"]["run_id"]) == []
+    assert "eyJ" not in json.dumps(done.journal)
+
+
 def test_an_allowed_token_request_leaves_no_token_that_authenticates(cluster, tmp_path):
     """Over-granted, the team's TokenRequest for another namespace's deployer succeeds: the token it got
     was bound to the run's Secret beside the deployer, which the rollback deleted."""
@@ -208,7 +227,7 @@ def test_an_allowed_token_request_leaves_no_token_that_authenticates(cluster, tm
     assert (done.exit_code, done.journal["deviated"]) == (1, True), done.output
     allowed = attempt_of(done)
     assert allowed["outcome"] == "allowed" and allowed["kind"] == "TokenRequest"
-    assert "token" not in {k for k in allowed if k != "techniques"} - {"token_bound_to"}
+    assert "token" not in allowed
     run_id = done.journal["chaoskirvis"]["run_id"]
     assert leftovers(kubeconfig, run_id) == []
     core = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
