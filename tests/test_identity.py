@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.rbac.actions import inject_identity_technique, inject_rbac_grant
 from chaoskirvis.sandbox.server import Sandbox
-from chaosrun import EXPERIMENTS, run_chaos
+from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
 
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY_EXPERIMENTS = sorted((EXPERIMENTS / "identity").glob("*.yaml"))
@@ -83,6 +84,9 @@ def test_every_identity_experiment_is_shipped_with_its_scenarios():
         assert arguments["as_service_account"] == "${namespace}/app", path.name
         assert experiment["rollbacks"][0]["provider"]["func"] == "restore_run"
         assert experiment["controls"][0]["provider"]["module"] == "chaoskirvis.controls.evidence"
+        done = subprocess.run([str(BIN / "chaos"), "--no-log-file", "validate", str(path)], env=chaos_env(None),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{path.name}: {done.stdout}{done.stderr}"
 
 
 @pytest.mark.parametrize("path", IDENTITY_EXPERIMENTS, ids=lambda p: p.stem)
