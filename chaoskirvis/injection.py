@@ -30,7 +30,7 @@ from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup_all
 from chaoskirvis.techniques.unit import unknown_options
-from chaoskirvis.techniques.identity import split_service_account
+from chaoskirvis.techniques.identity import split_namespaced
 from chaoskirvis.techniques.manifests import build_manifest, build_token_secret
 
 __all__ = ["attempt_techniques", "PROBE_MODES", "IDENTITY_VIA", "TOKEN_SECONDS"]
@@ -89,7 +89,7 @@ def attempt_techniques(
         with state.lock:  # from here a write may happen: restore must look here even if interrupted mid-way
             state.namespaces.add(ref.record_namespace or namespace)
         sweep_expired(api, state, namespace)  # once per process and namespace: earlier runs' expired leftovers
-        identity = wanted and _identity(api, state, wanted, identity_via, namespace, configuration)
+        identity = wanted and _identity(api, state, wanted, identity_via, configuration)
         outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration,
                                  identity=identity or None, **details)
         if controller and outcome["outcome"] == "allowed":
@@ -124,7 +124,7 @@ def _wanted_identity(as_user: str | None, as_groups: list[str] | None, as_servic
     if as_user and as_service_account:
         raise ActivityFailed("give as_user or as_service_account, not both: a request has one user")
     if as_service_account:
-        sa_namespace, sa_name = split_service_account(as_service_account, "as_service_account")
+        sa_namespace, sa_name = split_namespaced(as_service_account, "as_service_account")
         return f"system:serviceaccount:{sa_namespace}:{sa_name}", groups, as_service_account
     if groups and not as_user:
         raise ActivityFailed("as_groups needs as_user (or as_service_account): Kubernetes impersonates groups "
@@ -136,7 +136,7 @@ def _wanted_identity(as_user: str | None, as_groups: list[str] | None, as_servic
 
 
 def _identity(api: KubeAPI, state: RunState, wanted: tuple[str, tuple[str, ...], str | None], via: str,
-              namespace: str, configuration: Configuration | None) -> Identity:
+              configuration: Configuration | None) -> Identity:
     """The identity to act as: impersonated, or with a TokenRequest token bound to a Secret of the run."""
     user, groups, service_account = wanted
     if via != "token":
@@ -148,7 +148,7 @@ def _identity(api: KubeAPI, state: RunState, wanted: tuple[str, tuple[str, ...],
         raise ActivityFailed("identity_via: token cannot be used by a runner that authenticates with a client "
                              "certificate: the API server reads the certificate first and would answer as the "
                              "runner; use identity_via: impersonation or a token-authenticated runner")
-    sa_namespace, sa_name = split_service_account(service_account, "as_service_account")
+    sa_namespace, sa_name = split_namespaced(service_account, "as_service_account")
     secret = _token_binding(api, state, sa_namespace, configuration)
     token = _request_token(api, sa_namespace, sa_name, secret, f"to act as {user}")
     return Identity(user, (), via="token", token=token, bound_to=f"{sa_namespace}/{secret['name']}")
@@ -211,10 +211,10 @@ def _attempt_request(
     sweep_expired(api, state, namespace)
     bound = None
     if unit.binds_token:
-        sa_namespace, _ = split_service_account(resolved["service_account"], "service_account")
+        sa_namespace, _ = split_namespaced(resolved["service_account"], "option service_account")
         check_namespace(sa_namespace, allow_protected_namespaces)
         bound = _token_binding(api, state, sa_namespace, configuration)
-    identity = wanted and _identity(api, state, wanted, via, namespace, configuration)
+    identity = wanted and _identity(api, state, wanted, via, configuration)
     request = unit.request(resolved, namespace, bound)
     return attempt_request(api, request, identity=identity or None,
                            **{k: v for k, v in context.items() if k != "mode"})

@@ -358,3 +358,20 @@ def test_a_runner_with_only_the_documented_rules_tests_the_cluster_admin_binding
     assert (weak.exit_code, weak.journal["deviated"]) == (1, True), weak.output
     assert weak.journal["chaoskirvis"]["ledger"]["restored"] is True
     assert leftovers(kubeconfig, weak.journal["chaoskirvis"]["run_id"]) == []
+
+
+@pytest.mark.parametrize("acting, says", [
+    ({"as_service_account": "team-a"}, "as_service_account must be namespace/name"),
+    ({"as_service_account": "team-a/app", "identity_via": "tokn"}, "unknown identity_via 'tokn'"),
+    ({"as_groups": ["auditors"]}, "as_groups needs as_user"),
+    ({"as_user": "alice", "as_service_account": "team-a/app"}, "not both"),
+    ({"as_user": "alice", "identity_via": "token"}, "identity_via: token needs as_service_account"),
+    ({"as_service_account": "team-a/app", "as_groups": ["x"], "identity_via": "token"}, "as_groups cannot go with"),
+])
+def test_an_identity_that_cannot_be_acted_as_is_an_error_of_the_run(activity, acting, says):
+    from chaoskirvis.ledger.probes import injections_blocked
+
+    with pytest.raises(Exception, match=re.escape(says)):
+        inject_identity_technique("team-a", "list-secrets", **acting, **activity)
+    with pytest.raises(Exception, match="could not be carried out"):
+        injections_blocked(**activity)

@@ -15,7 +15,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.techniques.unit import Detection, Option, Request, Rule, Technique
 
-__all__ = ["IDENTITY_TECHNIQUES", "split_service_account"]
+__all__ = ["IDENTITY_TECHNIQUES", "split_namespaced"]
 
 _RBAC_GROUP = "rbac.authorization.k8s.io"
 _AS_IDENTITY = ("RBAC, when attempted as a team identity (as_user / as_service_account): a 403 naming that "
@@ -27,10 +27,11 @@ _METADATA = "an audit policy logging {what} at level Metadata or higher"
 _SUCCESSFUL = "the create succeeded (the rule requires a 2xx answer: it sees a weakness, not an attempt)"
 
 
-def split_service_account(value: Any, option: str) -> tuple[str, str]:
-    """("namespace", "name") of a ``namespace/name`` option, or `ActivityFailed` saying how to write it."""
+def split_namespaced(value: Any, option: str) -> tuple[str, str]:
+    """("namespace", "name") of a ``namespace/name`` argument (a service account, a pod), or `ActivityFailed`
+    saying how to write it."""
     if not isinstance(value, str) or value.count("/") != 1 or not all(value.split("/")):
-        raise ActivityFailed(f"option {option} must be namespace/name (e.g. team-b/deployer), not {value!r}")
+        raise ActivityFailed(f"{option} must be namespace/name (e.g. team-b/deployer), not {value!r}")
     namespace, name = value.split("/")
     return namespace, name
 
@@ -92,7 +93,7 @@ def _list_secrets(options: dict[str, Any], namespace: str, bound: dict[str, Any]
 
 
 def _token_request(options: dict[str, Any], namespace: str, bound: dict[str, Any] | None) -> Request:
-    sa_namespace, sa_name = split_service_account(options["service_account"], "service_account")
+    sa_namespace, sa_name = split_namespaced(options["service_account"], "option service_account")
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
             "spec": {"audiences": [], "expirationSeconds": 600,
                      "boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": bound["name"],
@@ -103,7 +104,7 @@ def _token_request(options: dict[str, Any], namespace: str, bound: dict[str, Any
 
 
 def _exec(options: dict[str, Any], namespace: str, bound: dict[str, Any] | None) -> Request:
-    pod_namespace, pod = split_service_account(options["pod"], "pod")
+    pod_namespace, pod = split_namespaced(options["pod"], "option pod")
     query = {"command": "true", "stdout": "true", **({"container": options["container"]} if options["container"] else {})}
     # No stream upgrade: authorized, the API server answers 400 "Upgrade request required" and runs nothing.
     return Request("POST", f"/api/v1/namespaces/{quote(pod_namespace, safe='')}/pods/{quote(pod, safe='')}/exec",
