@@ -7,6 +7,7 @@ tests share the sandbox and bind things of their own); what it made is deleted a
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,12 +34,14 @@ def secrets(sandbox) -> dict[str, str]:
 
 @pytest.fixture
 def rbac(sandbox) -> Iterator[Callable[..., dict[str, Any]]]:
-    """rbac(kind, name, namespace=None, **fields) -> the stored object; deleted after the test."""
+    """rbac(kind, name, namespace=None, metadata_labels=None, **fields) -> the stored object; deleted after the test."""
     api = client.RbacAuthorizationV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
     made: list[tuple[str, str, str | None]] = []
 
-    def make(kind: str, name: str, namespace: str | None = None, **fields: Any) -> dict[str, Any]:
-        metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    def make(kind: str, name: str, namespace: str | None = None, metadata_labels: dict[str, str] | None = None,
+             **fields: Any) -> dict[str, Any]:
+        metadata = {"name": name, **({"namespace": namespace} if namespace else {}),
+                    **({"labels": metadata_labels} if metadata_labels else {})}
         stored = sandbox.sandbox.apply(yaml.safe_dump({"apiVersion": f"{RBAC}/v1", "kind": kind,
                                                        "metadata": metadata, **fields}))
         made.append((kind, name, namespace))
@@ -437,3 +440,23 @@ def test_who_can_agrees_with_the_sandbox_authorizer_through_kubectl_auth_can_i(s
             or account_key in subjects
         assert ours == can_i(sandbox, verb, resource, namespace, as_user, groups, object_name), \
             (verb, resource, namespace, object_name, as_user, groups)
+
+
+def test_an_aggregated_clusterrole_grants_the_rules_the_api_server_filled_in(sandbox, rbac, make_namespace, secrets):
+    namespace = make_namespace()
+    label = unique("aggregate-to")
+    parent, part, binding = unique("parent"), unique("part"), unique("parent-binding")
+    rbac("ClusterRole", parent, aggregationRule={"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]})
+    rbac("RoleBinding", binding, namespace, roleRef=role_ref("ClusterRole", parent), subjects=[user("leo")])
+    before = who_can("get", "secrets", namespace, secrets=secrets)
+    rbac("ClusterRole", part, rules=READ_SECRETS, metadata_labels={label: "true"})
+    api = client.RbacAuthorizationV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    deadline = time.monotonic() + 10
+    while not api.read_cluster_role(parent).rules and time.monotonic() < deadline:  # the controller's work
+        time.sleep(0.05)
+
+    after = who_can("get", "secrets", namespace, secrets=secrets)
+
+    assert labels(before["findings"], binding) == set()
+    assert [(f["role"], f["rule"]) for f in after["findings"] if f["binding"]["name"] == binding] == [
+        ({"kind": "ClusterRole", "name": parent, "aggregated": True}, READ_SECRETS[0])]

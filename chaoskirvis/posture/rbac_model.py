@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Subject", "Binding", "Role", "Request", "Identity", "RbacSnapshot", "rule_matches", "wildcard_fields",
-           "is_system_subject", "service_account_identity", "SERVICE_ACCOUNT_PREFIX"]
+           "is_system_subject", "service_accounts_covered", "matches_any", "service_account_identity",
+           "SERVICE_ACCOUNT_PREFIX", "ANONYMOUS", "AUTHENTICATED", "UNAUTHENTICATED"]
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
