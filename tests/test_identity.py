@@ -375,3 +375,18 @@ def test_an_identity_that_cannot_be_acted_as_is_an_error_of_the_run(activity, ac
         inject_identity_technique("team-a", "list-secrets", **acting, **activity)
     with pytest.raises(Exception, match="could not be carried out"):
         injections_blocked(**activity)
+
+
+@pytest.mark.xfail(strict=True, reason="the sandbox authorizes nodes/NAME/proxy/healthz as resource "
+                   "nodes/proxy/healthz; kube-apiserver's RequestInfo takes one segment, nodes/proxy "
+                   "(requested of the sandbox's owner: /tmp/h/identity-techniques-requests.md, item 4)")
+def test_nodes_proxy_is_authorized_as_get_on_nodes_proxy(activity):
+    refused = inject_identity_technique("team-a", "nodes-proxy", options={"node": "kirvis-worker"},
+                                        as_service_account="team-a/app", **activity)
+    allowed = inject_identity_technique("granted-a", "nodes-proxy", options={"node": "kirvis-worker"},
+                                        as_service_account="granted-a/app", **activity)
+
+    assert (refused["outcome"], refused["answered_by"]) == ("blocked", "RBAC"), refused
+    assert f'User "{TEAM_APP}" cannot get resource "nodes/proxy" in API group "" at the cluster scope' \
+        in refused["message"], refused["message"]
+    assert allowed["outcome"] == "allowed", allowed
