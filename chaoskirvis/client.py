@@ -20,7 +20,9 @@ Requests and answers are plain dicts (JSON) over our own urllib3 pool: the `kube
 0.9 s of imports, its generated models) is imported only for an exec plugin or auth-provider user
 (`chaoskirvis.kubeconfig`) and for exec into a pod (its websocket client). One `ClusterClient` (connection
 pool, kubeconfig parsed once) serves every activity of a process that resolves to the same configuration;
-`kube_api` hands each activity a `KubeAPI` over it with that activity's timeout.
+`kube_api` hands each activity a `KubeAPI` over it with that activity's timeout. `KubeAPI.acting_as(identity)`
+is a `KubeAPI` over the same connections whose requests carry that `Identity`'s Impersonate-* headers (or
+its own bearer token): the shared client never does, so only the requests made through it are the identity's.
 
 Retries (`RetryPolicy`, ours alone: the urllib3 pool is told not to retry, so retries never multiply). Every request, writes included, is retried on 429 TooManyRequests, on 5xx
 and when its answer is lost (a dropped connection, a read timeout), with capped exponential backoff
