@@ -390,3 +390,24 @@ def test_nodes_proxy_is_authorized_as_get_on_nodes_proxy(activity):
     assert f'User "{TEAM_APP}" cannot get resource "nodes/proxy" in API group "" at the cluster scope' \
         in refused["message"], refused["message"]
     assert allowed["outcome"] == "allowed", allowed
+
+
+def test_the_escalation_check_refusing_the_identity_is_blocked(cluster, activity):
+    """An identity that may create Roles, but holds none of escalate, bind or impersonate, is refused the
+    Role granting them by RBAC's escalation check, which names it: blocked by RBAC."""
+    _, kubeconfig = cluster
+    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(kubeconfig)))
+    rbac.create_namespaced_role("team-b", {"metadata": {"name": "role-writer"}, "rules": [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["create", "get", "delete"]}]})
+    rbac.create_namespaced_role_binding("team-b", {"metadata": {"name": "role-writer"}, "subjects": [
+        {"kind": "ServiceAccount", "name": "app", "namespace": "team-b"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role-writer"}})
+    try:
+        outcome = inject_identity_technique("team-b", "privilege-verbs-role", as_service_account="team-b/app",
+                                            **activity)
+    finally:
+        rbac.delete_namespaced_role_binding("role-writer", "team-b")
+        rbac.delete_namespaced_role("role-writer", "team-b")
+    assert (outcome["outcome"], outcome["answered_by"]) == ("blocked", "RBAC"), outcome
+    assert re.search(r'user "system:serviceaccount:team-b:app" (\(groups=\[[^\]]*\]\) )?is attempting to grant RBAC '
+                     r'permissions not currently held', outcome["message"]), outcome["message"]
