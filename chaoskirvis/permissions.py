@@ -38,7 +38,9 @@ NONRESOURCE = "(non-resource URL)"
 # The namespaced kinds `kirvis cleanup` sweeps by label (chaoskirvis.ledger.refs.SWEPT_KINDS); a run's own
 # restore reads by name what its record names instead, so it needs no list.
 _SWEPT_NAMESPACED = (("apps", "deployments"), ("apps", "daemonsets"), ("batch", "cronjobs"), ("", "pods"),
-                     ("", "services"), ("networking.k8s.io", "networkpolicies"))
+                     ("", "services"), ("networking.k8s.io", "networkpolicies"),
+                     ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "roles"),
+                     ("", "secrets"))
 _CHANGE = ("create", "get", "delete")  # create (dry runs too), get before each delete, delete in restore
 
 PERMISSIONS: dict[str, tuple[Rule, ...]] = {
@@ -68,6 +70,25 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
              "on the bound role (`resourceNames: [cluster-admin]`), unless the identity holds all it grants",
              checked_only=True),
     ),
+    "identity (`inject_identity_technique`, `identity_technique_admission`; any inject action with `as_*`)": (
+        Rule("", "users", ("impersonate",), CLUSTER, "`as_user` (resourceNames: the user)"),
+        Rule("", "groups", ("impersonate",), CLUSTER, "`as_groups` (resourceNames: the groups)"),
+        Rule("", "serviceaccounts", ("impersonate",), NAMESPACE,
+             "`as_service_account` by impersonation, in the service account's namespace"),
+        Rule("", "serviceaccounts/token", ("create",), NAMESPACE,
+             "`identity_via: token`, in the service account's namespace"),
+        Rule("", "secrets", _CHANGE, NAMESPACE,
+             "`identity_via: token` and token-request: the Secret a token is bound to"),
+        Rule("rbac.authorization.k8s.io", "roles", _CHANGE, NAMESPACE),
+        Rule("rbac.authorization.k8s.io", "rolebindings", _CHANGE, NAMESPACE),
+        Rule("rbac.authorization.k8s.io", "clusterroles", _CHANGE, CLUSTER),
+        Rule("", "configmaps", _CHANGE, NAMESPACE, "credentials-in-configmap"),
+    ),
+    "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
+    "`no_service_account_reads_secrets_cluster_wide`)": tuple(
+        Rule("rbac.authorization.k8s.io", plural, ("list",), CLUSTER,
+             "all namespaces, one list per kind per probe" if plural == "roles" else "")
+        for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")),
     "runtime (`run_runtime_technique`)": (
         Rule("", "pods", _CHANGE, NAMESPACE, "the pod it execs into"),
         Rule("", "pods/exec", ("get", "create"), NAMESPACE, "a WebSocket exec is authorized as both"),
@@ -79,8 +100,10 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
     ),
     "`kirvis cleanup` (without `-n`: across all namespaces)": (
         *(Rule(group, plural, ("list", "get", "delete"), CLUSTER) for group, plural in _SWEPT_NAMESPACED),
-        Rule("", "configmaps", ("list", "get", "delete"), CLUSTER, "the run records"),
+        Rule("", "configmaps", ("list", "get", "delete"), CLUSTER,
+             "the run records, and ConfigMaps a technique made"),
         Rule("rbac.authorization.k8s.io", "clusterrolebindings", ("list", "get", "delete"), CLUSTER),
+        Rule("rbac.authorization.k8s.io", "clusterroles", ("list", "get", "delete"), CLUSTER),
     ),
 }
 
