@@ -135,6 +135,48 @@ def test_a_clusterrole_bound_in_one_namespace_is_granted_there_only(rbac, make_n
                                     f'to User "{name}"')
 
 
+def test_deleting_a_binding_or_its_role_revokes_at_once(rbac, make_namespace, user):
+    namespace = make_namespace()
+    name, api = user()
+    role = unique("role")
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})
+    binding = bind(rbac, namespace, "Role", role, user_subject(name))
+    configmaps = client.CoreV1Api(api)
+    assert configmaps.list_namespaced_config_map(namespace).items is not None
+    rbac.delete_namespaced_role(role, namespace)
+    assert status_of(lambda: configmaps.list_namespaced_config_map(namespace)) == 403  # a binding to nothing
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})
+    assert status_of(lambda: configmaps.list_namespaced_config_map(namespace)) == 200
+    rbac.delete_namespaced_role_binding(binding, namespace)
+    assert status_of(lambda: configmaps.list_namespaced_config_map(namespace)) == 403
+
+
+def test_a_decision_reads_only_the_bindings_of_its_user_and_groups():
+    """The authorizer's index: 2,000 bindings of other users add nothing to what a decision looks at."""
+    from chaoskirvis.sandbox.controllers import ClusterStore
+    from chaoskirvis.sandbox.rbac import ROLE_BINDINGS, Attributes, Authorizer, UserInfo
+    from chaoskirvis.sandbox.store import prepare_create
+
+    store = ClusterStore(b"")
+    authorizer = Authorizer(store)
+    alice = UserInfo("alice", groups=("team", "system:authenticated"))
+
+    def binding(name: str, subject: dict) -> None:
+        store.create(ROLE_BINDINGS, prepare_create(ROLE_BINDINGS, {
+            "metadata": {"name": name, "namespace": "ns"}, "subjects": [subject],
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"}}))
+
+    binding("alice", {"kind": "User", "name": "alice"})
+    binding("team", {"kind": "Group", "name": "team"})
+    for index in range(2000):
+        binding(f"other-{index}", {"kind": "User", "name": f"user-{index}"})
+    assert not authorizer.authorize(alice, Attributes("get", resource="pods", namespace="ns")).allowed  # no view
+    visited = [b.name for b, _ in authorizer._visit(alice, "ns")]
+    assert visited == ["alice", "team"]
+
+
 def test_resource_names_grant_a_named_object_but_no_list(rbac, make_namespace, user, can_i, core):
     namespace = make_namespace()
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "allowed"}})
