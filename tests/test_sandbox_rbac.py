@@ -219,6 +219,22 @@ def test_subresources_are_authorized_on_their_own(rbac, make_namespace, user, ca
     assert can_i("get", "deployments.apps", "--subresource=scale", "-n", namespace, as_user=name) == ("yes", 0)
 
 
+def test_a_node_proxy_path_is_authorized_as_nodes_proxy(rbac, user, sandbox):
+    name, _ = user()
+    token = sandbox.sandbox.token_of(name)
+    status, answer = raw_get(sandbox.sandbox, token, "/api/v1/nodes/kirvis-worker/proxy/healthz")
+    assert (status, answer["message"]) == (403, f'nodes "kirvis-worker" is forbidden: User "{name}" cannot get '
+                                                'resource "nodes/proxy" in API group "" at the cluster scope')
+    role = unique("node-proxy")
+    rbac.create_cluster_role({"metadata": {"name": role}, "rules": [
+        {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]})
+    bind(rbac, None, "ClusterRole", role, user_subject(name))
+    assert raw_get(sandbox.sandbox, token, "/api/v1/nodes/kirvis-worker/proxy/healthz") == (200, {"text": "ok"})
+    status, answer = raw_get(sandbox.sandbox, token, "/api/v1/nodes/kirvis-worker/proxy/pods")
+    assert (status, answer["message"]) == (404, "the sandbox does not serve nodes/proxy/pods: no kubelet runs, "
+                                                "only its /healthz answers")
+
+
 def test_exec_over_a_websocket_needs_create_as_well_as_get(rbac, make_namespace, user, core, sandbox):
     namespace = make_namespace()
     core.create_namespaced_pod(namespace, {"metadata": {"name": "web"},

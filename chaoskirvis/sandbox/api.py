@@ -59,7 +59,7 @@ from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
 from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.rbac import Attributes, Authorizer, UserInfo, forbidden_error
-from chaoskirvis.sandbox.resources import NAMESPACES, PODS, SECRETS, SELF_SUBJECT_REVIEWS, SERVICE_ACCOUNTS, \
+from chaoskirvis.sandbox.resources import NAMESPACES, NODES, PODS, SECRETS, SELF_SUBJECT_REVIEWS, SERVICE_ACCOUNTS, \
     ResourceType
 from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
@@ -230,8 +230,8 @@ class ApiRequest:
         if path is None or path.plural is None:
             return Attributes(self.method.lower(), path=self.path)
         verb = self.verb or _METHOD_VERBS.get(self.method, self.method.lower())
-        return Attributes(verb, path.group, path.plural, path.subresource or "", path.namespace or "",
-                          path.name or "")
+        subresource = (path.subresource or "").split("/")[0]  # nodes/NAME/proxy/healthz: the subresource is proxy
+        return Attributes(verb, path.group, path.plural, subresource, path.namespace or "", path.name or "")
 
 
 async def parse_request(raw_request: aiohttp.web.BaseRequest) -> ApiRequest:
@@ -307,6 +307,8 @@ class KubernetesApiHandler:
                 return self._serve_scale(request, user, resource, namespace, request.name)
             if resource == SERVICE_ACCOUNTS and request.subresource == "token" and namespace and request.name:
                 return self._serve_token_request(request, namespace, request.name)
+            if resource == NODES and request.subresource.split("/")[0] == "proxy" and request.name:
+                return self._serve_node_proxy(request, request.name)
             why = UNSERVED_SUBRESOURCES.get((resource.plural, request.subresource))
             if why is not None:
                 raise status_error(404, "NotFound", f"the sandbox does not serve {resource.plural}/"
@@ -422,6 +424,17 @@ class KubernetesApiHandler:
                   "spec": answered_spec,
                   "status": {"token": token, "expirationTimestamp": sa_tokens.expiration_timestamp(expiry)}}
         return json_response(answer, 201)
+
+    def _serve_node_proxy(self, request: ApiRequest, name: str) -> aiohttp.web.StreamResponse:
+        """nodes/NAME/proxy/PATH, the API server's proxy to the node's kubelet: no kubelet runs, so only its
+        /healthz answers ("ok", as a healthy kubelet does); any other path is refused naming why."""
+        if self.store.get(NODES, None, name) is None:
+            raise not_found(NODES, name)
+        kubelet_path = (request.subresource or "").partition("/")[2]
+        if request.method == "GET" and kubelet_path == "healthz":
+            return aiohttp.web.Response(text="ok")
+        raise status_error(404, "NotFound", f"the sandbox does not serve nodes/proxy/{kubelet_path}: no kubelet "
+                                            "runs, only its /healthz answers", {})
 
     def _bound_object(self, ref: Any, namespace: str) -> tuple[dict[str, Any] | None, sa_tokens.BoundObject | None]:
         """A TokenRequest's boundObjectRef (a Pod or Secret that must exist, uid filled in) and what it binds."""
