@@ -30,9 +30,9 @@ def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], authorizer
     """The user the request acts as; None when it asks for no impersonation. Raises 403 when not allowed."""
     if not any(name[:_PREFIX_LENGTH].lower() == _PREFIX for name in headers.keys()):
         return None  # one pass over the header names: most requests impersonate no one
-    users = headers.getall(USER, [])
+    users = [value for value in headers.getall(USER, []) if value]  # an empty header asks for nothing
     groups_asked = headers.getall(GROUP, [])
-    uids = headers.getall(UID, [])
+    uids = [value for value in headers.getall(UID, []) if value]
     extras: dict[str, list[str]] = {}
     for header, value in headers.items():
         if header.lower().startswith(EXTRA.lower()):
@@ -40,7 +40,7 @@ def impersonated(requester: UserInfo, headers: CIMultiDictProxy[str], authorizer
             extras.setdefault(key, []).append(value)
     if not (users or groups_asked or uids or extras):
         return None
-    if not users or not users[0]:
+    if not users:
         # the ObjectReferences asked for, as Go's %v prints them (Kind Namespace Name UID APIVersion
         # ResourceVersion FieldPath)
         asked = [*(("Group", group, "") for group in groups_asked),

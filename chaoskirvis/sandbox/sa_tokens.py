@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from chaoskirvis.sandbox import protobuf
+
 # kind's (and kubeadm's) --service-account-issuer, also the API server's audience.
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 LEGACY_ISSUER = "kubernetes/serviceaccount"
@@ -152,8 +154,6 @@ def decode_token_request(body: bytes) -> dict[str, Any]:
     sandbox's request notes), so its few fields are read here with that module's wire-format readers:
     runtime.Unknown {1 typeMeta, 2 raw}; TokenRequest {1 metadata, 2 spec}; TokenRequestSpec {1 audiences,
     3 boundObjectRef, 4 expirationSeconds}; BoundObjectReference {1 kind, 2 apiVersion, 3 name, 4 uid}."""
-    from chaoskirvis.sandbox import protobuf
-
     if not body.startswith(protobuf.MAGIC):
         raise protobuf.ProtobufError("provided data does not appear to be a protobuf message")
     envelope = protobuf._fields(body[len(protobuf.MAGIC):])
