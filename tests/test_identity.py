@@ -377,9 +377,6 @@ def test_an_identity_that_cannot_be_acted_as_is_an_error_of_the_run(activity, ac
         injections_blocked(**activity)
 
 
-@pytest.mark.xfail(strict=True, reason="the sandbox authorizes nodes/NAME/proxy/healthz as resource "
-                   "nodes/proxy/healthz; kube-apiserver's RequestInfo takes one segment as the subresource: "
-                   "nodes/proxy (staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go)")
 def test_nodes_proxy_is_authorized_as_get_on_nodes_proxy(activity):
     refused = inject_identity_technique("team-a", "nodes-proxy", options={"node": "kirvis-worker"},
                                         as_service_account="team-a/app", **activity)
