@@ -78,11 +78,13 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("", "serviceaccounts/token", ("create",), NAMESPACE,
              "`identity_via: token`, in the service account's namespace"),
         Rule("", "secrets", _CHANGE, NAMESPACE,
-             "`identity_via: token` and token-request: the Secret a token is bound to"),
+             "`identity_via: token` and token-request: the Secret a token is bound to; "
+             "service-account-token-secret"),
         Rule("rbac.authorization.k8s.io", "roles", _CHANGE, NAMESPACE),
         Rule("rbac.authorization.k8s.io", "rolebindings", _CHANGE, NAMESPACE),
         Rule("rbac.authorization.k8s.io", "clusterroles", _CHANGE, CLUSTER),
         Rule("", "configmaps", _CHANGE, NAMESPACE, "credentials-in-configmap"),
+        Rule("", "pods", _CHANGE, NAMESPACE, "privileged-service-account-pod"),
     ),
     "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
     "`no_service_account_reads_secrets_cluster_wide`)": tuple(
