@@ -844,8 +844,8 @@ def _decode_token_request(request: ApiRequest) -> dict[str, Any]:
     """A TokenRequest body: JSON, YAML, or protobuf as kubectl sends it."""
     if request.headers.get("Content-Type", "").split(";")[0].strip() == protobuf.MEDIA_TYPE:
         try:
-            return sa_tokens.decode_token_request(request.body)
-        except (protobuf.ProtobufError, ValueError, IndexError) as error:
+            return protobuf.decode_object(request.body)
+        except protobuf.ProtobufError as error:
             raise bad_request(f"the TokenRequest could not be decoded: {error}") from None
     try:
         try:

@@ -3,7 +3,8 @@
 kubectl's typed clients send their objects as protobuf: every `kubectl create namespace|configmap|secret|
 deployment|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|job|cronjob|service|quota|
 priorityclass|poddisruptionbudget|ingress` and every
-`kubectl auth can-i` (a SelfSubjectAccessReview, or with --list a SelfSubjectRulesReview), and
+`kubectl auth can-i` (a SelfSubjectAccessReview, or with --list a SelfSubjectRulesReview), `kubectl create
+token` (a TokenRequest) and `kubectl certificate approve|deny` (a CertificateSigningRequest), and
 client-go does not fall back to JSON when a server answers 415. The envelope is the API server's: the
 magic ``k8s\\x00``, then a runtime.Unknown message (1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3
 contentEncoding, 4 contentType) whose raw is the object's message, numbered as in k8s.io/api's
@@ -29,6 +30,7 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 
 STRING, INT, BOOL, BYTES, TIME, QUANTITY, INT_OR_STRING = "string", "int", "bool", "bytes", "time", "quantity", \
     "intorstring"
+STRINGS = "strings"  # a message {1 repeated string} that JSON writes as the list itself (ExtraValue)
 _SCALARS = (STRING, INT, BOOL, BYTES)
 
 
@@ -189,6 +191,22 @@ MESSAGES: dict[str, dict[int, Field]] = {
                                          3: _f("status", "SubjectRulesReviewStatus")},
     "SelfSubjectRulesReviewSpec": {1: _f("namespace")},
     "SubjectRulesReviewStatus": {3: _f("incomplete", BOOL), 4: _f("evaluationError")},
+    # k8s.io/api/authentication/v1 (kubectl create token)
+    "TokenRequest": _OBJECT | {2: _f("spec", "TokenRequestSpec"), 3: _f("status", "TokenRequestStatus")},
+    "TokenRequestSpec": {1: _list("audiences"), 3: _f("boundObjectRef", "BoundObjectReference"),
+                         4: _ptr("expirationSeconds", INT)},
+    "BoundObjectReference": {1: _f("kind"), 2: _f("apiVersion"), 3: _f("name"), 4: _f("uid")},
+    "TokenRequestStatus": {1: _f("token"), 2: _f("expirationTimestamp", TIME)},
+    # k8s.io/api/certificates/v1 (kubectl certificate approve|deny: the approval subresource)
+    "CertificateSigningRequest": _OBJECT | {2: _f("spec", "CertificateSigningRequestSpec"),
+                                            3: _f("status", "CertificateSigningRequestStatus")},
+    "CertificateSigningRequestSpec": {1: _f("request", BYTES), 2: _f("username"), 3: _f("uid"), 4: _list("groups"),
+                                      5: _list("usages"), 6: _map("extra", STRINGS), 7: _f("signerName"),
+                                      8: _ptr("expirationSeconds", INT)},
+    "CertificateSigningRequestStatus": {1: _list("conditions", "CertificateSigningRequestCondition"),
+                                        2: _f("certificate", BYTES)},
+    "CertificateSigningRequestCondition": {1: _f("type"), 6: _f("status"), 2: _f("reason"), 3: _f("message"),
+                                           4: _f("lastUpdateTime", TIME), 5: _f("lastTransitionTime", TIME)},
 }
 # The kinds whose objects are decoded; (apiVersion, kind) as the envelope's typeMeta names them.
 KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount"), ("v1", "Service"),
@@ -197,7 +215,8 @@ KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Ser
          ("networking.k8s.io/v1", "Ingress"),
          *(("rbac.authorization.k8s.io/v1", kind) for kind in ("Role", "ClusterRole", "RoleBinding",
                                                                "ClusterRoleBinding")),
-         ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "SelfSubjectRulesReview")}
+         ("authorization.k8s.io/v1", "SelfSubjectAccessReview"), ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+         ("authentication.k8s.io/v1", "TokenRequest"), ("certificates.k8s.io/v1", "CertificateSigningRequest")}
 
 
 class ProtobufError(ValueError):
@@ -268,6 +287,8 @@ def _value(type_: str, value: int | bytes, owner: str, field: Field) -> Any:
         if not seconds:
             return None
         return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if type_ == STRINGS:
+        return [bytes(item).decode() for item in _fields(data).get(1, [])]
     if type_ == QUANTITY:  # resource.Quantity {1 string}
         return (_last(_fields(data), 1) or b"").decode()
     if type_ == INT_OR_STRING:  # intstr.IntOrString {1 type, 2 intVal, 3 strVal}
