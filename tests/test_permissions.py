@@ -191,18 +191,21 @@ def workers(scenarios, core) -> Iterator[None]:
 def identity_plays(arguments: dict[str, Any]) -> list[dict[str, Any]]:
     """Every identity technique as a team's user (with a group: RBAC refuses it all) and as the over-granted
     team's service account (RBAC allows it all, so restore has each kind to remove); the object techniques
-    as the runner itself too (what an admission policy, not RBAC, would block): their outcomes."""
+    as the runner itself too (what only an admission policy would block; granted-a has none): their outcomes."""
     outcomes = []
     for technique in PLAYED_TECHNIQUES:
-        outcomes.append(inject_identity_technique(
+        refused = inject_identity_technique(
             "team-a", technique.id, options=technique_options(technique.id, "team-b"),
-            as_user="kirvis-permissions-developer", as_groups=["kirvis-permissions-team-a"], **arguments))
-        outcomes.append(inject_identity_technique(
+            as_user="kirvis-permissions-developer", as_groups=["kirvis-permissions-team-a"], **arguments)
+        allowed = [inject_identity_technique(
             "granted-a", technique.id, options=technique_options(technique.id, "granted-b"),
-            as_service_account="granted-a/app", **arguments))
+            as_service_account="granted-a/app", **arguments)]
         if technique.target != "request":
-            outcomes.append(inject_identity_technique(
+            allowed.append(inject_identity_technique(
                 "granted-a", technique.id, options=technique_options(technique.id, "granted-b"), **arguments))
+        assert (refused["outcome"], refused["answered_by"]) == ("blocked", "RBAC"), refused
+        assert all(outcome["outcome"] == "allowed" for outcome in allowed), allowed
+        outcomes += [refused, *allowed]
     return outcomes
 
 
@@ -228,7 +231,7 @@ def leftovers_of(api: client.ApiClient, run_id: str) -> list[str]:
              core.list_config_map_for_all_namespaces, rbac.list_role_for_all_namespaces,
              rbac.list_role_binding_for_all_namespaces, rbac.list_cluster_role,
              rbac.list_cluster_role_binding]
-    return [f"{found.kind} {found.metadata.name}" for listed in lists
+    return [f"{listed.__name__}: {found.metadata.namespace or ''}/{found.metadata.name}" for listed in lists
             for found in listed(label_selector=selector).items]
 
 
@@ -291,8 +294,9 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
         inject_risky_workload("team-privileged", ["privileged"], controller="DaemonSet", **arguments)
         inject_exposure("nodeport-service", opt_in_label=f"{opt_in}=true", **arguments)
         # a record changed since the run wrote it is read again (configmaps get) before its delete
+        touched = {"metadata": {"annotations": {"example.com/touched": "true"}}}
         core.patch_namespaced_config_map(f"kirvis-ledger-{arguments['configuration']['kirvis_run_id']}",
-                                         "team-privileged", {"metadata": {"annotations": {"example.com/touched": "true"}}})
+                                         "team-privileged", touched)
         restore_run(**arguments)
 
     try:
