@@ -85,6 +85,14 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("rbac.authorization.k8s.io", "clusterroles", _CHANGE, CLUSTER),
         Rule("", "configmaps", _CHANGE, NAMESPACE, "credentials-in-configmap"),
         Rule("", "pods", _CHANGE, NAMESPACE, "privileged-service-account-pod"),
+        Rule("rbac.authorization.k8s.io", "clusterroles", ("escalate",), CLUSTER,
+             "a runner that creates wildcard-clusterrole itself, unless it holds all it grants",
+             checked_only=True),
+        Rule("rbac.authorization.k8s.io", "roles", ("escalate",), NAMESPACE,
+             "a runner that creates privilege-verbs-role itself, unless it holds all it grants", checked_only=True),
+        Rule("rbac.authorization.k8s.io", "clusterroles", ("bind",), NAMESPACE,
+             "on the role anonymous-binding binds (`resourceNames: [view]`), unless the runner holds all it grants",
+             checked_only=True),
     ),
     "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
     "`no_service_account_reads_secrets_cluster_wide`)": tuple(
