@@ -3,7 +3,8 @@
 The Kubernetes API server compiles policy expressions with cel-go when a policy is written (parse and type
 check: undeclared names, no matching overload, a wrong result type) and rejects the policy with
 ``compilation failed: ERROR: <input>:LINE:COLUMN: MESSAGE`` and the source line with a caret under it; CEL
-C++ checks the same things and words them the same way; the checks CEL C++ lacks are made here: the fields
+C++ checks the same things and words them the same way but for a member call's argument types, reworded here
+('dyn.(int)', not '(dyn, int)'); the checks CEL C++ lacks are made here: the fields
 of `request` and `namespaceObject`, `variables.NAME`, and cel-go's literal validators (``invalid duration
 argument`` for ``duration('2 hours')``, likewise timestamp() and .matches()). At admission the expressions
 are evaluated, and runtime errors are reworded as cel-go words them (``no such key: NAME``, ``no such
@@ -13,9 +14,12 @@ The environment is Kubernetes' (apiserver `pkg/cel/environment/base.go`): option
 ``[?key]``, ``orValue``, ``hasValue``), the strings extension (version 2, with ``format``), sets, and the
 Kubernetes libraries in `cel_kubernetes` (regex ``find``/``findAll``; lists ``isSorted``, ``sum``, ``min``,
 ``max``, ``indexOf``, ``lastIndexOf``; ``quantity``, ``url``, ``ip`` and ``cidr`` with their members, as
-one-entry maps: see `cel_kubernetes_values`). Sandbox limits, refused at compile time with a message saying
-so: the ``authorizer`` variable, the format library (``format.dns1123Label()``; semver came after 1.32), and
-cross-type numeric comparison of literals (``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
+one-entry maps: see `cel_kubernetes_values`), and the authorizer library with the ``authorizer`` and
+``authorizer.requestResource`` variables where they are declared (`cel_authorizer`). Each expression is type
+checked in an environment that declares the authorizer's types as upstream does, and evaluated by a program
+compiled where they are maps (see `cel_authorizer`). Sandbox limits, refused at compile time with a message
+saying so: the format library (``format.dns1123Label()``; semver came after 1.32), and cross-type numeric
+comparison of literals (``1 < 1.5``), which cel-go allows and CEL C++ does not offer.
 The Python wrapper cannot hand an optional value in or out, so a variable whose value is an optional
 (``object.metadata.?labels``) is written out in full where it is used.
 
@@ -36,18 +40,16 @@ from typing import Any
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_optional, ext_strings
 
+from chaoskirvis.sandbox import cel_authorizer
 from chaoskirvis.sandbox.cel_kubernetes import KUBERNETES_LIBRARY
 
-# Kubernetes CEL library functions and variables the sandbox does not provide.
-_UNAVAILABLE = frozenset({
-    "format", "check", "allowed", "reason", "errored", "error", "serviceAccount", "path", "group", "resource",
-    "subresource", "namespace", "name", "fieldSelector", "labelSelector",
-})
 _STATUS = re.compile(r"^[A-Z_]+: ")
 _STATUS_SUFFIX = re.compile(r" \[[A-Z_]+\]$")
 _UNDECLARED = re.compile(r"ERROR: <input>:(\d+):(\d+): undeclared reference to '(\w+)'")
 _QUALIFIED_UNDECLARED = re.compile(
     r"ERROR: <input>:\d+:\d+: undeclared reference to '(\w+(?:\.\w+)+)' \(in container ''\)\n \| [^\n]*\n \| \.*\^")
+_NO_OVERLOAD = re.compile(r"(ERROR: <input>:(\d+):(\d+): found no matching overload for '[^']+' applied to ')"
+                          r"\((.*)\)'$", re.MULTILINE)
 _MISSING_KEY = re.compile(r'^Key not found in map : "?(.*?)"?$')
 _INDEX = re.compile(r"^Index error: index=(-?\d+) size=(\d+)$")
 _VARIABLE_FIELD = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_]\w*)")
@@ -94,7 +96,7 @@ Activation = Any  # cel_expr_python's Activation: variables bound for evaluation
 
 def activation(variables: Mapping[str, Any]) -> Activation:
     """Variables bound once for several evaluations: binding them costs most of an evaluation given a dict."""
-    return _environment(frozenset()).Activation(dict(variables))
+    return _runtime_environment(frozenset()).Activation(dict(variables))
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
     source, in parentheses (the same value: CEL has no side effects).
     """
     try:
-        program = _environment(frozenset(declared)).compile(source)
+        checked = _environment(frozenset(declared)).compile(source)
     except RuntimeError as error:
         raise CelCompileError(_compile_error_detail(source, _strip_status(str(error)))) from None
     code = _without_string_literals(source)
@@ -142,17 +144,27 @@ def compile_expression(source: str, declared: Collection[str], variable_names: C
                     source, match.start(1) - 1, f"undefined field '{match.group(1)}'"))
     _check_typed_fields(source, code)
     _check_literal_arguments(source, code)
-    returned = _cel_go_type_name(program.return_type().name())
+    returned = _cel_go_type_name(checked.return_type().name())
     if result_types and returned not in (*result_types, "dyn"):
         allowed = result_types[0] if len(result_types) == 1 else f"one of [{' '.join(result_types)}]"
         raise CelCompileError(f"must evaluate to {allowed} but got {returned}")
+    runtime = _runtime_environment(frozenset(declared))
     inlined = _inline_optional_variables(source, code, optional_variables or {}) if "variables" in declared else source
-    if inlined != source:
-        try:
-            program = _environment(frozenset(declared)).compile(inlined)
-        except RuntimeError:  # e.g. has(variables.NAME): evaluated as written, and refused as a sandbox limit
-            inlined = source
+    program = _program(runtime, inlined)
+    if program is None and inlined != source:  # e.g. has(variables.NAME): evaluated as written (a sandbox limit)
+        inlined, program = source, _program(runtime, source)
+    if program is None:
+        raise CelCompileError("compilation failed: the sandbox type-checked the expression but could not build its "
+                              "program. This is a sandbox limit; the policy is valid on a real cluster")
     return Expression(source, program, _cel_go_type_name(program.return_type().name()), inlined)
+
+
+def _program(environment: Any, source: str) -> cel.Expression | None:
+    """The program evaluating `source` in `environment`, None when it does not compile there."""
+    try:
+        return environment.compile(source)
+    except RuntimeError:
+        return None
 
 
 def _inline_optional_variables(source: str, code: str, optional_variables: Mapping[str, str]) -> str:
@@ -167,10 +179,22 @@ def _inline_optional_variables(source: str, code: str, optional_variables: Mappi
 
 @functools.lru_cache(maxsize=16)
 def _environment(declared: frozenset[str]) -> Any:
-    """Kubernetes' CEL environment with these variables (all dyn), built once per set of names."""
+    """Kubernetes' CEL environment with these variables for type checking: dyn, but the authorizer's with its
+    types; built once per set of names."""
+    return cel.NewEnv(config=cel.NewEnvConfigFromYaml(_SETS),
+                      variables={name: cel_authorizer.VARIABLE_TYPES.get(name, cel.Type.DYN)
+                                 for name in sorted(declared)},
+                      extensions=[ext_optional.ExtOptional(), ext_strings.ExtStrings(2), KUBERNETES_LIBRARY],
+                      functions=cel_authorizer.DECLARATIONS)
+
+
+@functools.lru_cache(maxsize=16)
+def _runtime_environment(declared: frozenset[str]) -> Any:
+    """The same environment for evaluation: every variable dyn and the authorizer library's values maps."""
     return cel.NewEnv(config=cel.NewEnvConfigFromYaml(_SETS),
                       variables={name: cel.Type.DYN for name in sorted(declared)},
-                      extensions=[ext_optional.ExtOptional(), ext_strings.ExtStrings(2), KUBERNETES_LIBRARY])
+                      extensions=[ext_optional.ExtOptional(), ext_strings.ExtStrings(2), KUBERNETES_LIBRARY,
+                                  cel_authorizer.LIBRARY])
 
 
 def _without_string_literals(source: str) -> str:
@@ -187,7 +211,7 @@ def _check_literal_arguments(source: str, code: str) -> None:
         function, literal = match.group("function") or match.group("method"), match.group("literal")
         probe = f"''.matches({literal})" if function == "matches" else f"{function}({literal})"
         try:
-            invalid = _environment(frozenset()).compile(probe).eval().type().name() == "ERROR"
+            invalid = _runtime_environment(frozenset()).compile(probe).eval().type().name() == "ERROR"
         except RuntimeError:
             continue
         if invalid:
@@ -210,20 +234,36 @@ def _check_typed_fields(source: str, code: str) -> None:
 
 def _compile_error_detail(source: str, message: str) -> str:
     message = _QUALIFIED_UNDECLARED.sub(lambda match: _undeclared_root(source, match), message)
+    message = _NO_OVERLOAD.sub(lambda match: _member_signature(source, match), message)
     undeclared = _UNDECLARED.search(message)
-    if undeclared and undeclared.group(3) == "authorizer":
-        return _sandbox_limit(undeclared, "the 'authorizer' variable", "the sandbox has no authorizer to ask")
     if undeclared and undeclared.group(3) == "format":
         return _sandbox_limit(undeclared, "the Kubernetes CEL format library (format.dns1123Label(), format.named())",
-                              "its CEL engine (the Python package cel-expr-python) does not provide it")
-    if undeclared and undeclared.group(3) in _UNAVAILABLE:
-        return _sandbox_limit(undeclared, f"the Kubernetes CEL library function '{undeclared.group(3)}'",
                               "its CEL engine (the Python package cel-expr-python) does not provide it")
     if "found no matching overload for '_" in message and re.search(r"'\((int|uint|double), (int|uint|double)\)'",
                                                                      message):
         message += ("\n(the sandbox's CEL engine does not compare numbers of different types, which the API "
                     "server allows: a sandbox limit)")
     return f"compilation failed: {message}"
+
+
+def _member_signature(source: str, match: re.Match[str]) -> str:
+    """cel-go prints a member call's argument types as 'TARGET.(ARGS)' (checker/format.go formatFunctionInternal);
+    CEL C++ prints '(TARGET, ARGS)'. The call is a member call when a '.' comes before its name."""
+    line, column = int(match.group(2)), int(match.group(3))
+    lines = source.split("\n")
+    offset = sum(len(text) + 1 for text in lines[:line - 1]) + column - 1
+    before = source[:offset].rstrip()
+    if not re.search(r"\.\s*[A-Za-z_]\w*$", before):
+        return match.group(0)
+    types, depth = [""], 0
+    for character in match.group(4):
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if character == "," and depth == 0:
+            types.append("")
+        else:
+            types[-1] += character
+    target, *arguments = (text.strip() for text in types)
+    return f"{match.group(1)}{target}.({', '.join(arguments)})'"
 
 
 def _undeclared_root(source: str, match: re.Match[str]) -> str:
@@ -262,8 +302,9 @@ def _strip_status(message: str) -> str:
 
 
 def _cel_go_type_name(name: str) -> str:
-    """CEL C++'s type name ("LIST<INT>", "optional_type<DYN>") as cel-go prints it ("list(int)")."""
-    return name.lower().replace("<", "(").replace(">", ")")
+    """CEL C++'s type name ("LIST<INT>", "optional_type<DYN>") as cel-go prints it ("list(int)"); a declared type's
+    name ("kubernetes.authorization.Decision") as it is."""
+    return re.sub(r"\b[A-Z_]+\b", lambda word: word.group(0).lower(), name).replace("<", "(").replace(">", ")")
 
 
 def cel_type_name(value: Any) -> str:

@@ -34,8 +34,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from chaoskirvis.sandbox import cel_authorizer
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
 from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Expression, activation, cel_type_name
+from chaoskirvis.sandbox.rbac import Authorizer, UserInfo
 from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.selectors import label_selector_from_object
 from chaoskirvis.sandbox.store import Cause, Store
@@ -96,7 +98,11 @@ class ValidatingAdmissionPolicyAdmission:
 
     name = "ValidatingAdmissionPolicy"
 
-    def __init__(self) -> None:
+    def __init__(self, authorizer: Authorizer | None = None) -> None:
+        """`authorizer` answers the expressions' authorizer checks: the API server's; without one, the plugin
+        keeps its own over the store it admits for (the same RBAC objects, so the same decisions)."""
+        self._authorizer = authorizer
+        self._own_authorizer: tuple[Store, Authorizer] | None = None
         self._informer: _Informer | None = None
         self._compiled: dict[tuple[str, str], CompiledPolicy | _Binding] = {}
         self._bound: list[tuple[CompiledPolicy, list[_Binding]]] = []
@@ -107,18 +113,26 @@ class ValidatingAdmissionPolicyAdmission:
         failures: list[_Failure] = []
         warnings: list[str] = []
         variables: _RequestVariables | None = None
-        for policy, bindings in self._bound_policies(store):
-            if matches(policy.match_constraints, request, store):
-                variables = variables or _RequestVariables(request, store)
-                policy_failures, policy_warnings = _dispatch(policy, bindings, request, store, variables)
-                failures += policy_failures
-                warnings += policy_warnings
+        with cel_authorizer.answered_by(self._authorizer_for(store)):
+            for policy, bindings in self._bound_policies(store):
+                if matches(policy.match_constraints, request, store):
+                    variables = variables or _RequestVariables(request, store)
+                    policy_failures, policy_warnings = _dispatch(policy, bindings, request, store, variables)
+                    failures += policy_failures
+                    warnings += policy_warnings
         if not failures:
             return AdmissionResult(warnings=tuple(warnings))
         first = failures[0]
         message = f'{request.resource.group_resource} "{_subject_name(request)}" is forbidden: {first.text}'
         return AdmissionResult(tuple(warnings), Denial(_CODES.get(first.reason, 422), first.reason, message,
                                                        (Cause("", "", first.text),)))
+
+    def _authorizer_for(self, store: Store) -> Authorizer:
+        if self._authorizer is not None:
+            return self._authorizer
+        if self._own_authorizer is None or self._own_authorizer[0] is not store:
+            self._own_authorizer = (store, Authorizer(store))
+        return self._own_authorizer[1]
 
     def _bound_policies(self, store: Store) -> list[tuple[CompiledPolicy, list[_Binding]]]:
         """Each stored policy that has bindings, compiled once per resourceVersion, with its bindings by name.
@@ -180,7 +194,8 @@ class _Informer:
 
 
 class _RequestVariables:
-    """What every policy sees of one request (object, oldObject, request, namespaceObject), built once."""
+    """What every policy sees of one request (object, oldObject, request, namespaceObject, authorizer and
+    authorizer.requestResource), built once."""
 
     def __init__(self, request: AdmissionRequest, store: Store) -> None:
         namespace = attribute_namespace(request)
@@ -191,6 +206,7 @@ class _RequestVariables:
             "oldObject": request.old_object,
             "request": _admission_request(request),
             "namespaceObject": _namespace_object(namespace_object),
+            **_authorizer_variables(request),
         }
         self._without_params: Activation | None = None
 
@@ -378,6 +394,17 @@ def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
     if attribute_namespace(request):
         admission_request["namespace"] = attribute_namespace(request)
     return admission_request
+
+
+def _authorizer_variables(request: AdmissionRequest) -> dict[str, Any]:
+    """`authorizer` (checks as the request's user) and `authorizer.requestResource` (the request's resource, as
+    admission attributes carry it: the name may be empty on a create)."""
+    user = UserInfo(request.user, request.uid, request.groups)
+    resource = request.resource
+    return {"authorizer": cel_authorizer.authorizer_value(user),
+            "authorizer.requestResource": cel_authorizer.request_resource_value(
+                user, resource.group, resource.plural, request.subresource or "", attribute_namespace(request),
+                request.name)}
 
 
 def _user_info(request: AdmissionRequest) -> dict[str, Any]:

@@ -7,7 +7,8 @@ no default in v1, it is required). The sandbox does not store the defaults (it d
 applied when a policy is read. Validation covers what policy authors get wrong: required fields, supported
 values, unique qualified names of matchConditions and auditAnnotation keys, label selector operators, and every
 CEL expression, compiled with the variables the API server declares for it (`params` only with a paramKind,
-`variables` only where spec.variables are visible, none in matchConditions) and checked for the result type
+`variables` only where spec.variables are visible, none in matchConditions, `authorizer` but in
+messageExpressions) and checked for the result type
 the API server requires (bool; a messageExpression string; an auditAnnotation string or null).
 """
 
@@ -37,6 +38,8 @@ _CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const"
                            "void", "while"})
 _MAX_AUDIT_ANNOTATIONS = 20
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject")
+# Declared in every expression but messageExpressions (validating/plugin.go: HasAuthorizer false for those).
+_AUTHORIZER_VARIABLES = frozenset({"authorizer", "authorizer.requestResource"})
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,11 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
     """Every non-blank expression of a policy spec, with the variables the API server declares for it.
 
     `params` only with a paramKind; `variables` in validations, messageExpressions, auditAnnotations and
-    later variables when the policy defines any, but not in matchConditions (evaluated before them).
+    later variables when the policy defines any, but not in matchConditions (evaluated before them);
+    `authorizer` and `authorizer.requestResource` everywhere but in messageExpressions.
     """
-    base = frozenset({*_REQUEST_VARIABLES, *(("params",) if spec.get("paramKind") is not None else ())})
+    base = frozenset({*_REQUEST_VARIABLES, *_AUTHORIZER_VARIABLES,
+                      *(("params",) if spec.get("paramKind") is not None else ())})
     names = tuple(str(variable.get("name", "")) for variable in spec.get("variables") or [])
     composed = base | {"variables"} if names else base
     sites = [_ExpressionSite(f"spec.matchConditions[{index}].expression", (condition.get("expression") or "").strip(),
@@ -136,7 +141,7 @@ def _expression_sites(spec: dict[str, Any]) -> list[_ExpressionSite]:
                                      ("bool",)))
         # messageExpression is compiled as written, so that error columns match the source
         sites.append(_ExpressionSite(f"{path}.messageExpression", validation.get("messageExpression") or "",
-                                     composed, names, ("string",)))
+                                     composed - _AUTHORIZER_VARIABLES, names, ("string",)))
     sites += [_ExpressionSite(f"spec.auditAnnotations[{index}].valueExpression",
                               (annotation.get("valueExpression") or "").strip(), composed, names,
                               ("string", "null_type"))
