@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cel_expr_python import cel
@@ -92,16 +92,17 @@ DECLARATIONS = [
 
 
 class _Checks:
-    """The RBAC authorizer the checks of one request ask, with the decisions already made for it."""
+    """The RBAC authorizer the checks of one request ask (found at the first check), with the decisions already
+    made for it."""
 
-    def __init__(self, authorizer: Authorizer) -> None:
-        self.authorizer = authorizer
+    def __init__(self, authorizer: Callable[[], Authorizer]) -> None:
+        self._authorizer = authorizer
         self._decisions: dict[tuple[str, str, tuple[str, ...], Attributes], Decision] = {}
 
     def decide(self, user: UserInfo, attributes: Attributes) -> Decision:
         key = (user.name, user.uid, user.groups, attributes)
         if key not in self._decisions:
-            self._decisions[key] = self.authorizer.authorize(user, attributes)
+            self._decisions[key] = self._authorizer().authorize(user, attributes)
         return self._decisions[key]
 
 
@@ -109,8 +110,9 @@ _CURRENT: contextvars.ContextVar[_Checks | None] = contextvars.ContextVar("cel_a
 
 
 @contextlib.contextmanager
-def answered_by(authorizer: Authorizer) -> Iterator[None]:
-    """Within this block, the expressions' checks ask `authorizer` (one request's admission)."""
+def answered_by(authorizer: Callable[[], Authorizer]) -> Iterator[None]:
+    """Within this block (one request's admission), the expressions' checks ask the authorizer `authorizer()`
+    gives, called at the first check only."""
     token = _CURRENT.set(_Checks(authorizer))
     try:
         yield

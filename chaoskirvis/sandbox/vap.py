@@ -100,7 +100,8 @@ class ValidatingAdmissionPolicyAdmission:
 
     def __init__(self, authorizer: Authorizer | None = None) -> None:
         """`authorizer` answers the expressions' authorizer checks: the API server's; without one, the plugin
-        keeps its own over the store it admits for (the same RBAC objects, so the same decisions)."""
+        keeps its own over the store it admits for (the same RBAC objects, so the same decisions), built at the
+        first check so that a sandbox whose policies make none keeps no second copy of RBAC."""
         self._authorizer = authorizer
         self._own_authorizer: tuple[Store, Authorizer] | None = None
         self._informer: _Informer | None = None
@@ -113,7 +114,7 @@ class ValidatingAdmissionPolicyAdmission:
         failures: list[_Failure] = []
         warnings: list[str] = []
         variables: _RequestVariables | None = None
-        with cel_authorizer.answered_by(self._authorizer_for(store)):
+        with cel_authorizer.answered_by(lambda: self._authorizer_for(store)):
             for policy, bindings in self._bound_policies(store):
                 if matches(policy.match_constraints, request, store):
                     variables = variables or _RequestVariables(request, store)
