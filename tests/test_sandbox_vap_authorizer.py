@@ -385,7 +385,59 @@ def test_the_cluster_admin_is_allowed_every_check(namespace, admit, admin):
     assert client.CoreV1Api(admin).create_namespaced_config_map(namespace, {"metadata": {"name": "x"}}).metadata.name
 
 
-# 6. Type checking when the policy is written, in cel-go's words.
+# 6. The examples of Kubernetes' docs (content/en/docs/reference/using-api/cel.md, "Kubernetes authorizer
+# library" and its selectors table), in one policy.
+
+DOCS_EXAMPLES = [
+    "authorizer.group('').resource('pods').namespace('default').check('create').allowed()",
+    "authorizer.path('/healthz').check('get').allowed()",
+    "authorizer.group('').resource('pods').fieldSelector('spec.nodeName=mynode').check('list').allowed()",
+    "authorizer.group('').resource('pods').labelSelector('example.com/mylabel=myvalue').check('list').allowed()",
+]
+
+
+def test_the_docs_examples_decide_as_documented(rbac, namespace, user, admit):
+    """One user granted what the examples check, one granted only the first, one granted none: the first refusal
+    answers (the dispatcher's first denied decision), so each shows where it stops."""
+    (granted, granted_api), (creator, creator_api), (plain, plain_api) = user(), user(), user()
+    for name in (granted, creator, plain):
+        rbac.grant(user_subject(name), [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}],
+                   namespace)
+    for name in (granted, creator):
+        rbac.grant(user_subject(name), [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}], "default")
+    rbac.grant(user_subject(granted), [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    admit([{"expression": expression} for expression in DOCS_EXAMPLES], [rule(["CREATE"], "", ["configmaps"])],
+          in_namespace(namespace))
+
+    def refused_at(api: client.ApiClient) -> tuple[int, str]:
+        code, status = refusal(lambda: client.CoreV1Api(api).create_namespaced_config_map(
+            namespace, {"metadata": {"name": unique("cm")}}))
+        return code, status["message"].rsplit("failed expression: ", 1)[-1]
+
+    client.CoreV1Api(granted_api).create_namespaced_config_map(namespace, {"metadata": {"name": "granted"}})
+    # /healthz (the second) is open to every authenticated user: system:public-info-viewer
+    assert refused_at(creator_api) == (422, DOCS_EXAMPLES[2])
+    assert refused_at(plain_api) == (422, DOCS_EXAMPLES[0])
+
+
+def test_the_docs_service_account_example_does_not_type_check(admin):
+    """The docs' third example calls resource() on an Authorizer, which authz.go declares on a GroupCheck only:
+    the API server refuses the policy; so does the sandbox."""
+    example = "authorizer.serviceAccount('default', 'myserviceaccount').resource('deployments').check('delete')" \
+              ".allowed()"
+    code, status = refusal(lambda: client.AdmissionregistrationV1Api(admin).create_validating_admission_policy({
+        "metadata": {"name": unique("docs")},
+        "spec": {"matchConstraints": {"resourceRules": [rule(["CREATE"], "", ["configmaps"])]},
+                 "validations": [{"expression": example}]}}))
+    assert code == 422
+    column = example.index(".resource(") + len(".resource") + 1  # the call's opening parenthesis
+    assert [cause["message"] for cause in status["details"]["causes"]] == [
+        f'Invalid value: "{example}": compilation failed: ERROR: <input>:1:{column}: found no matching overload for '
+        f"'resource' applied to 'kubernetes.authorization.Authorizer.(string)'\n | {example}\n"
+        f" | {'.' * (column - 1)}^"]
+
+
+# 7. Type checking when the policy is written, in cel-go's words.
 
 def test_the_authorizer_is_type_checked_when_the_policy_is_written(admin):
     admission = client.AdmissionregistrationV1Api(admin)
