@@ -23,6 +23,7 @@ Matching follows kube-apiserver (k8s.io/kubernetes ``pkg/apis/rbac/v1/evaluation
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -258,13 +259,18 @@ class RbacSnapshot:
         for item in role_bindings:
             binding = _binding("RoleBinding", item)
             self.bindings_in[binding.namespace].append(binding)
-        self.by_subject: dict[tuple[str, ...], list[Binding]] = defaultdict(list)
+        self.counts = {"roles": len(roles), "clusterroles": len(cluster_roles), "rolebindings": len(role_bindings),
+                       "clusterrolebindings": len(cluster_role_bindings)}
+
+    @functools.cached_property
+    def by_subject(self) -> dict[tuple[str, ...], list[Binding]]:
+        """Every binding by the key of each subject it names (built on first use: who_can needs none)."""
+        index: dict[tuple[str, ...], list[Binding]] = defaultdict(list)
         for binding in self.all_bindings():
             for subject in binding.subjects:
                 if subject.applies:
-                    self.by_subject[subject.key].append(binding)
-        self.counts = {"roles": len(roles), "clusterroles": len(cluster_roles), "rolebindings": len(role_bindings),
-                       "clusterrolebindings": len(cluster_role_bindings)}
+                    index[subject.key].append(binding)
+        return index
 
     def all_bindings(self) -> Iterable[Binding]:
         yield from self.cluster_bindings
