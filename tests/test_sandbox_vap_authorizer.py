@@ -323,6 +323,25 @@ def test_a_service_accounts_checks_reach_its_groups_but_not_system_authenticated
     assert (code, status["message"].rsplit(": ", 1)[-1]) == (422, "an unbound account")
 
 
+def test_a_match_condition_can_exempt_who_holds_a_permission(rbac, namespace, user, admit):
+    """matchConditions declare the authorizer too: a policy that skips users granted a custom verb."""
+    (exempt, exempt_api), (other, other_api) = user(), user()
+    for name in (exempt, other):
+        rbac.grant(user_subject(name), [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}],
+                   namespace)
+    rbac.grant(user_subject(exempt), [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["exempt"]}],
+               namespace)
+    admit([{"expression": "false", "message": "not exempt"}], [rule(["CREATE"], "", ["configmaps"])],
+          in_namespace(namespace),
+          matchConditions=[{"name": "not-exempt",
+                            "expression": "!authorizer.requestResource.check('exempt').allowed()"}])
+
+    client.CoreV1Api(exempt_api).create_namespaced_config_map(namespace, {"metadata": {"name": "exempt"}})
+    code, status = refusal(lambda: client.CoreV1Api(other_api).create_namespaced_config_map(
+        namespace, {"metadata": {"name": "other"}}))
+    assert (code, status["message"].rsplit(": ", 1)[-1]) == (422, "not exempt")
+
+
 # 5. Decisions: reason(), errored(), error(); and path checks.
 
 def test_a_decisions_reason_is_the_rbac_authorizers(rbac, namespace, user, admit):
