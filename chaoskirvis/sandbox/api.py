@@ -8,12 +8,15 @@ admission, the pod and its container) and served by `exec_ws` and `logs`; the sc
 `scale`. What kubectl needs besides: `protobuf` (its request bodies), `tables` (media type negotiation and
 the Tables `kubectl get` prints), `openapi` (`kubectl explain`), `access_reviews` (`kubectl auth can-i`).
 
-Before anything is served, a request is authenticated (`authentication`: static, ServiceAccount and
-legacy Secret tokens), takes on the identity it impersonates (`impersonation`), and is authorized by RBAC
+Before anything is served, a request is authenticated (`client_certificates`: a client certificate the TLS
+handshake verified, then `authentication`: static, ServiceAccount and legacy Secret tokens), takes on the
+identity it impersonates (`impersonation`), and is authorized by RBAC
 (`rbac.Authorizer`, kept as `KubernetesApiHandler.authorizer`) on the attributes the API server's
 RequestInfoFactory finds, resource and non-resource paths alike, in that order, as kube-apiserver's filters
 run. Writes of roles and bindings are refused when they would escalate (`escalation`); TokenRequest
-(serviceaccounts/NAME/token) is served by `_serve_token_request` (`sa_tokens`).
+(serviceaccounts/NAME/token) is served by `_serve_token_request` (`sa_tokens`). CertificateSigningRequests
+are prepared, validated and admitted as their registry and admission plugins do (`csr`), their `approval`
+and `status` subresources served by `_serve_csr_subresource`; the store signs approved ones (`csr_signer`).
 
 Behaviours a simple emulator gets wrong (tests/test_sandbox_api_layer.py has one test each):
 
@@ -51,16 +54,16 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import access_reviews, escalation, impersonation, openapi, patching, protobuf, resources, \
-    sa_tokens, scale, tables
+from chaoskirvis.sandbox import access_reviews, client_certificates, csr, escalation, impersonation, openapi, \
+    patching, protobuf, resources, sa_tokens, scale, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
 from chaoskirvis.sandbox.authentication import Authenticator
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
 from chaoskirvis.sandbox.request_log import RequestLog
 from chaoskirvis.sandbox.rbac import Attributes, Authorizer, UserInfo, forbidden_error
-from chaoskirvis.sandbox.resources import NAMESPACES, NODES, PODS, SECRETS, SELF_SUBJECT_REVIEWS, SERVICE_ACCOUNTS, \
-    ResourceType
+from chaoskirvis.sandbox.resources import CERTIFICATE_SIGNING_REQUESTS, NAMESPACES, NODES, PODS, SECRETS, \
+    SELF_SUBJECT_REVIEWS, SERVICE_ACCOUNTS, ResourceType
 from chaoskirvis.sandbox.status import (
     METHOD_NOT_ALLOWED,
     NO_SUCH_PATH,
@@ -265,7 +268,7 @@ class KubernetesApiHandler:
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         request = await parse_request(raw_request)
-        user = self.authenticator.authenticate(request.headers.get("Authorization", ""))
+        user = self._authenticate(request)
         impersonator = None
         try:
             if user is None:
@@ -288,6 +291,13 @@ class KubernetesApiHandler:
         ))
         return response
 
+    def _authenticate(self, request: ApiRequest) -> UserInfo | None:
+        """The client certificate's user, else the bearer token's (or anonymous); None for no one."""
+        transport = request.raw.transport
+        der = client_certificates.peer_certificate(transport.get_extra_info("ssl_object") if transport else None)
+        user = client_certificates.user_of(der) if der else None
+        return user or self.authenticator.authenticate(request.headers.get("Authorization", ""))
+
     async def _serve(self, request: ApiRequest, user: UserInfo) -> aiohttp.web.StreamResponse:
         resource_path = request.api_path
         if resource_path is None:
@@ -309,6 +319,9 @@ class KubernetesApiHandler:
                 return self._serve_token_request(request, namespace, request.name)
             if resource == NODES and request.subresource.split("/")[0] == "proxy" and request.name:
                 return self._serve_node_proxy(request, request.name)
+            if resource == CERTIFICATE_SIGNING_REQUESTS and request.subresource in ("approval", "status") and \
+                    request.name:
+                return self._serve_csr_subresource(request, user, request.name, request.subresource)
             why = UNSERVED_SUBRESOURCES.get((resource.plural, request.subresource))
             if why is not None:
                 raise status_error(404, "NotFound", f"the sandbox does not serve {resource.plural}/"
@@ -720,10 +733,15 @@ class KubernetesApiHandler:
             raise not_found(NAMESPACES, namespace)
         obj = prepare_create(resource, obj, self.store.address_taken)
         name = obj["metadata"].get("name", "")
-        causes = validate_create(resource, obj)
+        is_csr = resource == CERTIFICATE_SIGNING_REQUESTS
+        if is_csr:
+            csr.prepare_create(obj, user)
+        causes = validate_create(resource, obj) + (csr.causes(obj) if is_csr else [])
         if causes:
             raise invalid(resource, name, causes)
         self._confirm_no_escalation(user, resource, namespace, name, obj, None)
+        if is_csr:
+            self._refuse_by_csr_admission(user, name, obj, None, None)
         admitted = self._admit("CREATE", user, resource, namespace, name, obj, None, dry_run)
         try:
             created = self.store.create(resource, obj, dry_run=dry_run)
@@ -743,6 +761,13 @@ class KubernetesApiHandler:
     def _patch(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
+        obj, old = self._patched(request, resource, self.store.get(resource, namespace, name), name)
+        return self._update(user, resource, namespace, name, obj, old, dry_run)
+
+    @staticmethod
+    def _patched(request: ApiRequest, resource: ResourceType, old: dict[str, Any] | None,
+                 name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stored object `old` with the request's patch applied, and `old` (404 when there is none)."""
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type not in patching.PATCH_TYPES:
             limit = ("the sandbox does not serve server-side apply (application/apply-patch+yaml: field managers, "
@@ -750,7 +775,6 @@ class KubernetesApiHandler:
             raise status_error(415, "UnsupportedMediaType",
                                f"{limit}the body of the request was in an unknown format - accepted media types "
                                f"include: {', '.join(patching.PATCH_TYPES)}")
-        old = self.store.get(resource, namespace, name)
         if old is None:
             raise not_found(resource, name)
         try:
@@ -762,11 +786,13 @@ class KubernetesApiHandler:
                                {"causes": [{"reason": "UnexpectedServerResponse", "message": str(error)}]}) from None
         if not isinstance(obj.get("metadata"), dict):
             raise bad_request("the patched object has no metadata")
-        return self._update(user, resource, namespace, name, obj, old, dry_run)
+        return obj, old
 
     def _update(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
-                obj: dict[str, Any], old: dict[str, Any], dry_run: bool) -> aiohttp.web.StreamResponse:
-        """The shared tail of PUT and PATCH: `obj` is the whole new state of the stored object `old`."""
+                obj: dict[str, Any], old: dict[str, Any], dry_run: bool,
+                subresource: str | None = None) -> aiohttp.web.StreamResponse:
+        """The shared tail of PUT and PATCH: `obj` is the whole new state of the stored object `old` (through
+        `subresource`, a CertificateSigningRequest's approval or status, when given)."""
         self._place(resource, obj, namespace)
         if obj["metadata"].get("name") != name:
             raise bad_request(f"the name of the object ({obj['metadata'].get('name', '')}) does not match the name "
@@ -775,14 +801,50 @@ class KubernetesApiHandler:
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
                                                               "changes to the latest version and try again"))
+        requested_status = obj.get("status")
         obj = prepare_update(resource, _typed(resource, obj), old, self.store.address_taken)
-        causes = validate_update(resource, obj, old)
+        is_csr = resource == CERTIFICATE_SIGNING_REQUESTS
+        if is_csr:
+            obj["status"] = requested_status
+            csr.prepare_update(obj, old, subresource)
+        causes = validate_update(resource, obj, old) + (csr.causes(obj, old, subresource) if is_csr else [])
         if causes:
             raise invalid(resource, name, causes)
         self._confirm_no_escalation(user, resource, namespace, name, obj, old)
-        admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run)
+        if is_csr:
+            self._refuse_by_csr_admission(user, name, obj, old, subresource)
+        admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run, subresource)
         updated = self.store.update(resource, obj, dry_run=dry_run)
         return json_response(updated, 200, admitted.warnings)
+
+    def _refuse_by_csr_admission(self, user: UserInfo, name: str, obj: dict[str, Any], old: dict[str, Any] | None,
+                                 subresource: str | None) -> None:
+        """The CertificateSubjectRestriction, CertificateApproval and CertificateSigning plugins' 403s."""
+        reason = csr.admission_refusal(self.authorizer, user, obj, old, subresource)
+        if reason is not None:
+            raise forbidden(CERTIFICATE_SIGNING_REQUESTS, name, reason)
+
+    def _serve_csr_subresource(self, request: ApiRequest, user: UserInfo, name: str,
+                               subresource: str) -> aiohttp.web.StreamResponse:
+        """certificatesigningrequests/NAME/approval and /status: get, update (PUT) and patch the whole object,
+        of which only the conditions (approval) or the status (status) may change."""
+        resource = CERTIFICATE_SIGNING_REQUESTS
+        old = self.store.get(resource, None, name)
+        if request.method == "GET":
+            if old is None:
+                raise not_found(resource, name)
+            return json_response(_typed(resource, old))
+        if request.method == "PATCH":
+            dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
+            obj, old = self._patched(request, resource, old, name)
+            return self._update(user, resource, None, name, obj, old, dry_run, subresource)
+        if request.method != "PUT":
+            raise METHOD_NOT_ALLOWED
+        dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
+        obj = self._decode_object(request, resource)
+        if old is None:
+            raise not_found(resource, name)
+        return self._update(user, resource, None, name, obj, old, dry_run, subresource)
 
     def _confirm_no_escalation(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
                                obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -20,7 +20,10 @@ prompts it (a real cluster takes a moment; tests and experiments must not race i
   kube-controller-manager's clusterrole-aggregation controller), whenever a ClusterRole is written;
 - legacy ServiceAccount tokens: a `kubernetes.io/service-account-token` Secret annotated
   `kubernetes.io/service-account.name` with an existing ServiceAccount gets `data.token` (`sa_tokens`),
-  `ca.crt` and `namespace`, and the `kubernetes.io/service-account.uid` annotation (the tokens controller).
+  `ca.crt` and `namespace`, and the `kubernetes.io/service-account.uid` annotation (the tokens controller);
+- certificates: an approved kubernetes.io/kube-apiserver-client CertificateSigningRequest gets its
+  certificate from the client CA, or the Failed condition (`csr_signer`, the csrsigning controller), when a
+  signer is given.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode, choose, filter_failure, node_lease, \
     node_object, unschedulable_message
-from chaoskirvis.sandbox.resources import CONFIG_MAPS, ENDPOINTS, EVENTS, LEASES, NAMESPACES, NODES, PODS, \
-    SECRETS, SERVICE_ACCOUNTS, SERVICES, ResourceType
+from chaoskirvis.sandbox.csr_signer import ClientCertificateSigner
+from chaoskirvis.sandbox.resources import CERTIFICATE_SIGNING_REQUESTS, CONFIG_MAPS, ENDPOINTS, EVENTS, LEASES, \
+    NAMESPACES, NODES, PODS, SECRETS, SERVICE_ACCOUNTS, SERVICES, ResourceType
 from chaoskirvis.sandbox.rbac import CLUSTER_ROLES
 from chaoskirvis.sandbox.role_aggregation import aggregate_all
 from chaoskirvis.sandbox.sa_tokens import LEGACY_TOKEN_TYPE, TokenIssuer
@@ -57,9 +61,11 @@ class ClusterStore(Store):
     """A `Store` whose writes are followed at once by what the control plane and kubelets would write."""
 
     def __init__(self, ca_pem: bytes, nodes: Sequence[SandboxNode] = DEFAULT_NODES,
-                 history_limit: int = 10_000, token_issuer: TokenIssuer | None = None) -> None:
+                 history_limit: int = 10_000, token_issuer: TokenIssuer | None = None,
+                 certificate_signer: ClientCertificateSigner | None = None) -> None:
         super().__init__(history_limit)
         self._ca_pem = ca_pem.decode()
+        self._certificate_signer = certificate_signer
         self._token_issuer = token_issuer or TokenIssuer()
         self._aggregating_roles: set[str] = set()  # ClusterRoles with an aggregationRule, by name
         self._in_aggregation = False
@@ -97,6 +103,8 @@ class ClusterStore(Store):
             self._cluster_role_written(updated)
         elif not dry_run and resource == SECRETS:
             self._fill_service_account_token(updated)
+        elif not dry_run and resource == CERTIFICATE_SIGNING_REQUESTS:
+            self._sign_certificate(updated)
         return updated
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
@@ -147,6 +155,14 @@ class ClusterStore(Store):
                     namespace=_b64(metadata["namespace"]))
         self.update(SECRETS, dict(secret, data=data,
                                   metadata=dict(metadata, annotations=annotations | {SERVICE_ACCOUNT_UID: uid})))
+
+    def _sign_certificate(self, request: dict[str, Any]) -> None:
+        """The csrsigning controller: the certificate (or the Failed condition) of an approved request."""
+        if self._certificate_signer is None:
+            return
+        status = self._certificate_signer.signed_status(request)
+        if status is not None:
+            self.update(CERTIFICATE_SIGNING_REQUESTS, dict(request, status=status))
 
     def _populate_namespace(self, namespace: str) -> None:
         """The namespace's `default` ServiceAccount and root CA ConfigMap, made or put back as they should be."""

@@ -155,6 +155,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  verbs=("create",)),
     ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
                  verbs=("create",)),
+    ResourceType("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
+                 ("csr",), name_rule="path-segment", selectable_fields=("spec.signerName",)),
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -170,6 +172,7 @@ EVENTS = _BY_PATH["", "v1", "events"]
 NODES = _BY_PATH["", "v1", "nodes"]
 LEASES = _BY_PATH["coordination.k8s.io", "v1", "leases"]
 SELF_SUBJECT_REVIEWS = _BY_PATH["authentication.k8s.io", "v1", "selfsubjectreviews"]
+CERTIFICATE_SIGNING_REQUESTS = _BY_PATH["certificates.k8s.io", "v1", "certificatesigningrequests"]
 
 
 def find_resource(group: str, version: str, plural: str) -> ResourceType | None:

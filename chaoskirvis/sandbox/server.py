@@ -3,6 +3,8 @@
 `Sandbox` serves the API over HTTPS from its own event loop in a daemon thread, with a certificate signed
 by a throwaway CA of its own (`tls`), writes kubeconfigs for its users (the CA, the server URL and the
 user's bearer token: the admin and the viewer, and any added with `add_user`) and applies manifests through the same HTTPS path (and admission) as any client.
+Clients may also authenticate with a certificate from its client CA (`client_ca_pem`), which signs approved
+kubernetes.io/kube-apiserver-client CertificateSigningRequests (`csr_signer`).
 Tests script what an exec answers (`script_exec`), read what was exec'd (`execs`) and write pod logs
 (`append_log`): no container runs.
 `run_foreground` is the `kirvis sandbox` command.
@@ -34,6 +36,7 @@ import yaml
 
 from chaoskirvis.sandbox.admission import AdmissionChain, PodSecurityAdmission
 from chaoskirvis.sandbox.controllers import ClusterStore
+from chaoskirvis.sandbox.csr_signer import ClientCertificateSigner
 from chaoskirvis.sandbox import gc_tuning
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
@@ -128,6 +131,11 @@ class Sandbox:
     def ca_file(self) -> Path:
         """A file holding `ca_pem`, for clients that take a path; deleted when the sandbox stops."""
         return self._running_tls().ca_file
+
+    @property
+    def client_ca_pem(self) -> bytes:
+        """The PEM certificate of the CA that client certificates are verified against and signed by."""
+        return self._running_tls().client_ca.pem
 
     def _running_tls(self) -> ServerTls:
         if self._tls is None:
@@ -318,7 +326,8 @@ class Sandbox:
 
     async def _listen(self) -> None:
         issuer = TokenIssuer()
-        store = ClusterStore(self._running_tls().ca_pem, self.nodes, self.history_limit, issuer)
+        tls = self._running_tls()
+        store = ClusterStore(tls.ca_pem, self.nodes, self.history_limit, issuer, ClientCertificateSigner(tls.client_ca))
         for name in INITIAL_NAMESPACES:
             store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                                   "metadata": {"name": name}}))
@@ -340,7 +349,7 @@ class Sandbox:
                                           shutdown_timeout=_SHUTDOWN_SECONDS)
         await runner.setup()
         try:
-            await aiohttp.web.TCPSite(runner, self.host, self.port, ssl_context=self._running_tls().context).start()
+            await aiohttp.web.TCPSite(runner, self.host, self.port, ssl_context=tls.context).start()
         except OSError:
             await runner.cleanup()
             raise

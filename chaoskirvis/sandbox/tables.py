@@ -451,6 +451,18 @@ def _policy_binding(row: _Row) -> list[Any]:
     return [row.name, row.spec.get("policyName", ""), text, row.age]
 
 
+def _certificate_signing_request(row: _Row) -> list[Any]:
+    """printCertificateSigningRequest: the condition is Denied, Approved or Pending, then Failed and Issued."""
+    types = {c.get("type") for c in row.status.get("conditions") or [] if isinstance(c, dict)}
+    condition = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    condition += ",Failed" if "Failed" in types else ""
+    condition += ",Issued" if row.status.get("certificate") else ""
+    seconds = row.spec.get("expirationSeconds")
+    requested = human_duration(datetime.timedelta(seconds=seconds)) if isinstance(seconds, int) else "<none>"
+    return [row.name, row.age, row.spec.get("signerName") or "<none>", row.spec.get("username", ""), requested,
+            condition]
+
+
 def _created_at(row: _Row) -> list[Any]:
     return [row.name, row.metadata.get("creationTimestamp")]
 
@@ -527,6 +539,9 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[_Row], list[Any]]]] = {
                                     _policy),
     "validatingadmissionpolicybindings": ((_NAME, ("PolicyName", "string", 0), ("ParamRef", "string", 0), _AGE),
                                           _policy_binding),
+    "certificatesigningrequests": ((_NAME, _AGE, ("SignerName", "string", 0), ("Requestor", "string", 0),
+                                    ("RequestedDuration", "string", 0), ("Condition", "string", 0)),
+                                   _certificate_signing_request),
     "networkpolicies": ((_NAME, ("Pod-Selector", "string", 0), _AGE),
                         lambda row: [row.name, format_label_selector(row.spec.get("podSelector")), row.age]),
 }
