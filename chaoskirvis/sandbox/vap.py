@@ -17,6 +17,8 @@ Follows kubernetes `staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/val
   failurePolicy Fail, one that errors, or gives neither a string nor null (``valueExpression 'EXPR' resulted
   in unsupported return type: TYPE. Return type must be either string or null.``), refuses the request
   whatever the actions.
+- The expressions see `authorizer` and `authorizer.requestResource` (not in messageExpressions): their checks
+  ask RBAC as the request's user (or a service account), answered by the plugin's authorizer (`cel_authorizer`).
 - A configuration error (a paramKind the sandbox does not serve, a missing param with
   parameterNotFoundAction Deny) refuses the request under failurePolicy Fail, whatever the actions.
 - The first refusal answers: ``RESOURCE "NAME" is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'

@@ -7,9 +7,9 @@ no default in v1, it is required). The sandbox does not store the defaults (it d
 applied when a policy is read. Validation covers what policy authors get wrong: required fields, supported
 values, unique qualified names of matchConditions and auditAnnotation keys, label selector operators, and every
 CEL expression, compiled with the variables the API server declares for it (`params` only with a paramKind,
-`variables` only where spec.variables are visible, none in matchConditions, `authorizer` but in
-messageExpressions) and checked for the result type
-the API server requires (bool; a messageExpression string; an auditAnnotation string or null).
+`variables` only where spec.variables are visible, none in matchConditions, `authorizer` everywhere but in
+messageExpressions) and checked for the result type the API server requires (bool; a messageExpression string;
+an auditAnnotation string or null).
 """
 
 from __future__ import annotations
