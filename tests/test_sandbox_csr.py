@@ -219,8 +219,9 @@ def test_a_denied_request_is_never_issued(certificates, kubectl):
     with pytest.raises(client.ApiException) as refused:
         certificates.replace_certificate_signing_request_approval(name, csr)
     assert refused.value.status == 422
-    assert _message(refused.value) == (
-        f'CertificateSigningRequest "{name}" is invalid: status.conditions[1].type: Invalid value: "Approved": '
+    # kube-apiserver prefixes the qualified kind (CertificateSigningRequest.certificates.k8s.io); the field error:
+    assert _message(refused.value).endswith(
+        f'"{name}" is invalid: status.conditions[1].type: Invalid value: "Approved": '
         "Approved and Denied conditions are mutually exclusive")
     csr.status.conditions = []
     with pytest.raises(client.ApiException) as removed:
@@ -305,3 +306,60 @@ def test_a_certificate_from_another_ca_is_not_accepted(sandbox, tmp_path):
     with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
         urllib.request.urlopen(sandbox.sandbox.url + "/api/v1/namespaces", timeout=10, context=context).read()
     assert [entry for entry in sandbox.sandbox.requests[seen:] if entry.path == "/api/v1/namespaces"] == []
+
+
+def test_a_signer_writes_the_certificate_through_status_with_sign_on_the_signer_and_only_once(
+        sandbox, certificates, kubectl, tmp_path):
+    """An external signer (example.com/custom: none runs in the sandbox) issues through the status subresource."""
+    name, key = _name("external"), _key()
+    certificates.create_certificate_signing_request(_csr(name, _request(key, "dave"), signer="example.com/custom"))
+    kubectl("certificate", "approve", name)
+    csr = certificates.read_certificate_signing_request(name)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(x509.load_pem_x509_certificate(
+        sandbox.sandbox.client_ca_pem).public_bytes(serialization.Encoding.DER)) + b"-----END CERTIFICATE-----\n"
+    csr.status.certificate = base64.b64encode(pem).decode()
+
+    signer_user = _name("signer")
+    sandbox.sandbox.add_user(signer_user)
+    role = _name("csr-status")
+    kubectl("create", "clusterrole", role, "--verb=get,update",
+            "--resource=certificatesigningrequests,certificatesigningrequests/status")
+    kubectl("create", "clusterrolebinding", role, f"--clusterrole={role}", f"--user={signer_user}")
+    as_signer = client.CertificatesV1Api(config.new_client_from_config(str(
+        sandbox.sandbox.write_kubeconfig(tmp_path / "signer", user=signer_user))))
+    with pytest.raises(client.ApiException) as refused:
+        as_signer.replace_certificate_signing_request_status(name, csr)
+    assert refused.value.status == 403
+    assert _message(refused.value) == (f'certificatesigningrequests.certificates.k8s.io "{name}" is forbidden: user '
+                                       'not permitted to sign requests with signerName "example.com/custom"')
+
+    written = certificates.replace_certificate_signing_request_status(name, csr)  # the admin may sign anything
+    assert base64.b64decode(written.status.certificate) == pem
+    assert [c.type for c in written.status.conditions] == ["Approved"]  # status keeps the approval as it was
+    assert kubectl("get", "csr", name).stdout.split("\n")[1].split()[-1] == "Approved,Issued"
+    csr = certificates.read_certificate_signing_request(name)
+    csr.status.certificate = base64.b64encode(pem + pem).decode()
+    with pytest.raises(client.ApiException) as again:
+        certificates.replace_certificate_signing_request_status(name, csr)
+    assert _message(again.value).endswith(
+        "status.certificate: Forbidden: updates may not modify existing certificate content")
+    csr.status.certificate = None
+    csr.status.conditions = []
+    csr.spec.username = "someone-else"
+    kept = certificates.replace_certificate_signing_request(name, csr)  # the main resource changes metadata only
+    assert kept.spec.username == "sandbox-admin" and kept.status.certificate and kept.status.conditions
+
+
+def test_csrs_are_listed_by_signer_and_discovered_with_their_subresources(certificates, kubectl):
+    mine, other = _name("by-signer"), _name("by-signer")
+    certificates.create_certificate_signing_request(_csr(mine, _request(_key(), "x"), signer="example.com/listed"))
+    certificates.create_certificate_signing_request(_csr(other, _request(_key(), "x")))
+    selected = kubectl("get", "csr", "--field-selector", "spec.signerName=example.com/listed", "-o", "name")
+    assert selected.stdout.split() == [f"certificatesigningrequest.certificates.k8s.io/{mine}"]
+    resources = json.loads(kubectl("get", "--raw", "/apis/certificates.k8s.io/v1").stdout)["resources"]
+    assert [(r["name"], r["namespaced"], r["kind"]) for r in resources] == [
+        (f"certificatesigningrequests{sub}", False, "CertificateSigningRequest")
+        for sub in ("", "/approval", "/status")]
+    assert [r["verbs"] for r in resources[1:]] == [["get", "patch", "update"]] * 2
+    assert resources[0]["shortNames"] == ["csr"]
+    assert {"create", "delete", "get", "list", "patch", "update", "watch"} <= set(resources[0]["verbs"])

@@ -570,10 +570,11 @@ class KubernetesApiHandler:
             document = resources.core_versions() if group == "" else resources.group_document(group)
         else:
             document = resources.resource_list(group, version)
-            if document is not None:  # with the scale subresources, after their resources
+            if document is not None:  # with the subresources served, after their resources
                 document["resources"] = [
-                    item for entry in document["resources"] for item in
-                    (entry, *scale.discovery_entries(resources.find_resource(group, version, entry["name"])))]
+                    item for entry in document["resources"]
+                    for served in (resources.find_resource(group, version, entry["name"]),)
+                    for item in (entry, *scale.discovery_entries(served), *csr.discovery_entries(served))]
         if document is None:
             raise NO_SUCH_PATH
         return json_response(document)

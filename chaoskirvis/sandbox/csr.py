@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from chaoskirvis.sandbox.rbac import MASTERS, Attributes, Authorizer, UserInfo
-from chaoskirvis.sandbox.resources import dns_subdomain_errors
+from chaoskirvis.sandbox.resources import ResourceType, dns_subdomain_errors
 from chaoskirvis.sandbox.store import Cause, duplicate, forbidden, invalid, now_timestamp, required, unsupported
 
 GROUP = "certificates.k8s.io"
@@ -89,6 +89,14 @@ def _bytes_of(value: Any) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return b""
+
+
+def discovery_entries(resource: ResourceType | None) -> list[dict[str, Any]]:
+    """The `certificatesigningrequests/approval` and `/status` entries of certificates.k8s.io/v1's resource list."""
+    if resource is None or resource.group != GROUP or resource.kind != "CertificateSigningRequest":
+        return []
+    return [{"name": f"{resource.plural}/{subresource}", "singularName": "", "namespaced": False,
+             "kind": resource.kind, "verbs": ["get", "patch", "update"]} for subresource in ("approval", "status")]
 
 
 # Create and update, as the strategies prepare them.
@@ -343,5 +351,5 @@ def admission_refusal(authorizer: Authorizer, user: UserInfo, obj: dict[str, Any
 
 
 __all__ = ["APPROVED", "DENIED", "FAILED", "GROUP", "KUBE_APISERVER_CLIENT", "RequestError", "admission_refusal",
-           "authorized_for_signer", "causes", "condition_types", "organizations", "parse_request", "prepare_create",
-           "prepare_update"]
+           "authorized_for_signer", "causes", "condition_types", "discovery_entries", "organizations",
+           "parse_request", "prepare_create", "prepare_update"]
