@@ -235,6 +235,12 @@ def test_requests_are_validated_as_the_registry_does(certificates):
         (_csr(_name("bad-pem"), base64.b64encode(b"not a certificate request").decode()),
          "spec.request: Invalid value: []byte{0x6e, 0x6f, 0x74, ", "PEM block type must be CERTIFICATE REQUEST"),
         (_csr(_name("no-signer"), _request(_key(), "x"), signer=""), "spec.signerName: Required value", ""),
+        (_csr(_name("short-signer"), _request(_key(), "x"), signer="example/x"),
+         'spec.signerName: Invalid value: "example": should be a domain with at least two segments separated by dots',
+         ""),
+        (_csr(_name("legacy"), _request(_key(), "x"), signer="kubernetes.io/legacy-unknown"),
+         'spec.signerName: Invalid value: "kubernetes.io/legacy-unknown": the legacy signerName is not allowed via '
+         "this API version", ""),
         (_csr(_name("short"), _request(_key(), "x"), expirationSeconds=599),
          "spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 600 seconds (10 minutes)",
          ""),

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from chaoskirvis.sandbox.rbac import MASTERS, Attributes, Authorizer, UserInfo
-from chaoskirvis.sandbox.resources import ResourceType, dns_subdomain_errors
+from chaoskirvis.sandbox.resources import ResourceType, dns_label_errors, dns_subdomain_errors
 from chaoskirvis.sandbox.store import Cause, duplicate, forbidden, invalid, now_timestamp, required, unsupported
 
 GROUP = "certificates.k8s.io"
@@ -212,17 +212,32 @@ def causes(obj: dict[str, Any], old: dict[str, Any] | None = None, subresource: 
 
 
 def _signer_name_causes(signer: str) -> list[Cause]:
-    """ValidateSignerName: a DOMAIN/PATH, the domain a DNS subdomain."""
+    """ValidateSignerName: DOMAIN/PATH, the domain dot-separated DNS labels (two at least), the path
+    dot-separated DNS subdomains; only the first bad label of each is reported, as upstream."""
+    path_name = "spec.signerName"
     if not signer:
-        return [required("spec.signerName")]
-    domain, slash, path = signer.partition("/")
-    if not slash or "/" in path:
-        return [invalid("spec.signerName", signer,
+        return [required(path_name)]
+    segments = signer.split("/")
+    if len(segments) != 2:
+        return [invalid(path_name, signer,
                         "must be a fully qualified domain and path of the form 'example.com/signer-name'")]
-    found = [invalid("spec.signerName", signer, message) for message in dns_subdomain_errors(domain)]
-    if not path:
-        found.append(invalid("spec.signerName", signer, "path segment must not be empty"))
+    domain, path = segments
+    found = [_too_long(path_name, 253)] if len(domain) > 253 else []
+    domain_labels = domain.split(".")
+    for checks, labels, segment in ((dns_label_errors, domain_labels, domain),
+                                    (dns_subdomain_errors, path.split("."), path)):
+        bad = next(((label, errors) for label in labels if (errors := checks(label))), None)
+        if bad is not None:
+            found += [invalid(path_name, segment, f'validating label "{bad[0]}": {error}') for error in bad[1]]
+        if checks is dns_label_errors and len(domain_labels) < 2:
+            found.append(invalid(path_name, domain, "should be a domain with at least two segments separated by dots"))
+    if len(signer) > 253 + 63 + 253 + 2:
+        found.append(_too_long(path_name, 253 + 63 + 253 + 2))
     return found
+
+
+def _too_long(field_path: str, limit: int) -> Cause:
+    return Cause(field_path, "FieldValueTooLong", f"Too long: may not be more than {limit} bytes")
 
 
 def _condition_causes(obj: dict[str, Any], old_types: list[str]) -> list[Cause]:
