@@ -152,7 +152,8 @@ def test_an_approved_request_is_issued_and_its_certificate_authenticates_as_its_
                    ).stdout.strip() == "no"
 
 
-def test_the_real_client_authenticates_with_the_issued_certificate_and_no_token(sandbox, certificates, tmp_path):
+def test_the_real_client_authenticates_with_the_issued_certificate_and_no_token(sandbox, certificates, kubectl,
+                                                                             tmp_path):
     key, name, user = _key(), _name("bob"), _name("bob")
     certificates.create_certificate_signing_request(_csr(name, _request(key, user, "auditors")))
     csr = certificates.read_certificate_signing_request(name)
@@ -175,6 +176,12 @@ def test_the_real_client_authenticates_with_the_issued_certificate_and_no_token(
         with pytest.raises(client.ApiException) as refused:
             client.CoreV1Api(as_bob).list_namespace()
         assert refused.value.status == 403
+    # kubectl's flags over the admin's kubeconfig send the certificate and the admin's token: as kube-apiserver
+    # tries the x509 authenticator first, the request is the certificate's user
+    flags = (f"--client-certificate={tmp_path / 'bob.crt'}", f"--client-key={tmp_path / 'bob.key'}")
+    whoami = yaml.safe_load(kubectl("auth", "whoami", "-o", "yaml", *flags).stdout)
+    assert whoami["status"]["userInfo"]["username"] == user
+    assert kubectl("get", "namespaces", *flags, check=False).returncode == 1
 
 
 def test_approval_needs_approve_on_the_signer_not_only_update_on_approval(sandbox, certificates, kubectl, tmp_path):
