@@ -103,7 +103,7 @@ def discovery_entries(resource: ResourceType | None) -> list[dict[str, Any]]:
 
 def prepare_create(obj: dict[str, Any], user: UserInfo) -> None:
     """The requesting user in spec (username, uid, groups, extra; nothing the client sent) and an empty status."""
-    spec = obj.setdefault("spec", {})
+    spec = obj["spec"] = dict(obj["spec"]) if isinstance(obj.get("spec"), dict) else {}
     for key in ("username", "uid", "groups", "extra"):
         spec.pop(key, None)
     spec["username"] = user.name
