@@ -14,6 +14,7 @@ import socketserver
 import stat
 import sys
 import threading
+import uuid
 
 import pytest
 import yaml
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from kubernetes import client as kube_client, config as kube_config
 
 from chaoskirvis.client import kube_api, tls_verified
 
@@ -91,11 +93,36 @@ def client_pair(tmp_path, name: str) -> tuple[bytes, bytes]:
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def issued_pair(sandbox, name: str) -> tuple[bytes, bytes]:
+    """A client certificate (CN=name) that the sandbox's client CA issued through an approved
+    CertificateSigningRequest, and its key, PEM; the user may read namespaces (the view ClusterRole)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
+    admin = kube_config.new_client_from_config(str(sandbox.kubeconfig))
+    certificates = kube_client.CertificatesV1Api(admin)
+    csr_name = f"{name}-{uuid.uuid4().hex[:8]}"
+    certificates.create_certificate_signing_request({"metadata": {"name": csr_name}, "spec": {
+        "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+        "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"]}})
+    csr = certificates.read_certificate_signing_request(csr_name)
+    csr.status.conditions = [kube_client.V1CertificateSigningRequestCondition(type="Approved", status="True")]
+    certificates.replace_certificate_signing_request_approval(csr_name, csr)
+    kube_client.RbacAuthorizationV1Api(admin).create_cluster_role_binding({
+        "metadata": {"name": csr_name}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                    "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]})
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return base64.b64decode(certificates.read_certificate_signing_request(csr_name).status.certificate), key_pem
+
+
 @pytest.mark.parametrize("form", ["data", "file"])
 def test_client_certificate_and_key_are_loaded_and_a_mismatched_pair_refused(sandbox, tmp_path, form):
-    # The sandbox authenticates by token only (it asks for no client certificate), so the pair rides along
-    # unused; what the client must do is load it, and refuse a key that is not the certificate's.
-    certificate, key = client_pair(tmp_path, "kirvis-client")
+    # The sandbox verifies client certificates against its client CA and tries them before the token, so a
+    # pair it issued is the user of the requests even beside the admin's token; a key that is not the
+    # certificate's must be refused by the client before anything is sent.
+    certificate, key = issued_pair(sandbox, "kirvis-client")
     _, other_key = client_pair(tmp_path, "someone-else")
     config = sandbox_config(sandbox)
     user = config["users"][0]["user"]
@@ -110,7 +137,7 @@ def test_client_certificate_and_key_are_loaded_and_a_mismatched_pair_refused(san
             user["client-certificate"], user["client-key"] = f"{name}.crt", f"{name}.key"
         return write(tmp_path / name, config)
 
-    assert users_seen(sandbox, with_pair(certificate, key, "right")) == ["sandbox-admin"]
+    assert users_seen(sandbox, with_pair(certificate, key, "right")) == ["kirvis-client"]
     with pytest.raises(ActivityFailed, match=r"cannot use kubeconfig .*wrong.*the client certificate and key are "
                                              r"not a usable pair: .*KEY_VALUES_MISMATCH"):
         kube_api(secrets=with_pair(certificate, other_key, "wrong"))
