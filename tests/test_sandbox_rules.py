@@ -81,13 +81,13 @@ def test_workloads_need_a_matching_selector_and_a_valid_restart_policy(api, make
     with pytest.raises(client.ApiException) as error:
         client.AppsV1Api(api).create_namespaced_deployment(namespace, {
             "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": template}})
-    assert failure(error.value) == (422, "Invalid", 'Deployment "d" is invalid: spec.template.metadata.labels: '
+    assert failure(error.value) == (422, "Invalid", 'Deployment.apps "d" is invalid: spec.template.metadata.labels: '
                                     'Invalid value: map[string]string{"app":"web"}: `selector` does not match '
                                     "template `labels`")
     with pytest.raises(client.ApiException) as error:
         client.BatchV1Api(api).create_namespaced_job(namespace, {"metadata": {"name": "j"}, "spec": {
             "template": template}})
-    assert failure(error.value)[2] == ('Job "j" is invalid: spec.template.spec.restartPolicy: Unsupported value: '
+    assert failure(error.value)[2] == ('Job.batch "j" is invalid: spec.template.spec.restartPolicy: Unsupported value: '
                                        '"Always": supported values: "OnFailure", "Never"')
 
 

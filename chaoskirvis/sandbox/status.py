@@ -43,7 +43,8 @@ def invalid(resource: ResourceType, name: str, causes: list[Cause] | tuple[Cause
     summary = str(causes[0]) if len(causes) == 1 else "[" + ", ".join(str(c) for c in causes) + "]"
     details = details_of(resource, name, resource.kind,
                        causes=[{"reason": c.reason, "message": c.message, "field": c.field} for c in causes])
-    return status_error(422, "Invalid", f'{resource.kind} "{name}" is invalid: {summary}', details)
+    qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind  # GroupKind.String()
+    return status_error(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}', details)
 
 
 def bad_request(message: str) -> StatusError:
