@@ -64,7 +64,7 @@ PLAYED_TECHNIQUES = [t for t in IDENTITY_TECHNIQUES if t.id != "nodes-proxy"]
 
 
 def name_of(path: Path) -> str:
-    """`no-wildcard-clusterrole-bound`, `identity/team-cannot-bind-cluster-admin`: an experiment's test id."""
+    """`posture/no-wildcard-clusterrole-bound`, `identity/team-cannot-bind-cluster-admin`: an experiment's test id."""
     return path.relative_to(EXPERIMENTS).with_suffix("").as_posix()
 
 

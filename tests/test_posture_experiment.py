@@ -1,4 +1,4 @@
-"""experiments/no-wildcard-clusterrole-bound.yaml with the real `chaos` CLI: it holds on a fresh cluster,
+"""experiments/posture/no-wildcard-clusterrole-bound.yaml with the real `chaos` CLI: it holds on a fresh cluster,
 deviates once a wildcard ClusterRole is bound to a user, and is an error when RBAC cannot be read.
 
 A sandbox of its own (not the session's, where other tests bind roles): fresh, it holds what a new
@@ -19,7 +19,7 @@ import yaml
 from chaoskirvis.sandbox.server import Sandbox
 from chaosrun import BIN, EXPERIMENTS, ChaosRun, chaos_env
 
-EXPERIMENT = EXPERIMENTS / "no-wildcard-clusterrole-bound.yaml"
+EXPERIMENT = EXPERIMENTS / "posture" / "no-wildcard-clusterrole-bound.yaml"
 RBAC = "rbac.authorization.k8s.io"
 WILDCARD_GRANT = f"""
 apiVersion: {RBAC}/v1
@@ -73,6 +73,8 @@ def test_the_experiment_holds_on_a_fresh_cluster_and_deviates_after_a_wildcard_b
     assert (held.exit_code, held.journal["status"], held.journal["deviated"]) == (0, "completed", False), held.output
     assert hypothesis_output(held.journal)["posture"] == "held"
     assert hypothesis_output(held.journal)["findings"] == []
+    assert held.journal["chaoskirvis"]["verdict"]["result"] == "held"
+    assert held.journal["chaoskirvis"]["verdict"]["reason"] == "1 posture check(s) held"
     allowed = hypothesis_output(held.journal)["allowed"]
     assert {(f["subject"]["name"], f["role"]["name"], f["allowed_as"]) for f in allowed} == {
         ("system:masters", "cluster-admin", "system subject"),
@@ -91,6 +93,8 @@ def test_the_experiment_holds_on_a_fresh_cluster_and_deviates_after_a_wildcard_b
         "wildcards": ["verbs", "apiGroups", "resources"]}]
     assert "User:mallory through ClusterRoleBinding everything-to-mallory" in weak.output
     assert weak.journal["chaoskirvis"]["verdict"]["result"] == "weakness"
+    assert weak.journal["chaoskirvis"]["verdict"]["reason"] == (
+        "posture check no-wildcard-roles-bound violated: 1 finding(s)")
 
 
 def test_a_wildcard_grant_to_an_allowed_subject_holds(fresh, tmp_path):

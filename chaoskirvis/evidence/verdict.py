@@ -123,10 +123,13 @@ def _security_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -
         return Verdict("error", "the run aborted on an unexpected error outside any activity", status)
     if status == "failed":
         return Verdict("error", _first_failure(journal), status)
+    postures = _posture_checks(journal)
+    violated = [p for p in postures if p["posture"] == "violated"]
     if journal.get("deviated"):
         if broken and not weak:
             return Verdict("error", f"{_listed(broken)}; so the hypothesis could not be judged", "deviated")
-        cause = _listed(weak) if weak else f"steady state not met after the method: {_out_of_tolerance(states.get('after'))}"
+        cause = (_listed(weak) if weak else _violations(violated) if violated
+                 else f"steady state not met after the method: {_out_of_tolerance(states.get('after'))}")
         return Verdict("weakness", cause, "deviated")
     before = states.get("before")
     if isinstance(before, dict) and before.get("steady_state_met") is False:
@@ -140,10 +143,26 @@ def _security_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -
         return Verdict("weakness", _listed(weak), "controls-failed")
     if broken:
         return Verdict("error", _listed(broken), "controls-failed")
+    if violated:
+        return Verdict("weakness", _violations(violated), "controls-failed")
     checks = [o for o in outcomes if o.get("outcome") in PASSING_OUTCOMES]
-    if not checks:
+    if not checks and not postures:
         return Verdict("error", "the run made no security check, so it proved nothing", "completed")
-    return Verdict("held", f"{len(checks)} security check(s) blocked or detected", "completed")
+    held = [f"{len(checks)} security check(s) blocked or detected"] if checks else []
+    held += [f"{len(postures)} posture check(s) held"] if postures else []
+    return Verdict("held", ", ".join(held), "completed")
+
+
+def _posture_checks(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answers of posture checks (chaoskirvis.posture.probes) that the run played to the end."""
+    return [played.output for played in activity_runs(journal)
+            if played.status == "succeeded" and isinstance(played.output, dict) and "check" in played.output
+            and played.output.get("posture") in ("held", "violated")]
+
+
+def _violations(violated: list[dict[str, Any]]) -> str:
+    return "; ".join(f"posture check {p['check']} violated: {len(p.get('findings') or [])} finding(s)"
+                     for p in violated)
 
 
 def is_weakness(outcome: dict[str, Any], outcomes: list[dict[str, Any]]) -> bool:
