@@ -1,5 +1,8 @@
 """Who a request is: the bearer token's user, as kube-apiserver's authenticators find it.
 
+A verified client certificate is tried first (`client_certificates`), as kube-apiserver's x509
+authenticator comes before its token authenticators.
+
 Tokens are tried as its authenticators try them: the sandbox's configured users' static tokens (the
 --token-auth-file), then ServiceAccount JWTs (`sa_tokens`: bound tokens and legacy Secret tokens, checked
 against the ServiceAccount, bound object and Secret as stored now). Every authenticated user is also in

@@ -42,7 +42,7 @@ from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecS
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest
 from chaoskirvis.sandbox.authentication import Authenticator, authenticated
-from chaoskirvis.sandbox.rbac import MASTERS, UserInfo
+from chaoskirvis.sandbox.rbac import MASTERS, Authorizer, UserInfo
 from chaoskirvis.sandbox.rbac_bootstrap import cluster_role_bindings, cluster_roles
 from chaoskirvis.sandbox.sa_tokens import TokenIssuer
 from chaoskirvis.sandbox.pod_admission import MUTATING_POD_PLUGINS
@@ -336,12 +336,14 @@ class Sandbox:
             resource = find_by_kind(manifest["apiVersion"], manifest["kind"])
             assert isinstance(resource, ResourceType)
             store.create(resource, prepare_create(resource, manifest))
+        authorizer = Authorizer(store)
         handler = KubernetesApiHandler(
             store=store,
             # the pods' mutating plugins, the service allocators' checks, then PodSecurity and
             # ValidatingAdmissionPolicy: the API server's order
             admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), ServiceAllocation(),
-                                      PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission()]),
+                                      PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission(authorizer)]),
+            authorizer=authorizer,
             authenticator=Authenticator(self._tokens, issuer, store, self.anonymous_auth),
             exec_sessions=self._exec_sessions,
         )

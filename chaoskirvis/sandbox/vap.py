@@ -100,12 +100,9 @@ class ValidatingAdmissionPolicyAdmission:
 
     name = "ValidatingAdmissionPolicy"
 
-    def __init__(self, authorizer: Authorizer | None = None) -> None:
-        """`authorizer` answers the expressions' authorizer checks: the API server's; without one, the plugin
-        keeps its own over the store it admits for (the same RBAC objects, so the same decisions), built at the
-        first check so that a sandbox whose policies make none keeps no second copy of RBAC."""
+    def __init__(self, authorizer: Authorizer) -> None:
+        """`authorizer` answers the expressions' authorizer checks: the API server's own."""
         self._authorizer = authorizer
-        self._own_authorizer: tuple[Store, Authorizer] | None = None
         self._informer: _Informer | None = None
         self._compiled: dict[tuple[str, str], CompiledPolicy | _Binding] = {}
         self._bound: list[tuple[CompiledPolicy, list[_Binding]]] = []
@@ -116,7 +113,7 @@ class ValidatingAdmissionPolicyAdmission:
         failures: list[_Failure] = []
         warnings: list[str] = []
         variables: _RequestVariables | None = None
-        with cel_authorizer.answered_by(lambda: self._authorizer_for(store)):
+        with cel_authorizer.answered_by(lambda: self._authorizer):
             for policy, bindings in self._bound_policies(store):
                 if matches(policy.match_constraints, request, store):
                     variables = variables or _RequestVariables(request, store)
@@ -129,13 +126,6 @@ class ValidatingAdmissionPolicyAdmission:
         message = f'{request.resource.group_resource} "{_subject_name(request)}" is forbidden: {first.text}'
         return AdmissionResult(tuple(warnings), Denial(_CODES.get(first.reason, 422), first.reason, message,
                                                        (Cause("", "", first.text),)))
-
-    def _authorizer_for(self, store: Store) -> Authorizer:
-        if self._authorizer is not None:
-            return self._authorizer
-        if self._own_authorizer is None or self._own_authorizer[0] is not store:
-            self._own_authorizer = (store, Authorizer(store))
-        return self._own_authorizer[1]
 
     def _bound_policies(self, store: Store) -> list[tuple[CompiledPolicy, list[_Binding]]]:
         """Each stored policy that has bindings, compiled once per resourceVersion, with its bindings by name.
