@@ -33,13 +33,16 @@ permission: an error, never a block.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
+from cryptography import x509
 
 from chaoskirvis.client import Answer, ApiError, Identity, KubeAPI
 from chaoskirvis.ledger import record
@@ -49,9 +52,10 @@ from chaoskirvis.ledger.state import RunState
 from chaoskirvis.targets import missing_namespace
 from chaoskirvis.techniques.unit import Request
 
-__all__ = ["MODES", "attempt_create", "attempt_request", "answered_by", "rbac_refusal", "refused_as", "looks_like_denial"]
+__all__ = ["MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request", "answered_by", "rbac_refusal", "refused_as", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
+CERTIFICATE_WAIT_SECONDS = 10.0  # kube-controller-manager's csrsigning controller signs within a second or two
 
 # apierrors.NewForbidden's prefix: `RESOURCE "NAME" is forbidden: `, `RESOURCE is forbidden: ` or `forbidden: `.
 _FORBIDDEN = r'(?:[a-z0-9][a-z0-9./-]*(?: "(?:[^"\\]|\\.)*")? is )?forbidden: '
@@ -68,6 +72,9 @@ _LOOKS_LIKE = (
     (re.compile(r'admission webhook "[^"]+" denied the request'), "an admission webhook"),
 )
 _NO_DRY_RUN = re.compile(r"does not support dry run")
+# plugin/pkg/admission/certificates: subjectrestriction (at create) and approval (the approval subresource).
+_SUBJECT_RESTRICTION = re.compile(rf"{_FORBIDDEN}use of \S+ signer with system:masters group is not allowed$")
+_NOT_PERMITTED_TO_APPROVE = re.compile(rf'{_FORBIDDEN}user not permitted to approve requests with signerName "')
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # The authorizer's refusal (forbiddenMessage) and the RBAC escalation check's, after NewForbidden's prefix.
 _RBAC_DENIED = re.compile(rf'{_FORBIDDEN}User {_QUOTED} cannot ([a-z]+) (?:resource|path) ')
@@ -88,6 +95,8 @@ def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
     message, reason = body["message"], body.get("reason") or ""
     if status == 403 and reason == "Forbidden" and _POD_SECURITY.match(message):
         return "PodSecurity"
+    if status == 403 and reason == "Forbidden" and _SUBJECT_RESTRICTION.match(message):
+        return "CertificateSubjectRestriction"
     policy = _POLICY.match(message)
     if policy and _POLICY_CODES.get(reason) == status:
         return f"ValidatingAdmissionPolicy {policy.group(1)}"
@@ -163,6 +172,15 @@ def attempt_create(
     With `identity` the create alone is made as that identity; the record's intent and the delete of
     create-and-delete stay the runner's (`api`).
     """
+    return _admit(api, ref, manifest, mode=mode, state=state, configuration=configuration, identity=identity,
+                  **context)[0]
+
+
+def _admit(
+    api: KubeAPI, ref: ObjectRef, manifest: dict[str, Any], *, mode: str, state: RunState,
+    configuration: Configuration | None, identity: Identity | None, **context: Any,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`attempt_create`'s outcome, and the object the API server stored (None unless it stored one)."""
     if mode not in MODES:
         raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     evidence = {
@@ -181,7 +199,7 @@ def attempt_create(
         outcome = _refusal_outcome(exc, evidence, dry_run, api.host, identity)
         if not dry_run and exc.answer.attempts == 1:  # refused at once: nothing was stored
             state.add_gone(ref.path)
-        return outcome
+        return outcome, None
     _require_the_object(answer, manifest, evidence)
     outcome = {
         **evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": answer.status,
@@ -194,7 +212,8 @@ def attempt_create(
         state.add_created(ref)
     if mode == "create-and-delete":
         _delete_now(api, state, ref, answer.body)
-    return outcome
+        return outcome, None
+    return outcome, None if dry_run else answer.body
 
 
 def attempt_request(api: KubeAPI, request: Request, *, identity: Identity | None = None,
@@ -235,6 +254,95 @@ def attempt_request(api: KubeAPI, request: Request, *, identity: Identity | None
                    f"request: {request.name} allowed")
     return {**evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": status,
             "message": message, "warnings": warnings, "latency_ms": latency}
+
+
+def attempt_csr(
+    api: KubeAPI, ref: ObjectRef, manifest: dict[str, Any], *, mode: str, state: RunState,
+    configuration: Configuration | None = None, identity: Identity | None = None, **context: Any,
+) -> dict[str, Any]:
+    """Create the CertificateSigningRequest `manifest` and approve it, both as `identity`: a team identity
+    minting itself a client certificate. Returns the outcome with its evidence.
+
+    ``blocked`` when either step is refused (`step` says which): by RBAC naming the identity, by the
+    CertificateApproval plugin's check of ``approve`` on the signer (the authorizer's answer for the identity:
+    ``RBAC`` too), or by an admission control; ``allowed`` once the signer issued ``status.certificate``,
+    read back by the runner for up to `CERTIFICATE_WAIT_SECONDS`. The outcome names the certificate's
+    subject and serial only. The request stays until restore (`mode` ``create``) or is deleted at once
+    (``create-and-delete``); a dry run cannot be approved, so it is refused.
+    """
+    if mode == "dry-run":
+        raise ActivityFailed(f"{ref.kind.kind} techniques cannot be asked by dry run: only a stored request can be "
+                             "approved; use mode create-and-delete (or create)")
+    created_outcome, created = _admit(api, ref, manifest, mode="create" if mode == "create-and-delete" else mode,
+                                      state=state, configuration=configuration, identity=identity, **context)
+    if created is None:
+        return {**created_outcome, "step": "create"}
+    evidence = {k: v for k, v in created_outcome.items()
+                if k not in ("outcome", "blocked", "answered_by", "status", "message", "warnings", "latency_ms")}
+    try:
+        outcome = _approve(api, ref, created, evidence, identity, created_outcome["latency_ms"])
+    finally:
+        if mode == "create-and-delete":
+            _delete_now(api, state, ref, created)
+    return outcome
+
+
+def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: dict[str, Any],
+             identity: Identity | None, create_ms: float) -> dict[str, Any]:
+    """The approval as `identity`, then the certificate the signer issued: the outcome."""
+    attempted = f"to approve {ref}"
+    body = {**created, "status": {**(created.get("status") or {}), "conditions": [
+        {"type": "Approved", "status": "True", "reason": "KirvisApprove",
+         "message": f"approved as {identity.user if identity else 'the runner'} by chaoskirvis run "
+                    f"{created['metadata']['labels'].get('chaoskirvis.io/run-id', '')}"}]}}
+    try:
+        answer = api.acting_as(identity).request("PUT", f"{ref.path}/approval", body=body)
+    except ApiError as exc:
+        common = {**evidence, "step": "approval", "status": exc.status, "reason": exc.reason, "message": exc.message,
+                  "warnings": exc.answer.warnings, "latency_ms": create_ms + exc.answer.latency_ms}
+        denier = answered_by(exc.status, exc.answer.body)
+        if denier:
+            return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
+        by_rbac = refused_as(exc, identity, attempted)
+        if by_rbac:
+            return {**common, **by_rbac}
+        if exc.status == 403 and _NOT_PERMITTED_TO_APPROVE.match(exc.message or "") and identity is not None:
+            return {**common, "outcome": "blocked", "blocked": True, "answered_by": "RBAC"}
+        raise ActivityFailed(f"could not attempt {attempted}: the API answered {exc.status} {exc.reason or ''}: "
+                             f"{exc.message}{_hint(exc)}") from None
+    issued = _issued_certificate(api, ref, answer.body)
+    return {**evidence, "step": "approval", "outcome": "allowed", "blocked": False, "answered_by": None,
+            "status": answer.status, "certificate": issued, "warnings": answer.warnings,
+            "latency_ms": create_ms + answer.latency_ms,
+            "message": f"the signer issued a client certificate for {issued['subject']} through {ref}"}
+
+
+def _issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any]) -> dict[str, str]:
+    """Subject and serial of the certificate in `approved`'s status, or read back by the runner until the signer
+    wrote it (it signs asynchronously on a real cluster). Raises when it failed, was denied, or never came."""
+    deadline, delay, csr = time.monotonic() + CERTIFICATE_WAIT_SECONDS, 0.1, approved
+    while True:
+        status = csr.get("status") or {}
+        if status.get("certificate"):
+            pem = base64.b64decode(status["certificate"])
+            certificate = x509.load_pem_x509_certificate(pem)
+            return {"subject": certificate.subject.rfc4514_string(), "serial": f"{certificate.serial_number:x}"}
+        ended = [c for c in status.get("conditions") or [] if c.get("type") in ("Failed", "Denied")
+                 and c.get("status") == "True"]
+        if ended:
+            raise ActivityFailed(f"{ref} was approved but then {ended[0]['type']} ({ended[0].get('reason')}: "
+                                 f"{ended[0].get('message')}): no certificate, so the attempt tested nothing")
+        if time.monotonic() >= deadline:
+            raise ActivityFailed(f"{ref} was approved but no certificate was issued within "
+                                 f"{CERTIFICATE_WAIT_SECONDS:g} s: is kube-controller-manager's csrsigning "
+                                 "controller running (--cluster-signing-cert-file)? The attempt tested nothing")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+        try:
+            csr = api.request("GET", ref.path).body
+        except ApiError as exc:
+            raise ActivityFailed(f"could not read {ref} back for its certificate ({exc.status} {exc.reason}: "
+                                 f"{exc.message}); the runner needs get on certificatesigningrequests") from None
 
 
 def _require_the_object(answer: Answer, manifest: dict[str, Any], evidence: dict[str, Any]) -> None:

@@ -20,11 +20,11 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 from logzero import logger
 
-from chaoskirvis.admission import MODES, attempt_create, attempt_request
+from chaoskirvis.admission import MODES, attempt_create, attempt_csr, attempt_request
 from chaoskirvis.client import ApiError, Identity, KubeAPI, kube_api
 from chaoskirvis.ledger import record
 from chaoskirvis.ledger.expiry import sweep_expired
-from chaoskirvis.ledger.refs import POD, SECRET, ObjectRef
+from chaoskirvis.ledger.refs import CERTIFICATE_SIGNING_REQUEST, POD, SECRET, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
@@ -90,8 +90,9 @@ def attempt_techniques(
             state.namespaces.add(ref.record_namespace or namespace)
         sweep_expired(api, state, namespace)  # once per process and namespace: earlier runs' expired leftovers
         identity = wanted and _identity(api, state, wanted, identity_via, configuration)
-        outcome = attempt_create(api, ref, manifest, mode=mode, state=state, configuration=configuration,
-                                 identity=identity or None, **details)
+        attempt = attempt_csr if kind == CERTIFICATE_SIGNING_REQUEST else attempt_create
+        outcome = attempt(api, ref, manifest, mode=mode, state=state, configuration=configuration,
+                          identity=identity or None, **details)
         if controller and outcome["outcome"] == "allowed":
             outcome = _judge_template(api, state, manifest, outcome, configuration)
     except Exception as exc:

@@ -93,6 +93,13 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("rbac.authorization.k8s.io", "clusterroles", ("bind",), NAMESPACE,
              "on the role anonymous-binding binds (`resourceNames: [view]`), unless the runner holds all it grants",
              checked_only=True),
+        Rule("certificates.k8s.io", "certificatesigningrequests", _CHANGE, CLUSTER,
+             "csr-client-certificate (get: its certificate, when the approval's answer has none yet)"),
+        Rule("certificates.k8s.io", "certificatesigningrequests/approval", ("update",), CLUSTER,
+             "a runner that approves csr-client-certificate's request itself"),
+        Rule("certificates.k8s.io", "signers", ("approve",), CLUSTER,
+             "on the signer (`resourceNames: [kubernetes.io/kube-apiserver-client]`), for a runner that approves "
+             "itself", checked_only=True),
     ),
     "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
     "`no_service_account_reads_secrets_cluster_wide`)": tuple(
@@ -114,6 +121,7 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
              "the run records, and ConfigMaps a technique made"),
         Rule("rbac.authorization.k8s.io", "clusterrolebindings", ("list", "get", "delete"), CLUSTER),
         Rule("rbac.authorization.k8s.io", "clusterroles", ("list", "get", "delete"), CLUSTER),
+        Rule("certificates.k8s.io", "certificatesigningrequests", ("list", "get", "delete"), CLUSTER),
     ),
 }
 

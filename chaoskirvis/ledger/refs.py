@@ -16,7 +16,7 @@ from chaoskirvis.client import path_for
 
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
-    "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET",
+    "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET", "CERTIFICATE_SIGNING_REQUEST",
     "SWEPT_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
 
@@ -119,12 +119,14 @@ CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole
 ROLE = Kind("rbac.authorization.k8s.io/v1", "roles", "Role")
 ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding")
 SECRET = Kind("v1", "secrets", "Secret")
+CERTIFICATE_SIGNING_REQUEST = Kind("certificates.k8s.io/v1", "certificatesigningrequests", "CertificateSigningRequest",
+                                   namespaced=False)
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
 # Controllers come first so that the pods they own are not recreated while we delete them; bindings
-# before the roles they name. (A ConfigMap a technique creates is not swept: the run records are
+# before the roles they name; a CertificateSigningRequest owns nothing and goes last. (A ConfigMap a technique creates is not swept: the run records are
 # ConfigMaps too, and a label sweep would take them for objects.)
 SWEPT_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING, ROLE_BINDING,
-    CLUSTER_ROLE, ROLE, SECRET,
+    CLUSTER_ROLE, ROLE, SECRET, CERTIFICATE_SIGNING_REQUEST,
 )

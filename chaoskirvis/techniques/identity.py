@@ -8,10 +8,15 @@ token stops authenticating when restore deletes that Secret.
 """
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import quote
 
 from chaoslib.exceptions import ActivityFailed
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from chaoskirvis.techniques.unit import Detection, Option, Request, Rule, Technique
 
@@ -84,6 +89,21 @@ def _credentials(config_map: dict[str, Any], options: dict[str, Any]) -> None:
     # AWS's documented example key pair: no account has it, and k8saudit's macro looks for these key names.
     config_map["data"] = {"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
                           "aws_secret_access_key": "wJalrXUtnr-kirvis-EXAMPLEKEY-not-a-credential"}
+
+
+def _client_certificate_request(csr: dict[str, Any], options: dict[str, Any]) -> None:
+    """spec.request: CN the CSR's name (it carries the run id), O each of `organizations`, signed by a fresh
+    key that is dropped here: nothing could use the certificate afterwards, and no key is ever kept."""
+    organizations = options["organizations"]
+    if isinstance(organizations, str):
+        organizations = [organizations]
+    if not isinstance(organizations, list) or not all(isinstance(o, str) and o for o in organizations):
+        raise ActivityFailed(f"option organizations must be a list of group names, not {organizations!r}")
+    subject = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
+                         x509.NameAttribute(NameOID.COMMON_NAME, csr["metadata"]["name"])])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
+        ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    csr["spec"]["request"] = base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 def _list_secrets(options: dict[str, Any], namespace: str, bound: dict[str, Any] | None) -> Request:
@@ -237,4 +257,22 @@ IDENTITY_TECHNIQUES: tuple[Technique, ...] = (
                   audit_log="verb=create, objectRef.resource=configmaps, requestObject.data.aws_access_key_id",
                   note="the rule fires on the attempt, denied or not"),
         "configmap", apply=_credentials),
+    _identity(
+        "csr-client-certificate", "Client certificate minted through a CertificateSigningRequest",
+        ("T1098", "T1552.004"),
+        "a CertificateSigningRequest for kubernetes.io/kube-apiserver-client (usages client auth, expirationSeconds "
+        "600; subject CN the request's name, which carries the run id, O each of `organizations`), signed by a fresh "
+        "key that never leaves the process, then its approval, both as the identity; the outcome keeps the issued "
+        "certificate's subject and serial only (Stratus Red Team's k8s.persistence.create-client-certificate)",
+        "RBAC refusing create on certificatesigningrequests, update on certificatesigningrequests/approval, or "
+        "approve on the signer (the CertificateApproval admission plugin asks the authorizer); O=system:masters is "
+        "refused at create by the CertificateSubjectRestriction admission plugin",
+        Detection(audit_log="verb=create, objectRef.resource=certificatesigningrequests; then verb=update, "
+                            "objectRef.resource=certificatesigningrequests, objectRef.subresource=approval",
+                  note="no rule of k8s_audit_rules.yaml reads certificatesigningrequests or their approval"),
+        "csr", undo="delete the CertificateSigningRequest (it carries the run's ownership labels); a certificate "
+                    "already issued stays valid until it expires (600 seconds), but its key was never kept",
+        apply=_client_certificate_request,
+        options={"organizations": Option([], "the subject's O values: the groups the certificate's user would have "
+                                             "(default none)")}),
 )

@@ -15,8 +15,8 @@ from chaoslib.types import Configuration
 
 from chaoskirvis.ledger.ownership import TECHNIQUES_ANNOTATION, object_name, ownership_metadata
 from chaoskirvis.ledger.refs import (
-    CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, NETWORK_POLICY, POD, ROLE,
-    ROLE_BINDING, SECRET, SERVICE, Kind,
+    CERTIFICATE_SIGNING_REQUEST, CLUSTER_ROLE, CLUSTER_ROLE_BINDING, CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT,
+    NETWORK_POLICY, POD, ROLE, ROLE_BINDING, SECRET, SERVICE, Kind,
 )
 from chaoskirvis.techniques.unit import Technique, unknown_options
 
@@ -28,7 +28,8 @@ DEFAULT_IMAGE = "registry.k8s.io/pause:3.10"
 SHELL_IMAGE = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"
 TARGET_KINDS = {"pod": POD, "service": SERVICE, "networkpolicy": NETWORK_POLICY,
                 "clusterrolebinding": CLUSTER_ROLE_BINDING, "clusterrole": CLUSTER_ROLE, "role": ROLE,
-                "rolebinding": ROLE_BINDING, "secret": SECRET, "configmap": CONFIG_MAP}
+                "rolebinding": ROLE_BINDING, "secret": SECRET, "configmap": CONFIG_MAP,
+                "csr": CERTIFICATE_SIGNING_REQUEST}
 _RBAC_API = "rbac.authorization.k8s.io/v1"
 CONTROLLERS = {"Deployment": DEPLOYMENT, "DaemonSet": DAEMON_SET, "CronJob": CRON_JOB}
 _APP_LABEL = "chaoskirvis.io/app"
@@ -117,6 +118,11 @@ def _base(target: str, name: str, namespace: str, metadata: dict[str, Any], imag
         return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque"}
     if target == "configmap":
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}}
+    if target == "csr":  # the technique's apply adds spec.request
+        del meta["namespace"]
+        return {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": meta,
+                "spec": {"signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"],
+                         "expirationSeconds": 600}}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
 
