@@ -275,6 +275,7 @@ def attempt_csr(
                              "approved; use mode create-and-delete (or create)")
     created_outcome, created = _admit(api, ref, manifest, mode="create" if mode == "create-and-delete" else mode,
                                       state=state, configuration=configuration, identity=identity, **context)
+    created_outcome["mode"] = mode  # its delete, for create-and-delete, waits for the approval
     if created is None:
         return {**created_outcome, "step": "create"}
     evidence = {k: v for k, v in created_outcome.items()
@@ -299,7 +300,7 @@ def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: di
         answer = api.acting_as(identity).request("PUT", f"{ref.path}/approval", body=body)
     except ApiError as exc:
         common = {**evidence, "step": "approval", "status": exc.status, "reason": exc.reason, "message": exc.message,
-                  "warnings": exc.answer.warnings, "latency_ms": create_ms + exc.answer.latency_ms}
+                  "warnings": exc.answer.warnings, "latency_ms": round(create_ms + exc.answer.latency_ms, 1)}
         denier = answered_by(exc.status, exc.answer.body)
         if denier:
             return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
@@ -313,7 +314,7 @@ def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: di
     issued = _issued_certificate(api, ref, answer.body)
     return {**evidence, "step": "approval", "outcome": "allowed", "blocked": False, "answered_by": None,
             "status": answer.status, "certificate": issued, "warnings": answer.warnings,
-            "latency_ms": create_ms + answer.latency_ms,
+            "latency_ms": round(create_ms + answer.latency_ms, 1),
             "message": f"the signer issued a client certificate for {issued['subject']} through {ref}"}
 
 
