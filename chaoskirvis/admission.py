@@ -325,8 +325,11 @@ def _issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any]) 
     while True:
         status = csr.get("status") or {}
         if status.get("certificate"):
-            pem = base64.b64decode(status["certificate"])
-            certificate = x509.load_pem_x509_certificate(pem)
+            try:
+                certificate = x509.load_pem_x509_certificate(base64.b64decode(status["certificate"]))
+            except ValueError as exc:
+                raise ActivityFailed(f"{ref} was issued a status.certificate that is no PEM certificate ({exc}); "
+                                     "the signer's answer tested nothing") from None
             return {"subject": certificate.subject.rfc4514_string(), "serial": f"{certificate.serial_number:x}"}
         ended = [c for c in status.get("conditions") or [] if c.get("type") in ("Failed", "Denied")
                  and c.get("status") == "True"]

@@ -61,7 +61,10 @@ def inject_identity_technique(
     Outcome ``blocked`` by ``RBAC``: a 403 naming that identity (``User "..." cannot VERB ...``, or the
     escalation check's ``is attempting to grant RBAC permissions not currently held``); by an admission
     control: its denial. ``allowed``: the object was created (it stays, owned by the run, until restore) or
-    the request answered (a read's answer is never kept). Raises when the runner may not impersonate the
+    the request answered (a read's answer is never kept). ``csr-client-certificate`` makes two requests as the
+    identity, the CertificateSigningRequest's create and its approval: ``blocked`` at either (the outcome's
+    `step`), ``allowed`` once the signer issued the certificate (the outcome keeps its subject and serial
+    only). Raises when the runner may not impersonate the
     identity, when RBAC refused the runner itself, or when the attempt went wrong otherwise: an error,
     never ``blocked``. Without an identity the attempt is the runner's, and RBAC's 403 is an error.
     """

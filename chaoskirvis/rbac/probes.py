@@ -50,6 +50,7 @@ def identity_technique_admission(
     An object technique is asked by server-side dry run (RBAC authorizes a dry run like the real create)
     or create-and-delete; a request technique (a read, a TokenRequest, an exec) makes its request, which
     stores nothing (a TokenRequest's token is bound to a Secret of the run and dies at restore).
+    ``csr-client-certificate`` cannot be dry run (only a stored request can be approved): use create-and-delete.
     """
     return attempt_techniques(namespace, [technique], mode=mode, allowed_modes=PROBE_MODES, options=options,
                               as_user=as_user, as_groups=as_groups, as_service_account=as_service_account,

@@ -4,7 +4,8 @@ Each technique is meant to be attempted acting as a team's user or service accou
 `as_service_account`): a 403 from RBAC naming that identity is then the control holding. Objects are
 created with the run's ownership marks and removed by `restore_run`; requests (a read, a TokenRequest,
 an exec) store nothing, and a token a TokenRequest issues is bound to a Secret the run creates, so the
-token stops authenticating when restore deletes that Secret.
+token stops authenticating when restore deletes that Secret. A CertificateSigningRequest is created and
+approved as the identity (its key is made for the request and dropped at once), and deleted by restore.
 """
 from __future__ import annotations
 
