@@ -265,9 +265,9 @@ IDENTITY_TECHNIQUES: tuple[Technique, ...] = (
         "600; subject CN the request's name, which carries the run id, O each of `organizations`), signed by a fresh "
         "key that never leaves the process, then its approval, both as the identity; the outcome keeps the issued "
         "certificate's subject and serial only (Stratus Red Team's k8s.persistence.create-client-certificate)",
-        "RBAC refusing create on certificatesigningrequests, update on certificatesigningrequests/approval, or "
-        "approve on the signer (the CertificateApproval admission plugin asks the authorizer); O=system:masters is "
-        "refused at create by the CertificateSubjectRestriction admission plugin",
+        "the identity needs create on certificatesigningrequests, update on certificatesigningrequests/approval and "
+        "approve on the signer (the CertificateApproval admission plugin asks the authorizer: its refusal counts as "
+        "RBAC's); else the CertificateSubjectRestriction admission plugin, for O=system:masters only",
         Detection(audit_log="verb=create, objectRef.resource=certificatesigningrequests; then verb=update, "
                             "objectRef.resource=certificatesigningrequests, objectRef.subresource=approval",
                   note="no rule of k8s_audit_rules.yaml reads certificatesigningrequests or their approval"),
