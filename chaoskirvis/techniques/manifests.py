@@ -58,7 +58,7 @@ def build_manifest(
         raise ActivityFailed(f"{', '.join(t.id for t in techniques)} run through exec: use run_runtime_technique")
     if target not in TARGET_KINDS:
         raise ActivityFailed(f"{', '.join(t.id for t in techniques)} make a request, not an object: "
-                             "use chaoskirvis.rbac.actions.inject_identity_attempt")
+                             "use chaoskirvis.rbac.actions.inject_identity_technique")
     if controller and target != "pod":
         raise ActivityFailed(f"controller {controller} carries pods; {target} techniques cannot go in it")
     slug = "-".join(t.id for t in techniques)
