@@ -30,6 +30,13 @@ releases leave the groups out). A 403
 refusing the impersonation itself (``User "RUNNER" cannot impersonate resource "users" ...``,
 `apiserver/pkg/endpoints/filters/impersonation.go`) or naming anyone else is the runner's own missing
 permission: an error, never a block.
+
+A CertificateSigningRequest is created, then approved (`attempt_csr`). The CSR admission plugins
+(`plugin/pkg/admission/certificates`) answer 403 ``Forbidden`` through admission.NewForbidden:
+CertificateSubjectRestriction's ``use of kubernetes.io/kube-apiserver-client signer with system:masters group
+is not allowed`` at create is its denial; CertificateApproval's ``user not permitted to approve requests with
+signerName "S"`` is the authorizer's answer for the requesting user (``approve`` on ``signers``), so made as
+the identity it is RBAC's block, and made as the runner the runner's own missing permission.
 """
 from __future__ import annotations
 
@@ -52,7 +59,8 @@ from chaoskirvis.ledger.state import RunState
 from chaoskirvis.targets import missing_namespace
 from chaoskirvis.techniques.unit import Request
 
-__all__ = ["MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request", "answered_by", "rbac_refusal", "refused_as", "looks_like_denial"]
+__all__ = ["MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request", "answered_by",
+           "rbac_refusal", "refused_as", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
 CERTIFICATE_WAIT_SECONDS = 10.0  # kube-controller-manager's csrsigning controller signs within a second or two
