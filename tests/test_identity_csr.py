@@ -240,3 +240,20 @@ def test_organizations_must_be_group_names(activity):
     with pytest.raises(Exception, match=r"option organizations must be a list of group names, not \['team', ''\]"):
         inject_identity_technique("granted-a", TECHNIQUE, options={"organizations": ["team", ""]},
                                   as_service_account="granted-a/app", **activity)
+
+
+def test_the_runner_refused_the_approval_itself_is_an_error_not_a_block(admin, limited_runner, activity):
+    """Without an identity the attempt is the runner's: RBAC refusing it the approval is its own missing
+    permission; the request it did create is restored all the same."""
+    runner = {**activity, "secrets": {"KUBECONFIG": str(limited_runner)}}
+    with pytest.raises(Exception, match=r"could not attempt to approve CertificateSigningRequest kirvis-.*: the API "
+                                        r"answered 403 Forbidden: .*User \"kirvis-csr-runner-no-impersonate\" cannot "
+                                        r"update resource \"certificatesigningrequests/approval\"") as refused:
+        inject_identity_technique("team-a", TECHNIQUE, **runner)
+    assert "the run's identity lacks permission" in str(refused.value)
+    run_id = activity["configuration"]["kirvis_run_id"]
+    assert len(csrs_of(admin, run_id)) == 1
+
+    restore_run(**runner)
+
+    assert csrs_of(admin, run_id) == []
