@@ -124,8 +124,9 @@ CERTIFICATE_SIGNING_REQUEST = Kind("certificates.k8s.io/v1", "certificatesigning
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
 # Controllers come first so that the pods they own are not recreated while we delete them; bindings
-# before the roles they name; a CertificateSigningRequest owns nothing and goes last. (A ConfigMap a technique creates is not swept: the run records are
-# ConfigMaps too, and a label sweep would take them for objects.)
+# before the roles they name; a CertificateSigningRequest owns nothing and goes last. (A ConfigMap a
+# technique creates is not swept: the run records are ConfigMaps too, and a label sweep would take them
+# for objects.)
 SWEPT_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING, ROLE_BINDING,
     CLUSTER_ROLE, ROLE, SECRET, CERTIFICATE_SIGNING_REQUEST,
