@@ -60,7 +60,7 @@ from chaoskirvis.targets import missing_namespace
 from chaoskirvis.techniques.unit import Request
 
 __all__ = ["MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request", "answered_by",
-           "rbac_refusal", "refused_as", "looks_like_denial"]
+           "issued_certificate", "rbac_refusal", "refused_as", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
 CERTIFICATE_WAIT_SECONDS = 10.0  # kube-controller-manager's csrsigning controller signs within a second or two
@@ -319,17 +319,18 @@ def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: di
             return {**common, "outcome": "blocked", "blocked": True, "answered_by": "RBAC"}
         raise ActivityFailed(f"could not attempt {attempted}: the API answered {exc.status} {exc.reason or ''}: "
                              f"{exc.message}{_hint(exc)}") from None
-    issued = _issued_certificate(api, ref, answer.body)
+    issued = issued_certificate(api, ref, answer.body)
     return {**evidence, "step": "approval", "outcome": "allowed", "blocked": False, "answered_by": None,
             "status": answer.status, "certificate": issued, "warnings": answer.warnings,
             "latency_ms": round(create_ms + answer.latency_ms, 1),
             "message": f"the signer issued a client certificate for {issued['subject']} through {ref}"}
 
 
-def _issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any]) -> dict[str, str]:
+def issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any],
+                       wait_seconds: float = CERTIFICATE_WAIT_SECONDS) -> dict[str, str]:
     """Subject and serial of the certificate in `approved`'s status, or read back by the runner until the signer
     wrote it (it signs asynchronously on a real cluster). Raises when it failed, was denied, or never came."""
-    deadline, delay, csr = time.monotonic() + CERTIFICATE_WAIT_SECONDS, 0.1, approved
+    deadline, delay, csr = time.monotonic() + wait_seconds, 0.1, approved
     while True:
         status = csr.get("status") or {}
         if status.get("certificate"):
@@ -346,7 +347,7 @@ def _issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any]) 
                                  f"{ended[0].get('message')}): no certificate, so the attempt tested nothing")
         if time.monotonic() >= deadline:
             raise ActivityFailed(f"{ref} was approved but no certificate was issued within "
-                                 f"{CERTIFICATE_WAIT_SECONDS:g} s: is kube-controller-manager's csrsigning "
+                                 f"{wait_seconds:g} s: is kube-controller-manager's csrsigning "
                                  "controller running (--cluster-signing-cert-file)? The attempt tested nothing")
         time.sleep(delay)
         delay = min(delay * 2, 1.0)

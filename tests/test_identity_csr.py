@@ -17,11 +17,16 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from chaoskirvis.admission import issued_certificate
+from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.actions import restore_run
+from chaoskirvis.ledger.refs import CERTIFICATE_SIGNING_REQUEST, ObjectRef
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.rbac.actions import inject_identity_technique
 from chaoskirvis.rbac.probes import identity_technique_admission
@@ -257,3 +262,38 @@ def test_the_runner_refused_the_approval_itself_is_an_error_not_a_block(admin, l
     restore_run(**runner)
 
     assert csrs_of(admin, run_id) == []
+
+
+def _approved_csr(admin: client.ApiClient, signer: str) -> str:
+    """A CSR for `signer`, created and approved by the admin: its name."""
+    name = f"kirvis-read-back-{new_run_id()}"
+    request = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(
+        ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    certificates = client.CertificatesV1Api(admin)
+    certificates.create_certificate_signing_request({"metadata": {"name": name}, "spec": {
+        "request": base64.b64encode(request.public_bytes(serialization.Encoding.PEM)).decode(),
+        "signerName": signer, "usages": ["client auth"]}})
+    csr = certificates.read_certificate_signing_request(name)
+    csr.status.conditions = [client.V1CertificateSigningRequestCondition(type="Approved", status="True")]
+    certificates.replace_certificate_signing_request_approval(name, csr)
+    return name
+
+
+def test_a_certificate_the_approval_did_not_carry_is_read_back_until_the_signer_wrote_it(cluster, admin):
+    """On a real cluster the signer is a controller: the approval's answer has no certificate yet, and the runner
+    reads the request back; a request no signer serves is an error after the wait, never allowed."""
+    api = kube_api(None, {"KUBECONFIG": str(cluster[1])})
+    signed, pending = (_approved_csr(admin, signer) for signer in ("kubernetes.io/kube-apiserver-client",
+                                                                   "example.com/no-signer-runs"))
+    try:
+        found = issued_certificate(api, ObjectRef(CERTIFICATE_SIGNING_REQUEST, None, signed), {"status": {}})
+        assert found == {"subject": f"CN={signed}",
+                         "serial": f"{issued(admin, signed).serial_number:x}"}
+        with pytest.raises(Exception, match=rf"CertificateSigningRequest {pending} was approved but no certificate "
+                                            r"was issued within 0.3 s"):
+            issued_certificate(api, ObjectRef(CERTIFICATE_SIGNING_REQUEST, None, pending), {"status": {}},
+                               wait_seconds=0.3)
+    finally:
+        for name in (signed, pending):
+            client.CertificatesV1Api(admin).delete_certificate_signing_request(name)
