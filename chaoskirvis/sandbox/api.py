@@ -243,6 +243,25 @@ async def parse_request(raw_request: aiohttp.web.BaseRequest) -> ApiRequest:
                       api_verb(raw_request.method, path, raw_request.query))
 
 
+@dataclass(frozen=True)
+class RequestSelection:
+    """What a list or watch request selects; called on an object (None: no object), whether it is selected."""
+
+    namespace: str | None
+    labels: LabelSelector
+    fields: FieldSelector
+
+    def __call__(self, obj: Mapping[str, Any] | None) -> bool:
+        if obj is None:
+            return False
+        metadata = obj.get("metadata", {})
+        return ((self.namespace is None or metadata.get("namespace") == self.namespace)
+                and self.labels.matches(metadata.get("labels")) and self.fields_match(obj))
+
+    def fields_match(self, obj: Mapping[str, Any]) -> bool:
+        return self.fields.matches(lambda path: field_value(obj, path))
+
+
 def _typed(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": resource.kind, "apiVersion": resource.api_version} | obj
 
@@ -342,9 +361,9 @@ class KubernetesApiHandler:
         namespace = namespace if resource.namespaced else None
         match verb:
             case "get":
-                return self._as_table(request, resource, self._get(resource, namespace, request.name or ""), media)
+                return self._get(request, resource, namespace, request.name or "", media)
             case "list":
-                return self._as_table(request, resource, self._list(request, resource, namespace), media)
+                return self._list(request, resource, namespace, media)
             case "watch":
                 return await self._watch(request, resource, namespace)
             case "create":
@@ -355,26 +374,6 @@ class KubernetesApiHandler:
                 return self._patch(request, user, resource, namespace, request.name or "")
             case _:
                 return self._delete(request, user, resource, namespace, request.name or "")
-
-    @staticmethod
-    def _as_table(request: ApiRequest, resource: ResourceType, response: aiohttp.web.StreamResponse,
-                  media: str) -> aiohttp.web.StreamResponse:
-        """The get or list answer as the Table kubectl asked for (`tables`), or as it is."""
-        include = request.params.get("includeObject") or "Metadata"
-        if include not in ("None", "Metadata", "Object"):
-            raise bad_request(f'includeObject: Unsupported value: "{include}": supported values: "Metadata", '
-                              '"None", "Object"')
-        if media != tables.TABLE or not isinstance(response, aiohttp.web.Response):
-            return response
-        assert isinstance(response.body, bytes)  # a json_response
-        document = json.loads(response.body)
-        objects = document.get("items", []) if "items" in document else [_untyped(document)]
-        metadata = document["metadata"] if "items" in document else _version_of(document)
-        answer = json_response(tables.table(resource, objects, metadata, include, datetime.datetime.now(datetime.UTC)),
-                               response.status)
-        for warning in response.headers.getall("Warning", []):
-            answer.headers.add("Warning", warning)
-        return answer
 
     @staticmethod
     def _review_self(request: ApiRequest, user: UserInfo) -> aiohttp.web.StreamResponse:
@@ -578,15 +577,20 @@ class KubernetesApiHandler:
 
     # Reading.
 
-    def _get(self, resource: ResourceType, namespace: str | None, name: str) -> aiohttp.web.StreamResponse:
+    def _get(self, request: ApiRequest, resource: ResourceType, namespace: str | None, name: str,
+             media: str) -> aiohttp.web.StreamResponse:
+        """One object, as it is stored or as the one-row Table kubectl asked for (`tables`)."""
         obj = self.store.get(resource, namespace, name)
         if obj is None:
             raise not_found(resource, name)
+        include = _include_object(request)
+        if media == tables.TABLE:
+            return json_response(tables.table(resource, [_untyped(obj)], _version_of(obj), include,
+                                              datetime.datetime.now(datetime.UTC)))
         return json_response(_typed(resource, obj))
 
-    def _selection(self, request: ApiRequest, resource: ResourceType,
-                   namespace: str | None) -> Callable[[dict[str, Any] | None], bool]:
-        """Whether an object is in the namespace and selected by labelSelector and fieldSelector."""
+    def _selection(self, request: ApiRequest, resource: ResourceType, namespace: str | None) -> RequestSelection:
+        """What a list or watch selects: the namespace, the labelSelector and the fieldSelector."""
         try:
             labels = parse_label_selector(request.params.get("labelSelector"))
             fields = parse_field_selector(
@@ -597,29 +601,38 @@ class KubernetesApiHandler:
             raise bad_request(str(error)) from None
         if request.name:
             fields = FieldSelector((*fields.terms, ("metadata.name", "=", request.name)))
+        return RequestSelection(namespace, labels, fields)
 
-        def selected(obj: dict[str, Any] | None) -> bool:
-            if obj is None:
-                return False
-            metadata = obj.get("metadata", {})
-            return ((namespace is None or metadata.get("namespace") == namespace)
-                    and labels.matches(metadata.get("labels"))
-                    and fields.matches(lambda path: field_value(obj, path)))
+    def _list(self, request: ApiRequest, resource: ResourceType, namespace: str | None,
+              media: str) -> aiohttp.web.StreamResponse:
+        """A page of a list (`limit`, `continue`), as a `KIND List` document or as the Table kubectl asked for.
 
-        return selected
-
-    def _list(self, request: ApiRequest, resource: ResourceType,
-              namespace: str | None) -> aiohttp.web.StreamResponse:
-        selected = self._selection(request, resource, namespace)
-        start = _decode_continue(request.params.get("continue"))
+        The document is written from each stored object's JSON, encoded once (`Store.select_json`): a list
+        costs a join of what it returns, not an encoding of it."""
+        selection = self._selection(request, resource, namespace)
+        after = _decode_continue(request.params.get("continue"))
         limit = _non_negative_int(request.params.get("limit"), "limit")
-        page = self.store.select(resource, namespace, _label_selector(request), selected, after=start, limit=limit)
+        # The store's index has already chosen the namespace and the labels: only a fieldSelector is left.
+        where = selection.fields_match if selection.fields.terms else None
         metadata: dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
-        if page.remaining:
-            metadata["continue"] = _encode_continue(_list_position(page.items[-1]))
-            metadata["remainingItemCount"] = page.remaining
-        return json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
-                               "metadata": metadata, "items": [_untyped(obj) for obj in page.items]})
+        if media == tables.TABLE:
+            page = self.store.select(resource, namespace, selection.labels, where, after=after, limit=limit)
+            include = _include_object(request)
+            if page.remaining:
+                metadata |= _continuation(_list_position(page.items[-1]), page.remaining)
+            return json_response(tables.table(resource, [_untyped(obj) for obj in page.items], metadata, include,
+                                              datetime.datetime.now(datetime.UTC)))
+        encoded = self.store.select_json(resource, namespace, selection.labels, where, after=after, limit=limit)
+        _include_object(request)
+        if encoded.remaining and encoded.last is not None:
+            metadata |= _continuation(encoded.last, encoded.remaining)
+        head = json.dumps({"kind": resource.list_kind, "apiVersion": resource.api_version, "metadata": metadata})
+        # What json.dumps writes for the whole document (items, the last field, after the others), in one join:
+        # the head glued to the first item and the end to the last, so the body is copied once.
+        items = encoded.items or [b""]
+        items[0] = head[:-1].encode() + b', "items": [' + items[0]
+        items[-1] += b"]}"
+        return aiohttp.web.Response(body=b", ".join(items), content_type="application/json", charset="utf-8")
 
     async def _watch(self, request: ApiRequest, resource: ResourceType,
                      namespace: str | None) -> aiohttp.web.StreamResponse:
@@ -634,7 +647,7 @@ class KubernetesApiHandler:
             if since in ("", "0"):
                 backlog: list[WatchEvent] | None = [
                     WatchEvent("ADDED", resource, obj, None, self.store.resource_version)
-                    for obj in self.store.select(resource, namespace, _label_selector(request), selected).items
+                    for obj in self.store.select(resource, namespace, selected.labels, selected).items
                 ]
             else:
                 backlog = self.store.events_after(resource, int(since))
@@ -939,6 +952,16 @@ def _event_object(request: ApiRequest, resource: ResourceType) -> Callable[[dict
     return lambda obj: tables.table(resource, [obj], _version_of(obj), include, datetime.datetime.now(datetime.UTC))
 
 
+def _include_object(request: ApiRequest) -> str:
+    """The includeObject of a Table request ("Metadata" when not given); a 400 for any other value, as the API
+    server checks it on every get and list."""
+    include = request.params.get("includeObject") or "Metadata"
+    if include not in ("None", "Metadata", "Object"):
+        raise bad_request(f'includeObject: Unsupported value: "{include}": supported values: "Metadata", '
+                          '"None", "Object"')
+    return include
+
+
 def _version_of(obj: dict[str, Any]) -> dict[str, Any]:
     """The Table metadata of one object: its resourceVersion, as the table convertor copies it."""
     version = (obj.get("metadata") or {}).get("resourceVersion")
@@ -957,11 +980,6 @@ async def _write_event(response: aiohttp.web.StreamResponse, render: Callable[[d
         return
     line = json.dumps({"type": event_type, "object": render(event.object)})
     await response.write(line.encode() + b"\n")
-
-
-def _label_selector(request: ApiRequest) -> LabelSelector:
-    """The request's labelSelector, for the store's label index (`_selection` has already checked it)."""
-    return parse_label_selector(request.params.get("labelSelector"))
 
 
 def _loop_time() -> float:
@@ -993,6 +1011,11 @@ def _list_position(obj: dict[str, Any]) -> tuple[str, str]:
 
 def _encode_continue(position: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode()
+
+
+def _continuation(last: tuple[str, str], remaining: int) -> dict[str, Any]:
+    """The list metadata of a page that is not the last: where the next one starts, and how many remain."""
+    return {"continue": _encode_continue(last), "remainingItemCount": remaining}
 
 
 def _decode_continue(token: str | None) -> tuple[str, str] | None:

@@ -8,13 +8,22 @@ in a namespace, the scheduler at how many pods each node has, and the Service al
 holding a cluster IP or node port. Selections are then checked against the whole selector, so an index
 only narrows down, never decides.
 
+A selection comes out ordered by namespace and name from names kept sorted per resource and namespace
+(sorted again only after a name came or went there), so a page of a list (`after`, `limit`) costs what it
+returns, not what is stored. Each object's JSON as a list item is encoded once, at its first list, and kept
+until the object is replaced or removed (`list_item_json`): a list joins bytes instead of copying and
+encoding every object it returns.
+
 The objects held here are the store's own: nothing may change them once stored (a change is a new object
 put in place of the old one). Callers that hand them out copy them first.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from chaoskirvis.sandbox.resources import PODS, SERVICES, ResourceType
@@ -23,6 +32,23 @@ from chaoskirvis.sandbox.selectors import LabelSelector, Requirement
 ObjectKey = tuple[ResourceType, str, str]  # resource, namespace ("" when cluster-scoped), name
 StoredObject = Mapping[str, Any]
 _NamesByNamespace = dict[str, set[str]]
+Position = tuple[str, str]  # namespace ("" when cluster-scoped) and name: where an object is in a list
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a selection chose, in list order: the names in each namespace (namespaces in order, names in
+    order), and how many more objects the selection holds. `ObjectIndex.objects` and
+    `ObjectIndex.list_items_json` read the objects it names."""
+
+    resource: ResourceType
+    names: list[tuple[str, list[str]]]
+    remaining: int
+
+    @property
+    def last(self) -> Position | None:
+        """The position of the last object chosen; None when none was."""
+        return (self.names[-1][0], self.names[-1][1][-1]) if self.names else None
 
 
 class ObjectIndex:
@@ -32,6 +58,11 @@ class ObjectIndex:
         self._objects: dict[ObjectKey, StoredObject] = {}
         # resource -> namespace -> name -> object
         self._scopes: dict[ResourceType, dict[str, dict[str, StoredObject]]] = {}
+        # (resource, namespace) -> the names in _scopes there, sorted; dropped when a name comes or goes
+        self._sorted_names: dict[tuple[ResourceType, str], list[str]] = {}
+        # (resource, namespace) -> name -> the stored object's JSON as a list item, encoded at its first list;
+        # dropped when the object is replaced or removed
+        self._list_items: dict[tuple[ResourceType, str], dict[str, bytes]] = {}
         # (resource, label key) -> label value -> namespace -> names
         self._labels: dict[tuple[ResourceType, str], dict[str, _NamesByNamespace]] = {}
         # (resource, label key) -> namespace -> names of the objects with that label, whatever its value
@@ -59,14 +90,19 @@ class ObjectIndex:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-        elif key[0].namespaced:
-            self._namespace_contents.setdefault(key[1], {})[key] = None
+            self._forget_list_item(key)
+        else:
+            self._sorted_names.pop(key[:2], None)
+            if key[0].namespaced:
+                self._namespace_contents.setdefault(key[1], {})[key] = None
         self._objects[key] = obj  # a replaced object keeps its place in creation order
         self._index(key, obj)
 
     def remove(self, key: ObjectKey) -> StoredObject:
         obj = self._objects.pop(key)
         self._unindex(key, obj)
+        self._sorted_names.pop(key[:2], None)
+        self._forget_list_item(key)
         if key[0].namespaced:
             _discard(self._namespace_contents, key[1], key)
         return obj
@@ -89,31 +125,83 @@ class ObjectIndex:
         return [self._objects[key] for key in keys]
 
     def select(self, resource: ResourceType, namespace: str | None = None,
-               labels: LabelSelector | None = None,
-               where: Callable[[StoredObject], bool] | None = None) -> list[StoredObject]:
+               labels: LabelSelector | None = None, where: Callable[[StoredObject], bool] | None = None, *,
+               after: Position | None = None, limit: int | None = None) -> Selection:
         """The objects of a resource (in one namespace, or all) that `labels` and `where` select, ordered by
-        namespace and name. Only the objects an index points at are looked at."""
-        labels = labels or LabelSelector()
-        candidates = self._candidates(resource, namespace, labels)
-        selected = [(key, obj) for key, obj in candidates
-                    if labels.matches(obj["metadata"].get("labels")) and (where is None or where(obj))]
-        selected.sort(key=lambda entry: entry[0])
-        return [obj for _, obj in selected]
+        namespace and name: those after `after`, at most `limit` of them (all when `limit` is None or 0).
 
-    def _candidates(self, resource: ResourceType, namespace: str | None,
-                    labels: LabelSelector) -> Iterable[tuple[tuple[str, str], StoredObject]]:
-        """(namespace, name) and object of the fewest objects that may match, as an index tells."""
+        Only the objects an index points at are looked at; without a selector or `where`, only those chosen."""
+        labels = labels or LabelSelector()
         scopes = self._scopes.get(resource, {})
+        narrowest = self._narrowest(resource, namespace, labels)
+        if namespace is not None:
+            namespaces = [namespace]
+        else:
+            namespaces = sorted(scopes if narrowest is None else narrowest)
+            if after is not None:
+                namespaces = namespaces[bisect.bisect_left(namespaces, after[0]):]
+        filtered = bool(labels.requirements) or where is not None
+        chosen: list[tuple[str, list[str]]] = []
+        count = remaining = 0
+        for ns in namespaces:
+            objects = scopes.get(ns)
+            if not objects or (after is not None and ns < after[0]):
+                continue
+            names = self._names_in(resource, ns) if narrowest is None else sorted(narrowest.get(ns, ()))
+            # A filter sees the namespace's candidates before `after` too: one slice serves both ways, and
+            # counting what remains after the page reads the rest of them anyway.
+            if filtered:
+                names = [name for name in names if labels.matches(objects[name]["metadata"].get("labels"))
+                         and (where is None or where(objects[name]))]
+            start = bisect.bisect_right(names, after[1]) if after is not None and ns == after[0] else 0
+            taken = names[start:start + limit - count] if limit else names[start:]
+            remaining += len(names) - start - len(taken)
+            if taken:
+                chosen.append((ns, taken))
+                count += len(taken)
+        return Selection(resource, chosen, remaining)
+
+    def objects(self, selection: Selection) -> list[StoredObject]:
+        """The stored objects a selection chose, in its order."""
+        scopes = self._scopes[selection.resource] if selection.names else {}
+        return [scopes[ns][name] for ns, names in selection.names for name in names]
+
+    def list_items_json(self, selection: Selection) -> list[bytes]:
+        """The JSON of each object a selection chose, as an item of a list: without `kind` and `apiVersion`
+        (the API server's list encoding leaves them to the list), as `json.dumps` writes it. Encoded at an
+        object's first list and kept until it is replaced or removed."""
+        items: list[bytes] = []
+        for ns, names in selection.names:
+            encoded = self._list_items.setdefault((selection.resource, ns), {})
+            objects = self._scopes[selection.resource][ns]
+            if len(encoded) < len(objects):  # it holds only names stored here: equal sizes mean all are encoded
+                for name in names:
+                    if name not in encoded:
+                        encoded[name] = json.dumps({k: v for k, v in objects[name].items()
+                                                    if k not in ("kind", "apiVersion")}).encode()
+            items += map(encoded.__getitem__, names)
+        return items
+
+    def _forget_list_item(self, key: ObjectKey) -> None:
+        _discard(self._list_items, key[:2], key[2])
+
+    def _names_in(self, resource: ResourceType, namespace: str) -> list[str]:
+        """The names of a resource's objects in a namespace, sorted (sorted again only after a change)."""
+        names = self._sorted_names.get((resource, namespace))
+        if names is None:
+            names = self._sorted_names[(resource, namespace)] = sorted(self._scopes[resource][namespace])
+        return names
+
+    def _narrowest(self, resource: ResourceType, namespace: str | None,
+                   labels: LabelSelector) -> _NamesByNamespace | None:
+        """The names, by namespace, of the fewest objects that may match, as the label index tells; None when
+        no requirement of the selector has an index (every object of the resource may match)."""
         narrowest: _NamesByNamespace | None = None
         for requirement in labels.requirements:
             found = self._labelled(resource, requirement, namespace)
             if found is not None and (narrowest is None or _count(found, namespace) < _count(narrowest, namespace)):
                 narrowest = found
-        if narrowest is None:
-            in_scope = scopes.items() if namespace is None else [(namespace, scopes.get(namespace, {}))]
-            return [((ns, name), obj) for ns, objects in in_scope for name, obj in objects.items()]
-        namespaces = narrowest.keys() if namespace is None else [namespace]
-        return [((ns, name), scopes[ns][name]) for ns in namespaces for name in narrowest.get(ns, ())]
+        return narrowest
 
     def _labelled(self, resource: ResourceType, requirement: Requirement,
                   namespace: str | None) -> _NamesByNamespace | None:

@@ -17,7 +17,6 @@ Everything here runs on the sandbox's event loop thread; nothing is shared with 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import copy
 import datetime
 import functools
@@ -38,7 +37,7 @@ from chaoskirvis.sandbox.defaults import (
     generate_job_selector,
     qos_class,
 )
-from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, copy_object, service_addresses
+from chaoskirvis.sandbox.object_index import ObjectIndex, ObjectKey, Position, copy_object, service_addresses
 from chaoskirvis.sandbox.resources import (
     NAMESPACES,
     PODS,
@@ -98,6 +97,16 @@ class Page:
     remaining: int
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """One page of a selection as list items' JSON, the position of its last object (None when it has none),
+    and how many more objects the selection holds."""
+
+    items: list[bytes]
+    last: Position | None
+    remaining: int
+
+
 class Store:
     """The sandbox's etcd: objects by resource, namespace and name, and a log of their changes.
 
@@ -123,21 +132,26 @@ class Store:
 
     def list(self, resource: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
         """Objects of a resource, in one namespace or all, ordered by namespace and name."""
-        return [copy_object(obj) for obj in self._objects.select(resource, namespace)]
+        return [copy_object(obj) for obj in self._objects.objects(self._objects.select(resource, namespace))]
 
     def select(self, resource: ResourceType, namespace: str | None = None, labels: LabelSelector | None = None,
-               where: Callable[[Mapping[str, Any]], bool] | None = None, *, after: tuple[str, str] | None = None,
+               where: Callable[[Mapping[str, Any]], bool] | None = None, *, after: Position | None = None,
                limit: int | None = None) -> Page:
         """The objects of a resource (in one namespace or all) that the label selector and `where` select,
         ordered by namespace and name: those after `after` (a namespace and name), at most `limit` of them.
 
         The label selector is answered from the label index; `where` sees only the objects it leaves.
         """
-        found = self._objects.select(resource, namespace, labels, where)
-        if after is not None:
-            found = found[bisect.bisect_right(found, after, key=_list_position):]
-        shown = found[:limit] if limit else found
-        return Page([copy_object(obj) for obj in shown], len(found) - len(shown))
+        selection = self._objects.select(resource, namespace, labels, where, after=after, limit=limit)
+        return Page([copy_object(obj) for obj in self._objects.objects(selection)], selection.remaining)
+
+    def select_json(self, resource: ResourceType, namespace: str | None = None,
+                    labels: LabelSelector | None = None, where: Callable[[Mapping[str, Any]], bool] | None = None,
+                    *, after: Position | None = None, limit: int | None = None) -> JsonPage:
+        """What `select` selects, each object as the JSON of a list item (`ObjectIndex.list_items_json`: encoded
+        once per stored object, so a list costs a join of what it returns)."""
+        selection = self._objects.select(resource, namespace, labels, where, after=after, limit=limit)
+        return JsonPage(self._objects.list_items_json(selection), selection.last, selection.remaining)
 
     def pods_per_node(self) -> dict[str, int]:
         """How many pods are bound to each node (spec.nodeName), as the scheduler counts them."""
@@ -272,10 +286,6 @@ class Store:
 def _key(resource: ResourceType, obj: dict[str, Any]) -> ObjectKey:
     metadata = obj["metadata"]
     return resource, metadata.get("namespace", "") if resource.namespaced else "", metadata["name"]
-
-
-def _list_position(obj: Mapping[str, Any]) -> tuple[str, str]:
-    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
 def now_timestamp() -> str:
