@@ -49,7 +49,6 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
-from cryptography import x509
 
 from chaoskirvis.client import Answer, ApiError, Identity, KubeAPI
 from chaoskirvis.ledger import record
@@ -334,6 +333,8 @@ def issued_certificate(api: KubeAPI, ref: ObjectRef, approved: dict[str, Any],
     while True:
         status = csr.get("status") or {}
         if status.get("certificate"):
+            from cryptography import x509  # only a CSR technique needs it: see techniques.identity
+
             try:
                 certificate = x509.load_pem_x509_certificate(base64.b64decode(status["certificate"]))
             except ValueError as exc:

@@ -14,10 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 from chaoslib.exceptions import ActivityFailed
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from chaoskirvis.techniques.unit import Detection, Option, Request, Rule, Technique
 
@@ -95,6 +91,12 @@ def _credentials(config_map: dict[str, Any], options: dict[str, Any]) -> None:
 def _client_certificate_request(csr: dict[str, Any], options: dict[str, Any]) -> None:
     """spec.request: CN the CSR's name (it carries the run id), O each of `organizations`, signed by a fresh
     key that is dropped here: nothing could use the certificate afterwards, and no key is ever kept."""
+    # imported here: cryptography costs every `chaos run` ~15 ms of start-up, and only this technique needs it
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     organizations = options["organizations"]
     if isinstance(organizations, str):
         organizations = [organizations]
