@@ -146,7 +146,8 @@ class Technique:
     """One way to introduce a security fault.
 
     `target` names what carries it: an object (``pod``, ``service``, ``networkpolicy``, ``role``,
-    ``clusterrole``, ``rolebinding``, ``clusterrolebinding``, ``secret`` or ``configmap``), whose base
+    ``clusterrole``, ``rolebinding``, ``clusterrolebinding``, ``secret``, ``configmap`` or ``csr``: a
+    CertificateSigningRequest, created and then approved by `chaoskirvis.admission.attempt_csr`), whose base
     manifest `apply` changes in place given the resolved options; ``exec``, a command run in a pod
     (`command`, cleaned up by `undo_command`), given the options and the run id; or ``request``, an API
     request `request` builds from the options, the target namespace and (``bound_secret`` options) the
