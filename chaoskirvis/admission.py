@@ -127,6 +127,15 @@ def rbac_refusal(status: int, body: Mapping[str, Any] | None) -> tuple[str, str]
     return (_unquote(escalation.group(1)), "escalate") if escalation else None
 
 
+def blocked_by(exc: ApiError, identity: Identity | None, attempted: str) -> dict[str, Any] | None:
+    """The ``blocked`` evidence when a control refused the attempt (an admission control, or RBAC refusing
+    `identity` itself); None for any other answer. Raises as `refused_as` does when RBAC refused the runner."""
+    denier = answered_by(exc.status, exc.answer.body)
+    if denier:
+        return {"outcome": "blocked", "blocked": True, "answered_by": denier}
+    return refused_as(exc, identity, attempted)
+
+
 def refused_as(exc: ApiError, identity: Identity | None, attempted: str) -> dict[str, Any] | None:
     """The ``blocked`` evidence when RBAC refused `identity` itself; None when the answer is no RBAC
     refusal. Raises `ActivityFailed` when RBAC refused the runner (the impersonation, or its own request):
@@ -246,12 +255,9 @@ def attempt_request(api: KubeAPI, request: Request, *, identity: Identity | None
     except ApiError as exc:
         common = {**evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
                   "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms}
-        denier = answered_by(exc.status, exc.answer.body)
-        if denier:
-            return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
-        by_rbac = refused_as(exc, identity, attempted)
-        if by_rbac:
-            return {**common, **by_rbac}
+        blocked = blocked_by(exc, identity, attempted)
+        if blocked:
+            return {**common, **blocked}
         if exc.status not in request.authorized:
             who = f" as {identity.user}" if identity else ""
             raise ActivityFailed(f"could not attempt {attempted}{who}: the API server answered {exc.status} "
@@ -308,12 +314,9 @@ def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: di
     except ApiError as exc:
         common = {**evidence, "step": "approval", "status": exc.status, "reason": exc.reason, "message": exc.message,
                   "warnings": exc.answer.warnings, "latency_ms": round(create_ms + exc.answer.latency_ms, 1)}
-        denier = answered_by(exc.status, exc.answer.body)
-        if denier:
-            return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
-        by_rbac = refused_as(exc, identity, attempted)
-        if by_rbac:
-            return {**common, **by_rbac}
+        blocked = blocked_by(exc, identity, attempted)
+        if blocked:
+            return {**common, **blocked}
         if exc.status == 403 and _NOT_PERMITTED_TO_APPROVE.match(exc.message or "") and identity is not None:
             return {**common, "outcome": "blocked", "blocked": True, "answered_by": "RBAC"}
         raise ActivityFailed(f"could not attempt {attempted}: the API answered {exc.status} {exc.reason or ''}: "
@@ -380,14 +383,11 @@ def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, hos
         **evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
         "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms,
     }
-    denier = answered_by(exc.status, exc.answer.body)
     missing_namespace(exc, evidence.get("namespace"), host)
-    if denier:
-        return {**common, "outcome": "blocked", "blocked": True, "answered_by": denier}
     where = f" in namespace {evidence['namespace']}" if evidence.get("namespace") else ""
-    by_rbac = refused_as(exc, identity, f"to create {evidence['kind']} {evidence['name']}{where}")
-    if by_rbac:
-        return {**common, **by_rbac}
+    blocked = blocked_by(exc, identity, f"to create {evidence['kind']} {evidence['name']}{where}")
+    if blocked:
+        return {**common, **blocked}
     if dry_run and exc.status == 400 and _NO_DRY_RUN.search(exc.message):
         return {**common, "outcome": "inconclusive", "blocked": False, "answered_by": None}
     raise ActivityFailed(
