@@ -25,6 +25,7 @@ from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.rbac.actions import inject_identity_technique, inject_rbac_grant
 from chaoskirvis.sandbox.server import Sandbox
 from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
+from identities import limited_user
 
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY_EXPERIMENTS = sorted((EXPERIMENTS / "identity").glob("*.yaml"))
@@ -112,17 +113,10 @@ def test_holds_with_least_privilege_and_is_a_weakness_when_over_granted(cluster,
 def limited_runner(cluster, tmp_path_factory) -> Path:
     """The kubeconfig of a runner that may write its record and create bindings, but not impersonate."""
     sandbox, kubeconfig = cluster
-    rbac = client.RbacAuthorizationV1Api(config.new_client_from_config(str(kubeconfig)))
-    runner = "kirvis-runner-no-impersonate"
-    sandbox.add_user(runner)
-    rbac.create_cluster_role({"metadata": {"name": runner}, "rules": [
+    return limited_user(sandbox, config.new_client_from_config(str(kubeconfig)), "kirvis-runner-no-impersonate", [
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch", "get", "list", "delete"]},
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterrolebindings"],
-         "verbs": ["create", "get", "delete"]}]})
-    rbac.create_cluster_role_binding({"metadata": {"name": runner}, "subjects": [
-        {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": runner}],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": runner}})
-    return sandbox.write_kubeconfig(tmp_path_factory.mktemp("runner") / "kubeconfig", user=runner)
+         "verbs": ["create", "get", "delete"]}], tmp_path_factory.mktemp("runner") / "kubeconfig")
 
 
 def test_a_runner_that_may_not_impersonate_makes_the_run_an_error(cluster, limited_runner, tmp_path):

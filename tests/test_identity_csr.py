@@ -32,6 +32,7 @@ from chaoskirvis.rbac.actions import inject_identity_technique
 from chaoskirvis.rbac.probes import identity_technique_admission
 from chaoskirvis.sandbox.server import Sandbox
 from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
+from identities import limited_user
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = EXPERIMENTS / "identity" / "team-cannot-issue-itself-a-client-certificate.yaml"
@@ -186,17 +187,10 @@ def test_system_masters_is_refused_by_the_subject_restriction(admin, activity):
 def limited_runner(cluster, admin, tmp_path_factory) -> Path:
     """The kubeconfig of a runner that may write its record and manage CSRs, but not impersonate."""
     sandbox, _ = cluster
-    rbac = client.RbacAuthorizationV1Api(admin)
-    runner = "kirvis-csr-runner-no-impersonate"
-    sandbox.add_user(runner)
-    rbac.create_cluster_role({"metadata": {"name": runner}, "rules": [
+    return limited_user(sandbox, admin, "kirvis-csr-runner-no-impersonate", [
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch", "get", "list", "delete"]},
         {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
-         "verbs": ["create", "get", "delete"]}]})
-    rbac.create_cluster_role_binding({"metadata": {"name": runner}, "subjects": [
-        {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": runner}],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": runner}})
-    return sandbox.write_kubeconfig(tmp_path_factory.mktemp("csr-runner") / "kubeconfig", user=runner)
+         "verbs": ["create", "get", "delete"]}], tmp_path_factory.mktemp("csr-runner") / "kubeconfig")
 
 
 def test_an_impersonation_the_runner_may_not_make_is_an_error(admin, limited_runner, tmp_path):

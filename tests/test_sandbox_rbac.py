@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from identities import api_for
+
 RBAC = "rbac.authorization.k8s.io"
 
 
@@ -36,18 +38,6 @@ def raw_get(running, token: str, path: str, headers: dict | None = None) -> tupl
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def api_for(sandbox, token: str, impersonate: str | None = None) -> client.ApiClient:
-    """The real kubernetes client with this bearer token (and an Impersonate-User header)."""
-    configuration = client.Configuration()
-    configuration.host = sandbox.url
-    configuration.ssl_ca_cert = str(sandbox.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    api = client.ApiClient(configuration)
-    if impersonate:
-        api.set_default_header("Impersonate-User", impersonate)
-    return api
 
 
 @pytest.fixture

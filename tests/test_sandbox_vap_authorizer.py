@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client, config
 
 from chaoskirvis.sandbox.server import Sandbox
+from identities import api_for
 
 RBAC = "rbac.authorization.k8s.io"
 
@@ -34,18 +35,6 @@ def admin(authz_sandbox: tuple[Sandbox, str]) -> client.ApiClient:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def api_for(sandbox: Sandbox, token: str, impersonate: str | None = None) -> client.ApiClient:
-    """The real kubernetes client with this bearer token (and an Impersonate-User header)."""
-    configuration = client.Configuration()
-    configuration.host = sandbox.url
-    configuration.ssl_ca_cert = str(sandbox.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    api = client.ApiClient(configuration)
-    if impersonate:
-        api.set_default_header("Impersonate-User", impersonate)
-    return api
 
 
 @pytest.fixture
