@@ -172,3 +172,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Figures a suite measured (e.g. the reliability suite's summary line), after the test results."""
     for line in getattr(config, "kirvis_summaries", []):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def kubectl_binary() -> str:
+    binary = shutil.which("kubectl")
+    assert binary, "kubectl is not on PATH (.ci/run installs it)"
+    return binary
+
+
+@pytest.fixture
+def kubectl(kubectl_binary, sandbox, tmp_path):
+    """kubectl(*args, kubeconfig=None, check=True): the real kubectl against the session's sandbox (as its
+    admin unless another kubeconfig is given), asserting success unless check=False."""
+    def run(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig or sandbox.kubeconfig), KUBECACHEDIR=str(tmp_path / "cache"))
+        result = subprocess.run([kubectl_binary, *args], env=env, capture_output=True, text=True, timeout=60)
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
+    return run

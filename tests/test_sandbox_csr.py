@@ -8,9 +8,7 @@ import base64
 import datetime
 import json
 import os
-import shutil
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -26,24 +24,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client, config
 
 SIGNER = "kubernetes.io/kube-apiserver-client"
-
-
-@pytest.fixture(scope="module")
-def kubectl_binary() -> str:
-    binary = shutil.which("kubectl")
-    assert binary, "kubectl is not on PATH"
-    return binary
-
-
-@pytest.fixture
-def kubectl(kubectl_binary, sandbox, tmp_path):
-    def run(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig or sandbox.kubeconfig), KUBECACHEDIR=str(tmp_path / "cache"))
-        result = subprocess.run([kubectl_binary, *args], env=env, capture_output=True, text=True, timeout=60)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result
-    return run
 
 
 @pytest.fixture(scope="module")

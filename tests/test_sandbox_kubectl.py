@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,24 +24,6 @@ spec:
     image: registry.k8s.io/pause
     securityContext: {{privileged: true}}
 """
-
-
-@pytest.fixture(scope="module")
-def kubectl_binary() -> str:
-    binary = shutil.which("kubectl")
-    assert binary, "kubectl is not on PATH (.ci/run installs it)"
-    return binary
-
-
-@pytest.fixture
-def kubectl(kubectl_binary, sandbox, tmp_path):
-    def run(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, KUBECONFIG=str(kubeconfig or sandbox.kubeconfig), KUBECACHEDIR=str(tmp_path / "cache"))
-        result = subprocess.run([kubectl_binary, *args], env=env, capture_output=True, text=True, timeout=60)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result
-    return run
 
 
 def raw_call(running: Any, method: str, path: str, body: bytes | None, content_type: str,
