@@ -8,7 +8,7 @@ which are data from the cluster; `InvalidRef` says which part was refused.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chaoslib.exceptions import ActivityFailed
 
@@ -49,8 +49,7 @@ def name_problem(kind: "Kind", name: object) -> str | None:
     return None if ok else f"name {name!r} is not {rule}, as a {kind.kind} name must be"
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(NamedTuple):
     api_version: str
     plural: str
     kind: str
@@ -63,8 +62,7 @@ class Kind:
         return path_for(self.api_version, self.plural, namespace)
 
 
-@dataclass(frozen=True)
-class ObjectRef:
+class ObjectRef(NamedTuple):
     """An object; `home` is the namespace whose run record names it (its own, unless cluster-scoped)."""
 
     kind: Kind

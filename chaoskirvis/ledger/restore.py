@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 
@@ -45,8 +45,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """Which runs to clean: one run id, or every run (optionally only the expired objects).
 
     `cluster_scoped` lets a selection of every run remove cluster-scoped objects too (a selection of one
@@ -72,7 +71,7 @@ class Selection:
         return not self.expired_only or is_expired(obj)
 
 
-@dataclass
+@dataclass(eq=False)
 class Leftovers:
     objects: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
     records: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
@@ -85,7 +84,7 @@ class Leftovers:
     """Lists and reads that failed: what could not be looked at."""
 
 
-@dataclass
+@dataclass(eq=False)
 class CleanupReport:
     removed: list[str] = field(default_factory=list)
     already_gone: list[str] = field(default_factory=list)

@@ -16,7 +16,7 @@ from chaoskirvis.ledger.refs import ObjectRef
 __all__ = ["RunState", "run_state"]
 
 
-@dataclass
+@dataclass(eq=False)
 class RunState:
     run_id: str
     outcomes: list[dict[str, Any]] = field(default_factory=list)
