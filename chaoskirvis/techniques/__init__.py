@@ -7,7 +7,7 @@ from chaoskirvis.techniques.exposure import EXPOSURE_TECHNIQUES
 from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.techniques.rbac import RBAC_TECHNIQUES
 from chaoskirvis.techniques.runtime import RUNTIME_TECHNIQUES
-from chaoskirvis.techniques.unit import Detection, Option, Technique
+from chaoskirvis.techniques.unit import RULE_SOURCES, Detection, Option, Technique
 from chaoskirvis.techniques.workload import WORKLOAD_TECHNIQUES
 
 __all__ = ["CATALOG", "Technique", "Detection", "Option", "lookup", "lookup_all"]
@@ -16,6 +16,10 @@ CATALOG: dict[str, Technique] = {
     t.id: t for t in (*WORKLOAD_TECHNIQUES, *EXPOSURE_TECHNIQUES, *RBAC_TECHNIQUES, *IDENTITY_TECHNIQUES,
                       *RUNTIME_TECHNIQUES)
 }
+_UNKNOWN_SOURCES = [f"{t.id}: rule {r.name!r} has unknown source {r.source!r}"
+                    for t in CATALOG.values() for r in t.detection.rules if r.source not in RULE_SOURCES]
+if _UNKNOWN_SOURCES:
+    raise ValueError(f"technique catalog: {'; '.join(_UNKNOWN_SOURCES)}; known sources: {', '.join(RULE_SOURCES)}")
 
 
 def lookup(technique_id: str) -> Technique:
