@@ -21,7 +21,7 @@ import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -29,12 +29,14 @@ from logzero import logger
 
 from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import ApiError, KubeAPI, kube_api
+from chaoskirvis.posture import guardrails
 from chaoskirvis.posture.rbac_model import (ANONYMOUS, UNAUTHENTICATED, AUTHENTICATED, Identity, RbacSnapshot,
                                             Request, Subject, is_system_subject, matches_any,
                                             service_account_identity, service_accounts_covered)
 
 __all__ = ["who_can", "effective_permissions", "no_wildcard_roles_bound", "no_anonymous_bindings",
-           "no_service_account_reads_secrets_cluster_wide", "read_rbac"]
+           "no_service_account_reads_secrets_cluster_wide", "read_rbac", "namespaces_enforce_pod_security",
+           "namespaces_have_default_deny", "security_webhooks_fail_closed", "security_policy_bindings_deny"]
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 _PLURALS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
@@ -286,3 +288,226 @@ def _posture(check: str, findings: list[dict[str, Any]], allowed: list[dict[str,
         logger.info(f"{check}: and {len(findings) - _LOGGED_FINDINGS} more finding(s) in the probe's output")
     return {"check": check, "posture": "held" if ok else "violated", "ok": ok, "findings": findings,
             "allowed": allowed, "examined": examined}
+
+
+# --- Guardrails: Pod Security labels, default-deny NetworkPolicies, webhooks, VAP bindings ----------------------
+#
+# Each guardrail check lists what it judges across all namespaces, in pages of `LIST_PAGE` items (`limit` and
+# `continue`, as kubectl reads lists in chunks), the lists of one check sent together, then answers from
+# `chaoskirvis.posture.guardrails`. A refused list is an error naming the permission to grant.
+
+LIST_PAGE = 500
+_CORE = '"" (core)'
+ADMISSION_GROUP = "admissionregistration.k8s.io"
+
+
+class Listed(NamedTuple):
+    """One list a guardrail check reads: a resource of `group` ("" for core) v1, maybe by label selector."""
+
+    group: str
+    plural: str
+    label_selector: str | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/apis/{self.group}/v1/{self.plural}" if self.group else f"/api/v1/{self.plural}"
+
+    def describe(self) -> str:
+        group = f" ({self.group})" if self.group else ""
+        return self.plural + group + (f" with labelSelector {self.label_selector!r}" if self.label_selector else "")
+
+
+def read_lists(api: KubeAPI, lists: dict[str, Listed]) -> dict[str, list[dict[str, Any]]]:
+    """Every item of each list, page after page, the lists read together; raises `ActivityFailed` naming
+    every list the API server refused."""
+    def read(listed: Listed) -> list[dict[str, Any]] | ApiError:
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {"limit": LIST_PAGE, "labelSelector": listed.label_selector}
+        try:
+            while True:
+                page = api.get(listed.path, **query)
+                items.extend(page.get("items") or [])
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+                query["continue"] = token
+        except ApiError as error:
+            return error
+
+    with ThreadPoolExecutor(len(lists)) as pool:
+        answers = dict(zip(lists, pool.map(read, lists.values())))
+    refused = {lists[key]: answer for key, answer in answers.items() if isinstance(answer, ApiError)}
+    if refused:
+        raise _unlistable(refused)
+    return answers  # type: ignore[return-value]
+
+
+def _unlistable(refused: dict[Listed, ApiError]) -> ActivityFailed:
+    answered = "; ".join(f"{listed.describe()}: {error.status} {error.reason}: {error.message}"
+                         for listed, error in refused.items())
+    if all(error.status == 403 for error in refused.values()):
+        grants = ", ".join(f"{listed.plural} in API group {listed.group or '\"\" (core)'}" for listed in refused)
+        return ActivityFailed(f"cannot read the guardrails: the runner may not list {grants} (the API server "
+                              f"answered {answered}); grant the runner `list` on them with a ClusterRole and a "
+                              "ClusterRoleBinding; nothing was judged")
+    if all(error.status == 404 for error in refused.values()):
+        return ActivityFailed(f"cannot read the guardrails: the API server does not serve "
+                              f"{', '.join(listed.describe() for listed in refused)} ({answered}); nothing was judged")
+    return ActivityFailed(f"cannot read the guardrails: listing failed ({answered}); nothing was judged")
+
+
+def _guardrail_posture(check: str, findings: list[dict[str, Any]], allowed: list[dict[str, Any]],
+                       examined: dict[str, int]) -> dict[str, Any]:
+    """A guardrail check's answer, in the shape of the RBAC checks', its first findings logged."""
+    ok = not findings
+    logger.info(f"{check}: {'held' if ok else 'violated'} ({len(findings)} finding(s), {len(allowed)} allowed)")
+    for finding in findings[:_LOGGED_FINDINGS]:
+        where = f"{finding['namespace']}/" if finding.get("namespace") else ""
+        logger.info(f"{check}: {finding['kind']} {where}{finding['name']}: {finding['why']}")
+    if len(findings) > _LOGGED_FINDINGS:
+        logger.info(f"{check}: and {len(findings) - _LOGGED_FINDINGS} more finding(s) in the probe's output")
+    return {"check": check, "posture": "held" if ok else "violated", "ok": ok, "findings": findings,
+            "allowed": allowed, "examined": examined}
+
+
+@typed_activity
+def namespaces_enforce_pod_security(
+    minimum_level: str = "baseline",
+    exclude_namespaces: list[str] | None = None,
+    exclude_selector: str | None = None,
+    cluster_default_level: str = "privileged",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when every namespace not excluded enforces at least `minimum_level` (``baseline`` or
+    ``restricted``) by its ``pod-security.kubernetes.io/enforce`` label, as the PodSecurity admission plugin
+    reads it: no label enforces `cluster_default_level` (the API server's AdmissionConfiguration
+    ``defaults.enforce``: ``privileged`` unless configured); a value that is no level (``Baseline``,
+    ``strict``) enforces ``restricted``, as kube-apiserver does, and is reported in ``allowed`` with that
+    reason.
+
+    `exclude_namespaces` are glob patterns over names (default kube-system, kube-public, kube-node-lease; a
+    list given replaces it, so name them again to keep them out); `exclude_selector` is a label selector
+    (``team in (platform)``, ``!chaoskirvis.io/judged``) whose namespaces are left out, evaluated by the API
+    server. Sends ``GET /api/v1/namespaces`` (paged; once more with the selector, when given). Answers
+    ``{check, posture, ok, findings, allowed, examined}``: each finding names the namespace, its label and
+    the level enforced.
+    """
+    if minimum_level not in guardrails.LEVELS[1:]:
+        raise ActivityFailed(f"minimum_level must be baseline or restricted, got {minimum_level!r}")
+    if cluster_default_level not in guardrails.LEVELS:
+        raise ActivityFailed("cluster_default_level must be privileged, baseline or restricted (the "
+                             f"AdmissionConfiguration's defaults.enforce), got {cluster_default_level!r}")
+    lists = {"namespaces": Listed("", "namespaces")}
+    if exclude_selector:
+        lists["excluded"] = Listed("", "namespaces", exclude_selector)
+    read = read_lists(kube_api(configuration, secrets), lists)
+    patterns = list(guardrails.SYSTEM_NAMESPACES) if exclude_namespaces is None else exclude_namespaces
+    findings, allowed = guardrails.pod_security_offenders(
+        read["namespaces"], minimum_level, patterns, {guardrails.name_of(n) for n in read.get("excluded", [])},
+        cluster_default_level)
+    return _guardrail_posture("namespaces-enforce-pod-security", findings, allowed,
+                              {"namespaces": len(read["namespaces"])})
+
+
+@typed_activity
+def namespaces_have_default_deny(
+    namespace_selector: str | None = None,
+    namespaces: list[str] | None = None,
+    egress: bool = False,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when every namespace that must have one holds a default-deny NetworkPolicy: one whose podSelector
+    is empty (every pod), whose policyTypes include Ingress and which has no ingress rule; with `egress`,
+    Egress too and no egress rule (one policy for both, or one for each).
+
+    Which namespaces: those `namespace_selector` (a label selector, evaluated by the API server) selects
+    and those `namespaces` names (glob patterns); at least one of them. policyTypes omitted are read as the
+    API server defaults them (Ingress, and Egress only with egress rules); a rule ``{}`` (or one without
+    peers and ports) allows everything. A named namespace that does not exist, or no namespace selected,
+    is an error: nothing would be judged. Sends ``GET /api/v1/namespaces`` (with the selector, and without
+    when names are given) and ``GET /apis/networking.k8s.io/v1/networkpolicies``, paged. Answers ``{check,
+    posture, ok, findings, allowed, examined}``: each finding names the namespace and why each of its
+    policies is no default deny.
+    """
+    if not namespace_selector and not namespaces:
+        raise ActivityFailed("namespaces_have_default_deny needs namespace_selector (a label selector such as "
+                             "chaoskirvis.io/default-deny=required) or namespaces (names or glob patterns)")
+    lists = {"policies": Listed("networking.k8s.io", "networkpolicies")}
+    if namespace_selector:
+        lists["selected"] = Listed("", "namespaces", namespace_selector)
+    if namespaces:
+        lists["namespaces"] = Listed("", "namespaces")
+    read = read_lists(kube_api(configuration, secrets), lists)
+    targets = {guardrails.name_of(n) for n in read.get("selected", [])}
+    if namespaces:
+        existing = {guardrails.name_of(n) for n in read["namespaces"]}
+        absent = [p for p in namespaces if not any(guardrails.matches_any(name, [p]) for name in existing)]
+        if absent:
+            raise ActivityFailed(f"no namespace is named like {', '.join(absent)}: check the namespaces argument; "
+                                 "nothing was judged")
+        targets |= {name for name in existing if guardrails.matches_any(name, namespaces)}
+    if not targets:
+        raise ActivityFailed(f"no namespace matches the label selector {namespace_selector!r}: nothing was judged "
+                             "(label the namespaces that must have a default-deny NetworkPolicy, or name them)")
+    directions = ["Ingress", "Egress"] if egress else ["Ingress"]
+    findings, allowed = guardrails.default_deny_offenders(sorted(targets), read["policies"], directions)
+    return _guardrail_posture("namespaces-have-default-deny", findings, allowed,
+                              {"namespaces": len(targets), "networkpolicies": len(read["policies"])})
+
+
+@typed_activity
+def security_webhooks_fail_closed(
+    configurations: list[str] | None = None,
+    kinds: list[str] | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when every webhook of the security webhook configurations fails closed: its ``failurePolicy`` is
+    ``Fail`` (unset is Fail in admissionregistration.k8s.io/v1), so a request is refused, not admitted,
+    when the webhook cannot be called, times out or answers garbage.
+
+    `configurations` are glob patterns over the configurations' names (``kyverno-*``, ``gatekeeper-*``);
+    empty or unset, every configuration is judged. A pattern that names no configuration is a finding (the
+    security webhook is missing), and so is a configuration without webhooks. `kinds`:
+    ValidatingWebhookConfiguration and/or MutatingWebhookConfiguration (default both). Sends one paged list
+    per kind, ``GET /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations`` and
+    ``.../mutatingwebhookconfigurations``. Answers ``{check, posture, ok, findings, allowed, examined}``:
+    each finding names the configuration, the webhook and its failurePolicy.
+    """
+    chosen = kinds or list(guardrails.WEBHOOK_KINDS)
+    unknown = sorted(set(chosen) - set(guardrails.WEBHOOK_KINDS))
+    if unknown:
+        raise ActivityFailed(f"kinds may hold {' and '.join(guardrails.WEBHOOK_KINDS)} only, got {', '.join(unknown)}")
+    lists = {kind: Listed(ADMISSION_GROUP, kind.lower() + "s") for kind in guardrails.WEBHOOK_KINDS if kind in chosen}
+    read = read_lists(kube_api(configuration, secrets), lists)
+    findings, allowed = guardrails.webhook_offenders(read, configurations or [])
+    return _guardrail_posture("security-webhooks-fail-closed", findings, allowed,
+                              {lists[kind].plural: len(items) for kind, items in read.items()})
+
+
+@typed_activity
+def security_policy_bindings_deny(
+    policies: list[str] | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Held when every ValidatingAdmissionPolicyBinding of the security policies has ``Deny`` among its
+    ``validationActions`` (``[Deny]``, ``[Deny, Audit]``): ``Warn`` and ``Audit`` alone report a violation
+    and admit the request.
+
+    `policies` are glob patterns over policy names; empty or unset, every binding is judged. With
+    `policies`, each policy they name that no binding binds is a finding (it is never evaluated), and so is
+    a pattern naming no policy (it is missing). A binding whose policy does not exist is a finding (it
+    enforces nothing). Sends ``GET /apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies`` and
+    ``.../validatingadmissionpolicybindings``, paged. Answers ``{check, posture, ok, findings, allowed,
+    examined}``: each finding names the binding (or policy), the policy and the actions.
+    """
+    lists = {"policies": Listed(ADMISSION_GROUP, "validatingadmissionpolicies"),
+             "bindings": Listed(ADMISSION_GROUP, "validatingadmissionpolicybindings")}
+    read = read_lists(kube_api(configuration, secrets), lists)
+    findings, allowed = guardrails.binding_offenders(read["policies"], read["bindings"], policies or [])
+    return _guardrail_posture("security-policy-bindings-deny", findings, allowed,
+                              {"validatingadmissionpolicies": len(read["policies"]),
+                               "validatingadmissionpolicybindings": len(read["bindings"])})
