@@ -1,14 +1,14 @@
 """chaoskirvis: security chaos engineering for Kubernetes, as a Chaos Toolkit extension."""
 from __future__ import annotations
 
-import pkgutil
-
 __version__ = "0.1.0"
 __all__ = ["__version__", "discover", "activity_modules"]
 
 
 def activity_modules() -> dict[str, str]:
     """Every activity module of the package and its activity type: ``*.actions`` and ``*.probes``."""
+    import pkgutil
+
     kinds = {"actions": "action", "probes": "probe"}
     modules = {}
     for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):

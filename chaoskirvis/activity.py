@@ -22,8 +22,7 @@ import posixpath
 import re
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from chaoslib.exceptions import ActivityFailed, InvalidActivity
@@ -36,8 +35,13 @@ _OUT_OF_BAND = {"configuration", "secrets"}
 
 
 class _TypedSignature(inspect.Signature):
-    hints: dict[str, Any]
+    func: Callable[..., Any]
     func_name: str
+
+    @functools.cached_property
+    def hints(self) -> dict[str, Any]:
+        """The function's resolved type hints, evaluated on first use rather than at import."""
+        return typing.get_type_hints(self.func)
 
     def bind(self, *args: Any, **kwargs: Any) -> inspect.BoundArguments:
         bound = super().bind(*args, **kwargs)
@@ -80,7 +84,7 @@ def _check_catalog_arguments(signature: inspect.Signature, bound: inspect.BoundA
 def typed_activity(func: F) -> F:
     """Check argument types at validation and convert text to numbers/booleans at run time."""
     signature = _TypedSignature.from_callable(func)
-    signature.hints = typing.get_type_hints(func)
+    signature.func = func
     signature.func_name = func.__name__
 
     @functools.wraps(func)
@@ -166,8 +170,7 @@ def is_dns_label(value: Any) -> bool:
     return isinstance(value, str) and _DNS_LABEL.fullmatch(value) is not None
 
 
-@dataclass(frozen=True)
-class Between:
+class Between(NamedTuple):
     """A number from `low` to `high` (exclusive of `low` when `low_open`); NaN and infinities never fit."""
 
     low: float

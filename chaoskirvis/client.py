@@ -44,7 +44,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
@@ -77,7 +77,7 @@ NO_CONFIGURATION_MESSAGE = (
 _FALSE_WORDS = {"false", "0", "no", "off"}
 
 
-@dataclass
+@dataclass(eq=False)
 class Answer:
     """One API answer: HTTP status, the decoded JSON body, PSA/admission warnings and the latency."""
 
@@ -106,8 +106,7 @@ class ApiError(Exception):
         super().__init__(f"{method} {path}: {self.status} {self.reason}: {self.message}")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """How one request is retried: `attempts` in all, waits doubling from `first_delay` up to `max_delay`
     (with jitter), or as long as ``Retry-After`` says, always within the request's timeout."""
 

@@ -36,7 +36,7 @@ class KubeconfigError(Exception):
     """The kubeconfig cannot be used as written (the message says what, as kubectl would)."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # no repr: it would show the token and password
 class ClusterConfiguration:
     """One resolved API server and identity. Files only (data is written to private temp files), so both
     urllib3 and, for exec, the kubernetes package can take them."""
@@ -150,7 +150,7 @@ def from_environment(lookup: Callable[[str], str | None], verify_ssl: bool) -> C
     return configuration
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Merged:
     """Named entries with the folder of the file that defined them (for its relative paths)."""
 

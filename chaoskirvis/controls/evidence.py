@@ -58,7 +58,7 @@ _KUBERNETES_KEYS = ("KUBECONFIG", "KUBERNETES_", "CHAOSTOOLKIT_IN_POD")
 EXPECT_KEY = "kirvis_expect"  # configuration: "weakness" marks a negative control
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class _Session:
     """What the control learns while one experiment runs."""
 

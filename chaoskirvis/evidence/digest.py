@@ -15,8 +15,7 @@ import enum
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["ALGORITHM", "UNSEALED_KEYS", "to_plain", "digest_of", "seal", "verify", "Verification"]
 
@@ -48,8 +47,7 @@ def seal(journal: dict[str, Any]) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Verification:
+class Verification(NamedTuple):
     """The result of checking a journal against its digest: ``verified``, ``modified`` or ``unsealed``."""
 
     state: str

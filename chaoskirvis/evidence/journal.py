@@ -8,8 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "PHASES", "ActivityRun", "activity_runs", "attack_ids", "is_outcome", "recorded_outcomes", "OUTCOMES",
@@ -25,8 +24,7 @@ _EXCEPTION_NAMES = re.compile(r"^(?:(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: |[A-Za-z_]\
 _ATTACK_TAG = re.compile(r"^attack:(T\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class ActivityRun:
+class ActivityRun(NamedTuple):
     """One played activity of a journal, with the phase it was played in."""
 
     phase: str

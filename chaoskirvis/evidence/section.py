@@ -8,10 +8,9 @@ import platform
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaoskirvis import __version__
 from chaoskirvis.evidence.cluster import ClusterFacts
@@ -30,8 +29,7 @@ SCHEMA = "chaoskirvis.evidence/v1"
 _DISTRIBUTIONS = ("chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes", "kubernetes")
 
 
-@dataclass(frozen=True)
-class ExperimentSource:
+class ExperimentSource(NamedTuple):
     """Where the experiment came from and its SHA-256: of the file, or of its canonical JSON."""
 
     path: str | None

@@ -20,8 +20,7 @@ held where a weakness was expected is an error: the test may be unable to fail.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaoskirvis.evidence.journal import PASSING_OUTCOMES, activity_runs, exception_summary
 
@@ -34,8 +33,7 @@ WEAKNESS_OUTCOMES = ("allowed", "missed")
 ERROR_OUTCOMES = ("error", "inconclusive")
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """`result` is held, weakness or error; `status` what Chaos Toolkit said; `reason` the one-line cause."""
 
     result: str
