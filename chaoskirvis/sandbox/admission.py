@@ -2,9 +2,16 @@
 
 A plugin is any object with a `name` and `admit(request, store) -> AdmissionResult`. It gets the request
 (operation, resource, namespace, name, object, old object, dry run, user) and the store (read only: to
-look up namespace labels or existing pods), and answers with warnings or a denial. The chain runs the
-plugins in order, keeps every warning and stops at the first denial. The sandbox's chain is
-`PodSecurityAdmission` (here), then `vap.ValidatingAdmissionPolicyAdmission`.
+look up namespace labels or existing pods), and answers with warnings or a denial. A plugin that must wait
+(an admission webhook's HTTP call) answers with an awaitable of its result instead, so that the sandbox's
+event loop serves other requests meanwhile; `AdmissionChain.admit` is a coroutine for that reason. The
+chain runs the plugins in order, keeps every warning and stops at the first denial (whose result carries
+the warnings so far, which the API server sends with the refusal too). The sandbox's chain (server.py) is
+the pods' mutating plugins, `webhooks.MutatingWebhookAdmission`, `ServiceAllocation`,
+`PodSecurityAdmission` (here), `vap.ValidatingAdmissionPolicyAdmission`, then
+`webhooks.ValidatingWebhookAdmission`: kube-apiserver's order (every mutating plugin, ending with the
+mutating webhooks, then the validating ones, ending with ValidatingAdmissionPolicy and the validating
+webhooks).
 
 The first plugin is `PodSecurityAdmission`, which follows kubernetes/pod-security-admission
 (`admission/admission.go`, `api/helpers.go`) with the default configuration (no exemptions, every mode
@@ -27,7 +34,8 @@ the sandbox keeps no audit log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -61,12 +69,16 @@ class Denial:
     reason: str
     message: str
     causes: tuple[Cause, ...] = ()
+    # The Status details exactly as sent (a webhook's own, or none), instead of the resource's name and kind.
+    own_details: bool = False
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class AdmissionResult:
     warnings: tuple[str, ...] = ()
     denial: Denial | None = None
+    mutated: bool = False  # a mutating webhook changed request.object (the handler validates it again)
 
 
 ALLOWED = AdmissionResult()
@@ -75,21 +87,26 @@ ALLOWED = AdmissionResult()
 class AdmissionPlugin(Protocol):
     name: str
 
-    def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult: ...
+    def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult | Awaitable[AdmissionResult]: ...
 
 
 @dataclass
 class AdmissionChain:
     plugins: Sequence[AdmissionPlugin] = field(default_factory=list)
 
-    def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult:
+    async def admit(self, request: AdmissionRequest, store: Store) -> AdmissionResult:
+        """Each plugin in turn (awaiting those that answer with an awaitable), until the first denial."""
         warnings: list[str] = []
+        mutated = False
         for plugin in self.plugins:
-            result = plugin.admit(request, store)
+            answer = plugin.admit(request, store)
+            result = await answer if inspect.isawaitable(answer) else answer
+            assert isinstance(result, AdmissionResult)
             warnings.extend(result.warnings)
+            mutated = mutated or result.mutated
             if result.denial is not None:
-                return AdmissionResult(tuple(warnings), result.denial)
-        return AdmissionResult(tuple(warnings))
+                return AdmissionResult(tuple(warnings), result.denial, mutated)
+        return AdmissionResult(tuple(warnings), mutated=mutated)
 
 
 LABEL_PREFIX = "pod-security.kubernetes.io/"

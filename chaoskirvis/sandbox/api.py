@@ -56,7 +56,7 @@ from multidict import CIMultiDictProxy, MultiMapping
 
 from chaoskirvis.sandbox import access_reviews, client_certificates, csr, escalation, impersonation, openapi, \
     patching, protobuf, resources, sa_tokens, scale, tables
-from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Operation
+from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Denial, Operation
 from chaoskirvis.sandbox.authentication import Authenticator
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
 from chaoskirvis.sandbox.logs import LogOptions, PodLogs
@@ -330,14 +330,14 @@ class KubernetesApiHandler:
             if resource == PODS and namespace and request.name and request.subresource in ("exec", "log"):
                 return await self._serve_pod_stream(request, user, namespace, request.name)
             if request.subresource == "scale" and scale.scalable(resource) and namespace and request.name:
-                return self._serve_scale(request, user, resource, namespace, request.name)
+                return await self._serve_scale(request, user, resource, namespace, request.name)
             if resource == SERVICE_ACCOUNTS and request.subresource == "token" and namespace and request.name:
                 return self._serve_token_request(request, namespace, request.name)
             if resource == NODES and request.subresource.split("/")[0] == "proxy" and request.name:
                 return self._serve_node_proxy(request, request.name)
             if resource == CERTIFICATE_SIGNING_REQUESTS and request.subresource in ("approval", "status") and \
                     request.name:
-                return self._serve_csr_subresource(request, user, request.name, request.subresource)
+                return await self._serve_csr_subresource(request, user, request.name, request.subresource)
             why = UNSERVED_SUBRESOURCES.get((resource.plural, request.subresource))
             if why is not None:
                 raise status_error(404, "NotFound", f"the sandbox does not serve {resource.plural}/"
@@ -367,13 +367,13 @@ class KubernetesApiHandler:
             case "watch":
                 return await self._watch(request, resource, namespace)
             case "create":
-                return self._create(request, user, resource, namespace)
+                return await self._create(request, user, resource, namespace)
             case "update":
-                return self._replace(request, user, resource, namespace, request.name or "")
+                return await self._replace(request, user, resource, namespace, request.name or "")
             case "patch":
-                return self._patch(request, user, resource, namespace, request.name or "")
+                return await self._patch(request, user, resource, namespace, request.name or "")
             case _:
-                return self._delete(request, user, resource, namespace, request.name or "")
+                return await self._delete(request, user, resource, namespace, request.name or "")
 
     @staticmethod
     def _review_self(request: ApiRequest, user: UserInfo) -> aiohttp.web.StreamResponse:
@@ -489,12 +489,12 @@ class KubernetesApiHandler:
         if "dryRun" in request.params:  # any value, as ConnectResource's isDryRun
             raise bad_request("dryRun is not supported")
         exec_options = ExecOptions.parse(raw_request.query)
-        self._admit("CONNECT", user, PODS, namespace, name, exec_options.admission_object(), None, False,
+        await self._admit("CONNECT", user, PODS, namespace, name, exec_options.admission_object(), None, False,
                     subresource="exec")
         pod, container = self._stream_target(namespace, name, exec_options.container)
         return await self.exec_sessions.serve(raw_request, exec_options, pod, container, user.name)
 
-    def _serve_scale(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str,
+    async def _serve_scale(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str,
                      name: str) -> aiohttp.web.StreamResponse:
         """GET, PUT and PATCH of PLURAL/scale (`scale`): they read and change the object's spec.replicas only."""
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
@@ -527,8 +527,8 @@ class KubernetesApiHandler:
                                                               "changes to the latest version and try again"))
         spec = (old.get("spec") or {}) | {"replicas": replicas}
         obj = prepare_update(resource, _typed(resource, old | {"spec": spec}), old)
-        admitted = self._admit("UPDATE", user, resource, namespace, name, scale.scale_of(obj), current, dry_run,
-                               subresource="scale")
+        admitted = await self._admitted_update(user, resource, namespace, name, obj, old, dry_run, "scale",
+                                               scale.scale_of(obj), current)
         updated = self.store.update(resource, obj, dry_run=dry_run)
         return json_response(scale.scale_of(updated), 200, admitted.warnings)
 
@@ -718,24 +718,26 @@ class KubernetesApiHandler:
         else:
             metadata["namespace"] = namespace
 
-    def _admit(self, operation: Operation, user: UserInfo, resource: ResourceType, namespace: str | None,
+    async def _admit(self, operation: Operation, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str, obj: dict[str, Any] | None, old: dict[str, Any] | None, dry_run: bool,
                subresource: str | None = None) -> AdmissionResult:
-        result = self.admission.admit(AdmissionRequest(
+        """The admission chain's answer (awaited: a webhook call lets other requests be served meanwhile); a
+        denial is raised as its Status, with the warnings given so far. An object a mutating webhook changed is
+        validated again, as the registry validates what mutating admission left."""
+        result = await self.admission.admit(AdmissionRequest(
             operation=operation, resource=resource, namespace=namespace, name=name, object=obj,
             old_object=old, dry_run=dry_run, user=user.name, subresource=subresource, groups=user.groups,
+            uid=user.uid,
         ), self.store)
         if result.denial is not None:
-            denial = result.denial
-            if denial.code == 422 and denial.causes and all(cause.field for cause in denial.causes):
-                raise invalid(resource, name, denial.causes)  # field errors, as object validation words them
-            causes = [{key: value for key, value in (("reason", c.reason), ("message", c.message), ("field", c.field))
-                       if value} for c in denial.causes]  # StatusCause fields are omitempty
-            raise status_error(denial.code, denial.reason, denial.message,
-                               details_of(resource, name, **({"causes": causes} if causes else {})))
+            raise _WarnedStatusError.of(_denial_error(result.denial, resource, name), result.warnings)
+        if result.mutated and obj is not None and subresource is None:
+            causes = validate_create(resource, obj) if old is None else validate_update(resource, obj, old)
+            if causes:
+                raise _WarnedStatusError.of(invalid(resource, name, causes), result.warnings)
         return result
 
-    def _create(self, request: ApiRequest, user: UserInfo, resource: ResourceType,
+    async def _create(self, request: ApiRequest, user: UserInfo, resource: ResourceType,
                 namespace: str | None) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "CreateOptions")
         obj = self._decode_object(request, resource)
@@ -753,27 +755,27 @@ class KubernetesApiHandler:
         self._confirm_no_escalation(user, resource, namespace, name, obj, None)
         if is_csr:
             self._refuse_by_csr_admission(user, name, obj, None, None)
-        admitted = self._admit("CREATE", user, resource, namespace, name, obj, None, dry_run)
+        admitted = await self._admit("CREATE", user, resource, namespace, name, obj, None, dry_run)
         try:
             created = self.store.create(resource, obj, dry_run=dry_run)
         except StoreError as error:
             raise store_error(error) from None
         return json_response(created, 201, admitted.warnings)
 
-    def _replace(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
+    async def _replace(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                  name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
         obj = self._decode_object(request, resource)
         old = self.store.get(resource, namespace, name)
         if old is None:
             raise not_found(resource, name)
-        return self._update(user, resource, namespace, name, obj, old, dry_run)
+        return await self._update(user, resource, namespace, name, obj, old, dry_run)
 
-    def _patch(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
+    async def _patch(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
         obj, old = self._patched(request, resource, self.store.get(resource, namespace, name), name)
-        return self._update(user, resource, namespace, name, obj, old, dry_run)
+        return await self._update(user, resource, namespace, name, obj, old, dry_run)
 
     @staticmethod
     def _patched(request: ApiRequest, resource: ResourceType, old: dict[str, Any] | None,
@@ -799,7 +801,7 @@ class KubernetesApiHandler:
             raise bad_request("the patched object has no metadata")
         return obj, old
 
-    def _update(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
+    async def _update(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
                 obj: dict[str, Any], old: dict[str, Any], dry_run: bool,
                 subresource: str | None = None) -> aiohttp.web.StreamResponse:
         """The shared tail of PUT and PATCH: `obj` is the whole new state of the stored object `old` (through
@@ -824,9 +826,28 @@ class KubernetesApiHandler:
         self._confirm_no_escalation(user, resource, namespace, name, obj, old)
         if is_csr:
             self._refuse_by_csr_admission(user, name, obj, old, subresource)
-        admitted = self._admit("UPDATE", user, resource, namespace, name, obj, old, dry_run, subresource)
+        admitted = await self._admitted_update(user, resource, namespace, name, obj, old, dry_run, subresource)
         updated = self.store.update(resource, obj, dry_run=dry_run)
         return json_response(updated, 200, admitted.warnings)
+
+    async def _admitted_update(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
+                               obj: dict[str, Any], old: dict[str, Any], dry_run: bool,
+                               subresource: str | None, admitted_object: dict[str, Any] | None = None,
+                               admitted_old: dict[str, Any] | None = None) -> AdmissionResult:
+        """Admission of an update; 409 Conflict when the stored object changed while admission waited (on a
+        webhook), as the registry's GuaranteedUpdate refuses an update of a version no longer stored."""
+        written = self.store.resource_version
+        admitted = await self._admit("UPDATE", user, resource, namespace, name,
+                                     obj if admitted_object is None else admitted_object,
+                                     old if admitted_old is None else admitted_old, dry_run, subresource)
+        if self.store.resource_version != written:
+            current = self.store.get(resource, namespace, name)
+            if current is None:
+                raise not_found(resource, name)
+            if current["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"]:
+                raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
+                                                                  "changes to the latest version and try again"))
+        return admitted
 
     def _refuse_by_csr_admission(self, user: UserInfo, name: str, obj: dict[str, Any], old: dict[str, Any] | None,
                                  subresource: str | None) -> None:
@@ -835,7 +856,7 @@ class KubernetesApiHandler:
         if reason is not None:
             raise forbidden(CERTIFICATE_SIGNING_REQUESTS, name, reason)
 
-    def _serve_csr_subresource(self, request: ApiRequest, user: UserInfo, name: str,
+    async def _serve_csr_subresource(self, request: ApiRequest, user: UserInfo, name: str,
                                subresource: str) -> aiohttp.web.StreamResponse:
         """certificatesigningrequests/NAME/approval and /status: get, update (PUT) and patch the whole object,
         of which only the conditions (approval) or the status (status) may change."""
@@ -848,14 +869,14 @@ class KubernetesApiHandler:
         if request.method == "PATCH":
             dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
             obj, old = self._patched(request, resource, old, name)
-            return self._update(user, resource, None, name, obj, old, dry_run, subresource)
+            return await self._update(user, resource, None, name, obj, old, dry_run, subresource)
         if request.method != "PUT":
             raise METHOD_NOT_ALLOWED
         dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
         obj = self._decode_object(request, resource)
         if old is None:
             raise not_found(resource, name)
-        return self._update(user, resource, None, name, obj, old, dry_run, subresource)
+        return await self._update(user, resource, None, name, obj, old, dry_run, subresource)
 
     def _confirm_no_escalation(self, user: UserInfo, resource: ResourceType, namespace: str | None, name: str,
                                obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -867,7 +888,7 @@ class KubernetesApiHandler:
         else:
             escalation.check_binding_write(self.authorizer, user, resource.kind, namespace or "", name, obj, old)
 
-    def _delete(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
+    async def _delete(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                 name: str) -> aiohttp.web.StreamResponse:
         options = self._delete_options(request)
         dry_run = _dry_run(",".join(options.get("dryRun") or []) or request.params.get("dryRun"), "DeleteOptions")
@@ -876,7 +897,7 @@ class KubernetesApiHandler:
             raise not_found(resource, name)
         if resource == NAMESPACES and name in IMMORTAL_NAMESPACES:
             raise forbidden(resource, name, "this namespace may not be deleted")
-        admitted = self._admit("DELETE", user, resource, namespace, name, None, old, dry_run)
+        admitted = await self._admit("DELETE", user, resource, namespace, name, None, old, dry_run)
         orphan = (options.get("propagationPolicy") or request.params.get("propagationPolicy")) == "Orphan"
         try:
             deleted = self.store.delete(resource, namespace, name, preconditions=options.get("preconditions"),
@@ -936,7 +957,34 @@ def render_error(error: Exception) -> aiohttp.web.Response:
     """The Status answer of a refusal; any other exception is a 500 InternalError (its text, no traceback)."""
     if not isinstance(error, StatusError):
         error = status_error(500, "InternalError", f"Internal error occurred: {type(error).__name__}: {error}")
-    return aiohttp.web.json_response(status_body(error), status=error.status)
+    warnings = error.warnings if isinstance(error, _WarnedStatusError) else ()
+    return json_response(status_body(error), error.status, warnings)
+
+
+@dataclass(eq=False)
+class _WarnedStatusError(StatusError):
+    """A refusal by admission, with the warnings admission gave before it (sent as Warning headers)."""
+
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, error: StatusError, warnings: tuple[str, ...]) -> StatusError:
+        if not warnings:
+            return error
+        return cls(error.status, error.reason, error.message, error.details, warnings)
+
+
+def _denial_error(denial: Denial, resource: ResourceType, name: str) -> StatusError:
+    """The Status of an admission denial: field errors as object validation words them, a webhook's own
+    details as it sent them, else the resource's name and kind with the causes."""
+    if denial.code == 422 and denial.causes and all(cause.field for cause in denial.causes):
+        return invalid(resource, name, denial.causes)
+    if denial.own_details:
+        return status_error(denial.code, denial.reason, denial.message, denial.details)
+    causes = [{key: value for key, value in (("reason", c.reason), ("message", c.message), ("field", c.field))
+               if value} for c in denial.causes]  # StatusCause fields are omitempty
+    return status_error(denial.code, denial.reason, denial.message,
+                        details_of(resource, name, **({"causes": causes} if causes else {})))
 
 
 async def _write_error_event(response: aiohttp.web.StreamResponse, error: StatusError) -> None:

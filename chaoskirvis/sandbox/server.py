@@ -26,7 +26,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -52,6 +52,9 @@ from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.tls import ServerTls, create_server_tls
 from chaoskirvis.sandbox.vap import ValidatingAdmissionPolicyAdmission
+from chaoskirvis.sandbox import webhooks_config
+from chaoskirvis.sandbox.webhooks import MutatingWebhookAdmission, ValidatingWebhookAdmission, WebhookConfigurations
+from chaoskirvis.sandbox.webhooks_client import WebhookCaller
 
 ADMIN = UserInfo("sandbox-admin", groups=(MASTERS, "system:authenticated"))
 # What the viewer may do is the bootstrap ClusterRole kirvis:sandbox-viewer: get, list and watch of everything.
@@ -69,14 +72,17 @@ class Sandbox:
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000,
                  nodes: Sequence[SandboxNode] = DEFAULT_NODES, users: Sequence[UserInfo] = (),
-                 anonymous_auth: bool = False) -> None:
+                 anonymous_auth: bool = False, webhook_services: Mapping[tuple[str, ...], str] | None = None) -> None:
         """`history_limit` is how many changes are kept for watches that resume from a resourceVersion (the
         API server's compaction window): a watch from an older one gets the ERROR event 410 Expired.
         `nodes` are the nodes registered at start (default: `kirvis-control-plane`, tainted NoSchedule, and
         `kirvis-worker`); pods are scheduled to them (see `controllers`).
         `users` are users besides the admin and the viewer, each given a token (`token_of`); RBAC decides what
         they may do (they hold nothing until bound). `anonymous_auth` serves requests without credentials as
-        `system:anonymous` (kube-apiserver's --anonymous-auth=true) instead of answering 401."""
+        `system:anonymous` (kube-apiserver's --anonymous-auth=true) instead of answering 401.
+        `webhook_services` maps the Services that admission webhooks name in `clientConfig.service` to the
+        local addresses that serve them: `{("kyverno", "kyverno-svc"): "127.0.0.1:8443"}` (any port), or with
+        the service port as a third key element; also `map_webhook_service`. No cluster DNS resolves here."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
         self.host = host
@@ -92,12 +98,14 @@ class Sandbox:
         for user in users:
             self.add_user(user.name, user.groups, user.uid)
         self._exec_sessions = ExecSessions()
+        self._webhook_services: dict[tuple[str, ...], str] = dict(webhook_services or {})
         self._handler: KubernetesApiHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: aiohttp.web.BaseRunner | None = None
         self._store: Store | None = None
         self._thread: threading.Thread | None = None
         self._tls: ServerTls | None = None
+        self._webhook_caller: WebhookCaller | None = None
 
     def add_user(self, name: str, groups: Sequence[str] = (), uid: str = "") -> str:
         """A new user with a bearer token of its own (returned; also `token_of(name)`), also when running.
@@ -109,6 +117,31 @@ class Sandbox:
         self._tokens[token] = authenticated(UserInfo(name, uid, tuple(groups)))
         self._token_by_user[name] = token
         return token
+
+    def map_webhook_service(self, namespace: str, name: str, address: str, port: int | None = None) -> None:
+        """Reach the Service NAMESPACE/NAME (on `port`, or any port) at `address` ("HOST:PORT") when a webhook's
+        clientConfig.service names it; also while running. The call is still https to
+        `NAME.NAMESPACE.svc`, its certificate verified against the webhook's caBundle for that name."""
+        self._webhook_services[(namespace, name) if port is None else (namespace, name, port)] = address
+
+    def store_legacy(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Store an object as an upgraded cluster still holds it, without the current API's validation or
+        admission (defaults are applied): e.g. a webhook configuration with `sideEffects: Unknown`, which
+        admissionregistration.k8s.io/v1beta1 accepted before 1.22 and v1 refuses to create. Returns it."""
+        if self._loop is None or self._store is None:
+            raise SandboxError("start the sandbox before storing objects")
+        resource = find_by_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+        if resource is None:
+            raise SandboxError(f"{manifest.get('kind')} in {manifest.get('apiVersion')} is not served by the sandbox")
+        store = self._store
+
+        async def create() -> dict[str, Any]:
+            obj = prepare_create(resource, json.loads(json.dumps(manifest)))
+            if resource.kind.endswith("WebhookConfiguration"):
+                webhooks_config.apply_defaults(obj, resource.kind.startswith("Mutating"))
+            return store.create(resource, obj)
+
+        return asyncio.run_coroutine_threadsafe(create(), self._loop).result()
 
     def token_of(self, user: str) -> str:
         """The bearer token of a configured user ("admin", "viewer" or a name given to `add_user`)."""
@@ -337,12 +370,16 @@ class Sandbox:
             assert isinstance(resource, ResourceType)
             store.create(resource, prepare_create(resource, manifest))
         authorizer = Authorizer(store)
+        webhook_caller, webhook_configurations = WebhookCaller(self._webhook_services), WebhookConfigurations()
         handler = KubernetesApiHandler(
             store=store,
-            # the pods' mutating plugins, the service allocators' checks, then PodSecurity and
-            # ValidatingAdmissionPolicy: the API server's order
-            admission=AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS), ServiceAllocation(),
-                                      PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission(authorizer)]),
+            # the pods' mutating plugins, the mutating webhooks, the service allocators' checks, then PodSecurity,
+            # ValidatingAdmissionPolicy and the validating webhooks: the API server's order (admission.py)
+            admission=AdmissionChain([
+                *(plugin() for plugin in MUTATING_POD_PLUGINS),
+                MutatingWebhookAdmission(authorizer, webhook_caller, webhook_configurations),
+                ServiceAllocation(), PodSecurityAdmission(), ValidatingAdmissionPolicyAdmission(authorizer),
+                ValidatingWebhookAdmission(authorizer, webhook_caller, webhook_configurations)]),
             authorizer=authorizer,
             authenticator=Authenticator(self._tokens, issuer, store, self.anonymous_auth),
             exec_sessions=self._exec_sessions,
@@ -357,11 +394,14 @@ class Sandbox:
             raise
         self.port = runner.addresses[0][1]
         self._handler, self._runner, self._store = handler, runner, store
+        self._webhook_caller = webhook_caller
 
     async def _shutdown(self) -> None:
         assert self._store is not None and self._runner is not None and self._loop is not None
         self._store.close()
         await self._runner.cleanup()
+        if self._webhook_caller is not None:
+            await self._webhook_caller.close()
         self._loop.call_soon(self._loop.stop)
 
 

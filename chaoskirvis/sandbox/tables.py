@@ -451,6 +451,11 @@ def _policy_binding(row: _Row) -> list[Any]:
     return [row.name, row.spec.get("policyName", ""), text, row.age]
 
 
+def _webhook_configuration(row: _Row) -> list[Any]:
+    """printValidatingWebhook / printMutatingWebhook: the number of webhooks."""
+    return [row.name, len(row.obj.get("webhooks") or []), row.age]
+
+
 def _certificate_signing_request(row: _Row) -> list[Any]:
     """printCertificateSigningRequest: the condition is Denied, Approved or Pending, then Failed and Issued."""
     types = {c.get("type") for c in row.status.get("conditions") or [] if isinstance(c, dict)}
@@ -539,6 +544,8 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[_Row], list[Any]]]] = {
                                     _policy),
     "validatingadmissionpolicybindings": ((_NAME, ("PolicyName", "string", 0), ("ParamRef", "string", 0), _AGE),
                                           _policy_binding),
+    "validatingwebhookconfigurations": ((_NAME, ("Webhooks", "integer", 0), _AGE), _webhook_configuration),
+    "mutatingwebhookconfigurations": ((_NAME, ("Webhooks", "integer", 0), _AGE), _webhook_configuration),
     "certificatesigningrequests": ((_NAME, _AGE, ("SignerName", "string", 0), ("Requestor", "string", 0),
                                     ("RequestedDuration", "string", 0), ("Condition", "string", 0)),
                                    _certificate_signing_request),
