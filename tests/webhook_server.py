@@ -68,6 +68,8 @@ class WebhookServer:
         self.mutate_label = mutate_label
         self.delay = 0.0  # seconds to wait before answering
         self.answer: Answer = "review"
+        self.denial_code: int | None = DENIAL_CODE  # status.code of a denial (None: left out)
+        self.warnings: list[str] = []  # sent with every answer
         self.received: list[dict[str, Any]] = []  # the AdmissionReviews sent to it, in order
         self.paths: list[str] = []  # the request paths (with their query), in order
         self.port = 0
@@ -143,9 +145,13 @@ class WebhookServer:
         if self.answer == "wrong-uid":
             response["uid"] = "00000000-0000-0000-0000-000000000000"
         privileged = privileged_containers(request.get("object"))
+        if self.warnings:
+            response["warnings"] = list(self.warnings)
         if privileged:
-            response = response | {"allowed": False, "status": {
-                "code": DENIAL_CODE, "message": f"privileged containers are not allowed: {', '.join(privileged)}"}}
+            status: dict[str, Any] = {"message": f"privileged containers are not allowed: {', '.join(privileged)}"}
+            if self.denial_code is not None:
+                status["code"] = self.denial_code
+            response |= {"allowed": False, "status": status}
         elif self.mutate_label is not None and path.startswith("/mutate") and request.get("object") is not None:
             key, value = self.mutate_label
             labels = ((request["object"].get("metadata") or {}).get("labels"))

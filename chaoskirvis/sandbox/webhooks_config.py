@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -183,7 +184,9 @@ def _review_version_errors(versions: Any, path: str) -> list[Cause]:
     if not versions:
         return [required(path, f"must specify one of {', '.join(REVIEW_VERSIONS)}")]
     if not any(version in REVIEW_VERSIONS for version in versions):
-        return [invalid(path, list(versions), f"must include at least one of {', '.join(REVIEW_VERSIONS)}")]
+        listed = ", ".join(json.dumps(str(version)) for version in versions)  # %#v of a []string
+        return [Cause(path, "FieldValueInvalid", f"Invalid value: []string{{{listed}}}: must include at least one of "
+                                                 f"{', '.join(REVIEW_VERSIONS)}")]
     return []
 
 
