@@ -37,6 +37,10 @@ CertificateSubjectRestriction's ``use of kubernetes.io/kube-apiserver-client sig
 is not allowed`` at create is its denial; CertificateApproval's ``user not permitted to approve requests with
 signerName "S"`` is the authorizer's answer for the requesting user (``approve`` on ``signers``), so made as
 the identity it is RBAC's block, and made as the runner the runner's own missing permission.
+
+A change to an object that exists (`attempt_change`: a guardrail technique's patch or delete) is read the
+same way: a denial by an admission control or RBAC refusing the identity is ``blocked``; the change stored
+is ``allowed``. Its original is in the run's record before the request is sent (`chaoskirvis.ledger.changes`).
 """
 from __future__ import annotations
 
@@ -51,17 +55,19 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
 from chaoskirvis.client import Answer, ApiError, Identity, KubeAPI
-from chaoskirvis.ledger import record
+from chaoskirvis.ledger import changes, record
 from chaoskirvis.ledger.refs import ObjectRef
 from chaoskirvis.ledger.restore import gone_by
 from chaoskirvis.ledger.state import RunState
 from chaoskirvis.targets import missing_namespace
 from chaoskirvis.techniques.unit import Request
 
-__all__ = ["MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request", "answered_by",
+__all__ = ["MODES", "CHANGE_MODES", "CERTIFICATE_WAIT_SECONDS", "attempt_create", "attempt_csr", "attempt_request",
+           "attempt_change", "answered_by",
            "issued_certificate", "rbac_refusal", "refused_as", "looks_like_denial"]
 
 MODES = ("dry-run", "create", "create-and-delete")
+CHANGE_MODES = ("dry-run", "change")
 CERTIFICATE_WAIT_SECONDS = 10.0  # kube-controller-manager's csrsigning controller signs within a second or two
 
 # apierrors.NewForbidden's prefix: `RESOURCE "NAME" is forbidden: `, `RESOURCE is forbidden: ` or `forbidden: `.
@@ -451,3 +457,69 @@ def _delete_now(api: KubeAPI, state: RunState, ref: ObjectRef, created: dict[str
         return
     if gone_by(answer.body):
         state.add_gone(ref.path)
+
+
+def attempt_change(
+    api: KubeAPI, ref: ObjectRef, original: dict[str, Any], intended: dict[str, Any] | None, *, mode: str,
+    state: RunState, configuration: Configuration | None = None, identity: Identity | None = None, **context: Any,
+) -> dict[str, Any]:
+    """Try to change the existing object `ref` from `original` (as the runner read it) to `intended` (None:
+    delete it), as `identity` when given, and return the outcome with its evidence.
+
+    The patch is the JSON merge patch from `original` to `intended`, carrying `original`'s resourceVersion
+    (the API server answers 409 if the object changed since it was read); the delete carries its uid and
+    resourceVersion as preconditions. With `mode` ``change``, the original is written into the run's record
+    first (nothing is sent if that fails) and, once the API server stored the change, the entry is confirmed
+    (`chaoskirvis.ledger.changes`); with ``dry-run`` the request is a server-side dry run and nothing is
+    recorded or stored. Raises `ActivityFailed` for any answer that is neither a block nor the change.
+    """
+    if mode not in CHANGE_MODES:
+        raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(CHANGE_MODES)}")
+    verb = "delete" if intended is None else "patch"
+    evidence = {
+        "kind": ref.kind.kind, "namespace": ref.record_namespace, "name": ref.name, "mode": mode, "verb": verb,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **context,
+    }
+    if identity is not None:
+        evidence["as"] = identity.summary()
+    dry_run = mode == "dry-run"
+    attempted = f"to {verb} {ref}"
+    if not dry_run:
+        try:
+            changes.record_change(api, state, ref, original, intended, configuration,
+                                  technique=",".join(context.get("techniques") or []))
+        except ApiError as exc:
+            raise ActivityFailed(f"could not record the original of {ref} before changing it ({exc.status} "
+                                 f"{exc.reason}: {exc.message}){_hint(exc)}; nothing was changed") from None
+    metadata = original["metadata"]
+    query = {"dryRun": "All" if dry_run else None}
+    acting = api.acting_as(identity)
+    try:
+        if intended is None:
+            answer = acting.request("DELETE", ref.path, query=query, body={
+                "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
+                "preconditions": {"uid": metadata["uid"], "resourceVersion": metadata["resourceVersion"]}})
+        else:
+            patch = changes.merge_patch(changes.content(original), changes.content(intended))
+            patch.setdefault("metadata", {})["resourceVersion"] = metadata["resourceVersion"]
+            answer = acting.request("PATCH", ref.path, query=query, body=patch,
+                                    content_type="application/merge-patch+json")
+    except ApiError as exc:
+        common = {**evidence, "status": exc.status, "reason": exc.reason, "message": exc.message,
+                  "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms}
+        blocked = blocked_by(exc, identity, attempted)
+        if blocked:
+            return {**common, **blocked}
+        changed = " (it changed since it was read: try again)" if exc.status == 409 else ""
+        who = f" as {identity.user}" if identity else ""
+        raise ActivityFailed(f"could not attempt {attempted}{who}: the API answered {exc.status} {exc.reason or ''}: "
+                             f"{exc.message}{changed}{_hint(exc)}") from None
+    outcome = {
+        **evidence, "outcome": "allowed", "blocked": False, "answered_by": None, "status": answer.status,
+        "message": f"the API server let {ref} be {'deleted' if intended is None else 'changed'}"
+                   + (" (dry run: not stored)" if dry_run else "; its original is in the run's record for restore"),
+        "warnings": answer.warnings, "latency_ms": answer.latency_ms,
+    }
+    if not dry_run and not changes.confirm_change(api, state, ref, answer.body, configuration):
+        outcome["message"] += " (confirming the change in the record failed: restore judges it by its content)"
+    return outcome

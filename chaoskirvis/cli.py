@@ -185,6 +185,8 @@ def _cleanup(args: argparse.Namespace) -> int:
         print("nothing to remove")
     for ref, _ in leftovers.objects:
         print(f"{verb} {ref}")
+    for change in leftovers.changes:
+        print(f"{'would put back' if args.dry_run else 'putting back'} {change.ref} as the run found it")
     for ref, _ in leftovers.records:
         print(f"{verb} record {ref}")
     for ref in leftovers.not_ours:
@@ -192,12 +194,24 @@ def _cleanup(args: argparse.Namespace) -> int:
     for line in [*leftovers.invalid, *leftovers.kept]:
         print(f"left alone: {line}")
     report = remove(api, leftovers, dry_run=args.dry_run)
+    for line in report.restored:
+        print(f"{'would put back' if args.dry_run else 'put back'}: {line}")
+    for line in report.unchanged:
+        print(f"nothing to put back: {line}")
     for failure in report.failed:
         print(f"failed: {failure}", file=sys.stderr)
+    for conflict in report.conflicts:
+        print(f"conflict: {conflict['detail']}", file=sys.stderr)
+        for version in ("original", "run_wrote", "current"):
+            print(f"  {version}: {json.dumps(conflict[version], sort_keys=True)}", file=sys.stderr)
     if report.failed:
         print(f"kirvis cleanup: {len(report.failed)} thing(s) could not be done (above); the records are kept, "
               "so running the same cleanup again finishes it", file=sys.stderr)
-    return 1 if report.failed else 0
+    if report.conflicts:
+        print(f"kirvis cleanup: {len(report.conflicts)} object(s) changed by someone else since the run changed "
+              "them were not put back (above); their record entries are kept for a person to decide",
+              file=sys.stderr)
+    return 1 if report.failed or report.conflicts else 0
 
 
 def _catalog(args: argparse.Namespace) -> int:

@@ -11,29 +11,36 @@ request carries Impersonate-* headers, or with ``identity_via: token`` a TokenRe
 service account, bound to a Secret the run creates and restores (the token dies with it). Everything
 else (the record, reads of our marks, deletes, restore) stays the runner's. Without an identity nothing
 is added, not even a request.
+
+A guardrail technique (`attempt_guardrail`) changes an object the experiment names instead of creating
+one: the runner reads it, the technique's unit says what it becomes, and `admission.attempt_change` records
+the original and sends the change (as the identity, when given).
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 from logzero import logger
 
-from chaoskirvis.admission import MODES, attempt_create, attempt_csr, attempt_request
+from chaoskirvis.admission import CHANGE_MODES, MODES, attempt_change, attempt_create, attempt_csr, attempt_request
 from chaoskirvis.client import ApiError, Identity, KubeAPI, kube_api
 from chaoskirvis.ledger import record
+from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION, content
 from chaoskirvis.ledger.expiry import sweep_expired
-from chaoskirvis.ledger.refs import CERTIFICATE_SIGNING_REQUEST, POD, SECRET, ObjectRef
+from chaoskirvis.ledger.refs import (CERTIFICATE_SIGNING_REQUEST, NAMESPACE, NETWORK_POLICY, POD, SECRET,
+                                     VALIDATING_ADMISSION_POLICY_BINDING, ObjectRef)
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
-from chaoskirvis.techniques import lookup_all
+from chaoskirvis.techniques import lookup, lookup_all
 from chaoskirvis.techniques.unit import unknown_options
 from chaoskirvis.techniques.identity import split_namespaced
 from chaoskirvis.techniques.manifests import build_manifest, build_token_secret
 
-__all__ = ["attempt_techniques", "PROBE_MODES", "IDENTITY_VIA", "TOKEN_SECONDS"]
+__all__ = ["attempt_techniques", "attempt_guardrail", "PROBE_MODES", "IDENTITY_VIA", "TOKEN_SECONDS"]
 
 PROBE_MODES = ("dry-run", "create-and-delete")
 IDENTITY_VIA = ("impersonation", "token")
@@ -101,6 +108,104 @@ def attempt_techniques(
     state.add_outcome(outcome)
     _log(run_id, namespace, mode, outcome)
     return outcome
+
+
+_GUARDRAIL_KINDS = {"namespace": NAMESPACE, "networkpolicy": NETWORK_POLICY,
+                    "validatingadmissionpolicybinding": VALIDATING_ADMISSION_POLICY_BINDING}
+
+
+def attempt_guardrail(
+    technique: str,
+    *,
+    namespace: str,
+    name: str | None = None,
+    mode: str = "dry-run",
+    options: dict[str, Any] | None = None,
+    allow_protected_namespaces: bool = False,
+    as_user: str | None = None,
+    as_groups: list[str] | None = None,
+    as_service_account: str | None = None,
+    identity_via: str = "impersonation",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Attempt the guardrail `technique` on the object the experiment names (the namespace itself, or `name`
+    in it, or the cluster-scoped `name` whose original the record in `namespace` keeps); record the outcome
+    (errors too); return its evidence."""
+    run_id = current_run_id(configuration)
+    state = run_state(run_id)
+    context: dict[str, Any] = {"namespace": namespace, "techniques": [technique], "mode": mode}
+    try:
+        if mode not in CHANGE_MODES:
+            raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(CHANGE_MODES)}")
+        unit = lookup(technique)
+        if unit.family != "guardrail":
+            raise ActivityFailed(f"{technique} is a {unit.family} technique, not a guardrail one: use the "
+                                 f"{unit.family} actions")
+        unknown_options([unit], options)
+        resolved = unit.resolve_options(options)
+        check_namespace(namespace, allow_protected_namespaces)
+        ref = _guardrail_ref(unit.target, namespace, name)
+        wanted = _wanted_identity(as_user, as_groups, as_service_account, identity_via)
+        if wanted:
+            context["as"] = {"user": wanted[0], "groups": list(wanted[1]), "via": identity_via}
+        context.update(run_id=run_id, attack=list(unit.attack), target=str(ref))
+        api = kube_api(configuration, secrets)
+        original = _read_target(api, ref)
+        intended = None
+        if unit.apply is not None:
+            intended = copy.deepcopy(original)
+            unit.apply(intended, resolved)
+            if content(intended) == content(original):
+                raise ActivityFailed(f"{technique} would not change {ref}: it is weakened that way already, so "
+                                     "the attempt would test nothing; restore it or target a guarded object")
+            intended["metadata"].setdefault("annotations", {})[CHANGED_BY_ANNOTATION] = run_id
+        with state.lock:  # from here a write may happen: restore must look here even if interrupted mid-way
+            state.namespaces.add(namespace)
+        sweep_expired(api, state, namespace)
+        identity = wanted and _identity(api, state, wanted, identity_via, configuration)
+        outcome = attempt_change(api, ref, original, intended, mode=mode, state=state, configuration=configuration,
+                                 identity=identity or None,
+                                 **{k: v for k, v in context.items() if k not in ("namespace", "mode", "as")})
+    except Exception as exc:
+        state.add_outcome({**context, "outcome": "error", "blocked": False, "message": str(exc)})
+        raise
+    state.add_outcome(outcome)
+    _log(run_id, namespace, mode, outcome)
+    return outcome
+
+
+def _guardrail_ref(target: str, namespace: str, name: str | None) -> ObjectRef:
+    """The object a guardrail technique targets, named by the experiment (never guessed)."""
+    kind = _GUARDRAIL_KINDS[target]
+    if kind == NAMESPACE:
+        if name not in (None, namespace):
+            raise ActivityFailed(f"a namespace technique changes the namespace given ({namespace}); name {name!r} "
+                                 "is not that namespace")
+        return ObjectRef(NAMESPACE, None, namespace, home=namespace)
+    if not name:
+        raise ActivityFailed(f"name the {kind.kind} to change (argument name): it is never guessed")
+    ref = ObjectRef(kind, namespace if kind.namespaced else None, name, home=namespace)
+    if ref.problem():
+        raise ActivityFailed(f"invalid {kind.kind} name {name!r}: {ref.problem()}")
+    return ref
+
+
+def _read_target(api: KubeAPI, ref: ObjectRef) -> dict[str, Any]:
+    """The target as the runner reads it; it must exist and hold nothing a restore would refuse."""
+    try:
+        original = api.get(ref.path)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise ActivityFailed(f"{ref} does not exist on {api.host}: name an existing object") from None
+        raise ActivityFailed(f"could not read {ref} before changing it ({exc.status} {exc.reason}: {exc.message}); "
+                             f"the runner needs get on {ref.kind.plural}") from None
+    metadata = original.get("metadata") or {}
+    held = [f for f in ("ownerReferences", "finalizers", "deletionTimestamp") if metadata.get(f)]
+    if held:
+        raise ActivityFailed(f"{ref} carries metadata.{held[0]}: a restore could not put it back from the run's "
+                             "record (which never recreates those), so it is not changed")
+    return original
 
 
 def _log(run_id: str, namespace: str, mode: str, outcome: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ def restore_run(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> dict[str, Any]:
-    """Delete everything this run created, and nothing else.
+    """Delete everything this run created, put back what it changed, and nothing else.
 
     What the run wrote is known to this process (its record and state), so nothing is swept: each object
     the run's record names, unless the API server already showed it absent (a create denied), is read
@@ -36,8 +36,13 @@ def restore_run(
     this process has nothing to restore and asks the API nothing. Waits up to `wait_seconds` for
     deletions to finish, only for objects whose delete answered them still there (objects still
     terminating then are reported). A failed read or delete does not stop the rest.
-    Raises when something of the run could not be removed or checked: the run's record is then kept,
-    so `kirvis cleanup --run-id` (from any machine) finishes the restore.
+    What the run changed or deleted (a guardrail technique) is put back first, from the original its record
+    holds (see `chaoskirvis.ledger.changes`): a patched object by an update on the version read, only while it
+    carries the run's mark and is what the run wrote; a deleted one by a create. An object someone changed
+    since is not overwritten: a conflict, reported with both versions.
+    Raises when something of the run could not be removed, put back or checked, or on a conflict: the run's
+    record is then kept, so `kirvis cleanup --run-id` (from any machine) finishes the restore or shows the
+    conflict.
     """
     run_id = current_run_id(configuration)
     state = run_state(run_id)
@@ -50,11 +55,12 @@ def restore_run(
     summary = {"run_id": run_id, **report.as_dict()}
     logger.info(
         f"[{run_id}] restore: removed {len(report.removed)} object(s), {len(report.records_removed)} record(s); "
-        f"left alone {len(report.left_alone)} not ours"
+        f"put back {len(report.restored)} changed object(s); left alone {len(report.left_alone)} not ours"
     )
-    if report.failed:
+    if report.failed or report.conflicts:
         raise ActivityFailed(
-            f"restore of run {run_id} incomplete: {'; '.join(report.failed)}; its record is kept: "
+            f"restore of run {run_id} incomplete: "
+            f"{'; '.join([*report.failed, *(c['detail'] for c in report.conflicts)])}; its record is kept: "
             f"finish it with `kirvis cleanup --run-id {run_id}`"
         )
     return summary

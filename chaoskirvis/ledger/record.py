@@ -5,7 +5,9 @@ plus ``chaoskirvis.io/record=ledger``. Each data key names one object (``pods.te
 holds a JSON entry, written *before* the object is created (state ``intended``), so a run killed with
 SIGKILL between the two leaves a trail that ``kirvis cleanup`` follows. That is the entry's only write:
 what the attempt came to (denied, created, deleted) is in the run's evidence, not in the record, which
-restore deletes once everything it names is gone.
+restore deletes once everything it names is gone. The same record holds the entries of changes to
+objects that exist (states `CHANGE_STATES`, with the original object): `chaoskirvis.ledger.changes` writes,
+validates and restores those; `record_refs` leaves them to it.
 
 The run's first entry in a namespace creates the record (one POST carrying the entry); later entries are
 merge patches of it. A POST answered 409 AlreadyExists (a record of the same run id left by another
@@ -33,10 +35,12 @@ from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS, ObjectRef, name_pro
 if TYPE_CHECKING:
     from chaoskirvis.ledger.state import RunState
 
-__all__ = ["record_name", "record_ref", "write_intent", "record_refs", "RECORD_SELECTOR", "INTENDED"]
+__all__ = ["record_name", "record_ref", "write_intent", "write_entry", "record_refs", "RECORD_SELECTOR", "INTENDED",
+           "CHANGE_STATES"]
 
 RECORD_SELECTOR = f"{RECORD_LABEL}=ledger"
 INTENDED = "intended"
+CHANGE_STATES = ("changing", "changed", "deleting", "deleted")  # entries of chaoskirvis.ledger.changes
 
 
 def record_name(run_id: str) -> str:
@@ -61,10 +65,23 @@ def write_intent(
         "namespace": ref.namespace, "name": ref.name, "state": INTENDED,
         "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **details,
     }
+    state.add_intended(ref)
+    try:
+        write_entry(api, state, ref, entry, configuration)
+    except (ApiError, ActivityFailed):
+        state.add_gone(ref.path)
+        raise
+
+
+def write_entry(api: KubeAPI, state: RunState, ref: ObjectRef, entry: dict[str, Any],
+                configuration: Configuration | None = None) -> None:
+    """Write `entry` under `ref`'s key into the run's record in `ref`'s home namespace (creating the record
+    with the run's first entry there). Raises as `write_intent` says, the namespace then marked unsure."""
     home = ref.record_namespace
     record = record_ref(state.run_id, home)
     patch = {"data": {ref.key: json.dumps(entry, sort_keys=True)}}
-    state.add_intended(ref)
+    with state.lock:
+        state.namespaces.add(home)
     try:
         with state.lock:
             known = home in state.records
@@ -75,7 +92,6 @@ def write_intent(
     except (ApiError, ActivityFailed):
         with state.lock:
             state.unsure_records.add(home)
-            state.gone.add(ref.path)
         raise
     with state.lock:
         state.records[home] = answer
@@ -121,6 +137,8 @@ def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], l
         if not isinstance(entry, dict):
             invalid.append(f"invalid record entry {key!r} of {where}: not a JSON object")
             continue
+        if entry.get("state") in CHANGE_STATES:
+            continue  # a change to an existing object: chaoskirvis.ledger.changes.record_changes validates it
         ref, problem = _entry_ref(entry, home, run_id)
         if problem:
             invalid.append(f"invalid record entry {key!r} of {where}: {problem}")

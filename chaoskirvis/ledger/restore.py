@@ -17,6 +17,11 @@ from it, and an invalid one is reported and never acted on. Cluster-scoped objec
 are removed only for a selection naming their run, or with `Selection.cluster_scoped`; with namespaces
 given, that means only those named by a record in one of them. A list or read that fails does not stop
 the sweep: it is reported as a failure, and the records are then kept so a later cleanup can finish.
+
+A record also names changes the run made to objects that exist (`chaoskirvis.ledger.changes`): those are
+put back first, by name; a conflict (someone changed the object since) is reported with both versions and
+keeps the record, as a failure does. A changed cluster-scoped object is put back only for a selection
+naming its run, never by ``--all``/``--expired``.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, TypeVar
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
+from chaoskirvis.ledger.changes import Change, record_changes, restore_change
 from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RECORD_LABEL, RUN_ID_LABEL, is_expired, is_owned
 from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
 from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
@@ -82,6 +88,8 @@ class Leftovers:
     """Objects of the selected runs this selection may not remove (cluster-scoped), and why."""
     failed: list[str] = field(default_factory=list)
     """Lists and reads that failed: what could not be looked at."""
+    changes: list[Change] = field(default_factory=list)
+    """Changes the runs made to objects that exist, to put back (validated record entries)."""
 
 
 @dataclass(eq=False)
@@ -91,13 +99,20 @@ class CleanupReport:
     left_alone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     records_removed: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    """Changed objects put back as they were (with dry run: that would be)."""
+    unchanged: list[str] = field(default_factory=list)
+    """Changed objects where nothing of the run's change was left to put back."""
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    """Changed objects someone else changed since: not restored (object, detail, versions); records kept."""
     gone: set[str] = field(default_factory=set)
     """Paths the API server showed absent (a delete's answer, a read's 404): nothing more to ask of them."""
 
-    def as_dict(self) -> dict[str, list[str]]:
+    def as_dict(self) -> dict[str, list[Any]]:
         return {
             "removed": self.removed, "already_gone": self.already_gone, "left_alone": self.left_alone,
-            "failed": self.failed, "records_removed": self.records_removed,
+            "failed": self.failed, "records_removed": self.records_removed, "restored": self.restored,
+            "unchanged": self.unchanged, "conflicts": self.conflicts,
         }
 
 
@@ -158,7 +173,9 @@ def find_known(api: KubeAPI, state: RunState, *, read_records: bool = False) -> 
     for home in homes:
         ref = record_ref(run_id, home)
         with state.lock:
-            written = None if read_records else state.records.get(home)
+            # a record naming changes is read again: a person may have settled a conflict by editing it
+            changed = home in state.change_homes
+            written = None if read_records or changed else state.records.get(home)
         record, error = (written, None) if written is not None else _read(api, ref)
         if error:
             leftovers.failed.append(error)
@@ -187,9 +204,22 @@ def _follow_record(
     """Add what `record` names (each read by name); the record itself too, unless something it names must stay."""
     run_id = record["metadata"]["labels"][RUN_ID_LABEL]
     refs, invalid = record_refs(record, run_id)
-    leftovers.invalid.extend(invalid)
+    changes, invalid_changes = record_changes(record, run_id)
+    leftovers.invalid.extend([*invalid, *invalid_changes])
     wanted = [ref for ref in refs if ref.path not in seen]
     complete = True
+    for change in changes:
+        if change.ref.path in seen:
+            continue
+        if not change.ref.kind.namespaced and selection.run_id is None:
+            leftovers.kept.append(f"the change of run {run_id} to {change.ref}: cluster-scoped, so only "
+                                  f"`kirvis cleanup --run-id {run_id}` puts it back (its record stays)")
+            complete = False
+        elif selection.expired_only and not is_expired(record):
+            complete = False
+        else:
+            seen.add(change.ref.path)
+            leftovers.changes.append(change)
     for ref, (obj, error) in zip(wanted, _concurrently(lambda ref: _read(api, ref), wanted)):
         if error:
             leftovers.failed.append(error)
@@ -230,12 +260,13 @@ def remove(
         failed=list(leftovers.failed),
     )
     handled = {ref.path for ref in leftovers.not_ours}
+    _restore_changes(api, leftovers.changes, report, dry_run, handled)
     pending = _remove_all(api, [o for o in leftovers.objects if o[0].kind in _CONTROLLERS], report, dry_run, handled)
     pending += _remove_all(api, [o for o in leftovers.objects if o[0].kind not in _CONTROLLERS], report, dry_run,
                            handled)
     if not dry_run:
         _wait_until_gone(api, pending, wait_seconds, report)
-    if report.failed:
+    if report.failed or report.conflicts:
         return report
     for ref, record in leftovers.records:
         _remove_record(api, ref, record, report, dry_run, wait_seconds, handled, selection)
@@ -258,10 +289,12 @@ def _remove_record(
         more = Leftovers()
         _follow_record(api, selection, current, set(handled), more)
         done = remove(api, Leftovers(objects=more.objects, not_ours=more.not_ours, invalid=more.invalid,
-                                     kept=more.kept, failed=more.failed), dry_run=dry_run, wait_seconds=wait_seconds)
+                                     kept=more.kept, failed=more.failed, changes=more.changes),
+                      dry_run=dry_run, wait_seconds=wait_seconds)
         _merge(report, done)
-        handled |= {r.path for r, _ in more.objects} | {r.path for r in more.not_ours}
-        if done.failed or more.kept or not more.records:
+        handled |= {r.path for r, _ in more.objects} | {r.path for r in more.not_ours} \
+            | {c.ref.path for c in more.changes}
+        if done.failed or done.conflicts or more.kept or not more.records:
             return
         record = current
     report.failed.append(f"{ref}: it changed while it was removed, and names what was not removed: kept, so a "
@@ -273,8 +306,25 @@ def _names_only(handled: set[str]) -> Callable[[dict[str, Any]], bool]:
     def check(record: dict[str, Any]) -> bool:
         run_id = ((record.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL) or ""
         refs, _ = record_refs(record, run_id)
-        return all(r.path in handled for r in refs)
+        changes, _ = record_changes(record, run_id)
+        return all(r.path in handled for r in [*refs, *(c.ref for c in changes)])
     return check
+
+
+def _restore_changes(api: KubeAPI, changes: list[Change], report: CleanupReport, dry_run: bool,
+                     handled: set[str]) -> None:
+    """Put back each change (concurrently): restored, unchanged, a conflict or a failure, into `report`."""
+    for change, result in zip(changes, _concurrently(lambda c: restore_change(api, c, dry_run), changes)):
+        if result.outcome == "restored":
+            report.restored.append(str(change.ref))
+        elif result.outcome == "unchanged":
+            report.unchanged.append(str(change.ref))
+        elif result.outcome == "conflict":
+            report.conflicts.append({"object": str(change.ref), "detail": result.detail, **(result.versions or {})})
+        else:
+            report.failed.append(result.detail)
+        if result.outcome in ("restored", "unchanged"):
+            handled.add(change.ref.path)
 
 
 def _merge(report: CleanupReport, done: CleanupReport) -> None:

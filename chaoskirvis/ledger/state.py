@@ -34,6 +34,11 @@ class RunState:
     gone: set[str] = field(default_factory=set)
     """Paths the API server showed absent: a create denied at its first attempt, a delete or read that
     answered so. Restore and the evidence control ask nothing more about them."""
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The change entry (chaoskirvis.ledger.changes) last written for each object the run changed, by path."""
+    change_homes: set[str] = field(default_factory=set)
+    """Home namespaces whose record holds change entries: restore reads those records again (a person may
+    have settled a conflict by editing one), instead of taking them as the run wrote them."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_outcome(self, outcome: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.techniques.exposure import EXPOSURE_TECHNIQUES
+from chaoskirvis.techniques.guardrails import GUARDRAIL_TECHNIQUES
 from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.techniques.rbac import RBAC_TECHNIQUES
 from chaoskirvis.techniques.runtime import RUNTIME_TECHNIQUES
@@ -14,7 +15,7 @@ __all__ = ["CATALOG", "Technique", "Detection", "Option", "lookup", "lookup_all"
 
 CATALOG: dict[str, Technique] = {
     t.id: t for t in (*WORKLOAD_TECHNIQUES, *EXPOSURE_TECHNIQUES, *RBAC_TECHNIQUES, *IDENTITY_TECHNIQUES,
-                      *RUNTIME_TECHNIQUES)
+                      *RUNTIME_TECHNIQUES, *GUARDRAIL_TECHNIQUES)
 }
 _UNKNOWN_SOURCES = [f"{t.id}: rule {r.name!r} has unknown source {r.source!r}"
                     for t in CATALOG.values() for r in t.detection.rules if r.source not in RULE_SOURCES]

@@ -1,0 +1,1 @@
+"""Guardrail tampering: weaken a control that exists (a Pod Security label, a NetworkPolicy, a policy binding)."""
