@@ -155,7 +155,9 @@ def find_known(api: KubeAPI, state: RunState, *, read_records: bool = False) -> 
 
     A record as the run last wrote it is taken as read (its delete is conditioned on that version, so a
     record someone changed since is read again then), unless `read_records`; a record whose write failed
-    is read by name. Never raises: see `Leftovers.failed`.
+    is read by name, and so is one holding change entries (a person may have removed an entry to settle
+    a conflict). A change this process made is put back from the entry it wrote, never from the record
+    as read. Never raises: see `Leftovers.failed`.
     """
     run_id = state.run_id
     objects, homes = state.unconfirmed()
@@ -187,6 +189,9 @@ def find_known(api: KubeAPI, state: RunState, *, read_records: bool = False) -> 
             leftovers.records.append((ref, record))
         else:
             _follow_record(api, Selection(run_id=run_id), record, seen, leftovers)
+    with state.lock:  # what this process wrote, not what the record says now (anyone may edit a ConfigMap)
+        leftovers.changes = [change._replace(entry=state.changes.get(change.ref.path, change.entry))
+                             for change in leftovers.changes]
     return leftovers
 
 
