@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from kubernetes.stream import stream
 
 from chaoskirvis.admission import answered_by
 from chaoskirvis.sandbox.server import Sandbox
@@ -511,3 +512,23 @@ def test_kubectl_gets_applies_and_deletes_configurations_and_sees_denials(webhoo
     assert failed.returncode == 1 and 'failed calling webhook "kubectl.kirvis.test"' in failed.stderr
     kubectl("delete", "validatingwebhookconfiguration", "kubectl.kirvis.test", kubeconfig=kubeconfig)
     assert registration.list_validating_webhook_configuration().items == []
+
+
+def test_pods_exec_is_sent_as_a_connect_of_pod_exec_options(core, registration, hook, namespace):
+    ns = namespace()
+    core.create_namespaced_pod(ns, pod("target", PLAIN))
+    configure(registration, hook.validating_configuration(
+        "exec.kirvis.test", webhook={"rules": [{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"],
+                                                "resources": ["pods/exec"]}]}))
+    session = stream(core.connect_get_namespaced_pod_exec, "target", ns, command=["id"], stdout=True, stderr=True,
+                     stdin=False, tty=False, _preload_content=False)
+    session.run_forever(timeout=5)
+    request = hook.received[0]["request"]
+    assert (request["operation"], request["subResource"], request["name"]) == ("CONNECT", "exec", "target")
+    assert request["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+    assert request["object"]["command"] == ["id"] and request["options"] is None
+    hook.stop()  # failurePolicy Fail: the exec is now refused before the upgrade
+    with pytest.raises(client.ApiException) as refused:
+        stream(core.connect_get_namespaced_pod_exec, "target", ns, command=["id"], stdout=True, stderr=True,
+               stdin=False, tty=False, _preload_content=False)
+    assert "Handshake status 500" in str(refused.value.reason)
