@@ -23,26 +23,40 @@ prompts it (a real cluster takes a moment; tests and experiments must not race i
   `ca.crt` and `namespace`, and the `kubernetes.io/service-account.uid` annotation (the tokens controller);
 - certificates: an approved kubernetes.io/kube-apiserver-client CertificateSigningRequest gets its
   certificate from the client CA, or the Failed condition (`csr_signer`, the csrsigning controller), when a
-  signer is given.
+  signer is given;
+- workloads: the Deployment and ReplicaSet controllers (`workload_controllers`): a Deployment gets its
+  ReplicaSet, a ReplicaSet its pods, created through `admission` as the replicaset-controller's service
+  account, and both their status; a pod a ReplicaSet made starts after `pod_start_seconds` (0: at once, as
+  every other pod), Pending (ContainerCreating) until then, so killing one leaves an outage that long;
+- endpoints: every Service with a selector has its Endpoints (`endpoints`, the endpoints controller).
+
+These controllers react to what they write (a ReplicaSet's new pod changes its status, which changes its
+Deployment's): the objects to sync are queued, and the queue is worked off before the outermost write
+returns, so a request's answer comes after everything it set off, as a settled cluster would show it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from chaoskirvis.sandbox import endpoints, workload_controllers
+from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, PodSecurityAdmission
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode, choose, filter_failure, node_lease, \
     node_object, unschedulable_message
 from chaoskirvis.sandbox.csr_signer import ClientCertificateSigner
 from chaoskirvis.sandbox.resources import CERTIFICATE_SIGNING_REQUESTS, CONFIG_MAPS, ENDPOINTS, EVENTS, LEASES, \
     NAMESPACES, NODES, PODS, SECRETS, SERVICE_ACCOUNTS, SERVICES, ResourceType
+from chaoskirvis.sandbox.pod_admission import MUTATING_POD_PLUGINS
 from chaoskirvis.sandbox.rbac import CLUSTER_ROLES
 from chaoskirvis.sandbox.role_aggregation import aggregate_all
 from chaoskirvis.sandbox.sa_tokens import LEGACY_TOKEN_TYPE, TokenIssuer
 from chaoskirvis.sandbox.store import HOST_IP, ObjectKey, Store, now_timestamp, prepare_create, running_pod_status
+from chaoskirvis.sandbox.workload_controllers import DEPLOYMENTS, REPLICA_SETS, controller_of
 
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
 SERVICE_ACCOUNT_NAME = "kubernetes.io/service-account.name"
@@ -55,6 +69,10 @@ _ROOT_CA_DESCRIPTION = (
 _SCHEDULER = "default-scheduler"
 API_SERVER_SERVICE_IP = "10.96.0.1"  # the first address of kind's (and kubeadm's) service CIDR 10.96.0.0/12
 API_SERVER_PORT = 6443
+REPLICA_SET_CONTROLLER_USER = "system:serviceaccount:kube-system:replicaset-controller"
+_CONTROLLER_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated")
+_MAX_SYNCS = 100_000  # per write: a controller that never settles is a bug, not a cluster to wait for
+SyncKey = tuple[str, str, str]  # what to sync: ("deployment" | "replicaset" | "service", namespace, name)
 
 
 class ClusterStore(Store):
@@ -62,8 +80,18 @@ class ClusterStore(Store):
 
     def __init__(self, ca_pem: bytes, nodes: Sequence[SandboxNode] = DEFAULT_NODES,
                  history_limit: int = 10_000, token_issuer: TokenIssuer | None = None,
-                 certificate_signer: ClientCertificateSigner | None = None) -> None:
+                 certificate_signer: ClientCertificateSigner | None = None, pod_start_seconds: float = 0.0,
+                 admission: AdmissionChain | None = None) -> None:
+        """`pod_start_seconds`: how long a pod a ReplicaSet made stays Pending before its containers run
+        (image pull and start-up; it can be changed later). `admission`: what the API server does with a
+        controller's pod create, answering synchronously (default: the pods' mutating plugins and
+        PodSecurity)."""
         super().__init__(history_limit)
+        self.pod_start_seconds = pod_start_seconds
+        self.admission = admission or AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS),
+                                                      PodSecurityAdmission()])
+        self._to_sync: dict[SyncKey, None] = {}  # an ordered set
+        self._depth = 0  # writes in progress: the queue is worked off when the outermost one ends
         self._ca_pem = ca_pem.decode()
         self._certificate_signer = certificate_signer
         self._token_issuer = token_issuer or TokenIssuer()
@@ -84,7 +112,38 @@ class ClusterStore(Store):
             self.create(LEASES, prepare_create(LEASES, node_lease(stored, micro)))
 
     def create(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self._depth += 1
+        try:
+            created = self._create(resource, obj, dry_run)
+        finally:
+            self._depth -= 1
+        self._work_off()
+        return created
+
+    def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self._depth += 1
+        try:
+            updated = self._update(resource, obj, dry_run)
+        finally:
+            self._depth -= 1
+        self._work_off()
+        return updated
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
+               preconditions: dict[str, Any] | None = None, orphan_dependents: bool = False,
+               dry_run: bool = False) -> dict[str, Any]:
+        self._depth += 1
+        try:
+            deleted = self._delete(resource, namespace, name, preconditions, orphan_dependents, dry_run)
+        finally:
+            self._depth -= 1
+        self._work_off()
+        return deleted
+
+    def _create(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         created = super().create(resource, obj, dry_run=dry_run)
+        if not dry_run:
+            self._queue_syncs(resource, created, None)
         if not dry_run and resource == NAMESPACES:
             self._populate_namespace(created["metadata"]["name"])
         elif not dry_run and resource == PODS:
@@ -95,8 +154,12 @@ class ClusterStore(Store):
             self._fill_service_account_token(created)
         return created
 
-    def update(self, resource: ResourceType, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    def _update(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+        previous = self._objects.get((resource, obj["metadata"].get("namespace", "") if resource.namespaced else "",
+                                      obj["metadata"]["name"]))
         updated = super().update(resource, obj, dry_run=dry_run)
+        if not dry_run:
+            self._queue_syncs(resource, updated, previous)
         if not dry_run and resource == CONFIG_MAPS and updated["metadata"]["name"] == ROOT_CA_CONFIG_MAP:
             self._populate_namespace(updated["metadata"]["namespace"])
         elif not dry_run and resource == CLUSTER_ROLES:
@@ -107,11 +170,14 @@ class ClusterStore(Store):
             self._sign_certificate(updated)
         return updated
 
-    def delete(self, resource: ResourceType, namespace: str | None, name: str, *,
-               preconditions: dict[str, Any] | None = None, orphan_dependents: bool = False,
-               dry_run: bool = False) -> dict[str, Any]:
+    def _delete(self, resource: ResourceType, namespace: str | None, name: str,
+                preconditions: dict[str, Any] | None, orphan_dependents: bool, dry_run: bool) -> dict[str, Any]:
         deleted = super().delete(resource, namespace, name, preconditions=preconditions,
                                  orphan_dependents=orphan_dependents, dry_run=dry_run)
+        if not dry_run:
+            self._queue_syncs(resource, deleted, None)
+            if resource in (DEPLOYMENTS, REPLICA_SETS) and namespace:  # the garbage collector took their pods
+                self._queue_services(namespace, (service["metadata"]["name"] for service in self.list(SERVICES, namespace)))
         if not dry_run and resource == CLUSTER_ROLES:
             self._aggregating_roles.discard(name)
             aggregate_all(self, self._aggregating_roles)
@@ -120,6 +186,94 @@ class ClusterStore(Store):
             if resource == PODS:
                 self._record_pod_stop(deleted)
         return deleted
+
+    # The workload and endpoints controllers (`workload_controllers`, `endpoints`).
+
+    def has_ready_endpoint(self, namespace: str, name: str, port: int | None = None) -> bool:
+        """Whether Service NAMESPACE/NAME has a ready endpoint (on Service port `port`): `endpoints.has_ready_endpoint`."""
+        return endpoints.has_ready_endpoint(self, namespace, name, port)
+
+    def controller_event(self, resource: ResourceType, obj: dict[str, Any], kind: str, reason: str, message: str,
+                         component: str) -> None:
+        """An event about `obj` as a kube-controller-manager controller records it (the core/v1 recorder)."""
+        metadata, now = obj["metadata"], now_timestamp()
+        involved = {"kind": resource.kind, "namespace": metadata["namespace"], "name": metadata["name"],
+                    "uid": metadata["uid"], "apiVersion": resource.api_version,
+                    "resourceVersion": metadata["resourceVersion"]}
+        self._write_event(involved, {
+            "reason": reason, "message": message, "source": {"component": component},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": kind, "eventTime": None,
+            "reportingComponent": component, "reportingInstance": ""})
+
+    def create_controller_pod(self, pod: dict[str, Any], owner: dict[str, Any]) -> str | None:
+        """Create a pod as the replicaset-controller does, through `admission`; the refusal's message if refused."""
+        metadata = pod["metadata"]
+        request = AdmissionRequest(operation="CREATE", resource=PODS, namespace=metadata["namespace"],
+                                   name=metadata["name"], object=pod, old_object=None, dry_run=False,
+                                   user=REPLICA_SET_CONTROLLER_USER, groups=_CONTROLLER_GROUPS)
+        for plugin in self.admission.plugins:
+            answer = plugin.admit(request, self)
+            if not isinstance(answer, AdmissionResult):
+                raise TypeError(f"admission plugin {plugin.name} answered a controller's pod create asynchronously; "
+                                "ClusterStore's admission must answer at once")
+            if answer.denial is not None:
+                return answer.denial.message
+        created = self.create(PODS, pod)
+        workload_controllers.pod_created(self, owner, created)
+        return None
+
+    def _queue_syncs(self, resource: ResourceType, obj: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """What the controllers' informers would queue for this change."""
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace", "")
+        if resource == DEPLOYMENTS:
+            self._to_sync[("deployment", namespace, metadata["name"])] = None
+        elif resource == REPLICA_SETS:
+            self._to_sync[("replicaset", namespace, metadata["name"])] = None
+            owner = controller_of(obj)
+            if owner is not None and owner.get("kind") == "Deployment":
+                self._to_sync[("deployment", namespace, owner["name"])] = None
+        elif resource == PODS:
+            owner = controller_of(obj)
+            if owner is not None and owner.get("kind") == "ReplicaSet":
+                self._to_sync[("replicaset", namespace, owner["name"])] = None
+            pods = [obj] if previous is None else [obj, previous]
+            self._queue_services(namespace, (name for _, name in endpoints.services_selecting(self, pods)))
+        elif resource == SERVICES:
+            self._to_sync[("service", namespace, metadata["name"])] = None
+        elif resource == NAMESPACES and previous is not None:  # a new Pod Security level may let pods in
+            for rs in self.list(REPLICA_SETS, metadata["name"]):
+                if (rs.get("status") or {}).get("replicas", 0) != rs["spec"].get("replicas", 1):
+                    self._to_sync[("replicaset", metadata["name"], rs["metadata"]["name"])] = None
+
+    def _queue_services(self, namespace: str, names: Iterator[str]) -> None:
+        for name in names:
+            self._to_sync[("service", namespace, name)] = None
+
+    def _work_off(self) -> None:
+        """Sync what is queued, and what that queues, when no write is in progress."""
+        if self._depth:
+            return
+        self._depth += 1
+        try:
+            for _ in range(_MAX_SYNCS):
+                if not self._to_sync:
+                    return
+                key = next(iter(self._to_sync))
+                del self._to_sync[key]
+                self._sync(key)
+            raise RuntimeError(f"the sandbox's controllers did not settle after {_MAX_SYNCS} syncs")
+        finally:
+            self._depth -= 1
+
+    def _sync(self, key: SyncKey) -> None:
+        kind, namespace, name = key
+        if kind == "service":
+            endpoints.sync_service(self, namespace, name)
+        elif kind == "deployment" and (deployment := self.get(DEPLOYMENTS, namespace, name)) is not None:
+            workload_controllers.sync_deployment(self, deployment)
+        elif kind == "replicaset" and (rs := self.get(REPLICA_SETS, namespace, name)) is not None:
+            workload_controllers.sync_replica_set(self, rs)
 
     def _cluster_role_written(self, role: dict[str, Any]) -> None:
         """Aggregate again: the written role may be an aggregating one, or one they select (or selected)."""
@@ -215,8 +369,26 @@ class ClusterStore(Store):
             return
         bound = dict(pending, spec=dict(spec, nodeName=node["metadata"]["name"]))
         host_ip = _internal_ip(node)
+        owner = controller_of(pending)
+        if self.pod_start_seconds > 0 and owner is not None and owner.get("kind") == "ReplicaSet":
+            self.update(PODS, dict(bound, status=_starting_pod_status(bound, now_timestamp(), host_ip)))
+            asyncio.get_running_loop().call_later(self.pod_start_seconds, self._finish_start, key,
+                                                  pending["metadata"]["uid"], host_ip)
+            return
         pod_ip = host_ip if spec.get("hostNetwork") else next(self._pod_network_of(node["metadata"]["name"]))
         self.update(PODS, dict(bound, status=running_pod_status(bound, pod_ip, now_timestamp(), host_ip)))
+
+    def _finish_start(self, key: ObjectKey, uid: str, host_ip: str) -> None:
+        """The kubelet's status once the containers of a pod that was starting run (`pod_start_seconds` later),
+        and its events for them; nothing for a pod deleted (or replaced by one of its name) meanwhile."""
+        _, namespace, name = key
+        pod = self.get(PODS, namespace, name)
+        if pod is None or pod["metadata"]["uid"] != uid or (pod.get("status") or {}).get("phase") != "Pending":
+            return
+        spec = pod.get("spec") or {}
+        pod_ip = host_ip if spec.get("hostNetwork") else next(self._pod_network_of(spec["nodeName"]))
+        self.update(PODS, dict(pod, status=running_pod_status(pod, pod_ip, now_timestamp(), host_ip)))
+        self._record_container_starts(_involved(pod), spec)
 
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         """The node the default scheduler binds `pod` to; None (and the pod marked Unschedulable) for none."""
@@ -254,13 +426,17 @@ class ClusterStore(Store):
             elif (pod.get("status") or {}).get("conditions"):
                 self._scheduler_event(involved, "Warning", "FailedScheduling", "Scheduling",
                                       pod["status"]["conditions"][0]["message"])
-        if not node_name or (pod.get("status") or {}).get("phase") != "Running":
-            return
+        if node_name and (pod.get("status") or {}).get("phase") == "Running":
+            self._record_container_starts(involved, spec)
+
+    def _record_container_starts(self, involved: dict[str, Any], spec: dict[str, Any]) -> None:
+        """Each container's kubelet events (pulled, created, started) of a pod bound to spec.nodeName whose
+        containers now run."""
         for list_name in ("initContainers", "containers"):
             for container in spec.get(list_name) or []:
                 target = dict(involved, fieldPath=f"spec.{list_name}{{{container['name']}}}")
                 for reason, message in _container_start(container):
-                    self._kubelet_event(target, node_name, reason, message)
+                    self._kubelet_event(target, spec["nodeName"], reason, message)
 
     def _record_pod_stop(self, pod: dict[str, Any]) -> None:
         """The kubelet's `Killing` for each container of a deleted running pod: its containers, then its
@@ -317,6 +493,24 @@ def _container_start(container: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         pulls = [("Pulled", f'Container image "{image}" already present on machine')]
     return [*pulls, ("Created", f"Created container: {name}"), ("Started", f"Started container {name}")]
+
+
+def _starting_pod_status(pod: dict[str, Any], now: str, host_ip: str) -> dict[str, Any]:
+    """A bound pod whose containers are being created (image pull, start-up): Pending, not Ready, no pod IP."""
+    containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    not_ready = f"containers with unready status: [{' '.join(containers)}]"
+    conditions = [{"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": now,
+                   **({"reason": "ContainersNotReady", "message": not_ready} if status == "False" else {})}
+                  for kind, status in (("PodReadyToStartContainers", "False"), ("Initialized", "True"),
+                                       ("Ready", "False"), ("ContainersReady", "False"), ("PodScheduled", "True"))]
+    for condition in conditions[:1]:
+        condition.pop("reason"), condition.pop("message")
+    return {"phase": "Pending", "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+            "startTime": now, "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+            "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
+                                   "started": False, "restartCount": 0, "lastState": {},
+                                   "state": {"waiting": {"reason": "ContainerCreating"}}}
+                                  for c in (pod.get("spec") or {}).get("containers") or []]}
 
 
 def _pull_policy(container: dict[str, Any]) -> str:
