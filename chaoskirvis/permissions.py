@@ -101,6 +101,16 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
              "on the signer (`resourceNames: [kubernetes.io/kube-apiserver-client]`), for a runner that approves "
              "itself", checked_only=True),
     ),
+    "guardrail (`tamper_guardrail`)": (
+        Rule("", "namespaces", ("get", "patch", "update"), CLUSTER,
+             "the namespace a Pod Security or exemption technique changes (get: its original; patch: the change; "
+             "update: restore's put back)"),
+        Rule("networking.k8s.io", "networkpolicies", ("get", "patch", "delete", "update", "create"), NAMESPACE,
+             "the NetworkPolicy named (create: restore recreates a deleted one)"),
+        Rule("admissionregistration.k8s.io", "validatingadmissionpolicybindings",
+             ("get", "patch", "delete", "update", "create"), CLUSTER,
+             "the binding named (create: restore recreates a deleted one)"),
+    ),
     "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
     "`no_service_account_reads_secrets_cluster_wide`)": tuple(
         Rule("rbac.authorization.k8s.io", plural, ("list",), CLUSTER,
@@ -122,6 +132,11 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("rbac.authorization.k8s.io", "clusterrolebindings", ("list", "get", "delete"), CLUSTER),
         Rule("rbac.authorization.k8s.io", "clusterroles", ("list", "get", "delete"), CLUSTER),
         Rule("certificates.k8s.io", "certificatesigningrequests", ("list", "get", "delete"), CLUSTER),
+        Rule("", "namespaces", ("get", "update"), CLUSTER, "a namespace a guardrail technique changed, put back"),
+        Rule("networking.k8s.io", "networkpolicies", ("update", "create"), CLUSTER,
+             "a NetworkPolicy a guardrail technique changed or deleted, put back"),
+        Rule("admissionregistration.k8s.io", "validatingadmissionpolicybindings", ("get", "update", "create"), CLUSTER,
+             "a binding a guardrail technique changed or deleted, put back (only with --run-id)"),
     ),
 }
 
