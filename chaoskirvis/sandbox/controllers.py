@@ -226,10 +226,11 @@ class ClusterStore(Store):
         """What the controllers' informers would queue for this change."""
         metadata = obj["metadata"]
         namespace = metadata.get("namespace", "")
-        if resource == DEPLOYMENTS:
+        if resource == DEPLOYMENTS and not _status_written(obj, previous):
             self._to_sync[("deployment", namespace, metadata["name"])] = None
         elif resource == REPLICA_SETS:
-            self._to_sync[("replicaset", namespace, metadata["name"])] = None
+            if not _status_written(obj, previous):  # a controller's status write does not sync it again
+                self._to_sync[("replicaset", namespace, metadata["name"])] = None
             owner = controller_of(obj)
             if owner is not None and owner.get("kind") == "Deployment":
                 self._to_sync[("deployment", namespace, owner["name"])] = None
@@ -471,6 +472,19 @@ class ClusterStore(Store):
         event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": involved["namespace"]},
                  "involvedObject": involved, **fields}
         self.create(EVENTS, prepare_create(EVENTS, event))
+
+
+def _status_written(obj: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Whether this change of `previous` into `obj` was of the status alone (or the revision annotation a
+    Deployment's controller writes with it)."""
+    if previous is None or obj.get("spec") != previous.get("spec"):
+        return False
+    def rest(metadata: dict[str, Any]) -> dict[str, Any]:
+        annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                       if k != workload_controllers.REVISION}
+        return {k: v for k, v in metadata.items() if k not in ("resourceVersion", "annotations")} | {
+            "annotations": annotations}
+    return rest(obj["metadata"]) == rest(previous["metadata"])
 
 
 def _b64(text: str) -> str:
