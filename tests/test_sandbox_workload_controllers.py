@@ -12,10 +12,11 @@ deleted owner are deleted).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ from chaosk8s.deployment.actions import scale_deployment
 from chaosk8s.pod.actions import terminate_pods
 from kubernetes import client, config
 
-from chaoskirvis.sandbox.admission import ALLOWED, AdmissionChain, AdmissionRequest, AdmissionResult
+from chaoskirvis.sandbox.admission import ALLOWED, AdmissionChain, AdmissionRequest, AdmissionResult, Denial
 from chaoskirvis.sandbox.controllers import ClusterStore
-from chaoskirvis.sandbox.resources import NAMESPACES
+from chaoskirvis.sandbox.resources import EVENTS, NAMESPACES, PODS
 from chaoskirvis.sandbox.server import Sandbox
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.workload_controllers import REPLICA_SETS
@@ -345,16 +346,21 @@ class RecordingAdmission:
 
 
 class WaitingAdmission:
-    """An admission plugin that answers later, as a webhook call does."""
+    """An admission plugin that answers a moment later, as a webhook call does: `answer` (allowed by default)."""
 
     name = "Waiting"
 
-    def admit(self, request: AdmissionRequest, store: Store) -> Awaitable[AdmissionResult]:
-        return self
+    def __init__(self, answer: AdmissionResult = ALLOWED) -> None:
+        self.answer = answer
+        self.calls = 0
 
-    def __await__(self) -> Generator[None, None, AdmissionResult]:
-        yield  # the webhook's answer is on its way
-        return ALLOWED
+    def admit(self, request: AdmissionRequest, store: Store) -> Awaitable[AdmissionResult]:
+        self.calls += 1
+        return self._later()
+
+    async def _later(self) -> AdmissionResult:
+        await asyncio.sleep(0.01)
+        return self.answer
 
 
 def _replica_set_manifest() -> dict:
@@ -376,8 +382,36 @@ def test_the_replica_set_controller_creates_pods_as_its_service_account():
     assert "system:serviceaccounts:kube-system" in request.groups
 
 
-def test_an_admission_that_cannot_answer_at_once_is_refused_loudly():
-    store = ClusterStore(b"CA", admission=AdmissionChain([WaitingAdmission()]))
-    store.create(NAMESPACES, prepare_create(NAMESPACES, {"metadata": {"name": "team"}}))
-    with pytest.raises(TypeError, match="answered a controller's pod create asynchronously"):
+def test_a_create_waiting_for_a_webhook_is_counted_until_answered_then_stored():
+    async def scenario() -> None:
+        waiting = WaitingAdmission()
+        store = ClusterStore(b"CA", admission=AdmissionChain([waiting]))
+        store.create(NAMESPACES, prepare_create(NAMESPACES, {"metadata": {"name": "team"}}))
         store.create(REPLICA_SETS, prepare_create(REPLICA_SETS, _replica_set_manifest()))
+        rs = store.get(REPLICA_SETS, "team", "rs")
+        store.update(REPLICA_SETS, dict(rs, metadata=dict(rs["metadata"], labels={"synced": "again"})))
+        # that sync counted the create still in admission: no second pod asked for
+        assert store.list(PODS, "team") == [] and waiting.calls == 1
+        await asyncio.sleep(0.05)
+        [pod] = store.list(PODS, "team")
+        assert pod["metadata"]["ownerReferences"][0]["name"] == "rs"
+        assert store.get(REPLICA_SETS, "team", "rs")["status"]["replicas"] == 1
+        assert waiting.calls == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_webhook_refusing_later_leaves_the_failed_create_and_no_pod():
+    async def scenario() -> None:
+        denial = AdmissionResult(denial=Denial(400, "BadRequest", 'admission webhook "deny.example" denied the request'))
+        store = ClusterStore(b"CA", admission=AdmissionChain([WaitingAdmission(denial)]))
+        store.create(NAMESPACES, prepare_create(NAMESPACES, {"metadata": {"name": "team"}}))
+        store.create(REPLICA_SETS, prepare_create(REPLICA_SETS, _replica_set_manifest()))
+        await asyncio.sleep(0.05)
+        assert store.list(PODS, "team") == []
+        [condition] = store.get(REPLICA_SETS, "team", "rs")["status"]["conditions"]
+        assert (condition["reason"], condition["message"]) == ("FailedCreate", denial.denial.message)
+        [event] = [e for e in store.list(EVENTS, "team") if e["reason"] == "FailedCreate"]
+        assert event["message"] == f"Error creating: {denial.denial.message}"
+
+    asyncio.run(scenario())

@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import datetime
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any
 
 from chaoskirvis.sandbox import endpoints, workload_controllers
@@ -91,6 +92,8 @@ class ClusterStore(Store):
         self.admission = admission or AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS),
                                                       PodSecurityAdmission()])
         self._to_sync: dict[SyncKey, None] = {}  # an ordered set
+        self._in_admission: collections.Counter[str] = collections.Counter()  # pod creates waiting, by owner uid
+        self._admitting: set[asyncio.Task[None]] = set()
         self._depth = 0  # writes in progress: the queue is worked off when the outermost one ends
         self._ca_pem = ca_pem.decode()
         self._certificate_signer = certificate_signer
@@ -206,21 +209,51 @@ class ClusterStore(Store):
             "reportingComponent": component, "reportingInstance": ""})
 
     def create_controller_pod(self, pod: dict[str, Any], owner: dict[str, Any]) -> str | None:
-        """Create a pod as the replicaset-controller does, through `admission`; the refusal's message if refused."""
+        """Create a pod as the replicaset-controller does, through `admission`: the refusal's message if refused
+        at once. A plugin answering later (a webhook call) finishes the create in a task of the running loop."""
         metadata = pod["metadata"]
         request = AdmissionRequest(operation="CREATE", resource=PODS, namespace=metadata["namespace"],
                                    name=metadata["name"], object=pod, old_object=None, dry_run=False,
                                    user=REPLICA_SET_CONTROLLER_USER, groups=_CONTROLLER_GROUPS)
-        for plugin in self.admission.plugins:
+        plugins = list(self.admission.plugins)
+        for index, plugin in enumerate(plugins):
             answer = plugin.admit(request, self)
             if not isinstance(answer, AdmissionResult):
-                raise TypeError(f"admission plugin {plugin.name} answered a controller's pod create asynchronously; "
-                                "ClusterStore's admission must answer at once")
+                self._in_admission[owner["metadata"]["uid"]] += 1
+                task = asyncio.get_running_loop().create_task(
+                    self._admit_later(answer, plugins[index + 1:], request, owner))
+                self._admitting.add(task)
+                task.add_done_callback(self._admitting.discard)
+                return None
             if answer.denial is not None:
                 return answer.denial.message
-        created = self.create(PODS, pod)
-        workload_controllers.pod_created(self, owner, created)
+        workload_controllers.pod_created(self, owner, self.create(PODS, pod))
         return None
+
+    def pods_in_admission(self, owner: dict[str, Any]) -> int:
+        """How many pod creates of this owner wait for admission's answer."""
+        return self._in_admission[owner["metadata"]["uid"]]
+
+    async def _admit_later(self, answer: Awaitable[AdmissionResult], rest: list[Any], request: AdmissionRequest,
+                           owner: dict[str, Any]) -> None:
+        """The rest of a controller's pod create once admission answers: stored, or recorded as refused."""
+        uid = owner["metadata"]["uid"]
+        try:
+            result = await answer
+            for plugin in rest:
+                if result.denial is not None:
+                    break
+                later = plugin.admit(request, self)
+                result = later if isinstance(later, AdmissionResult) else await later
+        finally:
+            self._in_admission[uid] -= 1
+        current = self.get(REPLICA_SETS, request.namespace, owner["metadata"]["name"])
+        if current is None or current["metadata"]["uid"] != uid:
+            return  # the ReplicaSet went meanwhile
+        if result.denial is not None:
+            workload_controllers.pod_refused(self, current, result.denial.message)
+        elif request.object is not None:
+            workload_controllers.pod_created(self, current, self.create(PODS, request.object))
 
     def _queue_syncs(self, resource: ResourceType, obj: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """What the controllers' informers would queue for this change."""

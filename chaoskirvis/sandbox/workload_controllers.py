@@ -13,12 +13,14 @@ calculateStatus). What differs, and why:
   of a rolling update, without its steps). `paused` is not honoured; old ReplicaSets beyond
   revisionHistoryLimit are deleted, as cleanupDeployment does.
 - Neither controller adopts orphans (pods or ReplicaSets matching the selector without a controller).
-- The ReplicaSet controller creates pods through the cluster's admission (the `admit` callable: what the
-  API server does with the controller's create, as the replicaset-controller's service account) and stops
-  at the first refusal (slowStartBatch's first batch is one pod): the ReplicaSet gets the ReplicaFailure
-  condition (reason FailedCreate, the refusal's message) and a Warning `FailedCreate` event
-  "Error creating: MESSAGE"; no pod is made. It tries again whenever the ReplicaSet, one of its pods or
-  its namespace changes (upstream retries with a rate-limited requeue).
+- The ReplicaSet controller creates pods through the cluster's admission (`Cluster.create_controller_pod`:
+  what the API server does with the controller's create, as the replicaset-controller's service account)
+  and stops at the first refusal (slowStartBatch's first batch is one pod): the ReplicaSet gets the
+  ReplicaFailure condition (reason FailedCreate, the refusal's message) and a Warning `FailedCreate` event
+  "Error creating: MESSAGE"; no pod is made. A create whose admission waits (a webhook call) is counted
+  as made until it is answered (upstream's expectations), then stored or refused the same way. It tries
+  again whenever the ReplicaSet's spec, one of its pods or its namespace changes (upstream retries with a
+  rate-limited requeue; here a refusal alone does not bring a retry).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Cluster(Protocol):
                          component: str) -> None: ...
 
     def create_controller_pod(self, pod: dict[str, Any], owner: dict[str, Any]) -> str | None: ...
+
+    def pods_in_admission(self, owner: dict[str, Any]) -> int: ...
 
 
 def template_hash(template: dict[str, Any], collision_count: int | None = None) -> str:
@@ -284,9 +288,10 @@ def sync_replica_set(cluster: Cluster, rs: dict[str, Any]) -> None:
         return
     replicas = int(rs["spec"].get("replicas", 1))
     pods = [pod for pod in controlled_by(cluster, PODS, rs) if _active(pod)]
+    in_admission = cluster.pods_in_admission(rs)  # creates waiting for a webhook: upstream's expectations
     failure: str | None = None
-    if len(pods) < replicas:
-        for _ in range(replicas - len(pods)):
+    if len(pods) + in_admission < replicas:
+        for _ in range(replicas - len(pods) - in_admission):
             failure = cluster.create_controller_pod(_pod_from_template(rs), rs)
             if failure is not None:
                 cluster.controller_event(REPLICA_SETS, rs, "Warning", "FailedCreate", f"Error creating: {failure}",
@@ -297,13 +302,20 @@ def sync_replica_set(cluster: Cluster, rs: dict[str, Any]) -> None:
             cluster.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
             cluster.controller_event(REPLICA_SETS, rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
                                      REPLICA_SET_CONTROLLER)
-    _write_replica_set_status(cluster, rs, failure)
+    write_replica_set_status(cluster, rs, failure)
 
 
 def pod_created(cluster: Cluster, rs: dict[str, Any], pod: dict[str, Any]) -> None:
     """The SuccessfulCreate event of a pod the controller made."""
     cluster.controller_event(REPLICA_SETS, rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
                              REPLICA_SET_CONTROLLER)
+
+
+def pod_refused(cluster: Cluster, rs: dict[str, Any], message: str) -> None:
+    """A create refused after the sync that tried it (a webhook's late answer): the event and the condition."""
+    cluster.controller_event(REPLICA_SETS, rs, "Warning", "FailedCreate", f"Error creating: {message}",
+                             REPLICA_SET_CONTROLLER)
+    write_replica_set_status(cluster, rs, message)
 
 
 def _active(pod: dict[str, Any]) -> bool:
@@ -339,7 +351,7 @@ def _pod_from_template(rs: dict[str, Any]) -> dict[str, Any]:
                                  "spec": template.get("spec") or {}})
 
 
-def _write_replica_set_status(cluster: Cluster, rs: dict[str, Any], failure: str | None) -> None:
+def write_replica_set_status(cluster: Cluster, rs: dict[str, Any], failure: str | None) -> None:
     """calculateStatus: counts over the active pods, and ReplicaFailure while pod creation fails."""
     current = cluster.get(REPLICA_SETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
     if current is None or current["metadata"]["uid"] != rs["metadata"]["uid"]:
