@@ -484,6 +484,8 @@ def attempt_change(
         evidence["as"] = identity.summary()
     dry_run = mode == "dry-run"
     attempted = f"to {verb} {ref}"
+    with state.lock:
+        earlier = state.changes.get(ref.path)
     if not dry_run:
         try:
             changes.record_change(api, state, ref, original, intended, configuration,
@@ -509,6 +511,8 @@ def attempt_change(
                   "warnings": exc.answer.warnings, "latency_ms": exc.answer.latency_ms}
         blocked = blocked_by(exc, identity, attempted)
         if blocked:
+            if not dry_run:
+                changes.withdraw_change(api, state, ref, earlier, configuration)
             return {**common, **blocked}
         changed = " (it changed since it was read: try again)" if exc.status == 409 else ""
         who = f" as {identity.user}" if identity else ""

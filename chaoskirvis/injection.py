@@ -31,7 +31,7 @@ from chaoskirvis.ledger import record
 from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION, content
 from chaoskirvis.ledger.expiry import sweep_expired
 from chaoskirvis.ledger.refs import (CERTIFICATE_SIGNING_REQUEST, NAMESPACE, NETWORK_POLICY, POD, SECRET,
-                                     VALIDATING_ADMISSION_POLICY_BINDING, ObjectRef)
+                                     VALIDATING_ADMISSION_POLICY_BINDING, VALIDATING_WEBHOOK_CONFIGURATION, ObjectRef)
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
@@ -111,7 +111,8 @@ def attempt_techniques(
 
 
 _GUARDRAIL_KINDS = {"namespace": NAMESPACE, "networkpolicy": NETWORK_POLICY,
-                    "validatingadmissionpolicybinding": VALIDATING_ADMISSION_POLICY_BINDING}
+                    "validatingadmissionpolicybinding": VALIDATING_ADMISSION_POLICY_BINDING,
+                    "validatingwebhookconfiguration": VALIDATING_WEBHOOK_CONFIGURATION}
 
 
 def attempt_guardrail(
@@ -145,6 +146,8 @@ def attempt_guardrail(
         unknown_options([unit], options)
         resolved = unit.resolve_options(options)
         check_namespace(namespace, allow_protected_namespaces)
+        if "exclude_namespaces" in resolved and resolved["exclude_namespaces"] is None:
+            resolved["exclude_namespaces"] = [namespace]  # its default: the experiment's namespace
         ref = _guardrail_ref(unit.target, namespace, name)
         wanted = _wanted_identity(as_user, as_groups, as_service_account, identity_via)
         if wanted:

@@ -110,6 +110,9 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("admissionregistration.k8s.io", "validatingadmissionpolicybindings",
              ("get", "patch", "delete", "update", "create"), CLUSTER,
              "the binding named (create: restore recreates a deleted one)"),
+        Rule("admissionregistration.k8s.io", "validatingwebhookconfigurations",
+             ("get", "patch", "delete", "update", "create"), CLUSTER,
+             "the webhook configuration named (create: restore recreates a deleted one)"),
     ),
     "posture (`who_can`, `effective_permissions`, `no_wildcard_roles_bound`, `no_anonymous_bindings`, "
     "`no_service_account_reads_secrets_cluster_wide`)": tuple(
@@ -137,6 +140,8 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
              "a NetworkPolicy a guardrail technique changed or deleted, put back"),
         Rule("admissionregistration.k8s.io", "validatingadmissionpolicybindings", ("get", "update", "create"), CLUSTER,
              "a binding a guardrail technique changed or deleted, put back (only with --run-id)"),
+        Rule("admissionregistration.k8s.io", "validatingwebhookconfigurations", ("get", "update", "create"), CLUSTER,
+             "a webhook configuration a guardrail technique changed or deleted, put back (only with --run-id)"),
     ),
 }
 

@@ -65,6 +65,15 @@ class Guarded:
             "name": self.binding, "labels": {"example.com/owner": "platform"}}, "spec": {
             "policyName": self.policy, "validationActions": ["Deny"],
             "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}})
+        # A policy engine's webhook, fail closed, for pod creates in this namespace only (nothing creates one
+        # here: its address answers nothing)
+        self.webhook = f"{self.policy}-engine"
+        self.admission.create_validating_webhook_configuration({"metadata": {
+            "name": self.webhook, "labels": {"example.com/owner": "platform"}}, "webhooks": [{
+                "name": "pods.policy-engine.example.com", "failurePolicy": "Fail", "sideEffects": "None",
+                "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://127.0.0.1:9/validate"},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]})
 
     def target(self, technique) -> dict:
         """tamper_guardrail's arguments naming the object `technique` changes."""
@@ -72,6 +81,8 @@ class Guarded:
             return {"namespace": self.namespace, "name": "default-deny"}
         if technique.target == "validatingadmissionpolicybinding":
             return {"namespace": self.namespace, "name": self.binding}
+        if technique.target == "validatingwebhookconfiguration":
+            return {"namespace": self.namespace, "name": self.webhook}
         return {"namespace": self.namespace}
 
     def stored(self, technique) -> dict | None:
@@ -79,7 +90,9 @@ class Guarded:
         read = {"namespace": lambda: self.core.read_namespace(self.namespace),
                 "networkpolicy": lambda: self.net.read_namespaced_network_policy("default-deny", self.namespace),
                 "validatingadmissionpolicybinding":
-                    lambda: self.admission.read_validating_admission_policy_binding(self.binding)}[technique.target]
+                    lambda: self.admission.read_validating_admission_policy_binding(self.binding),
+                "validatingwebhookconfiguration":
+                    lambda: self.admission.read_validating_webhook_configuration(self.webhook)}[technique.target]
         try:
             return self.api.sanitize_for_serialization(read())
         except client.ApiException as error:
@@ -88,7 +101,8 @@ class Guarded:
             raise
 
     def close(self) -> None:
-        for delete in (lambda: self.admission.delete_validating_admission_policy_binding(self.binding),
+        for delete in (lambda: self.admission.delete_validating_webhook_configuration(self.webhook),
+                       lambda: self.admission.delete_validating_admission_policy_binding(self.binding),
                        lambda: self.admission.delete_validating_admission_policy(self.policy)):
             try:
                 delete()
@@ -116,6 +130,8 @@ def guarded_ref(technique, guarded: Guarded) -> str:
         return f"NetworkPolicy default-deny in namespace {guarded.namespace}"
     if technique.target == "validatingadmissionpolicybinding":
         return f"ValidatingAdmissionPolicyBinding {guarded.binding}"
+    if technique.target == "validatingwebhookconfiguration":
+        return f"ValidatingWebhookConfiguration {guarded.webhook}"
     return f"Namespace {guarded.namespace}"
 
 
@@ -124,12 +140,18 @@ def records(core, namespace: str, run_id: str) -> list[str]:
         namespace, label_selector=f"chaoskirvis.io/run-id={run_id}").items]
 
 
+def after_namespace(configuration: dict) -> str:
+    """The namespace a test's webhook is for (its namespaceSelector's matchLabels)."""
+    return configuration["webhooks"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+
+
 def changed_as_the_technique_says(technique, before: dict, after: dict | None, run_id: str) -> None:
     if technique.apply is None:
         assert after is None
         return
     assert after["metadata"]["annotations"][CHANGED_BY_ANNOTATION] == run_id
     labels, spec = after["metadata"].get("labels") or {}, after.get("spec") or {}
+    hook = (after.get("webhooks") or [{}])[0]
     expected = {
         "pod-security-privileged": lambda: labels["pod-security.kubernetes.io/enforce"] == "privileged"
         and labels["pod-security.kubernetes.io/warn"] == "restricted",
@@ -138,6 +160,9 @@ def changed_as_the_technique_says(technique, before: dict, after: dict | None, r
         "policy-engine-exemption-label": lambda: labels["admission.gatekeeper.sh/ignore"] == "kirvis",
         "network-policy-opened": lambda: spec["ingress"] == [{}] and spec["policyTypes"] == ["Ingress", "Egress"],
         "vap-binding-not-denying": lambda: spec["validationActions"] == ["Warn"],
+        "webhook-fail-open": lambda: hook["failurePolicy"] == "Ignore",
+        "webhook-namespace-exclusion": lambda: hook["namespaceSelector"]["matchExpressions"] == [{
+            "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [after_namespace(after)]}],
     }[technique.id]
     assert expected(), after
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
@@ -287,17 +312,25 @@ def test_a_change_undone_by_someone_else_needs_nothing_more(guarded, core, run):
     assert done["unchanged"] == [f"Namespace {namespace}"] and done["restored"] == [] and done["conflicts"] == []
 
 
-@pytest.mark.parametrize("technique", ["pod-security-privileged", "network-policy-deleted", "vap-binding-deleted"])
+@pytest.mark.parametrize("technique", ["pod-security-privileged", "network-policy-deleted", "vap-binding-deleted",
+                                       "webhook-fail-open"])
 @pytest.mark.parametrize("mode", ["dry-run", "change"])
 def test_a_team_identity_is_refused_by_rbac(scenarios, api, core, technique, mode, run):
     """identity-least-privilege: team-a's app service account holds a Role in team-a on pods, configmaps,
-    services and deployments only; namespaces and bindings are cluster-scoped, beyond any Role."""
+    services and deployments only; namespaces, bindings and webhook configurations are cluster-scoped,
+    beyond any Role."""
     net = client.NetworkingV1Api(api)
+    admission = client.AdmissionregistrationV1Api(api)
     name = f"deny-{uuid.uuid4().hex[:6]}"
     net.create_namespaced_network_policy("team-a", default_deny(name))
+    admission.create_validating_webhook_configuration({"metadata": {"name": name}, "webhooks": [{
+        "name": "pods.policy-engine.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+        "clientConfig": {"url": "https://127.0.0.1:9/validate"}, "rules": [{
+            "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nowhere"}}}]})
     try:
         target = {"pod-security-privileged": {}, "network-policy-deleted": {"name": name},
-                  "vap-binding-deleted": {"name": "deny-nodeport-binding"}}[technique]
+                  "vap-binding-deleted": {"name": "deny-nodeport-binding"}, "webhook-fail-open": {"name": name}}[technique]
         before = core.read_namespace("team-a").metadata.resource_version
         outcome = tamper_guardrail(technique, "team-a", mode=mode, as_service_account="team-a/app", **target, **run)
         assert outcome["outcome"] == "blocked" and outcome["answered_by"] == "RBAC", outcome
@@ -306,6 +339,7 @@ def test_a_team_identity_is_refused_by_rbac(scenarios, api, core, technique, mod
         assert injections_blocked(**run) is True
     finally:
         net.delete_namespaced_network_policy(name, "team-a")
+        admission.delete_validating_webhook_configuration(name)
 
 
 def test_the_built_in_edit_role_lets_a_deployer_delete_a_network_policy(scenarios, api, run):
@@ -327,7 +361,8 @@ def test_the_built_in_edit_role_lets_a_deployer_delete_a_network_policy(scenario
 def test_a_policy_guarding_the_label_blocks_the_runner_too(guarded, core, run):
     """A ValidatingAdmissionPolicy on UPDATE of namespaces that keeps the enforce label as it was (oldObject
     is the stored namespace on an update: the admission docs, "Variables"). The runner may patch namespaces,
-    so this is the control that holds; the record entry is put back as unchanged."""
+    so this is the control that holds; the refused change's record entry is withdrawn, so restore has no change
+    to put back (only the record to remove)."""
     admission = guarded.admission
     policy = f"keep-enforce-{uuid.uuid4().hex[:6]}"
     key = "pod-security.kubernetes.io/enforce"
@@ -352,7 +387,35 @@ def test_a_policy_guarding_the_label_blocks_the_runner_too(guarded, core, run):
         allowed = tamper_guardrail("policy-engine-exemption-label", guarded.namespace, mode="dry-run", **run)
         assert allowed["outcome"] == "allowed"
         assert guarded.stored(CATALOG["pod-security-privileged"]) == before
-        assert restore_run(**run)["unchanged"] == [f"Namespace {guarded.namespace}"]
+        record = core.read_namespaced_config_map(f"kirvis-ledger-{run['configuration']['kirvis_run_id']}",
+                                                 guarded.namespace)
+        assert not record.data  # both entries withdrawn
+        done = restore_run(**run)
+        assert done["restored"] == done["unchanged"] == [] and len(done["records_removed"]) == 1
     finally:
         admission.delete_validating_admission_policy_binding(policy)
         admission.delete_validating_admission_policy(policy)
+
+
+def test_a_webhook_set_to_fail_open_admits_what_it_denied_until_restore(guarded, core, run):
+    """A webhook that cannot be reached fails the request with failurePolicy Fail and is skipped with
+    Ignore (k8s.io/apiserver pkg/admission/plugin/webhook/validating/dispatcher.go: an unreachable webhook's
+    error is ignored only when its failurePolicy is Ignore)."""
+    pod = {"metadata": {"name": "app"}, "spec": {  # restricted-compliant: Pod Security, which runs first, admits it
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10", "securityContext": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}
+
+    def admitted() -> bool:
+        try:
+            core.create_namespaced_pod(guarded.namespace, pod, dry_run="All")
+        except client.ApiException as error:
+            assert error.status == 500 and "failed calling webhook" in error.body, error.body
+            return False
+        return True
+
+    assert not admitted()
+    tamper_guardrail("webhook-fail-open", guarded.namespace, name=guarded.webhook, mode="change", **run)
+    assert admitted()
+    restore_run(**run)
+    assert not admitted()

@@ -31,7 +31,10 @@ def tamper_guardrail(
     `technique` is one of pod-security-privileged, pod-security-label-removed, policy-engine-exemption-label
     (they change `namespace` itself), network-policy-deleted, network-policy-opened (the NetworkPolicy `name`
     in `namespace`), vap-binding-not-denying, vap-binding-deleted (the cluster-scoped
-    ValidatingAdmissionPolicyBinding `name`; the run's record, holding its original, is kept in `namespace`).
+    ValidatingAdmissionPolicyBinding `name`; the run's record, holding its original, is kept in `namespace`),
+    webhook-fail-open, webhook-namespace-exclusion (by default excluding `namespace`),
+    webhook-configuration-deleted (the cluster-scoped ValidatingWebhookConfiguration `name`, its record in
+    `namespace` too).
     The target is read first and must exist; nothing is guessed. Protected namespaces are refused unless
     `allow_protected_namespaces`.
 

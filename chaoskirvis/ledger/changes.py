@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from chaoskirvis.ledger.state import RunState
 
 __all__ = ["CHANGED_BY_ANNOTATION", "CHANGE_STATES", "PATCH_STATES", "DELETE_STATES", "Change", "ChangeResult",
-           "content", "merge_patch", "record_change", "confirm_change", "record_changes", "restore_change"]
+           "content", "merge_patch", "record_change", "confirm_change", "withdraw_change", "record_changes",
+           "restore_change"]
 
 CHANGED_BY_ANNOTATION = "chaoskirvis.io/changed-by-run"
 PATCH_STATES = CHANGE_STATES[:2]  # changing, changed
@@ -156,6 +157,25 @@ def confirm_change(api: KubeAPI, state: RunState, ref: ObjectRef, answer: dict[s
     with state.lock:
         state.changes[ref.path] = entry
     return True
+
+
+def withdraw_change(api: KubeAPI, state: RunState, ref: ObjectRef, earlier: dict[str, Any] | None,
+                    configuration: Configuration | None = None) -> None:
+    """The change was refused (blocked): put the entry back as it was before `record_change` (`earlier`, or
+    none), so neither this run's restore nor a later cleanup acts on a change that never happened. A failed
+    write leaves the unconfirmed entry, which restore judges by the object (see the module docstring)."""
+    try:
+        if earlier is None:
+            record.write_entry(api, state, ref, None, configuration)
+        else:
+            record.write_entry(api, state, ref, earlier, configuration)
+    except (ApiError, ActivityFailed):
+        return
+    with state.lock:
+        if earlier is None:
+            state.changes.pop(ref.path, None)
+        else:
+            state.changes[ref.path] = earlier
 
 
 def record_changes(rec: dict[str, Any], run_id: str) -> tuple[list[Change], list[str]]:
@@ -273,6 +293,9 @@ def _put_back(api: KubeAPI, change: Change, current: dict[str, Any] | None, dry_
     entry, original = change.entry, change.entry["original"]
     intended = entry["intended"]
     if current is None:
+        if entry["state"] == "changing":
+            return ChangeResult("unchanged", f"{change.ref}: it is gone, and the run's change was never confirmed: "
+                                             "nothing to restore")
         return _conflict(change, "it was deleted since the run changed it", content(intended), None)
     metadata = current.get("metadata") or {}
     if metadata.get("uid") != original["metadata"]["uid"]:

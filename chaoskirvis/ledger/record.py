@@ -73,13 +73,14 @@ def write_intent(
         raise
 
 
-def write_entry(api: KubeAPI, state: RunState, ref: ObjectRef, entry: dict[str, Any],
+def write_entry(api: KubeAPI, state: RunState, ref: ObjectRef, entry: dict[str, Any] | None,
                 configuration: Configuration | None = None) -> None:
     """Write `entry` under `ref`'s key into the run's record in `ref`'s home namespace (creating the record
-    with the run's first entry there). Raises as `write_intent` says, the namespace then marked unsure."""
+    with the run's first entry there; None removes the key). Raises as `write_intent` says, the namespace
+    then marked unsure."""
     home = ref.record_namespace
     record = record_ref(state.run_id, home)
-    patch = {"data": {ref.key: json.dumps(entry, sort_keys=True)}}
+    patch = {"data": {ref.key: None if entry is None else json.dumps(entry, sort_keys=True)}}
     with state.lock:
         state.namespaces.add(home)
     try:

@@ -17,7 +17,7 @@ from chaoskirvis.client import path_for
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
     "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET", "CERTIFICATE_SIGNING_REQUEST",
-    "NAMESPACE", "VALIDATING_ADMISSION_POLICY_BINDING", "SWEPT_KINDS", "GUARDRAIL_KINDS", "InvalidRef", "namespace_problem", "name_problem",
+    "NAMESPACE", "VALIDATING_ADMISSION_POLICY_BINDING", "VALIDATING_WEBHOOK_CONFIGURATION", "SWEPT_KINDS", "GUARDRAIL_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -122,10 +122,13 @@ CERTIFICATE_SIGNING_REQUEST = Kind("certificates.k8s.io/v1", "certificatesigning
 NAMESPACE = Kind("v1", "namespaces", "Namespace", namespaced=False)
 VALIDATING_ADMISSION_POLICY_BINDING = Kind("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
                                            "ValidatingAdmissionPolicyBinding", namespaced=False)
+VALIDATING_WEBHOOK_CONFIGURATION = Kind("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                                        "ValidatingWebhookConfiguration", namespaced=False)
 
 # Kinds of existing objects a guardrail technique changes or deletes (chaoskirvis.ledger.changes): never swept,
 # only restored from the run's record.
-GUARDRAIL_KINDS: tuple[Kind, ...] = (NAMESPACE, NETWORK_POLICY, VALIDATING_ADMISSION_POLICY_BINDING)
+GUARDRAIL_KINDS: tuple[Kind, ...] = (NAMESPACE, NETWORK_POLICY, VALIDATING_ADMISSION_POLICY_BINDING,
+                                     VALIDATING_WEBHOOK_CONFIGURATION)
 
 # Kinds that techniques create; restore and cleanup sweep them by ownership labels.
 # Controllers come first so that the pods they own are not recreated while we delete them; bindings

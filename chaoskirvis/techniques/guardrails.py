@@ -1,14 +1,14 @@
 """Guardrail tampering: weaken a control that exists, instead of creating something risky.
 
 Each unit changes an object the experiment names (a namespace, a NetworkPolicy, a
-ValidatingAdmissionPolicyBinding): `apply` turns a copy of the object as read into what the technique
+ValidatingAdmissionPolicyBinding, a ValidatingWebhookConfiguration): `apply` turns a copy of the object as read into what the technique
 writes (`chaoskirvis.guardrails.actions.tamper_guardrail` sends the difference as a merge patch); a unit
 without `apply` deletes the object. The run saves the original first and restore puts it back
 (`chaoskirvis.ledger.changes`).
 
 Detection: no upstream Falco rule, nor any rule of the k8saudit plugin's k8s_audit_rules.yaml (the names
-pinned in detector_rules.json), looks at a namespace's labels, a NetworkPolicy or a
-ValidatingAdmissionPolicyBinding; its nearest rules, 'K8s Namespace Created'/'K8s Namespace Deleted', watch
+pinned in detector_rules.json), looks at a namespace's labels, a NetworkPolicy, a
+ValidatingAdmissionPolicyBinding or a webhook configuration; its nearest rules, 'K8s Namespace Created'/'K8s Namespace Deleted', watch
 other verbs. What a detector sees is the audit event, with the fields each unit names.
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ __all__ = ["GUARDRAIL_TECHNIQUES", "GUARDRAIL_TARGETS", "PSA_MODES", "GATEKEEPER
 
 PSA_MODES = ("enforce", "warn", "audit")
 GATEKEEPER_IGNORE_LABEL = "admission.gatekeeper.sh/ignore"
-GUARDRAIL_TARGETS = ("namespace", "networkpolicy", "validatingadmissionpolicybinding")
+GUARDRAIL_TARGETS = ("namespace", "networkpolicy", "validatingadmissionpolicybinding",
+                     "validatingwebhookconfiguration")
 _PSA = "pod-security.kubernetes.io/"
 _NO_RULE = ("no upstream Falco or k8saudit rule looks at {what} (k8saudit's 'K8s Namespace Created' and "
             "'K8s Namespace Deleted' watch other verbs)")
@@ -82,6 +83,23 @@ def _not_denying(binding: dict[str, Any], options: dict[str, Any]) -> None:
     binding.setdefault("spec", {})["validationActions"] = list(actions)
 
 
+def _fail_open(configuration: dict[str, Any], options: dict[str, Any]) -> None:
+    for webhook in configuration.get("webhooks") or []:
+        webhook["failurePolicy"] = "Ignore"
+
+
+def _excluding(configuration: dict[str, Any], options: dict[str, Any]) -> None:
+    excluded = options["exclude_namespaces"]
+    if isinstance(excluded, str):
+        excluded = [excluded]
+    if not excluded or not all(isinstance(n, str) and n for n in excluded):
+        raise ActivityFailed(f"option exclude_namespaces must list namespace names, not {excluded!r}")
+    for webhook in configuration.get("webhooks") or []:
+        selector = webhook.setdefault("namespaceSelector", {})
+        selector.setdefault("matchExpressions", []).append(
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(excluded)})
+
+
 def _guardrail(id: str, title: str, attack: tuple[str, ...], injects: str, target: str, apply, blocked_by: str,
                audit: str, what: str, **options: Option) -> Technique:
     undo = ("put the object back exactly as read before the change (an update on the version read, only while it "
@@ -101,6 +119,10 @@ _AUDIT_NAMESPACE = ("verb=patch, objectRef.resource=namespaces, objectRef.name=N
 _NP_RBAC = ("RBAC, when attempted as a team identity: its 403 naming that identity is blocked (the team's app "
             "identity holds no verb on networkpolicies; note the built-in edit ClusterRole grants create, patch and "
             "delete on them, so a deployer bound to edit is allowed)")
+_WEBHOOK_RBAC = ("RBAC, when attempted as a team identity: validatingwebhookconfigurations are cluster-scoped, "
+                 "so only a ClusterRole can grant the verb, and its 403 naming that identity is blocked")
+_AUDIT_WEBHOOK = ("objectRef.apiGroup=admissionregistration.k8s.io, objectRef.resource=validatingwebhookconfigurations, "
+                  "objectRef.name")
 _VAP_RBAC = ("RBAC, when attempted as a team identity: validatingadmissionpolicybindings are cluster-scoped, "
              "so only a ClusterRole can grant the verb, and its 403 naming that identity is blocked")
 
@@ -153,4 +175,26 @@ GUARDRAIL_TECHNIQUES: tuple[Technique, ...] = (
                f"{_VAP_RBAC}; a ValidatingAdmissionPolicy matching DELETE of validatingadmissionpolicybindings",
                "verb=delete, objectRef.apiGroup=admissionregistration.k8s.io, objectRef.resource="
                "validatingadmissionpolicybindings, objectRef.name", "ValidatingAdmissionPolicyBindings"),
+    _guardrail("webhook-fail-open", "Admission webhook set to fail open", ("T1562.001",),
+               "every webhook of the ValidatingWebhookConfiguration named by the experiment given failurePolicy "
+               "Ignore, so the API server admits what the webhook would deny whenever it cannot be reached or "
+               "times out", "validatingwebhookconfiguration", _fail_open,
+               f"{_WEBHOOK_RBAC}; a ValidatingAdmissionPolicy matching UPDATE of validatingwebhookconfigurations "
+               "(webhooks are never called for webhook configurations, so the policy engine cannot guard its own)",
+               f"verb=patch, {_AUDIT_WEBHOOK}, requestObject.webhooks[*].failurePolicy=Ignore (at level Request)",
+               "webhook configurations"),
+    _guardrail("webhook-namespace-exclusion", "Admission webhook told to skip namespaces", ("T1562.001",),
+               "every webhook of the ValidatingWebhookConfiguration named by the experiment given a "
+               "namespaceSelector expression kubernetes.io/metadata.name NotIn the namespaces given, so it is "
+               "never called for requests there", "validatingwebhookconfiguration", _excluding,
+               f"{_WEBHOOK_RBAC}; a ValidatingAdmissionPolicy matching UPDATE of validatingwebhookconfigurations",
+               f"verb=patch, {_AUDIT_WEBHOOK}, requestObject.webhooks[*].namespaceSelector (at level Request)",
+               "webhook configurations",
+               exclude_namespaces=Option(None, "the namespaces the webhooks should skip; default the experiment's "
+                                               "namespace")),
+    _guardrail("webhook-configuration-deleted", "Admission webhook configuration deleted", ("T1562.001",),
+               "the ValidatingWebhookConfiguration named by the experiment deleted, so the API server calls none "
+               "of its webhooks", "validatingwebhookconfiguration", None,
+               f"{_WEBHOOK_RBAC}; a ValidatingAdmissionPolicy matching DELETE of validatingwebhookconfigurations",
+               f"verb=delete, {_AUDIT_WEBHOOK}", "webhook configurations"),
 )
