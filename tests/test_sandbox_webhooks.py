@@ -234,20 +234,46 @@ def test_a_ca_bundle_that_did_not_sign_the_certificate_fails_the_call(core, regi
 
 
 def test_a_service_reference_is_called_at_its_mapped_address(webhook_sandbox, core, registration, hook, namespace):
+    """kube-apiserver's default service resolver (ClusterIP) and kube-proxy: the Service must exist, and with no
+    ready endpoint the connection to its cluster IP is refused, as when the policy engine's pods are gone."""
     sandbox = webhook_sandbox[0]
-    ns = namespace()
+    ns, policy = namespace(), namespace()
     configuration = hook.validating_configuration("by-service.kirvis.test")
     configuration["webhooks"][0]["clientConfig"] = {
-        "service": {"namespace": "policy", "name": "policy-svc", "path": "/validate"}, "caBundle": hook.ca_bundle}
+        "service": {"namespace": policy, "name": "policy-svc", "path": "/validate"}, "caBundle": hook.ca_bundle}
+    configuration["webhooks"][0]["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": ns}}
     configure(registration, configuration)
     stored = registration.read_validating_webhook_configuration("by-service.kirvis.test")
     assert stored.webhooks[0].client_config.service.port == 443  # SetDefaults_ServiceReference
+    url = f"https://policy-svc.{policy}.svc:443/validate?timeout=10s"
     status, body, _ = refusal(lambda: core.create_namespaced_pod(ns, pod("privileged")))
-    assert status == 500 and 'Post "https://policy-svc.policy.svc:443/validate?timeout=10s"' in body["message"]
-    sandbox.map_webhook_service("policy", "policy-svc", hook.address)
+    assert status == 500 and body["message"].endswith(f'failed to call webhook: Post "{url}": service "policy-svc" '
+                                                      "not found")
+    service = core.create_namespaced_service(policy, {"metadata": {"name": "policy-svc"}, "spec": {
+        "ports": [{"name": "https", "port": 443, "targetPort": 9443}]}})
+    core.create_namespaced_endpoints(policy, {"metadata": {"name": "policy-svc"}, "subsets": [
+        {"addresses": [{"ip": "10.244.1.7"}], "ports": [{"name": "https", "port": 9443}]}]})
+    sandbox.map_webhook_service(policy, "policy-svc", hook.address)  # its certificate is for another namespace
     status, body, _ = refusal(lambda: core.create_namespaced_pod(ns, pod("privileged")))
-    assert status == 403 and "privileged containers are not allowed" in body["message"]
-    assert hook.paths == ["/validate?timeout=10s"]
+    assert status == 500 and body["message"].endswith(f"x509: certificate is not valid for policy-svc.{policy}.svc")
+    engine = WebhookServer(dns_names=(f"policy-svc.{policy}.svc",)).start()
+    try:
+        configuration["webhooks"][0]["clientConfig"]["caBundle"] = engine.ca_bundle
+        registration.patch_validating_webhook_configuration("by-service.kirvis.test",
+                                                            {"webhooks": configuration["webhooks"]})
+        sandbox.map_webhook_service(policy, "policy-svc", engine.address)
+        status, body, _ = refusal(lambda: core.create_namespaced_pod(ns, pod("privileged")))
+        assert status == 403 and "privileged containers are not allowed" in body["message"], body["message"]
+        assert engine.paths == ["/validate?timeout=10s"]
+    finally:
+        engine.stop()
+    # the policy engine's pods are gone: no ready address left
+    core.patch_namespaced_endpoints("policy-svc", policy, {"subsets": [
+        {"notReadyAddresses": [{"ip": "10.244.1.7"}], "ports": [{"name": "https", "port": 9443}]}]})
+    status, body, _ = refusal(lambda: core.create_namespaced_pod(ns, pod("plain", PLAIN)))
+    assert status == 500 and body["message"].endswith(
+        f'failed to call webhook: Post "{url}": dial tcp {service.spec.cluster_ip}:443: connect: connection refused')
+    assert len(engine.received) == 1 and not hook.received
 
 
 # Dry run and sideEffects.

@@ -123,7 +123,7 @@ class MutatingWebhookAdmission(_Dispatcher):
                 refusal = _dry_run_refusal(hook, request)
                 if refusal is not None:
                     return AdmissionResult(tuple(warnings), refusal, mutated)
-                answer = await _call(self.caller, hook, request)
+                answer = await _call(self.caller, hook, request, store)
             except WebhookDenial as denial:
                 return AdmissionResult(tuple(warnings), denial.denial, mutated)
             if answer is None:
@@ -164,10 +164,10 @@ class ValidatingWebhookAdmission(_Dispatcher):
             refusal = _dry_run_refusal(hook, request)
             if refusal is not None:
                 return AdmissionResult(denial=refusal)
-        return self._validate(request, called)
+        return self._validate(request, store, called)
 
-    async def _validate(self, request: AdmissionRequest, hooks: list[Webhook]) -> AdmissionResult:
-        outcomes = await asyncio.gather(*(_call_or_denial(self.caller, hook, request) for hook in hooks))
+    async def _validate(self, request: AdmissionRequest, store: Store, hooks: list[Webhook]) -> AdmissionResult:
+        outcomes = await asyncio.gather(*(_call_or_denial(self.caller, hook, request, store) for hook in hooks))
         warnings = [warning for answer in outcomes if isinstance(answer, Answer) for warning in answer.warnings]
         for hook, outcome in zip(hooks, outcomes, strict=True):
             if isinstance(outcome, Denial):
@@ -177,14 +177,15 @@ class ValidatingWebhookAdmission(_Dispatcher):
         return AdmissionResult(tuple(warnings))
 
 
-async def _call_or_denial(caller: WebhookCaller, hook: Webhook, request: AdmissionRequest) -> Answer | Denial | None:
+async def _call_or_denial(caller: WebhookCaller, hook: Webhook, request: AdmissionRequest,
+                          store: Store) -> Answer | Denial | None:
     try:
-        return await _call(caller, hook, request)
+        return await _call(caller, hook, request, store)
     except WebhookDenial as denial:
         return denial.denial
 
 
-async def _call(caller: WebhookCaller, hook: Webhook, request: AdmissionRequest) -> Answer | None:
+async def _call(caller: WebhookCaller, hook: Webhook, request: AdmissionRequest, store: Store) -> Answer | None:
     """The webhook's verified answer; None when the call failed under failurePolicy Ignore; raises WebhookDenial
     (500 InternalError) when it failed under Fail."""
     obj = request.object
@@ -193,7 +194,7 @@ async def _call(caller: WebhookCaller, hook: Webhook, request: AdmissionRequest)
                                    if key not in _SYSTEM_METADATA} | {"creationTimestamp": None}}
     try:
         uid, admission_review = review(hook, request, obj, request.old_object)
-        return await caller.call(hook, uid, admission_review)
+        return await caller.call(hook, uid, admission_review, store)
     except CallError as error:
         if not hook.fails_closed:
             return None

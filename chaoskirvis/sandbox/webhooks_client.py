@@ -8,8 +8,8 @@ mutating/dispatcher.go) and client-go's rest client for the wording of what goes
   API server speaks (v1, then v1beta1), with a fresh uid, to `clientConfig.url` or to the service
   `https://NAME.NAMESPACE.svc:PORT/PATH`, with `?timeout=Ns` (timeoutSeconds), TLS verified against
   `clientConfig.caBundle` (else the system's roots) for the URL's host or the service's DNS name.
-  A service is reached at the local address the sandbox maps it to (`ServiceMap`): nothing resolves
-  cluster DNS names here.
+  A service must be stored with a ready endpoint (`endpoint`), and is reached at the local address the
+  sandbox maps it to (`ServiceMap`): nothing resolves cluster DNS names here.
 - What fails is a `CallError` whose text is upstream's `Reason`: ``failed to call webhook: Post "URL": dial
   tcp 127.0.0.1:PORT: connect: connection refused``, ``... context deadline exceeded`` when timeoutSeconds
   passed, ``... tls: failed to verify certificate: x509: ...``, ``an error on the server ("BODY") has
@@ -25,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import ssl
 import uuid
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ import aiohttp
 import yarl
 
 from chaoskirvis.sandbox.admission import AdmissionRequest
+from chaoskirvis.sandbox.resources import ENDPOINTS, SERVICES
+from chaoskirvis.sandbox.store import Store
 from chaoskirvis.sandbox.vap import _admission_request
 from chaoskirvis.sandbox.webhooks_config import REVIEW_VERSIONS, Webhook
 
@@ -91,23 +94,49 @@ def _options(request: AdmissionRequest) -> dict[str, Any] | None:
     return options
 
 
-def endpoint(webhook: Webhook, services: ServiceMap) -> tuple[str, str | None, str]:
-    """(the URL as upstream names it, where the sandbox connects instead (None: the URL itself), the TLS name)."""
+def endpoint(webhook: Webhook, services: ServiceMap, store: Store) -> tuple[str, str | None, str]:
+    """(the URL as upstream names it, where the sandbox connects instead (None: the URL itself), the TLS name).
+
+    A service is resolved as kube-apiserver's default (ClusterIP) service resolver and kube-proxy resolve it:
+    the Service must be stored (``service "NAME" not found``), have a cluster IP and the port; without a
+    ready address in its Endpoints on that port the connection to the cluster IP is refused (kube-proxy's
+    REJECT), as when the policy engine's pods are gone. Its backends are at the mapped local address."""
     client_config = webhook.client_config
     timeout = f"?timeout={webhook.timeout_seconds}s"
     if client_config.get("url"):
         url = str(client_config["url"])
         return url + timeout, None, yarl.URL(url).host or ""
-    service = client_config.get("service") or {}
-    namespace, name, port = service.get("namespace", ""), service.get("name", ""), int(service.get("port") or 443)
+    reference = client_config.get("service") or {}
+    namespace, name, port = reference.get("namespace", ""), reference.get("name", ""), int(reference.get("port") or 443)
     host = f"{name}.{namespace}.svc"
-    path = service.get("path") or ""
+    path = reference.get("path") or ""
     url = f"https://{host}:{port}{path}{timeout}"
+    failed = f'failed to call webhook: Post "{url}": '
+    service = store.get(SERVICES, namespace, name)
+    if service is None:
+        raise CallError(f'{failed}service "{name}" not found')
+    spec = service.get("spec") or {}
+    cluster_ip = spec.get("clusterIP") or ""
+    if spec.get("type") != "ExternalName":
+        if cluster_ip == "None":
+            raise CallError(f'{failed}cannot route to service with ClusterIP "None"')
+        service_port = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+        if service_port is None:
+            raise CallError(f'{failed}no service port {port} found for service "{name}"')
+        if not _ready_endpoint(store.get(ENDPOINTS, namespace, name), service_port.get("name") or ""):
+            raise CallError(f"{failed}dial tcp {cluster_ip}:{port}: connect: connection refused")
     address = services.get((namespace, name, port)) or services.get((namespace, name))
     if address is None:
-        raise CallError(f'failed to call webhook: Post "{url}": service "{namespace}/{name}" (port {port}) is not '
-                        "mapped to a local address (Sandbox(webhook_services=...) or map_webhook_service)")
+        raise CallError(f"{failed}dial tcp {cluster_ip or spec.get('externalName')}:{port}: the sandbox has no local "
+                        f"address for service {namespace}/{name} (Sandbox(webhook_services=...) or "
+                        "map_webhook_service)")
     return url, f"https://{address}{path or '/'}{timeout}", host
+
+
+def _ready_endpoint(endpoints: dict[str, Any] | None, port_name: str) -> bool:
+    """Whether the Endpoints list a ready address for the Service port named `port_name`."""
+    return any(subset.get("addresses") and any((p.get("name") or "") == port_name for p in subset.get("ports") or [])
+               for subset in (endpoints or {}).get("subsets") or [])
 
 
 class WebhookCaller:
@@ -118,9 +147,10 @@ class WebhookCaller:
         self._session: aiohttp.ClientSession | None = None
         self._contexts: dict[bytes | None, ssl.SSLContext] = {}
 
-    async def call(self, webhook: Webhook, uid: str, admission_review: dict[str, Any]) -> Answer:
-        """Send the review and verify the answer; raises CallError (failurePolicy applies)."""
-        url, connect_to, tls_name = endpoint(webhook, self.services)
+    async def call(self, webhook: Webhook, uid: str, admission_review: dict[str, Any], store: Store) -> Answer:
+        """Send the review and verify the answer; raises CallError (failurePolicy applies). `store` holds the
+        Services and Endpoints a service reference is resolved with."""
+        url, connect_to, tls_name = endpoint(webhook, self.services, store)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         try:
@@ -165,8 +195,9 @@ def _certificate_problem(error: aiohttp.ClientConnectorCertificateError) -> str:
     message = str(getattr(certificate_error, "verify_message", "") or certificate_error)
     if "unable to get local issuer certificate" in message or "self-signed" in message or "self signed" in message:
         return "certificate signed by unknown authority"
-    if "hostname mismatch" in message or "IP address mismatch" in message:
-        return f"certificate is not valid for the requested name ({message})"
+    mismatch = re.search(r"mismatch, certificate is not valid for '([^']*)'", message)
+    if mismatch:  # Go names the certificate's names too ("is valid for A, B, not C"): they are not at hand here
+        return f"certificate is not valid for {mismatch.group(1)}"
     return message
 
 
