@@ -192,30 +192,45 @@ def test_what_a_forged_record_can_still_do_create_an_absent_object_it_describes(
     assert created.uid != "forged-uid" and not created.owner_references and not created.finalizers
 
 
-def test_a_cluster_scoped_change_is_put_back_only_by_a_cleanup_naming_its_run(sandbox, api, core, make_namespace):
+CLUSTER_SCOPED = {
+    "validatingadmissionpolicybindings": ("ValidatingAdmissionPolicyBinding", lambda name: {
+        "spec": {"policyName": "anything", "validationActions": ["Deny"]}}),
+    "validatingwebhookconfigurations": ("ValidatingWebhookConfiguration", lambda name: {"webhooks": [{
+        "name": "all.forger.example.com", "failurePolicy": "Ignore", "sideEffects": "None",
+        "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://forger.example.com/review"},
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"]}],
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nowhere"}}}]}),
+}
+
+
+@pytest.mark.parametrize("plural", CLUSTER_SCOPED)
+def test_a_cluster_scoped_change_is_put_back_only_by_a_cleanup_naming_its_run(sandbox, api, core, make_namespace,
+                                                                               plural):
     run_id = new_run_id()
     home = make_namespace()
     name = f"kirvis-forged-{run_id}"
-    binding = {"apiVersion": GROUP, "kind": "ValidatingAdmissionPolicyBinding",
-               "metadata": {"name": name, "uid": "forged", "resourceVersion": "1"},
-               "spec": {"policyName": "anything", "validationActions": ["Deny"]}}
-    record = plant(core, home, run_id, {f"validatingadmissionpolicybindings._cluster.{name}": entry(
-        "ValidatingAdmissionPolicyBinding", GROUP, "validatingadmissionpolicybindings", name, None, "deleted",
-        binding)})
+    kind, body = CLUSTER_SCOPED[plural]
+    original = {"apiVersion": GROUP, "kind": kind, "metadata": {"name": name, "uid": "forged", "resourceVersion": "1"},
+                **body(name)}
+    record = plant(core, home, run_id, {f"{plural}._cluster.{name}": entry(kind, GROUP, plural, name, None, "deleted",
+                                                                           original)})
     admission = client.AdmissionregistrationV1Api(api)
+    listed = {"validatingadmissionpolicybindings": admission.list_validating_admission_policy_binding,
+              "validatingwebhookconfigurations": admission.list_validating_webhook_configuration}[plural]
 
     for selection in (["--all"], ["--all", "--cluster-scoped"], ["--expired", "--cluster-scoped"]):
         done = cleanup(sandbox, *selection, "-n", home)
         assert done.returncode == 0, done.stdout + done.stderr
         assert selection[0] == "--expired" or f"only `kirvis cleanup --run-id {run_id}` puts it back" in done.stdout
-        assert not [b for b in admission.list_validating_admission_policy_binding().items if b.metadata.name == name]
+        assert not [o for o in listed().items if o.metadata.name == name]
         assert core.read_namespaced_config_map(record, home).metadata.name == record  # kept
 
-    done = cleanup(sandbox, "--run-id", run_id)
+    done = cleanup(sandbox, "--run-id", run_id)  # the trust that remains: a person naming the run
     try:
-        assert done.returncode == 0 and f"put back: ValidatingAdmissionPolicyBinding {name}" in done.stdout
+        assert done.returncode == 0 and f"put back: {kind} {name}" in done.stdout, done.stdout + done.stderr
     finally:
-        admission.delete_validating_admission_policy_binding(name)
+        getattr(admission, {"validatingadmissionpolicybindings": "delete_validating_admission_policy_binding",
+                            "validatingwebhookconfigurations": "delete_validating_webhook_configuration"}[plural])(name)
 
 
 def test_the_runs_own_restore_puts_back_what_it_saved_not_what_the_record_says_now(core, make_namespace, run):
