@@ -125,20 +125,23 @@ class Sandbox:
         self._webhook_services[(namespace, name) if port is None else (namespace, name, port)] = address
 
     def store_legacy(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Store an object as an upgraded cluster still holds it, without the current API's validation or
-        admission (defaults are applied): e.g. a webhook configuration with `sideEffects: Unknown`, which
-        admissionregistration.k8s.io/v1beta1 accepted before 1.22 and v1 refuses to create. Returns it."""
+        """Store a webhook configuration as an upgraded cluster still holds it: one with `sideEffects: Unknown`
+        or `Some`, which admissionregistration.k8s.io/v1beta1 accepted before 1.22 and v1 refuses to create
+        (v1 still lets an update keep them). Defaulted and validated as such an update; no admission. Returns it."""
         if self._loop is None or self._store is None:
             raise SandboxError("start the sandbox before storing objects")
         resource = find_by_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
-        if resource is None:
-            raise SandboxError(f"{manifest.get('kind')} in {manifest.get('apiVersion')} is not served by the sandbox")
-        store = self._store
+        if resource is None or not resource.kind.endswith("WebhookConfiguration"):
+            raise SandboxError(f"store_legacy takes webhook configurations, not {manifest.get('kind')}")
+        store, mutating = self._store, resource.kind.startswith("Mutating")
+        obj = prepare_create(resource, json.loads(json.dumps(manifest)))
+        webhooks_config.apply_defaults(obj, mutating)
+        causes = webhooks_config.validate(obj, obj, mutating)
+        if causes:
+            raise SandboxError(f"{resource.kind} {obj['metadata'].get('name')!r} is invalid: "
+                               + ", ".join(str(cause) for cause in causes))
 
         async def create() -> dict[str, Any]:
-            obj = prepare_create(resource, json.loads(json.dumps(manifest)))
-            if resource.kind.endswith("WebhookConfiguration"):
-                webhooks_config.apply_defaults(obj, resource.kind.startswith("Mutating"))
             return store.create(resource, obj)
 
         return asyncio.run_coroutine_threadsafe(create(), self._loop).result()
