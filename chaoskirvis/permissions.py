@@ -119,6 +119,14 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("rbac.authorization.k8s.io", plural, ("list",), CLUSTER,
              "all namespaces, one list per kind per probe" if plural == "roles" else "")
         for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")),
+    "posture guardrails (`namespaces_enforce_pod_security`, `namespaces_have_default_deny`, "
+    "`security_webhooks_fail_closed`, `security_policy_bindings_deny`)": (
+        Rule("", "namespaces", ("list",), CLUSTER, "paged; with a label selector too, when the check takes one"),
+        Rule("networking.k8s.io", "networkpolicies", ("list",), CLUSTER, "all namespaces, paged"),
+        *(Rule("admissionregistration.k8s.io", plural, ("list",), CLUSTER, "paged")
+          for plural in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+                         "validatingadmissionpolicies", "validatingadmissionpolicybindings")),
+    ),
     "runtime (`run_runtime_technique`)": (
         Rule("", "pods", _CHANGE, NAMESPACE, "the pod it execs into"),
         Rule("", "pods/exec", ("get", "create"), NAMESPACE, "a WebSocket exec is authorized as both"),
