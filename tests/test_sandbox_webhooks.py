@@ -558,3 +558,23 @@ def test_pods_exec_is_sent_as_a_connect_of_pod_exec_options(core, registration, 
         stream(core.connect_get_namespaced_pod_exec, "target", ns, command=["id"], stdout=True, stderr=True,
                stdin=False, tty=False, _preload_content=False)
     assert "Handshake status 500" in str(refused.value.reason)
+
+
+def test_an_if_needed_webhook_is_reinvoked_after_a_later_one_changed_the_object(core, registration, namespace):
+    """Reinvocation (mutating/dispatcher.go, webhookReinvokeContext): a webhook with reinvocationPolicy IfNeeded
+    is called again when a webhook after it changed the object; one with Never is not."""
+    ns = namespace()
+    with WebhookServer(mutate_label=("first", "yes")) as first, WebhookServer(mutate_label=("second", "yes")) as second, \
+            WebhookServer(mutate_label=("third", "yes")) as third:
+        for name, server, policy in (("a.kirvis.test", first, "IfNeeded"), ("b.kirvis.test", second, "Never"),
+                                     ("c.kirvis.test", third, "IfNeeded")):
+            mutating = server.validating_configuration(name, webhook={
+                "clientConfig": {"url": server.url("/mutate"), "caBundle": server.ca_bundle},
+                "reinvocationPolicy": policy})
+            mutating["kind"] = "MutatingWebhookConfiguration"
+            registration.create_mutating_webhook_configuration(mutating)
+        created = core.create_namespaced_pod(ns, pod("plain", PLAIN))
+        assert created.metadata.labels == {"first": "yes", "second": "yes", "third": "yes"}
+        assert len(first.received) == 2 and len(second.received) == 1
+        assert first.received[1]["request"]["object"]["metadata"]["labels"] == created.metadata.labels
+        assert len(third.received) == 1  # nothing changed the object after it

@@ -8,8 +8,10 @@ as the API server's informers read them (sorted by name, each one's webhooks in 
 
 - Mutating webhooks run one after the other, after the built-in mutating plugins; each sees the object as
   the previous ones left it. A JSONPatch answer is applied to the object, which is defaulted again, and
-  the handler validates it again. reinvocationPolicy IfNeeded is stored but no webhook is called a second
-  time. A patch that does not apply is a 500 InternalError whatever the failurePolicy, as upstream.
+  the handler validates it again. A webhook with reinvocationPolicy IfNeeded is called once more, after the
+  others, when a later webhook changed the object after its call (the built-in plugins, which run before
+  the webhooks, are not reinvoked). A patch that does not apply is a 500 InternalError whatever the
+  failurePolicy, as upstream.
 - Validating webhooks run after ValidatingAdmissionPolicy, all at once (concurrently); when several refuse,
   the first in configuration order answers (upstream takes the first to finish).
 - A call that fails (unreachable, timeoutSeconds passed, TLS not verified, a non-2xx answer, a body that is
@@ -114,33 +116,53 @@ class MutatingWebhookAdmission(_Dispatcher):
         return self._mutate(request, store, hooks) if hooks else ALLOWED
 
     async def _mutate(self, request: AdmissionRequest, store: Store, hooks: list[Webhook]) -> AdmissionResult:
+        """Each webhook in order, then once more each IfNeeded webhook that a later one changed the object after
+        (upstream's reinvocation round, webhooks only)."""
         warnings: list[str] = []
         mutated = False
-        for hook in hooks:
-            try:
-                if not should_call(hook, request, store, self.authorizer):
-                    continue
-                refusal = _dry_run_refusal(hook, request)
-                if refusal is not None:
-                    return AdmissionResult(tuple(warnings), refusal, mutated)
-                answer = await _call(self.caller, hook, request, store)
-            except WebhookDenial as denial:
-                return AdmissionResult(tuple(warnings), denial.denial, mutated)
-            if answer is None:
-                continue
-            warnings += answer.warnings
-            if not answer.allowed:
-                return AdmissionResult(tuple(warnings), _rejection(hook.name, answer.result), mutated)
-            if answer.patch:
-                try:
-                    mutated = _apply_patch(hook, request, answer.patch) or mutated
-                except CallError as error:  # an undecodable patch: failurePolicy applies
-                    if hook.fails_closed:
-                        refusal = _internal_error(f'failed calling webhook "{hook.name}": {error}')
-                        return AdmissionResult(tuple(warnings), refusal, mutated)
-                except WebhookDenial as denial:
-                    return AdmissionResult(tuple(warnings), denial.denial, mutated)
+        stale: dict[str, bool] = {}  # IfNeeded webhooks invoked: whether the object changed since
+        for round_hooks in (hooks, None):
+            if round_hooks is None:
+                round_hooks = [hook for hook in hooks if stale.get(hook.name)]
+                stale.clear()
+            for hook in round_hooks:
+                denial, called, changed = await self._invoke(hook, request, store, warnings)
+                if denial is not None:
+                    return AdmissionResult(tuple(warnings), denial, mutated or changed)
+                mutated = mutated or changed
+                if changed:
+                    stale = dict.fromkeys(stale, True)
+                if called and hook.reinvocation_policy == "IfNeeded":
+                    stale.setdefault(hook.name, False)
         return AdmissionResult(tuple(warnings), mutated=mutated)
+
+    async def _invoke(self, hook: Webhook, request: AdmissionRequest, store: Store,
+                      warnings: list[str]) -> tuple[Denial | None, bool, bool]:
+        """Call one mutating webhook if it matches and apply its patch: (a refusal, whether it was called, whether
+        it changed the object)."""
+        try:
+            if not should_call(hook, request, store, self.authorizer):
+                return None, False, False
+            refusal = _dry_run_refusal(hook, request)
+            if refusal is not None:
+                return refusal, False, False
+            answer = await _call(self.caller, hook, request, store)
+        except WebhookDenial as denial:
+            return denial.denial, True, False
+        if answer is None:
+            return None, True, False
+        warnings += answer.warnings
+        if not answer.allowed:
+            return _rejection(hook.name, answer.result), True, False
+        if not answer.patch:
+            return None, True, False
+        try:
+            return None, True, _apply_patch(hook, request, answer.patch)
+        except CallError as error:  # an undecodable patch: failurePolicy applies
+            refusal = _internal_error(f'failed calling webhook "{hook.name}": {error}') if hook.fails_closed else None
+            return refusal, True, False
+        except WebhookDenial as denial:
+            return denial.denial, True, False
 
 
 class ValidatingWebhookAdmission(_Dispatcher):

@@ -66,6 +66,7 @@ class Webhook:
     side_effects: str | None
     timeout_seconds: int
     review_versions: tuple[str, ...]
+    reinvocation_policy: str  # "Never" for validating webhooks
     match: MatchResources  # rules as resourceRules, with the two selectors
     match_conditions: tuple[tuple[str, Expression], ...]
 
@@ -254,6 +255,7 @@ def compile_configuration(configuration: dict[str, Any], mutating: bool) -> list
             failure_policy=hook.get("failurePolicy") or "Fail", match_policy=hook.get("matchPolicy") or "Equivalent",
             side_effects=hook.get("sideEffects"), timeout_seconds=int(hook.get("timeoutSeconds") or 10),
             review_versions=tuple(hook.get("admissionReviewVersions") or ()),
+            reinvocation_policy=hook.get("reinvocationPolicy") or "Never",
             match=MatchResources(_selector(hook.get("namespaceSelector")), _selector(hook.get("objectSelector")),
                                  tuple(hook.get("rules") or ()), ()),
             match_conditions=conditions,
