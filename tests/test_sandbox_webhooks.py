@@ -578,3 +578,35 @@ def test_an_if_needed_webhook_is_reinvoked_after_a_later_one_changed_the_object(
         assert len(first.received) == 2 and len(second.received) == 1
         assert first.received[1]["request"]["object"]["metadata"]["labels"] == created.metadata.labels
         assert len(third.received) == 1  # nothing changed the object after it
+
+
+def test_a_patch_that_lost_a_race_during_admission_is_applied_to_the_new_version(core, registration, hook,
+                                                                                 namespace):
+    """GuaranteedUpdate: a PATCH whose object changed in storage while its admission waited is tried again on the
+    new version (and admitted again); a PUT with the old resourceVersion is refused 409 Conflict."""
+    ns = namespace()
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "shared"}, "data": {"a": "1"}})
+    configure(registration, hook.validating_configuration(
+        "slow-updates.kirvis.test", webhook={"objectSelector": {"matchLabels": {"slow": "true"}},
+                                             "rules": [{"operations": ["UPDATE"], "apiGroups": [""],
+                                                        "apiVersions": ["v1"], "resources": ["configmaps"]}]}))
+    hook.delay = 1.0
+    stale = core.read_namespaced_config_map("shared", ns)
+    outcome: dict[str, Any] = {}
+
+    def slow_patch() -> None:
+        outcome["patched"] = core.patch_namespaced_config_map("shared", ns, {"metadata": {"labels": {"slow": "true"}}})
+
+    thread = threading.Thread(target=slow_patch)
+    thread.start()
+    while not hook.received:
+        time.sleep(0.01)
+    core.patch_namespaced_config_map("shared", ns, {"data": {"b": "2"}})  # not selected: written at once
+    thread.join()
+    assert outcome["patched"].data == {"a": "1", "b": "2"} and outcome["patched"].metadata.labels == {"slow": "true"}
+    assert len(hook.received) == 2  # admitted again on the new version
+    stale.metadata.labels = {"slow": "true"}
+    stale.data = {"c": "3"}
+    hook.delay = 0
+    status, body, _ = refusal(lambda: core.replace_namespaced_config_map("shared", ns, stale))
+    assert (status, body["reason"]) == (409, "Conflict")

@@ -105,6 +105,9 @@ logger = logging.getLogger(__name__)
 
 # Namespaces the API server refuses to delete (NamespaceLifecycle's immortal namespaces).
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+# How often a PATCH (or a PUT without resourceVersion) is tried again when the object changed during its
+# admission (GuaranteedUpdate retries until it wins; a bound keeps a hostile writer from spinning a request).
+_UPDATE_ATTEMPTS = 5
 # The API server ends a watch without timeoutSeconds after a random 30-60 minutes; we take 30.
 DEFAULT_WATCH_SECONDS = 1800
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
@@ -765,17 +768,29 @@ class KubernetesApiHandler:
     async def _replace(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                  name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "UpdateOptions")
-        obj = self._decode_object(request, resource)
-        old = self.store.get(resource, namespace, name)
-        if old is None:
-            raise not_found(resource, name)
-        return await self._update(user, resource, namespace, name, obj, old, dry_run)
+        for attempt in range(_UPDATE_ATTEMPTS):
+            obj = self._decode_object(request, resource)
+            old = self.store.get(resource, namespace, name)
+            if old is None:
+                raise not_found(resource, name)
+            try:
+                return await self._update(user, resource, namespace, name, obj, old, dry_run)
+            except _StoredObjectMoved:
+                if obj["metadata"].get("resourceVersion") or attempt == _UPDATE_ATTEMPTS - 1:
+                    raise  # a precondition on the version: 409, as upstream
+        raise AssertionError("unreachable")
 
     async def _patch(self, request: ApiRequest, user: UserInfo, resource: ResourceType, namespace: str | None,
                name: str) -> aiohttp.web.StreamResponse:
         dry_run = _dry_run(request.params.get("dryRun"), "PatchOptions")
-        obj, old = self._patched(request, resource, self.store.get(resource, namespace, name), name)
-        return await self._update(user, resource, namespace, name, obj, old, dry_run)
+        for attempt in range(_UPDATE_ATTEMPTS):
+            obj, old = self._patched(request, resource, self.store.get(resource, namespace, name), name)
+            try:
+                return await self._update(user, resource, namespace, name, obj, old, dry_run)
+            except _StoredObjectMoved:
+                if attempt == _UPDATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _patched(request: ApiRequest, resource: ResourceType, old: dict[str, Any] | None,
@@ -834,8 +849,9 @@ class KubernetesApiHandler:
                                obj: dict[str, Any], old: dict[str, Any], dry_run: bool,
                                subresource: str | None, admitted_object: dict[str, Any] | None = None,
                                admitted_old: dict[str, Any] | None = None) -> AdmissionResult:
-        """Admission of an update; 409 Conflict when the stored object changed while admission waited (on a
-        webhook), as the registry's GuaranteedUpdate refuses an update of a version no longer stored."""
+        """Admission of an update; `_StoredObjectMoved` (409 Conflict) when the stored object changed while
+        admission waited (on a webhook): the registry's GuaranteedUpdate then tries a PATCH, or a PUT without a
+        resourceVersion, again on the new version, and refuses the others."""
         written = self.store.resource_version
         admitted = await self._admit("UPDATE", user, resource, namespace, name,
                                      obj if admitted_object is None else admitted_object,
@@ -845,8 +861,10 @@ class KubernetesApiHandler:
             if current is None:
                 raise not_found(resource, name)
             if current["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"]:
-                raise store_error(ObjectConflict(resource, name, "the object has been modified; please apply your "
-                                                                  "changes to the latest version and try again"))
+                conflict = store_error(ObjectConflict(resource, name, "the object has been modified; please apply "
+                                                                      "your changes to the latest version and try "
+                                                                      "again"))
+                raise _StoredObjectMoved(conflict.status, conflict.reason, conflict.message, conflict.details)
         return admitted
 
     def _refuse_by_csr_admission(self, user: UserInfo, name: str, obj: dict[str, Any], old: dict[str, Any] | None,
@@ -959,6 +977,10 @@ def render_error(error: Exception) -> aiohttp.web.Response:
         error = status_error(500, "InternalError", f"Internal error occurred: {type(error).__name__}: {error}")
     warnings = error.warnings if isinstance(error, _WarnedStatusError) else ()
     return json_response(status_body(error), error.status, warnings)
+
+
+class _StoredObjectMoved(StatusError):
+    """409 Conflict: the object changed in the store while the update's admission waited on a webhook."""
 
 
 @dataclass(eq=False)
