@@ -610,3 +610,15 @@ def test_a_patch_that_lost_a_race_during_admission_is_applied_to_the_new_version
     hook.delay = 0
     status, body, _ = refusal(lambda: core.replace_namespaced_config_map("shared", ns, stale))
     assert (status, body["reason"]) == (409, "Conflict")
+
+
+def test_the_first_review_version_the_api_server_speaks_is_sent(core, registration, hook, namespace):
+    """CreateAdmissionObjects: the first of admissionReviewVersions that is v1 or v1beta1; v1beta1 answers are
+    not checked for uid and kind (VerifyAdmissionResponse)."""
+    ns = namespace()
+    hook.answer = "wrong-uid"
+    configure(registration, hook.validating_configuration(
+        "beta.kirvis.test", webhook={"admissionReviewVersions": ["v2", "v1beta1", "v1"]}))
+    assert core.create_namespaced_pod(ns, pod("plain", PLAIN)).metadata.name == "plain"
+    assert hook.received[0]["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert refusal(lambda: core.create_namespaced_pod(ns, pod("privileged")))[0] == 403
