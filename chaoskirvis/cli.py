@@ -194,8 +194,8 @@ def _cleanup(args: argparse.Namespace) -> int:
     for line in [*leftovers.invalid, *leftovers.kept]:
         print(f"left alone: {line}")
     report = remove(api, leftovers, dry_run=args.dry_run)
-    for line in report.restored:
-        print(f"{'would put back' if args.dry_run else 'put back'}: {line}")
+    for line in [] if args.dry_run else report.restored:
+        print(f"put back: {line}")
     for line in report.unchanged:
         print(f"nothing to put back: {line}")
     for failure in report.failed:

@@ -165,7 +165,8 @@ def test_a_forged_deleted_object_is_created_only_never_over_an_existing_one(sand
     net = client.NetworkingV1Api(api)
     net.create_namespaced_network_policy(home, {"metadata": {"name": "default-deny"},
                                                 "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}})
-    record = plant(core, home, run_id, {f"networkpolicies.{home}.default-deny": policy_entry(policy("default-deny", home))})
+    record = plant(core, home, run_id,
+                   {f"networkpolicies.{home}.default-deny": policy_entry(policy("default-deny", home))})
     before = net.read_namespaced_network_policy("default-deny", home)
 
     done = cleanup(sandbox, "--run-id", run_id)

@@ -22,11 +22,14 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
+from chaoskirvis.client import kube_api
 from chaoskirvis.guardrails.actions import tamper_guardrail
 from chaoskirvis.ledger.actions import restore_run
-from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION
+from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION, content, merge_patch, record_change
 from chaoskirvis.ledger.probes import injections_blocked
+from chaoskirvis.ledger.refs import NAMESPACE, ObjectRef
 from chaoskirvis.ledger.runid import new_run_id
+from chaoskirvis.ledger.state import RunState
 from chaoskirvis.techniques import CATALOG
 from chaosrun import BIN, chaos_env
 
@@ -120,7 +123,9 @@ def guarded(api, make_namespace):
 
 def comparable(obj: dict, recreated: bool = False) -> dict:
     """`obj` without what only the API server sets (see the module docstring)."""
-    ignored = {"resourceVersion", "managedFields", "generation"} | ({"uid", "creationTimestamp"} if recreated else set())
+    ignored = {"resourceVersion", "managedFields", "generation"}
+    if recreated:
+        ignored |= {"uid", "creationTimestamp"}
     return {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k not in ignored}}
 
 
@@ -249,12 +254,18 @@ def test_a_run_killed_right_after_the_change_is_put_back_by_cleanup_from_another
         os.kill(chaos.pid, signal.SIGKILL)
         chaos.wait()
     assert records(core, guarded.namespace, run_id) == [f"kirvis-ledger-{run_id}"]
+    changed = guarded.stored(technique)
+    listing = subprocess.run([KIRVIS, "cleanup", "--run-id", run_id, "--dry-run"], env=chaos_env(sandbox.kubeconfig),
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and f"would put back {guarded_ref(technique, guarded)}" in listing.stdout
+    assert guarded.stored(technique) == changed  # a dry run puts nothing back
 
     done = subprocess.run([KIRVIS, "cleanup", "--run-id", run_id], env=chaos_env(sandbox.kubeconfig),
                           capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"putting back {guarded_ref(technique, guarded)} as the run found it" in done.stdout
+    assert f"put back: {guarded_ref(technique, guarded)}" in done.stdout
     recreated = technique.apply is None
     assert comparable(guarded.stored(technique), recreated) == comparable(before, recreated)
     assert records(core, guarded.namespace, run_id) == []
@@ -330,7 +341,8 @@ def test_a_team_identity_is_refused_by_rbac(scenarios, api, core, technique, mod
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "nowhere"}}}]})
     try:
         target = {"pod-security-privileged": {}, "network-policy-deleted": {"name": name},
-                  "vap-binding-deleted": {"name": "deny-nodeport-binding"}, "webhook-fail-open": {"name": name}}[technique]
+                  "vap-binding-deleted": {"name": "deny-nodeport-binding"},
+                  "webhook-fail-open": {"name": name}}[technique]
         before = core.read_namespace("team-a").metadata.resource_version
         outcome = tamper_guardrail(technique, "team-a", mode=mode, as_service_account="team-a/app", **target, **run)
         assert outcome["outcome"] == "blocked" and outcome["answered_by"] == "RBAC", outcome
@@ -419,3 +431,30 @@ def test_a_webhook_set_to_fail_open_admits_what_it_denied_until_restore(guarded,
     assert admitted()
     restore_run(**run)
     assert not admitted()
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["killed-before-the-patch", "killed-before-its-confirmation"])
+def test_every_kill_point_of_a_change_is_recovered_by_cleanup(sandbox, guarded, core, applied):
+    """The two points a SIGKILL can fall between the run's writes, made deterministic: the original recorded
+    and no patch sent yet (nothing to put back), or the patch (carrying the mark) stored and the entry not yet
+    confirmed (put back, judged by what the run intended)."""
+    run_id = new_run_id()
+    api = kube_api(secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
+    ref = ObjectRef(NAMESPACE, None, guarded.namespace, home=guarded.namespace)
+    before = guarded.stored(CATALOG["pod-security-privileged"])
+    original = api.get(ref.path)
+    intended = json.loads(json.dumps(original))
+    intended["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+    intended["metadata"].setdefault("annotations", {})[CHANGED_BY_ANNOTATION] = run_id
+    record_change(api, RunState(run_id), ref, original, intended, technique="pod-security-privileged")
+    if applied:
+        api.merge_patch(ref.path, merge_patch(content(original), content(intended)))
+
+    done = subprocess.run([KIRVIS, "cleanup", "--run-id", run_id], env=chaos_env(sandbox.kubeconfig),
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"put back: Namespace {guarded.namespace}" if applied
+            else f"nothing to put back: Namespace {guarded.namespace}") in done.stdout
+    assert comparable(guarded.stored(CATALOG["pod-security-privileged"])) == comparable(before)
+    assert records(core, guarded.namespace, run_id) == []

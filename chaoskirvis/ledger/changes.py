@@ -259,7 +259,6 @@ def _object_problem(obj: Any, ref: ObjectRef, what: str, server_set: bool = True
 
 def restore_change(api: KubeAPI, change: Change, dry_run: bool = False) -> ChangeResult:
     """Put back what `change` recorded, as the module docstring says; never raises for the API's answers."""
-    current: dict[str, Any] | None = None
     for _ in range(MAX_TRIES):
         try:
             current = _read(api, change.ref)
@@ -286,7 +285,8 @@ def _read(api: KubeAPI, ref: ObjectRef) -> dict[str, Any] | None:
 def _conflict(change: Change, why: str, wrote: Any, current: dict[str, Any] | None) -> ChangeResult:
     return ChangeResult("conflict", f"{change.ref}: {why}; not restored, its record entry is kept: compare the "
                         "versions and put it back yourself, then delete the entry (or the record)",
-                        {"run_wrote": wrote, "current": content(current), "original": content(change.entry["original"])})
+                        {"run_wrote": wrote, "current": content(current),
+                         "original": content(change.entry["original"])})
 
 
 def _put_back(api: KubeAPI, change: Change, current: dict[str, Any] | None, dry_run: bool) -> ChangeResult:

@@ -1,15 +1,15 @@
 """Guardrail tampering: weaken a control that exists, instead of creating something risky.
 
 Each unit changes an object the experiment names (a namespace, a NetworkPolicy, a
-ValidatingAdmissionPolicyBinding, a ValidatingWebhookConfiguration): `apply` turns a copy of the object as read into what the technique
-writes (`chaoskirvis.guardrails.actions.tamper_guardrail` sends the difference as a merge patch); a unit
-without `apply` deletes the object. The run saves the original first and restore puts it back
+ValidatingAdmissionPolicyBinding, a ValidatingWebhookConfiguration): `apply` turns a copy of the object
+as read into what the technique writes (`chaoskirvis.guardrails.actions.tamper_guardrail` sends the
+difference as a merge patch); a unit without `apply` deletes the object. The run saves the original first and restore puts it back
 (`chaoskirvis.ledger.changes`).
 
 Detection: no upstream Falco rule, nor any rule of the k8saudit plugin's k8s_audit_rules.yaml (the names
 pinned in detector_rules.json), looks at a namespace's labels, a NetworkPolicy, a
-ValidatingAdmissionPolicyBinding or a webhook configuration; its nearest rules, 'K8s Namespace Created'/'K8s Namespace Deleted', watch
-other verbs. What a detector sees is the audit event, with the fields each unit names.
+ValidatingAdmissionPolicyBinding or a webhook configuration; its nearest rules, 'K8s Namespace Created' and
+'K8s Namespace Deleted', watch other verbs. What a detector sees is the audit event, with the fields each unit names.
 """
 from __future__ import annotations
 
@@ -121,8 +121,8 @@ _NP_RBAC = ("RBAC, when attempted as a team identity: its 403 naming that identi
             "delete on them, so a deployer bound to edit is allowed)")
 _WEBHOOK_RBAC = ("RBAC, when attempted as a team identity: validatingwebhookconfigurations are cluster-scoped, "
                  "so only a ClusterRole can grant the verb, and its 403 naming that identity is blocked")
-_AUDIT_WEBHOOK = ("objectRef.apiGroup=admissionregistration.k8s.io, objectRef.resource=validatingwebhookconfigurations, "
-                  "objectRef.name")
+_AUDIT_WEBHOOK = ("objectRef.apiGroup=admissionregistration.k8s.io, "
+                  "objectRef.resource=validatingwebhookconfigurations, objectRef.name")
 _VAP_RBAC = ("RBAC, when attempted as a team identity: validatingadmissionpolicybindings are cluster-scoped, "
              "so only a ClusterRole can grant the verb, and its 403 naming that identity is blocked")
 
