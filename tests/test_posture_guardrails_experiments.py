@@ -134,7 +134,8 @@ def test_webhooks_hold_when_they_fail_closed_and_deviate_when_they_fail_open_or_
     assert held(kept) and held(named), kept.output + named.output
     # the mutating webhook leaves failurePolicy to its default, Fail (stored unset, or set by defaulting)
     assert {(a["kind"], a["allowed_as"].removesuffix(" (the default)")) for a in output(kept)["allowed"]} == {
-        ("ValidatingWebhookConfiguration", "failurePolicy Fail"), ("MutatingWebhookConfiguration", "failurePolicy Fail")}
+        ("ValidatingWebhookConfiguration", "failurePolicy Fail"),
+        ("MutatingWebhookConfiguration", "failurePolicy Fail")}
     assert weakness(missing) and output(missing)["findings"] == [{
         "kind": "ValidatingWebhookConfiguration or MutatingWebhookConfiguration", "name": "kyverno-*",
         "why": "no ValidatingWebhookConfiguration or MutatingWebhookConfiguration is named like 'kyverno-*': the "

@@ -212,7 +212,8 @@ def binding_offenders(policies: list[dict[str, Any]], bindings: list[dict[str, A
             findings.append(record | {"why": f"its policy {policy} does not exist: the binding enforces nothing"})
         elif "Deny" not in actions:
             bound.add(policy)
-            findings.append(record | {"why": f"validationActions [{', '.join(actions)}] lack Deny: a request the policy rejects "
+            listed = ", ".join(actions)
+            findings.append(record | {"why": f"validationActions [{listed}] lack Deny: a request the policy rejects "
                                              "is admitted (only warned about or audited)"})
         else:
             bound.add(policy)
