@@ -415,3 +415,49 @@ def test_a_webhook_refusing_later_leaves_the_failed_create_and_no_pod():
         assert event["message"] == f"Error creating: {denial.denial.message}"
 
     asyncio.run(scenario())
+
+
+def test_kubectl_rollout_status_history_and_undo_read_what_the_controllers_wrote(kubectl, apps, make_namespace):
+    """kubectl's rollout status (observedGeneration, updated/available replicas), history and undo (the
+    ReplicaSets' revision annotations, k8s.io/kubectl/pkg/polymorphichelpers) work on the controllers' output."""
+    namespace = make_namespace()
+    kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", namespace)
+    assert kubectl("rollout", "status", "deployment/web", "--timeout=5s", "-n", namespace).stdout == \
+        'deployment "web" successfully rolled out\n'
+    kubectl("set", "image", "deployment/web", "nginx=nginx:1.28", "-n", namespace)
+    history = kubectl("rollout", "history", "deployment/web", "-n", namespace).stdout.split("\n")
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2"]
+
+    assert kubectl("rollout", "undo", "deployment/web", "-n", namespace).stdout == "deployment.apps/web rolled back\n"
+
+    replica_sets = apps.list_namespaced_replica_set(namespace).items
+    by_image = {rs.spec.template.spec.containers[0].image: rs for rs in replica_sets}
+    assert len(replica_sets) == 2
+    assert (by_image["nginx:1.27"].spec.replicas, by_image["nginx:1.28"].spec.replicas) == (2, 0)
+    assert by_image["nginx:1.27"].metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    events = kubectl("get", "events", "-n", namespace, "--field-selector", "reason=ScalingReplicaSet",
+                     "-o", "jsonpath={range .items[*]}{.message}{'\\n'}{end}").stdout.splitlines()
+    first, second = by_image["nginx:1.27"].metadata.name, by_image["nginx:1.28"].metadata.name
+    # a rolling update scales the new ReplicaSet up before the old one down (rolling.go)
+    assert events == [f"Scaled up replica set {first} from 0 to 2", f"Scaled up replica set {second} from 0 to 2",
+                      f"Scaled down replica set {first} from 2 to 0", f"Scaled up replica set {first} from 0 to 2",
+                      f"Scaled down replica set {second} from 2 to 0"]
+
+
+def test_a_recreate_deployment_scales_the_old_replica_set_down_first(apps, core, make_namespace):
+    """recreate.go: the old ReplicaSets go to 0 before the new one is scaled up."""
+    namespace = make_namespace()
+    manifest = deployment(replicas=1)
+    manifest["spec"]["strategy"] = {"type": "Recreate"}
+    apps.create_namespaced_deployment(namespace, manifest)
+    [first] = apps.list_namespaced_replica_set(namespace).items
+    assert "deployment.kubernetes.io/max-replicas" not in first.metadata.annotations  # RollingUpdate's only
+
+    apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"metadata": {"labels": {"v": "2"}}}}})
+
+    [second] = [rs for rs in apps.list_namespaced_replica_set(namespace).items if rs.metadata.uid != first.metadata.uid]
+    messages = [e.message for e in core.list_namespaced_event(namespace).items if e.reason == "ScalingReplicaSet"]
+    assert messages[1:] == [f"Scaled down replica set {first.metadata.name} from 1 to 0",
+                            f"Scaled up replica set {second.metadata.name} from 0 to 1"]
+    [pod] = core.list_namespaced_pod(namespace).items
+    assert pod.metadata.labels["v"] == "2"

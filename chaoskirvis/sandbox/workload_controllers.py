@@ -112,6 +112,11 @@ def sync_deployment(cluster: Cluster, deployment: dict[str, Any]) -> None:
     old = [rs for rs in owned if rs is not new]
     newest_old = max((_revision(rs) for rs in old), default=0)
     conditions = list((deployment.get("status") or {}).get("conditions") or [])
+    # Recreate (recreate.go) scales the old ReplicaSets to 0 first; a rolling update (rolling.go) last
+    recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+    running_old = [rs for rs in old if rs["spec"].get("replicas", 0)]
+    for rs in running_old if recreate else ():
+        _scale(cluster, deployment, rs, 0)
     if new is None:
         new = _create_replica_set(cluster, deployment, template, replicas, newest_old + 1)
         conditions = _set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated",
@@ -120,10 +125,9 @@ def sync_deployment(cluster: Cluster, deployment: dict[str, Any]) -> None:
             cluster.controller_event(DEPLOYMENTS, deployment, "Normal", "ScalingReplicaSet",
                                      f"Scaled up replica set {new['metadata']['name']} from 0 to {replicas}",
                                      DEPLOYMENT_CONTROLLER)
-    for rs in old:
-        if rs["spec"].get("replicas", 0):
-            _scale(cluster, deployment, rs, 0)
     new = _scale(cluster, deployment, new, replicas, newest_old + 1 if _revision(new) <= newest_old else None)
+    for rs in () if recreate else running_old:
+        _scale(cluster, deployment, rs, 0)
     _clean_up(cluster, spec, controlled_by(cluster, REPLICA_SETS, deployment), new)
     _write_deployment_status(cluster, deployment, new, controlled_by(cluster, REPLICA_SETS, deployment), conditions)
 
