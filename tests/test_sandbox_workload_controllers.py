@@ -461,3 +461,19 @@ def test_a_recreate_deployment_scales_the_old_replica_set_down_first(apps, core,
                             f"Scaled up replica set {second.metadata.name} from 0 to 1"]
     [pod] = core.list_namespaced_pod(namespace).items
     assert pod.metadata.labels["v"] == "2"
+
+
+def test_a_replica_set_name_taken_by_another_is_a_hash_collision(apps, core, make_namespace):
+    """sync.go getNewReplicaSet: the name NAME-HASH held by a ReplicaSet not of this Deployment raises
+    status.collisionCount, which changes the hash."""
+    namespace = make_namespace()
+    apps.create_namespaced_deployment(namespace, deployment(replicas=1))
+    [first] = apps.list_namespaced_replica_set(namespace).items
+    apps.delete_namespaced_deployment("web", namespace, propagation_policy="Orphan")  # the ReplicaSet stays
+
+    apps.create_namespaced_deployment(namespace, deployment(replicas=1))
+
+    status = apps.read_namespaced_deployment("web", namespace).status
+    assert status.collision_count == 1
+    names = {rs.metadata.name for rs in apps.list_namespaced_replica_set(namespace).items}
+    assert first.metadata.name in names and len(names) == 2

@@ -112,13 +112,14 @@ def sync_deployment(cluster: Cluster, deployment: dict[str, Any]) -> None:
     old = [rs for rs in owned if rs is not new]
     newest_old = max((_revision(rs) for rs in old), default=0)
     conditions = list((deployment.get("status") or {}).get("conditions") or [])
+    collision_count = (deployment.get("status") or {}).get("collisionCount")
     # Recreate (recreate.go) scales the old ReplicaSets to 0 first; a rolling update (rolling.go) last
     recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
     running_old = [rs for rs in old if rs["spec"].get("replicas", 0)]
     for rs in running_old if recreate else ():
         _scale(cluster, deployment, rs, 0)
     if new is None:
-        new = _create_replica_set(cluster, deployment, template, replicas, newest_old + 1)
+        new, collision_count = _create_replica_set(cluster, deployment, template, replicas, newest_old + 1)
         conditions = _set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated",
                                     f'Created new replica set "{new["metadata"]["name"]}"')
         if replicas:
@@ -129,7 +130,8 @@ def sync_deployment(cluster: Cluster, deployment: dict[str, Any]) -> None:
     for rs in () if recreate else running_old:
         _scale(cluster, deployment, rs, 0)
     _clean_up(cluster, spec, controlled_by(cluster, REPLICA_SETS, deployment), new)
-    _write_deployment_status(cluster, deployment, new, controlled_by(cluster, REPLICA_SETS, deployment), conditions)
+    _write_deployment_status(cluster, deployment, new, controlled_by(cluster, REPLICA_SETS, deployment), conditions,
+                             collision_count)
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -178,25 +180,30 @@ def _replica_annotations(deployment: dict[str, Any], replicas: int) -> dict[str,
 
 
 def _create_replica_set(cluster: Cluster, deployment: dict[str, Any], template: dict[str, Any], replicas: int,
-                        revision: int) -> dict[str, Any]:
-    """getNewReplicaSet's create: `NAME-HASH`, the hash in its labels, selector and template labels."""
+                        revision: int) -> tuple[dict[str, Any], int | None]:
+    """getNewReplicaSet's create: `NAME-HASH`, the hash in its labels, selector and template labels. A name
+    taken by a ReplicaSet that is not this one is a hash collision: collisionCount goes up and the hash with
+    it (upstream stores the count and retries on the next sync). Returns it and the collisionCount."""
     metadata, spec = deployment["metadata"], deployment.get("spec") or {}
     collision_count = (deployment.get("status") or {}).get("collisionCount")
-    pod_hash = template_hash(template, collision_count)
     template_metadata = dict(template.get("metadata") or {})
-    labels = dict(template_metadata.get("labels") or {}, **{HASH_LABEL: pod_hash})
-    selector = dict(spec.get("selector") or {})
-    selector["matchLabels"] = dict(selector.get("matchLabels") or {}, **{HASH_LABEL: pod_hash})
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
                    if k != "kubectl.kubernetes.io/last-applied-configuration" and not k.startswith("deployment.kubernetes.io/")}
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": {"name": f"{metadata['name']}-{pod_hash}", "namespace": metadata["namespace"],
-                       "labels": labels, "ownerReferences": [owner_reference(deployment, "Deployment")],
-                       "annotations": annotations | _replica_annotations(deployment, replicas)
-                       | {REVISION: str(revision)}},
-          "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0), "selector": selector,
-                   "template": dict(template, metadata=dict(template_metadata, labels=labels))}}
-    return cluster.create(REPLICA_SETS, prepare_create(REPLICA_SETS, rs))
+    while True:
+        pod_hash = template_hash(template, collision_count)
+        labels = dict(template_metadata.get("labels") or {}, **{HASH_LABEL: pod_hash})
+        selector = dict(spec.get("selector") or {})
+        selector["matchLabels"] = dict(selector.get("matchLabels") or {}, **{HASH_LABEL: pod_hash})
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": f"{metadata['name']}-{pod_hash}", "namespace": metadata["namespace"],
+                           "labels": labels, "ownerReferences": [owner_reference(deployment, "Deployment")],
+                           "annotations": annotations | _replica_annotations(deployment, replicas)
+                           | {REVISION: str(revision)}},
+              "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0),
+                       "selector": selector, "template": dict(template, metadata=dict(template_metadata, labels=labels))}}
+        if cluster.get(REPLICA_SETS, metadata["namespace"], rs["metadata"]["name"]) is None:
+            return cluster.create(REPLICA_SETS, prepare_create(REPLICA_SETS, rs)), collision_count
+        collision_count = (collision_count or 0) + 1
 
 
 def _scale(cluster: Cluster, deployment: dict[str, Any], rs: dict[str, Any], replicas: int,
@@ -230,7 +237,8 @@ def _clean_up(cluster: Cluster, spec: dict[str, Any], owned: list[dict[str, Any]
 
 
 def _write_deployment_status(cluster: Cluster, deployment: dict[str, Any], new: dict[str, Any],
-                             owned: list[dict[str, Any]], conditions: list[dict[str, Any]]) -> None:
+                             owned: list[dict[str, Any]], conditions: list[dict[str, Any]],
+                             collision_count: int | None) -> None:
     """calculateStatus and syncRolloutStatus: counts over the ReplicaSets, Available and Progressing."""
     current = cluster.get(DEPLOYMENTS, deployment["metadata"]["namespace"], deployment["metadata"]["name"])
     if current is None or current["metadata"]["uid"] != deployment["metadata"]["uid"]:
@@ -261,9 +269,7 @@ def _write_deployment_status(cluster: Cluster, deployment: dict[str, Any], new: 
                                     f'ReplicaSet "{rs_name}" is progressing.')
     status = {"observedGeneration": current["metadata"].get("generation", 1),
               **{key: value for key, value in counts.items() if value},  # every count is omitempty
-              "conditions": conditions,
-              **({"collisionCount": current["status"]["collisionCount"]}
-                 if "collisionCount" in (current.get("status") or {}) else {})}
+              "conditions": conditions, **({"collisionCount": collision_count} if collision_count is not None else {})}
     annotations = dict(current["metadata"].get("annotations") or {}, **{REVISION: str(_revision(new))})
     if status != current.get("status") or annotations != current["metadata"].get("annotations"):
         cluster.update(DEPLOYMENTS, dict(current, status=status, metadata=dict(current["metadata"],
