@@ -458,3 +458,26 @@ def test_every_kill_point_of_a_change_is_recovered_by_cleanup(sandbox, guarded, 
             else f"nothing to put back: Namespace {guarded.namespace}") in done.stdout
     assert comparable(guarded.stored(CATALOG["pod-security-privileged"])) == comparable(before)
     assert records(core, guarded.namespace, run_id) == []
+
+
+def test_an_expired_runs_change_is_put_back_by_the_next_run_before_its_record_goes(guarded, core, sandbox, run):
+    """A killed run's record expires; the next run's sweep in that namespace removes expired records of other
+    runs (chaoskirvis.ledger.expiry): the original it holds is put back first, never lost with it."""
+    technique = CATALOG["pod-security-privileged"]
+    before = guarded.stored(technique)
+    killed = {"configuration": {"kirvis_run_id": new_run_id()}, "secrets": run["secrets"]}
+    tamper_guardrail(technique.id, guarded.namespace, mode="change", **killed)  # and never restored
+    record = f"kirvis-ledger-{killed['configuration']['kirvis_run_id']}"
+    core.patch_namespaced_config_map(record, guarded.namespace, {"metadata": {"annotations": {
+        "chaoskirvis.io/expires-at": "2000-01-01T00:00:00Z"}}})
+
+    # the next run is another process (a process sweeps a namespace once): a dry run of another technique
+    script = ("import sys; from chaoskirvis.guardrails.actions import tamper_guardrail; "
+              "tamper_guardrail('network-policy-opened', sys.argv[1], name='default-deny', "
+              "configuration={'kirvis_run_id': sys.argv[2]})")
+    done = subprocess.run([sys.executable, "-c", script, guarded.namespace, new_run_id()],
+                          env=chaos_env(sandbox.kubeconfig), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+    assert comparable(guarded.stored(technique)) == comparable(before)
+    assert record not in [m.metadata.name for m in core.list_namespaced_config_map(guarded.namespace).items]

@@ -26,7 +26,8 @@ so the record stays and `kirvis cleanup` shows it again until a person decides (
 An entry is data from the cluster, validated before anything is built from it (`record_changes`): a
 guardrail kind only; the original's and intended's apiVersion, kind, name and namespace equal to the
 entry's; a NetworkPolicy only in the record's own namespace; a Namespace only the record's namespace
-itself; a cluster-scoped kind (a binding) restored only for a selection naming its run; no
+itself; any other cluster-scoped kind (a binding, a webhook configuration) restored only for a selection
+naming its run; no
 ownerReferences, finalizers or deletionTimestamp in the original (which a recreate would take over); a
 patched entry's ``intended`` carrying the run's mark. What trust remains is said in docs/guardrails.md.
 """
@@ -71,6 +72,12 @@ class Change(NamedTuple):
     @property
     def deletes(self) -> bool:
         return self.entry["state"] in DELETE_STATES
+
+    @property
+    def confined(self) -> bool:
+        """Whether the entry can only name an object of its record's own namespace (a NetworkPolicy in it,
+        or the Namespace itself); a cluster-scoped binding or webhook configuration could be named from any."""
+        return self.ref.kind.namespaced or self.ref.kind == NAMESPACE
 
 
 class ChangeResult(NamedTuple):

@@ -9,7 +9,9 @@ run records in the namespace, then a read by name of what each expired record of
 only what `chaoskirvis.ledger.restore` would remove for ``Selection(expired_only=True)`` (every mark
 checked again before each delete; cluster-scoped objects are left to `kirvis cleanup`), bounded in count
 (`MAX_OBJECTS`) and time (`MAX_SECONDS`). An object no record names (its record deleted by hand) is left
-to `kirvis cleanup --expired`. What the sweep did is kept in the state of the run that made it and
+to `kirvis cleanup --expired`. A change an expired run made to an object that exists (a guardrail
+technique's) is put back before its record is removed, so its original is never lost with the record
+(a cluster-scoped one other than the namespace itself stays with its record for `kirvis cleanup --run-id`). What the sweep did is kept in the state of the run that made it and
 reported in that run's journal (``chaoskirvis.ledger.expired_swept``). It never fails the run: a sweep
 that could not look or remove says so in that report.
 """
@@ -68,20 +70,21 @@ def _sweep(api: KubeAPI, run_id: str, namespace: str, started: float, report: di
     report["failed"].extend(getattr(found, "failed", []))
     objects = [(ref, obj) for ref, obj in found.objects if _run_of(obj) != run_id]
     records = [(ref, obj) for ref, obj in found.records if _run_of(obj) != run_id]
+    changes = [change for change in found.changes if change.run_id != run_id]  # put back before their record goes
     if len(objects) > MAX_OBJECTS:
         report["not_done"].append(f"{len(objects) - MAX_OBJECTS} more expired object(s) left to "
                                   f"`kirvis cleanup --expired -n {namespace}` (at most {MAX_OBJECTS} per run)")
-        objects, records = objects[:MAX_OBJECTS], []
+        objects, records, changes = objects[:MAX_OBJECTS], [], []
     for start in range(0, len(objects), _CHUNK):
         left = MAX_SECONDS - (time.monotonic() - started)
         if left <= 0:
             report["not_done"].append(f"{len(objects) - start} expired object(s) not removed: the sweep is "
                                       f"bounded to {MAX_SECONDS:g} s")
-            records = []
+            records, changes = [], []
             break
         _merge(report, remove(api, Leftovers(objects=objects[start:start + _CHUNK]), wait_seconds=min(left, 10.0)))
-    if records and not report["failed"]:
-        _merge(report, remove(api, Leftovers(records=records), wait_seconds=5.0))
+    if (records or changes) and not report["failed"]:
+        _merge(report, remove(api, Leftovers(records=records, changes=changes), wait_seconds=5.0))
 
 
 def _merge(report: dict[str, Any], done: Any) -> None:

@@ -20,8 +20,8 @@ the sweep: it is reported as a failure, and the records are then kept so a later
 
 A record also names changes the run made to objects that exist (`chaoskirvis.ledger.changes`): those are
 put back first, by name; a conflict (someone changed the object since) is reported with both versions and
-keeps the record, as a failure does. A changed cluster-scoped object is put back only for a selection
-naming its run, never by ``--all``/``--expired``.
+keeps the record, as a failure does. A changed cluster-scoped object other than the record's own
+Namespace is put back only for a selection naming its run, never by ``--all``/``--expired``.
 """
 from __future__ import annotations
 
@@ -216,7 +216,7 @@ def _follow_record(
     for change in changes:
         if change.ref.path in seen:
             continue
-        if not change.ref.kind.namespaced and selection.run_id is None:
+        if not change.confined and selection.run_id is None:
             leftovers.kept.append(f"the change of run {run_id} to {change.ref}: cluster-scoped, so only "
                                   f"`kirvis cleanup --run-id {run_id}` puts it back (its record stays)")
             complete = False
