@@ -85,8 +85,8 @@ class ClusterStore(Store):
                  admission: AdmissionChain | None = None) -> None:
         """`pod_start_seconds`: how long a pod a ReplicaSet made stays Pending before its containers run
         (image pull and start-up; it can be changed later). `admission`: what the API server does with a
-        controller's pod create, answering synchronously (default: the pods' mutating plugins and
-        PodSecurity)."""
+        controller's pod create (default: the pods' mutating plugins and PodSecurity; server.py may assign
+        the API's whole chain); a plugin answering with an awaitable needs the running event loop."""
         super().__init__(history_limit)
         self.pod_start_seconds = pod_start_seconds
         self.admission = admission or AdmissionChain([*(plugin() for plugin in MUTATING_POD_PLUGINS),
