@@ -1,13 +1,14 @@
 """Changes to objects that exist: saved before they are made, put back exactly, never over someone else's.
 
 A guardrail technique weakens what is there (a namespace's Pod Security label, a NetworkPolicy, a
-ValidatingAdmissionPolicyBinding) instead of creating something. Before its first patch or delete of an
+ValidatingAdmissionPolicyBinding, a ValidatingWebhookConfiguration) instead of creating something. Before its first patch or delete of an
 object, the run writes an entry into its record (the run's ConfigMap, `chaoskirvis.ledger.record`) holding
 the whole object as read (``original``, with its uid and resourceVersion) and, for a patch, the object as the
 run is about to write it (``intended``, which carries the mark annotation `CHANGED_BY_ANNOTATION` with the
 run id, set by the same patch as the change). The entry's state is ``changing`` or ``deleting`` until the
 API server answered; then ``changed`` (with the resourceVersion the patch got) or ``deleted``. A run killed
-with SIGKILL at any point leaves an entry `kirvis cleanup --run-id` can act on from another process.
+with SIGKILL at any point leaves an entry `kirvis cleanup --run-id` can act on from another process. A
+change the API server refused is withdrawn (`withdraw_change`: the entry as it was before, or none).
 
 Restore (`restore_change`), read by name, never by a label sweep:
 
@@ -15,7 +16,8 @@ Restore (`restore_change`), read by name, never by a label sweep:
   run's mark and is what the run wrote (the resourceVersion the patch got, or the same content as
   ``intended``). Without the mark: an entry never confirmed (``changing``) was never applied (the mark
   and the change are one patch), so there is nothing to do; a confirmed one was changed by someone since:
-  a conflict. Marked but changed since (another resourceVersion and other content): a conflict.
+  a conflict. Marked but changed since (another resourceVersion and other content), gone, or another uid:
+  a conflict (gone with an unconfirmed entry: nothing to do).
 - a deleted object is recreated from the original (server-set fields stripped) by create only, never by
   an update: an object found there already, or a 409, is a conflict unless it is the original again
   (same uid: the delete never happened; or the same content: already restored).
@@ -27,9 +29,9 @@ An entry is data from the cluster, validated before anything is built from it (`
 guardrail kind only; the original's and intended's apiVersion, kind, name and namespace equal to the
 entry's; a NetworkPolicy only in the record's own namespace; a Namespace only the record's namespace
 itself; any other cluster-scoped kind (a binding, a webhook configuration) restored only for a selection
-naming its run; no
-ownerReferences, finalizers or deletionTimestamp in the original (which a recreate would take over); a
-patched entry's ``intended`` carrying the run's mark. What trust remains is said in docs/guardrails.md.
+naming its run (`Change.confined`, applied by `chaoskirvis.ledger.restore`); no ownerReferences,
+finalizers or deletionTimestamp in the original (which a recreate would take over); a patched entry's
+``intended`` carrying the run's mark. What trust remains is said in docs/guardrails.md.
 """
 from __future__ import annotations
 
