@@ -26,7 +26,7 @@ from kubernetes import client, config
 
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionChain, AdmissionRequest, AdmissionResult, Denial
 from chaoskirvis.sandbox.controllers import ClusterStore
-from chaoskirvis.sandbox.resources import EVENTS, NAMESPACES, PODS
+from chaoskirvis.sandbox.resources import ENDPOINTS, EVENTS, NAMESPACES, PODS, SERVICES
 from chaoskirvis.sandbox.server import Sandbox
 from chaoskirvis.sandbox.store import Store, prepare_create
 from chaoskirvis.sandbox.workload_controllers import REPLICA_SETS
@@ -477,3 +477,28 @@ def test_a_replica_set_name_taken_by_another_is_a_hash_collision(apps, core, mak
     assert status.collision_count == 1
     names = {rs.metadata.name for rs in apps.list_namespaced_replica_set(namespace).items}
     assert first.metadata.name in names and len(names) == 2
+
+
+def test_a_running_pod_that_is_not_ready_is_listed_under_not_ready_addresses():
+    """endpoints_controller.go addEndpointSubset: a pod with an IP that is not Ready (a failing readiness
+    probe, as its kubelet reports it) is under notReadyAddresses; a Succeeded one is not listed at all."""
+    store = ClusterStore(b"CA")
+    for namespace in ("kube-node-lease", "team"):
+        store.create(NAMESPACES, prepare_create(NAMESPACES, {"metadata": {"name": namespace}}))
+    store.register_nodes()  # pods get scheduled, and their IPs
+    store.create(SERVICES, prepare_create(SERVICES, dict(service(target_port=8080), apiVersion="v1", kind="Service",
+                                                         metadata={"name": "web", "namespace": "team"})))
+    for name in ("probing", "done"):
+        store.create(PODS, prepare_create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                                                 "metadata": {"name": name, "namespace": "team", "labels": {"app": "web"}},
+                                                 "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+    for name, phase in (("probing", "Running"), ("done", "Succeeded")):
+        pod = store.get(PODS, "team", name)
+        conditions = [dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
+                      for c in pod["status"]["conditions"]]
+        store.update(PODS, dict(pod, status=dict(pod["status"], phase=phase, conditions=conditions)))
+
+    [subset] = store.get(ENDPOINTS, "team", "web")["subsets"]
+    assert "addresses" not in subset
+    assert [a["targetRef"]["name"] for a in subset["notReadyAddresses"]] == ["probing"]
+    assert not store.has_ready_endpoint("team", "web")
