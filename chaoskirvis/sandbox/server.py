@@ -7,6 +7,9 @@ Clients may also authenticate with a certificate from its client CA (`client_ca_
 kubernetes.io/kube-apiserver-client CertificateSigningRequests (`csr_signer`).
 Tests script what an exec answers (`script_exec`), read what was exec'd (`execs`) and write pod logs
 (`append_log`): no container runs.
+Admission webhooks (`webhooks`) are called where their configurations say; the Services they name are reached
+at the local addresses given as `webhook_services` or to `map_webhook_service`, and `store_legacy` stores a
+configuration as an upgraded cluster may still hold it (sideEffects Unknown or Some).
 `run_foreground` is the `kirvis sandbox` command.
 """
 
