@@ -502,3 +502,49 @@ def test_a_running_pod_that_is_not_ready_is_listed_under_not_ready_addresses():
     assert "addresses" not in subset
     assert [a["targetRef"]["name"] for a in subset["notReadyAddresses"]] == ["probing"]
     assert not store.has_ready_endpoint("team", "web")
+
+
+@pytest.fixture(scope="module")
+def webhooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, client.ApiClient]]:
+    """A sandbox of its own whose controller pod creates go through the API's whole admission chain, webhooks
+    included: what server.py is asked to wire (`store.admission = handler.admission`), done here by hand."""
+    with Sandbox() as running:
+        running._store.admission = running._handler.admission  # noqa: SLF001 (requested in server.py)
+        yield running, config.new_client_from_config(str(running.write_kubeconfig(
+            tmp_path_factory.mktemp("webhooked") / "kubeconfig")))
+
+
+def test_a_policy_webhook_refuses_the_controllers_pods_and_fails_closed_when_down(webhooked):
+    """The replicaset-controller's creates are admitted like any client's: the webhook's denial, then (the
+    webhook down, failurePolicy Fail) the call's failure, end up in FailedCreate; allowed pods are stored
+    once the webhook has answered."""
+    from tests.webhook_server import WebhookServer
+
+    running, api = webhooked
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core.create_namespace({"metadata": {"name": "team"}})
+
+    def failure(name: str) -> str | None:
+        [rs] = [rs for rs in apps.list_namespaced_replica_set("team").items if rs.metadata.name.startswith(name)]
+        return next((c.message for c in rs.status.conditions or [] if c.type == "ReplicaFailure"), None)
+
+    with WebhookServer() as hook:
+        client.AdmissionregistrationV1Api(api).create_validating_webhook_configuration(hook.validating_configuration(
+            "deny-privileged.kirvis.test", webhook={"rules": [{"operations": ["CREATE"], "apiGroups": [""],
+                                                               "apiVersions": ["v1"], "resources": ["pods"]}]}))
+        apps.create_namespaced_deployment("team", deployment("risky", replicas=1, privileged=True))
+        apps.create_namespaced_deployment("team", deployment("plain", replicas=1))
+        wait_for(lambda: any(p.metadata.name.startswith("plain-") for p in core.list_namespaced_pod("team").items))
+        wait_for(lambda: failure("risky-") is not None)
+        assert "privileged containers are not allowed: app" in failure("risky-")
+        assert [p.metadata.name.split("-")[0] for p in core.list_namespaced_pod("team").items] == ["plain"]
+        assert [r["request"]["userInfo"]["username"] for r in hook.received][:2] == [
+            "system:serviceaccount:kube-system:replicaset-controller"] * 2
+
+    # the webhook is down and fails closed: the replacement of a killed pod is refused
+    [plain] = core.list_namespaced_pod("team").items
+    core.delete_namespaced_pod(plain.metadata.name, "team")
+    wait_for(lambda: failure("plain-") is not None)
+    assert 'failed calling webhook "deny-privileged.kirvis.test"' in failure("plain-")
+    assert core.list_namespaced_pod("team").items == []
+    assert not running._store.has_ready_endpoint("team", "plain")  # noqa: SLF001
