@@ -86,7 +86,8 @@ def test_a_deployment_gets_a_replica_set_named_by_its_template_hash_and_the_pods
     assert rs.spec.selector.match_labels == {"app": "web", "pod-template-hash": pod_hash}
     assert rs.spec.template.metadata.labels == {"app": "web", "pod-template-hash": pod_hash}
     assert rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
-    assert (rs.spec.replicas, rs.status.replicas, rs.status.ready_replicas, rs.status.available_replicas) == (2, 2, 2, 2)
+    assert (rs.spec.replicas, rs.status.replicas, rs.status.ready_replicas, rs.status.available_replicas) == (
+        2, 2, 2, 2)
 
     pods = core.list_namespaced_pod(namespace).items
     assert len(pods) == 2
@@ -182,8 +183,8 @@ def test_endpoints_follow_services_and_pods(sandbox, core, make_namespace):
     core.create_namespaced_service(namespace, service("numbered", target_port=9000))
     core.create_namespaced_service(namespace, service("unnamed", target_port="metrics"))
     core.create_namespaced_service(namespace, {"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 80}]}})
-    core.create_namespaced_endpoints(namespace, {"metadata": {"name": "manual"},
-                                                 "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]})
+    core.create_namespaced_endpoints(namespace, {"metadata": {"name": "manual"}, "subsets": [
+        {"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]})
     for app in ("numbered", "unnamed"):
         core.create_namespaced_pod(namespace, {"metadata": {"name": f"{app}-pod", "labels": {"app": app}},
                                                "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}})
@@ -403,7 +404,8 @@ def test_a_create_waiting_for_a_webhook_is_counted_until_answered_then_stored():
 
 def test_a_webhook_refusing_later_leaves_the_failed_create_and_no_pod():
     async def scenario() -> None:
-        denial = AdmissionResult(denial=Denial(400, "BadRequest", 'admission webhook "deny.example" denied the request'))
+        denial = AdmissionResult(denial=Denial(400, "BadRequest",
+                                               'admission webhook "deny.example" denied the request'))
         store = ClusterStore(b"CA", admission=AdmissionChain([WaitingAdmission(denial)]))
         store.create(NAMESPACES, prepare_create(NAMESPACES, {"metadata": {"name": "team"}}))
         store.create(REPLICA_SETS, prepare_create(REPLICA_SETS, _replica_set_manifest()))
@@ -489,9 +491,9 @@ def test_a_running_pod_that_is_not_ready_is_listed_under_not_ready_addresses():
     store.create(SERVICES, prepare_create(SERVICES, dict(service(target_port=8080), apiVersion="v1", kind="Service",
                                                          metadata={"name": "web", "namespace": "team"})))
     for name in ("probing", "done"):
-        store.create(PODS, prepare_create(PODS, {"apiVersion": "v1", "kind": "Pod",
-                                                 "metadata": {"name": name, "namespace": "team", "labels": {"app": "web"}},
-                                                 "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+        store.create(PODS, prepare_create(PODS, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
     for name, phase in (("probing", "Running"), ("done", "Succeeded")):
         pod = store.get(PODS, "team", name)
         conditions = [dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c

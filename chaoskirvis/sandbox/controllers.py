@@ -180,7 +180,7 @@ class ClusterStore(Store):
         if not dry_run:
             self._queue_syncs(resource, deleted, None)
             if resource in (DEPLOYMENTS, REPLICA_SETS) and namespace:  # the garbage collector took their pods
-                self._queue_services(namespace, (service["metadata"]["name"] for service in self.list(SERVICES, namespace)))
+                self._queue_services(namespace, (s["metadata"]["name"] for s in self.list(SERVICES, namespace)))
         if not dry_run and resource == CLUSTER_ROLES:
             self._aggregating_roles.discard(name)
             aggregate_all(self, self._aggregating_roles)
@@ -193,7 +193,8 @@ class ClusterStore(Store):
     # The workload and endpoints controllers (`workload_controllers`, `endpoints`).
 
     def has_ready_endpoint(self, namespace: str, name: str, port: int | None = None) -> bool:
-        """Whether Service NAMESPACE/NAME has a ready endpoint (on Service port `port`): `endpoints.has_ready_endpoint`."""
+        """Whether Service NAMESPACE/NAME has a ready endpoint (on Service port `port`):
+        `endpoints.has_ready_endpoint`."""
         return endpoints.has_ready_endpoint(self, namespace, name, port)
 
     def controller_event(self, resource: ResourceType, obj: dict[str, Any], kind: str, reason: str, message: str,

@@ -187,8 +187,9 @@ def _create_replica_set(cluster: Cluster, deployment: dict[str, Any], template: 
     metadata, spec = deployment["metadata"], deployment.get("spec") or {}
     collision_count = (deployment.get("status") or {}).get("collisionCount")
     template_metadata = dict(template.get("metadata") or {})
-    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k != "kubectl.kubernetes.io/last-applied-configuration" and not k.startswith("deployment.kubernetes.io/")}
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()  # SkipCopyAnnotation
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"
+                   and not k.startswith("deployment.kubernetes.io/")}
     while True:
         pod_hash = template_hash(template, collision_count)
         labels = dict(template_metadata.get("labels") or {}, **{HASH_LABEL: pod_hash})
@@ -199,8 +200,8 @@ def _create_replica_set(cluster: Cluster, deployment: dict[str, Any], template: 
                            "labels": labels, "ownerReferences": [owner_reference(deployment, "Deployment")],
                            "annotations": annotations | _replica_annotations(deployment, replicas)
                            | {REVISION: str(revision)}},
-              "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0),
-                       "selector": selector, "template": dict(template, metadata=dict(template_metadata, labels=labels))}}
+              "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0), "selector": selector,
+                       "template": dict(template, metadata=dict(template_metadata, labels=labels))}}
         if cluster.get(REPLICA_SETS, metadata["namespace"], rs["metadata"]["name"]) is None:
             return cluster.create(REPLICA_SETS, prepare_create(REPLICA_SETS, rs)), collision_count
         collision_count = (collision_count or 0) + 1
@@ -310,8 +311,8 @@ def sync_replica_set(cluster: Cluster, rs: dict[str, Any]) -> None:
     elif len(pods) > replicas:
         for pod in sorted(pods, key=_deletion_rank)[:len(pods) - replicas]:
             cluster.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
-            cluster.controller_event(REPLICA_SETS, rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                                     REPLICA_SET_CONTROLLER)
+            cluster.controller_event(REPLICA_SETS, rs, "Normal", "SuccessfulDelete",
+                                     f"Deleted pod: {pod['metadata']['name']}", REPLICA_SET_CONTROLLER)
     write_replica_set_status(cluster, rs, failure)
 
 
