@@ -15,7 +15,7 @@ publishNotReadyAddresses, and discovery.k8s.io EndpointSlices (the sandbox does 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chaoskirvis.sandbox.resources import ENDPOINTS, PODS, SERVICES
@@ -63,11 +63,14 @@ def services_selecting(store: Store, pods: Iterable[dict[str, Any]]) -> set[tupl
     for pod in pods:
         by_namespace.setdefault(pod["metadata"]["namespace"], []).append(pod)
     for namespace, namespace_pods in by_namespace.items():
-        for service in store.list(SERVICES, namespace):
+        labels = [(pod["metadata"].get("labels") or {}).items() for pod in namespace_pods]
+
+        def selects(service: Mapping[str, Any]) -> bool:
             selector = (service.get("spec") or {}).get("selector")
-            if selector and any(selector.items() <= (pod["metadata"].get("labels") or {}).items()
-                                for pod in namespace_pods):
-                found.add((namespace, service["metadata"]["name"]))
+            return bool(selector) and any(selector.items() <= pod_labels for pod_labels in labels)
+
+        found.update((namespace, service["metadata"]["name"])  # `where` sees the stored objects: no copies
+                     for service in store.select(SERVICES, namespace, where=selects).items)
     return found
 
 
