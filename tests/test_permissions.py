@@ -2,9 +2,10 @@
 
 Every shipped experiment is played with `kirvis run` against the sandbox (blocking ones where their
 control is and where it is not, detection ones without a detector, so both the blocked and the admitted
-paths run; the identity experiments as the least-privileged team and the over-granted one, by
-impersonation and by token; the posture experiments as the cluster is), then what the code can do that
-no experiment does, and a `kirvis cleanup` of a run's leftovers of every kind. The sandbox's request log
+paths run; the identity and guardrail experiments as the least-privileged team and the over-granted one (the
+identity ones by impersonation and by token); the fail-closed pair failing closed and open; the posture
+experiments as the cluster is), then what the code can do that no experiment does (every guardrail unit as
+the runner itself), and a `kirvis cleanup` of a run's leftovers of every kind, guardrail changes included. The sandbox's request log
 holds each request with its User-Agent, which carries the run id. Each request is turned into what RBAC
 authorizes *for the runner* and must be covered by a rule of chaoskirvis.permissions for the families of
 activities the experiment uses. As kube-apiserver authorizes them: a resource request as its API group,
@@ -30,6 +31,7 @@ import yaml
 from kubernetes import client
 
 from chaoskirvis.exposure.actions import inject_exposure
+from chaoskirvis.guardrails.actions import tamper_guardrail
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
@@ -38,6 +40,7 @@ from chaoskirvis.rbac.actions import inject_identity_technique
 from chaoskirvis.sandbox.api import LoggedRequest, parse_api_path
 from chaoskirvis.sandbox.rbac import split_service_account
 from chaoskirvis.sandbox.server import ADMIN
+from chaoskirvis.techniques import CATALOG
 from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.workload.actions import inject_risky_workload
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
@@ -47,16 +50,36 @@ Need = tuple[str, str, str, str]  # (group, resource, verb, scope) as RBAC check
 SHIPPED = sorted(EXPERIMENTS.rglob("*.yaml"))
 POSTURE = [p for p in SHIPPED if "chaoskirvis.posture." in p.read_text()]
 IDENTITY = sorted((EXPERIMENTS / "identity").glob("*.yaml"))
+GUARDRAIL_EXPERIMENTS = sorted((EXPERIMENTS / "guardrails").glob("*.yaml"))
+FAIL_CLOSED = sorted((EXPERIMENTS / "fail-closed").glob("*.yaml"))
 TOP_LEVEL = [p for p in sorted(EXPERIMENTS.glob("*.yaml")) if p not in POSTURE]
 BLOCKING = [p for p in TOP_LEVEL if "injections_blocked" in p.read_text()]
 DETECTING = [p for p in TOP_LEVEL if p not in BLOCKING]
 EVERY_EXPERIMENT = next(family for family in PERMISSIONS if family.startswith("every experiment"))
 IDENTITY_FAMILY = next(family for family in PERMISSIONS if family.startswith("identity "))
 CLEANUP = next(family for family in PERMISSIONS if family.startswith("`kirvis cleanup`"))
+GUARDRAIL_FAMILY = next(family for family in PERMISSIONS if family.startswith("guardrail "))
+GUARDRAILS = [t for t in CATALOG.values() if t.family == "guardrail"]
+# The guardrails of scenarios/guardrails-team-open.yaml (gr-granted) and -guarded.yaml (gr-team) by target, as
+# tamper_guardrail names them; "namespace" is also where the run keeps its record.
+GUARDRAIL_OBJECTS = {team: {"namespace": {}, "networkpolicy": {"name": "default-deny"},
+                            "validatingadmissionpolicybinding": {"name": f"{team}-deny-host-network"},
+                            "validatingwebhookconfiguration": {"name": f"{team}-policy-engine"}}
+                     for team in ("gr-granted", "gr-team")}
+GUARDRAIL_PATHS = {"namespace": "/api/v1/namespaces/{namespace}",
+                   "networkpolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}",
+                   "validatingadmissionpolicybinding":
+                       "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/{name}",
+                   "validatingwebhookconfiguration":
+                       "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}"}
 AS_IDENTITY = ("as_user", "as_groups", "as_service_account")
 RUNNER = ADMIN.name  # the scenarios' kubeconfig is the sandbox admin's
 # The over-granted scenario's team, for the identity experiments' negative control.
 GRANTED = ["--var", "namespace=granted-a", "--var", "other_namespace=granted-b", "--expect", "weakness"]
+# The fail-open scenario: its webhook ignores the engine's outage (the shared sandbox maps no webhook Service,
+# so the engine is unreachable on both sides: failed closed there, admitted here).
+FAIL_OPEN = ["--var", "namespace=fail-open-target", "--var", "engine_namespace=policy-engine-open", "--expect",
+             "weakness"]
 WORKER = "kirvis-permissions-worker"  # a pod of team-b and of granted-b, for exec-into-other-pod
 # nodes-proxy is left out: the sandbox does not serve nodes/proxy yet (tests/test_identity.py's strict xfail);
 # as an identity it asks the runner only for the impersonation the other techniques ask for too.
@@ -223,6 +246,43 @@ def plant_leftovers(arguments: dict[str, Any]) -> set[str]:
     return made
 
 
+def guardrail_play(technique: str, arguments: dict[str, Any]) -> None:
+    """A guardrail unit as the runner itself (no identity: its own patch or delete), really made in gr-granted,
+    then put back (update, or create for a deleted one). One run each: a run that puts an object back and then
+    changes it again is left alone by its second restore once the first recreated it (/tmp/h/experiments-requests.md)."""
+    outcome = tamper_guardrail(technique, "gr-granted", mode="change",
+                               **GUARDRAIL_OBJECTS["gr-granted"][CATALOG[technique].target], **arguments)
+    assert outcome["outcome"] == "allowed", outcome
+    restore_run(**arguments)
+
+
+def guardrail_leftovers(arguments: dict[str, Any]) -> None:
+    """What a run killed after its changes leaves: a patch of each kind (gr-granted's) and a delete of each
+    kind that may be deleted (gr-team's), made by the runner and never put back."""
+    for technique, namespace in (("pod-security-privileged", "gr-granted"), ("network-policy-opened", "gr-granted"),
+                                 ("vap-binding-not-denying", "gr-granted"), ("webhook-fail-open", "gr-granted"),
+                                 ("network-policy-deleted", "gr-team"), ("vap-binding-deleted", "gr-team"),
+                                 ("webhook-configuration-deleted", "gr-team")):
+        target = GUARDRAIL_OBJECTS[namespace][CATALOG[technique].target]
+        outcome = tamper_guardrail(technique, namespace, mode="change", **target, **arguments)
+        assert outcome["outcome"] == "allowed", outcome
+
+
+def guardrail_contents(api: client.ApiClient) -> dict[str, Any]:
+    """Every guardrail object of both teams, without what the API server sets on each write (and on a create)."""
+    found = {}
+    for namespace, objects in GUARDRAIL_OBJECTS.items():
+        for target, name in objects.items():
+            path = GUARDRAIL_PATHS[target].format(namespace=namespace, **name)
+            response = api.call_api(*api.param_serialize("GET", path, auth_settings=["BearerToken"]))
+            response.read()
+            obj = json.loads(response.data) if response.status == 200 else None
+            for field in ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp"):
+                (obj or {}).get("metadata", {}).pop(field, None)
+            found[path] = obj
+    return found
+
+
 def leftovers_of(api: client.ApiClient, run_id: str) -> list[str]:
     """The objects carrying `run_id`'s label, of every kind a technique creates, in any namespace."""
     selector = f"{RUN_ID_LABEL}={run_id}"
@@ -254,6 +314,10 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
         ("identity-granted", IDENTITY, GRANTED, (0,)),
         ("identity-team-token", IDENTITY, token, (0,)),
         ("identity-granted-token", IDENTITY, [*GRANTED, *token], (0,)),
+        ("guardrails-team", GUARDRAIL_EXPERIMENTS, [], (0,)),
+        ("guardrails-granted", GUARDRAIL_EXPERIMENTS, ["--var", "namespace=gr-granted", "--expect", "weakness"], (0,)),
+        ("fail-closed", FAIL_CLOSED, [], (0,)),
+        ("fail-open", FAIL_CLOSED, FAIL_OPEN, (0,)),
     ]
     journals = []
     for suite, files, options, codes in suites:
@@ -306,11 +370,19 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
     identity_run, outcomes = as_one_run(lambda arguments: [*identity_plays(arguments), restore_run(**arguments)])
     assert leftovers_of(api, identity_run) == []
     left_run, planted = as_one_run(plant_leftovers)  # no restore: as a run killed before its rollbacks
+    guardrails_before = guardrail_contents(api)
+    guardrail_runs = [as_one_run(lambda arguments, t=t.id: guardrail_play(t, arguments))[0] for t in GUARDRAILS]
+    assert guardrail_contents(api) == guardrails_before
+    guardrail_left_run, _ = as_one_run(guardrail_leftovers)  # no restore: a run killed after its changes
+    assert guardrail_contents(api) != guardrails_before
+    guardrail_families = {EVERY_EXPERIMENT, GUARDRAIL_FAMILY}
     played["beyond-the-experiments"] = [
         ({EVERY_EXPERIMENT, family_of("chaoskirvis.workload.actions", "inject_risky_workload"),
           family_of("chaoskirvis.exposure.actions", "inject_exposure")}, runs_requests(workload_run), {}),
         ({EVERY_EXPERIMENT, IDENTITY_FAMILY}, runs_requests(identity_run), acted_as(outcomes)),
         ({EVERY_EXPERIMENT, IDENTITY_FAMILY}, runs_requests(left_run), {}),
+        *((guardrail_families, runs_requests(run), {}) for run in guardrail_runs),
+        (guardrail_families, runs_requests(guardrail_left_run), {}),
     ]
 
     seen = len(sandbox.requests)
@@ -318,6 +390,10 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
     assert done.returncode == 0, done.stdout + done.stderr
     removed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("removing ")}
     assert planted <= removed and leftovers_of(api, left_run) == [], done.stdout
+    # the guardrails a killed run changed are put back only by naming the run (cluster-scoped ones)
+    done = kirvis("cleanup", "--run-id", guardrail_left_run, kubeconfig=scenarios.kubeconfig, cwd=work)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert guardrail_contents(api) == guardrails_before, done.stdout
     ours = [r for r in sandbox.requests[seen:] if r.user_agent.startswith("chaoskirvis/")]
     played["kirvis-cleanup"] = [({CLEANUP}, ours, {})]
     return played
@@ -325,8 +401,8 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
 
 def test_every_shipped_experiment_is_played():
     """A new experiment (or folder of them) is played here, or this fails: its requests must be documented."""
-    assert sorted({*BLOCKING, *DETECTING, *POSTURE, *IDENTITY}) == SHIPPED
-    assert POSTURE and IDENTITY
+    assert sorted({*BLOCKING, *DETECTING, *POSTURE, *IDENTITY, *GUARDRAIL_EXPERIMENTS, *FAIL_CLOSED}) == SHIPPED
+    assert POSTURE and IDENTITY and GUARDRAIL_EXPERIMENTS and FAIL_CLOSED
 
 
 @pytest.mark.parametrize("name", [name_of(p) for p in SHIPPED] + ["beyond-the-experiments", "kirvis-cleanup"])
