@@ -15,7 +15,12 @@ each control (kubernetes/kubernetes, staging/src/k8s.io/...), never by its messa
   422, the default), ``... is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B' denied request: ...``;
 - a validating webhook (`apiserver/.../webhook/errors/statuserror.go`, ToStatusErr): the webhook's own
   4xx code (403 when it gave none), ``admission webhook "NAME" denied the request...``. A webhook that
-  answered 5xx did not deny by policy: that is an error.
+  answered 5xx did not deny by policy: that is an error;
+- a webhook that could not be called (unreachable, too slow, a 5xx or garbage answer) with ``failurePolicy:
+  Fail`` (`validating/dispatcher.go` and `mutating/dispatcher.go`: apierrors.NewInternalError of
+  ErrCallingWebhook): 500, reason ``InternalError``, ``Internal error occurred: failed calling webhook
+  "NAME": ...``. The request was refused because the control failed closed: ``blocked`` by ``admission webhook
+  NAME (failed closed)``. With ``Ignore`` the API server admits the request and says nothing.
 
 The body must be a ``Status`` with ``status: Failure`` and the same ``code`` as the HTTP answer. A 500
 whose text reads as a denial, a 2xx, RBAC's 403 (``User "x" cannot create resource ...``) or a schema
@@ -77,6 +82,8 @@ _POLICY = re.compile(rf"{_FORBIDDEN}ValidatingAdmissionPolicy '([^']+)'(?: with 
 _WEBHOOK = re.compile(rf'(?:{_FORBIDDEN})?admission webhook "([^"]+)" denied the request(?::| without explanation)')
 # reasonToCode in policy/validating: the only reasons a validation may give, and their codes.
 _POLICY_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
+_WEBHOOK_FAILED_CLOSED = re.compile(
+    r'Internal error occurred: failed calling webhook "([^"]+)"(?:: |; no further details available$)')
 _NOT_A_DECISION = {408, 429}  # a timeout or a throttle is no webhook's verdict, whatever its text says
 # The same texts anywhere in a message: only to say why an answer that reads as a denial is not one.
 _LOOKS_LIKE = (
@@ -116,6 +123,9 @@ def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
     webhook = _WEBHOOK.match(message)
     if webhook and 400 <= status < 500 and status not in _NOT_A_DECISION and reason != "InternalError":
         return f"admission webhook {webhook.group(1)}"
+    failed_closed = _WEBHOOK_FAILED_CLOSED.match(message)
+    if failed_closed and status == 500 and reason == "InternalError":
+        return f"admission webhook {failed_closed.group(1)} (failed closed)"
     return None
 
 

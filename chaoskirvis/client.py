@@ -28,6 +28,9 @@ Retries (`RetryPolicy`, ours alone: the urllib3 pool is told not to retry, so re
 and when its answer is lost (a dropped connection, a read timeout), with capped exponential backoff
 that honours ``Retry-After``; the whole request, retries and waits included, stays within its timeout,
 and a ``Retry-After`` beyond what is left of it ends the request at once with an error that says so.
+A 500 saying ``failed calling webhook`` is not retried: it is admission's answer (the webhook could not be
+called and its failurePolicy is Fail), the same on every retry until the webhook is back, when a retry could only
+turn "failed closed" into "the webhook denied it".
 Writes stay idempotent: a merge patch or a delete may be sent twice; a create whose answer was lost is
 first looked up by name (and is the created answer if the stored object carries our marks), and a 409
 AlreadyExists on a create is read back the same way: our own object is the answer, anyone else's the
@@ -151,6 +154,13 @@ class Identity:
         return shown
 
 
+def _is_admission_answer(answer: Answer) -> bool:
+    """A 500 InternalError of a webhook call that failed closed (apierrors.NewInternalError(ErrCallingWebhook))."""
+    message = answer.body.get("message") if isinstance(answer.body, dict) else None
+    return answer.status == 500 and answer.body.get("reason") == "InternalError" and isinstance(message, str) \
+        and message.startswith('Internal error occurred: failed calling webhook "')
+
+
 class _Lost(Exception):
     """No answer came: the connection failed or dropped, or the read timed out (`cause` says how); the
     request may or may not have reached the server."""
@@ -262,7 +272,7 @@ class KubeAPI:
                 if found is not None:
                     return found
                 raise ApiError(method, path, answer)
-            if answer.status not in RETRY_STATUSES:
+            if answer.status not in RETRY_STATUSES or _is_admission_answer(answer):
                 raise ApiError(method, path, answer)
             if is_create and answer.status != 429:  # a 5xx may come after the server stored it
                 found = self._read_back(path, body, started, attempt, f"it was answered {answer.status}")

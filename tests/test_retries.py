@@ -165,3 +165,22 @@ def test_after_a_real_denial_nothing_more_is_written_to_the_record(sandbox, make
     assert "record_error" not in outcome
     after = sent[sent.index(("POST", f"/api/v1/namespaces/{namespace}/pods")) + 1:]
     assert [request for request in after if "configmaps" in request[1]] == []
+
+
+FAILED_CLOSED = Answer(500, status_body(
+    500, "InternalError", 'Internal error occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call '
+    'webhook: Post "https://kyverno-svc.kyverno.svc:443/validate/fail?timeout=10s": dial tcp 10.96.0.12:443: connect: '
+    "connection refused"))
+
+
+def test_a_webhook_that_failed_closed_is_not_retried_into_an_admission(sandbox, make_namespace, run, tmp_path):
+    # The API server's answer when a failurePolicy: Fail webhook cannot be called is admission's verdict; a retry
+    # (here the proxy lets the retry through to a namespace nothing guards) would turn it into "allowed".
+    namespace = make_namespace()
+    rule = sequence(lambda m, p, q: m == "POST" and p == f"/api/v1/namespaces/{namespace}/pods", [FAILED_CLOSED])
+    with FaultProxy(sandbox.sandbox, rule) as proxy:
+        outcome = inject_risky_pod(namespace, ["privileged"], **proxied(proxy, run, tmp_path))
+        assert (outcome["outcome"], outcome["answered_by"]) == (
+            "blocked", "admission webhook validate.kyverno.svc-fail (failed closed)")
+        assert len(pod_creates(proxy, namespace)) == 1
+    assert run_pods(sandbox, namespace, run) == []

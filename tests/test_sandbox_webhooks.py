@@ -188,7 +188,8 @@ def test_a_failed_call_refuses_under_fail_and_admits_under_ignore(core, registra
     else:
         assert reason == ("received invalid webhook response: expected webhook response of admission.k8s.io/v1, "
                           "Kind=AdmissionReview, got admission.k8s.io/v1, Kind=Status")
-    assert answered_by(status, body) is None  # a webhook that failed is not a decision
+    # refused because failurePolicy is Fail: the control failed closed (not a decision of the webhook)
+    assert answered_by(status, body) == "admission webhook fail.kirvis.test (failed closed)"
     # The same failure under failurePolicy Ignore admits: the fail-open webhook is the only one matching here.
     open_ns = namespace(policy="ignore")
     registration.delete_validating_webhook_configuration("fail.kirvis.test")
