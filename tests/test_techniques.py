@@ -10,6 +10,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.techniques import CATALOG
 from chaoskirvis.techniques.docs import catalog_markdown
+from chaoskirvis.techniques.guardrails import GUARDRAIL_TARGETS
 from chaoskirvis.techniques.manifests import CONTROLLERS, build_manifest
 from chaoskirvis.ledger.probes import injections_blocked
 from chaoskirvis.workload.actions import inject_risky_pod, inject_risky_workload
@@ -26,15 +27,19 @@ def test_unit_describes_itself(technique):
     assert re.fullmatch(r"[a-z][a-z0-9-]+", technique.id)
     assert technique.title and technique.injects and technique.blocked_by and technique.undo
     assert technique.attack and all(re.fullmatch(r"T\d{4}(\.\d{3})?", a) for a in technique.attack)
-    assert technique.family in ("workload", "exposure", "rbac", "runtime")
+    assert technique.family in ("workload", "exposure", "rbac", "runtime", "guardrail")
     assert (technique.target == "exec") == (technique.command is not None)
     assert (technique.target == "request") == (technique.request is not None)
-    assert (technique.target not in ("exec", "request")) == (technique.apply is not None)
+    if technique.family == "guardrail":  # apply None: the unit deletes its target (techniques/guardrails.py)
+        assert technique.target in GUARDRAIL_TARGETS and not technique.pod_security_level
+    else:
+        assert (technique.target not in ("exec", "request")) == (technique.apply is not None)
     assert technique.pod_security_level in (None, "baseline", "restricted")
     assert bool(technique.pod_security_checks) == bool(technique.pod_security_level)
 
 
-@pytest.mark.parametrize("technique", [t for t in CATALOG.values() if t.target not in ("exec", "request")],
+@pytest.mark.parametrize("technique", [t for t in CATALOG.values()
+                                       if t.target not in ("exec", "request") and t.family != "guardrail"],
                          ids=lambda t: t.id)
 def test_manifest_is_valid_kubernetes(technique):
     options = {"port": 31234} if "port" in technique.options else None

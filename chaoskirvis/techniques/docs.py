@@ -7,7 +7,7 @@ from chaoskirvis.techniques.unit import RULE_SOURCES, Technique
 __all__ = ["catalog_markdown"]
 
 _FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection", "rbac": "Privilege through RBAC",
-             "runtime": "Runtime behaviour (exec)"}
+             "runtime": "Runtime behaviour (exec)", "guardrail": "Guardrail tampering"}
 
 
 def catalog_markdown() -> str:

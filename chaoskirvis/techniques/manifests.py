@@ -53,6 +53,9 @@ def build_manifest(
             f"they target {', '.join(sorted(targets))}"
         )
     unknown_options(techniques, options)
+    if any(t.family == "guardrail" for t in techniques):
+        raise ActivityFailed(f"{', '.join(t.id for t in techniques)} change an object that exists: use "
+                             "chaoskirvis.guardrails.actions.tamper_guardrail")
     target = targets.pop()
     if target == "exec":
         raise ActivityFailed(f"{', '.join(t.id for t in techniques)} run through exec: use run_runtime_technique")
