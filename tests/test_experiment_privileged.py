@@ -86,21 +86,3 @@ def test_run_id_from_environment_names_objects_and_user_agent(sandbox, make_name
     agents = {r.user_agent for r in sandbox.sandbox.requests if namespace in r.path and r.method == "POST"}
     assert agents and all("(run ci-run-42)" in agent and agent.startswith("chaoskirvis/") for agent in agents)
 
-
-def test_policy_engine_outage_composes_chaosk8s_with_the_security_check(sandbox, make_namespace, core, tmp_path):
-    engine = make_namespace()
-    for index in range(2):
-        core.create_namespaced_pod(engine, {
-            "metadata": {"name": f"kyverno-admission-{index}",
-                         "labels": {"app.kubernetes.io/component": "admission-controller"}},
-            "spec": {"containers": [{"name": "kyverno", "image": "registry.k8s.io/pause:3.10"}]}})
-    experiment = EXPERIMENTS / "privileged-pod-denied-during-policy-engine-outage.yaml"
-
-    result = run_chaos(experiment, tmp_path, sandbox.kubeconfig,
-                       variables={"namespace": make_namespace(enforce="restricted"), "engine_namespace": engine})
-
-    assert result.exit_code == 0, result.output
-    terminated = [r for r in result.journal["run"] if r["activity"]["name"] == "terminate-policy-engine-pods"]
-    assert terminated[0]["status"] == "succeeded"
-    assert core.list_namespaced_pod(engine).items == []
-    assert result.outputs("introduce-privileged-pod")[0]["outcome"] == "blocked"

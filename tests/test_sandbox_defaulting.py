@@ -331,6 +331,8 @@ def test_a_deployment_is_defaulted_as_set_defaults_deployment_does(apps, make_na
     # gets no rollingUpdate.
     replacement = dict(deployment, spec=dict(deployment["spec"], strategy={"type": "Recreate"}))
     del replacement["spec"]["replicas"]
+    # the Deployment controller has written status since the create: replace without a resourceVersion
+    replacement["metadata"] = {k: v for k, v in deployment["metadata"].items() if k != "resourceVersion"}
     replaced = created(apps.replace_namespaced_deployment, "web", namespace, replacement)
     assert replaced["spec"]["replicas"] == 1 and replaced["spec"]["strategy"] == {"type": "Recreate"}
     patched = created(apps.patch_namespaced_deployment, "web", namespace, {"spec": {"replicas": None}})

@@ -456,7 +456,7 @@ def test_kubectl_scale_changes_spec_replicas_through_the_scale_subresource(kubec
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web/scale"
     status, current = raw_call(sandbox.sandbox, "GET", path, None, "application/json")
     assert (status, current["kind"], current["apiVersion"], current["spec"], current["status"]) == (
-        200, "Scale", "autoscaling/v1", {"replicas": 3}, {"replicas": 0, "selector": "app=web"})
+        200, "Scale", "autoscaling/v1", {"replicas": 3}, {"replicas": 3, "selector": "app=web"})
     assert current["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
 
     stale = kubectl("scale", "deployment", "web", "--current-replicas=2", "--replicas=4", "-n", namespace,
