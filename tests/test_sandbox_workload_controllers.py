@@ -288,9 +288,8 @@ def test_chaosk8s_terminate_pods_gets_replacements_at_once_by_default(sandbox, a
 
 @pytest.fixture(scope="module")
 def slow_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Path]]:
-    """A sandbox of its own whose ReplicaSet pods take 0.6 s to start (ClusterStore.pod_start_seconds)."""
-    with Sandbox() as running:
-        running._store.pod_start_seconds = 0.6  # noqa: SLF001 (Sandbox(pod_start_seconds=...) is requested)
+    """A sandbox of its own whose ReplicaSet pods take 0.6 s to start."""
+    with Sandbox(pod_start_seconds=0.6) as running:
         yield running, running.write_kubeconfig(tmp_path_factory.mktemp("slow") / "kubeconfig")
 
 
@@ -508,10 +507,9 @@ def test_a_running_pod_that_is_not_ready_is_listed_under_not_ready_addresses():
 
 @pytest.fixture(scope="module")
 def webhooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, client.ApiClient]]:
-    """A sandbox of its own whose controller pod creates go through the API's whole admission chain, webhooks
-    included: what server.py is asked to wire (`store.admission = handler.admission`), done here by hand."""
+    """A sandbox of its own (controller pod creates go through the API's whole admission chain, webhooks
+    included, as in every sandbox)."""
     with Sandbox() as running:
-        running._store.admission = running._handler.admission  # noqa: SLF001 (requested in server.py)
         yield running, config.new_client_from_config(str(running.write_kubeconfig(
             tmp_path_factory.mktemp("webhooked") / "kubeconfig")))
 

@@ -75,7 +75,8 @@ class Sandbox:
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", history_limit: int = 10_000,
                  nodes: Sequence[SandboxNode] = DEFAULT_NODES, users: Sequence[UserInfo] = (),
-                 anonymous_auth: bool = False, webhook_services: Mapping[tuple[str, ...], str] | None = None) -> None:
+                 anonymous_auth: bool = False, webhook_services: Mapping[tuple[str, ...], str] | None = None,
+                 pod_start_seconds: float = 0.0) -> None:
         """`history_limit` is how many changes are kept for watches that resume from a resourceVersion (the
         API server's compaction window): a watch from an older one gets the ERROR event 410 Expired.
         `nodes` are the nodes registered at start (default: `kirvis-control-plane`, tainted NoSchedule, and
@@ -85,7 +86,9 @@ class Sandbox:
         `system:anonymous` (kube-apiserver's --anonymous-auth=true) instead of answering 401.
         `webhook_services` maps the Services that admission webhooks name in `clientConfig.service` to the
         local addresses that serve them: `{("kyverno", "kyverno-svc"): "127.0.0.1:8443"}` (any port), or with
-        the service port as a third key element; also `map_webhook_service`. No cluster DNS resolves here."""
+        the service port as a third key element; also `map_webhook_service`. No cluster DNS resolves here.
+        `pod_start_seconds`: how long a pod a ReplicaSet made stays Pending (not Ready, no endpoint) before it
+        runs: the outage window after its pods are killed (docs/sandbox.md, Workload controllers and endpoints)."""
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the sandbox listens on a loopback address only, not {host}")
         self.host = host
@@ -95,6 +98,7 @@ class Sandbox:
         self.admin_token = secrets.token_urlsafe(32)
         self.viewer_token = secrets.token_urlsafe(32)
         self.anonymous_auth = anonymous_auth
+        self.pod_start_seconds = pod_start_seconds
         self._tokens: dict[str, UserInfo] = {self.admin_token: ADMIN, self.viewer_token: VIEWER}
         self._token_by_user = {"admin": self.admin_token, "viewer": self.viewer_token,
                                ADMIN.name: self.admin_token, VIEWER.name: self.viewer_token}
@@ -366,7 +370,8 @@ class Sandbox:
     async def _listen(self) -> None:
         issuer = TokenIssuer()
         tls = self._running_tls()
-        store = ClusterStore(tls.ca_pem, self.nodes, self.history_limit, issuer, ClientCertificateSigner(tls.client_ca))
+        store = ClusterStore(tls.ca_pem, self.nodes, self.history_limit, issuer, ClientCertificateSigner(tls.client_ca),
+                             pod_start_seconds=self.pod_start_seconds)
         for name in INITIAL_NAMESPACES:
             store.create(NAMESPACES, prepare_create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                                                   "metadata": {"name": name}}))
@@ -390,6 +395,7 @@ class Sandbox:
             authenticator=Authenticator(self._tokens, issuer, store, self.anonymous_auth),
             exec_sessions=self._exec_sessions,
         )
+        store.admission = handler.admission  # the replicaset-controller's pod creates are admitted as the API's
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(handler, handler_cancellation=True),
                                           shutdown_timeout=_SHUTDOWN_SECONDS)
         await runner.setup()
