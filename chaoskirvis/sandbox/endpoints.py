@@ -76,8 +76,8 @@ def services_selecting(store: Store, pods: Iterable[dict[str, Any]]) -> set[tupl
 
 def has_ready_endpoint(store: Store, namespace: str, name: str, port: int | None = None) -> bool:
     """Whether Service NAMESPACE/NAME has a ready address (on Service port `port`, when given): what kube-apiserver
-    needs to call a webhook's `clientConfig.service` (without one it answers `no endpoints available for
-    service "NAME"`). A Service that does not exist, or has no selector and no Endpoints, has none."""
+    needs to call a webhook's `clientConfig.service` (its default ClusterIP resolver then meets kube-proxy's
+    `connection refused`). A Service that does not exist, or has no selector and no Endpoints, has none."""
     service = store.get(SERVICES, namespace, name)
     endpoints = store.get(ENDPOINTS, namespace, name)
     if service is None or endpoints is None:

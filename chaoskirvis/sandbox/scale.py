@@ -3,7 +3,7 @@
 As the apps registry serves it: GET answers the Scale of the object (its spec.replicas; status.replicas
 and the selector as a string), PUT and PATCH change the object's spec.replicas and nothing else, and
 discovery lists `PLURAL/scale` with its group, version and kind, which kubectl's scale client looks up.
-No controller acts on the new replica count (see docs/sandbox.md).
+The Deployment and ReplicaSet controllers (`workload_controllers`) act on it at once.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ import aiohttp
 import yarl
 
 from chaoskirvis.sandbox.admission import AdmissionRequest
-from chaoskirvis.sandbox.resources import ENDPOINTS, SERVICES
+from chaoskirvis.sandbox.endpoints import has_ready_endpoint
+from chaoskirvis.sandbox.resources import SERVICES
 from chaoskirvis.sandbox.store import Store
 from chaoskirvis.sandbox.vap import _admission_request
 from chaoskirvis.sandbox.webhooks_config import REVIEW_VERSIONS, Webhook
@@ -123,7 +124,7 @@ def endpoint(webhook: Webhook, services: ServiceMap, store: Store) -> tuple[str,
         service_port = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
         if service_port is None:
             raise CallError(f'{failed}no service port {port} found for service "{name}"')
-        if not _ready_endpoint(store.get(ENDPOINTS, namespace, name), service_port.get("name") or ""):
+        if not has_ready_endpoint(store, namespace, name, port):
             raise CallError(f"{failed}dial tcp {cluster_ip}:{port}: connect: connection refused")
     address = services.get((namespace, name, port)) or services.get((namespace, name))
     if address is None:
@@ -131,12 +132,6 @@ def endpoint(webhook: Webhook, services: ServiceMap, store: Store) -> tuple[str,
                         f"address for service {namespace}/{name} (Sandbox(webhook_services=...) or "
                         "map_webhook_service)")
     return url, f"https://{address}{path or '/'}{timeout}", host
-
-
-def _ready_endpoint(endpoints: dict[str, Any] | None, port_name: str) -> bool:
-    """Whether the Endpoints list a ready address for the Service port named `port_name`."""
-    return any(subset.get("addresses") and any((p.get("name") or "") == port_name for p in subset.get("ports") or [])
-               for subset in (endpoints or {}).get("subsets") or [])
 
 
 class WebhookCaller:
