@@ -75,7 +75,9 @@ METHOD_NOT_ALLOWED = status_error(405, "MethodNotAllowed",
 
 def status_body(error: StatusError) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": error.message, "reason": error.reason}
+                            "message": error.message}
+    if error.reason:  # metav1.Status's reason is omitempty: a webhook's denial may give none
+        body["reason"] = error.reason
     if error.details is not None:
         body["details"] = error.details
     return body | {"code": error.status}

@@ -197,9 +197,9 @@ class _RequestVariables:
         self.values = {
             "object": request.object,
             "oldObject": request.old_object,
-            "request": _admission_request(request),
+            "request": admission_request(request),
             "namespaceObject": _namespace_object(namespace_object),
-            **_authorizer_variables(request),
+            **authorizer_variables(request),
         }
         self._without_params: Activation | None = None
 
@@ -369,7 +369,7 @@ def _collect_params(resource: ResourceType | None, param_ref: dict[str, Any] | N
     return [{"apiVersion": resource.api_version, "kind": resource.kind, **param} for param in params]
 
 
-def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
+def admission_request(request: AdmissionRequest) -> dict[str, Any]:
     """The `request` variable: the AdmissionRequest a webhook would get, without the objects and the uid (which
     Kubernetes' declared type for it omits)."""
     resource = request.resource
@@ -389,7 +389,7 @@ def _admission_request(request: AdmissionRequest) -> dict[str, Any]:
     return admission_request
 
 
-def _authorizer_variables(request: AdmissionRequest) -> dict[str, Any]:
+def authorizer_variables(request: AdmissionRequest) -> dict[str, Any]:
     """`authorizer` (checks as the request's user) and `authorizer.requestResource` (the request's resource, as
     admission attributes carry it: the name may be empty on a create)."""
     user = UserInfo(request.user, request.uid, request.groups)
@@ -442,4 +442,4 @@ def _validate_configuration(request: AdmissionRequest) -> AdmissionResult:
     return AdmissionResult(denial=Denial(422, "Invalid", message, tuple(causes)))
 
 
-__all__ = ["ValidatingAdmissionPolicyAdmission"]
+__all__ = ["ValidatingAdmissionPolicyAdmission", "admission_request", "authorizer_variables"]

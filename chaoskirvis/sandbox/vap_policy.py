@@ -176,7 +176,7 @@ def validate_policy(policy: dict[str, Any]) -> list[Cause]:
         causes += _match_resources_errors(constraints, "spec.matchConstraints")
         if not constraints.get("resourceRules"):
             causes.append(required("spec.matchConstraints.resourceRules"))
-    causes += _match_condition_errors(spec.get("matchConditions") or [])
+    causes += match_condition_errors(spec.get("matchConditions") or [])
     for index, variable in enumerate(spec.get("variables") or []):
         causes += _variable_errors(variable, f"spec.variables[{index}]")
     validations, annotations = spec.get("validations") or [], spec.get("auditAnnotations") or []
@@ -213,7 +213,7 @@ def validate_binding(binding: dict[str, Any]) -> list[Cause]:
     return causes
 
 
-def _match_condition_errors(conditions: list[dict[str, Any]]) -> list[Cause]:
+def match_condition_errors(conditions: list[dict[str, Any]]) -> list[Cause]:
     """Each needs an expression and a unique qualified name."""
     causes: list[Cause] = []
     seen: set[str] = set()
@@ -327,4 +327,4 @@ def _param_ref_errors(param_ref: dict[str, Any]) -> list[Cause]:
 
 
 __all__ = ["BINDINGS", "POLICIES", "CompiledPolicy", "Validation", "compile_policy",
-           "validate_binding", "validate_policy"]
+           "validate_binding", "validate_policy", "match_condition_errors"]

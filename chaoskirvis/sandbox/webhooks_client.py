@@ -39,7 +39,7 @@ from chaoskirvis.sandbox.admission import AdmissionRequest
 from chaoskirvis.sandbox.endpoints import has_ready_endpoint
 from chaoskirvis.sandbox.resources import SERVICES
 from chaoskirvis.sandbox.store import Store
-from chaoskirvis.sandbox.vap import _admission_request
+from chaoskirvis.sandbox.vap import admission_request
 from chaoskirvis.sandbox.webhooks_config import REVIEW_VERSIONS, Webhook
 
 # (namespace, name, port) or (namespace, name) of a Service -> "HOST:PORT" where the sandbox reaches it.
@@ -71,7 +71,7 @@ def review(webhook: Webhook, request: AdmissionRequest, obj: dict[str, Any] | No
     if version is None:
         raise CallError("webhook does not accept known AdmissionReview versions (v1, v1beta1)")
     uid = str(uuid.uuid4())
-    body = _admission_request(request)
+    body = admission_request(request)
     subresource_kind = _SUBRESOURCE_KINDS.get((request.resource.plural, request.subresource or "")) or \
         _SUBRESOURCE_KINDS.get(("*", request.subresource or ""))
     if subresource_kind is not None:  # what the subresource's REST serves: PodExecOptions, Scale

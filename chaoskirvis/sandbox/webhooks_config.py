@@ -30,7 +30,7 @@ from chaoskirvis.sandbox.resources import dns_subdomain_errors, find_resource
 from chaoskirvis.sandbox.selectors import LabelSelector, label_selector_from_object
 from chaoskirvis.sandbox.store import Cause, duplicate, invalid, required, unsupported
 from chaoskirvis.sandbox.vap_matching import MatchResources
-from chaoskirvis.sandbox.vap_policy import _match_condition_errors
+from chaoskirvis.sandbox.vap_policy import match_condition_errors
 
 _VALIDATING = find_resource("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
 _MUTATING = find_resource("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations")
@@ -157,7 +157,7 @@ def _hook_errors(hook: dict[str, Any], path: str, mutating: bool, require_no_sid
         causes.append(Cause(f"{path}.matchConditions", "FieldValueTooMany",
                             f"Too many: {len(conditions)}: must have at most {_MAX_MATCH_CONDITIONS} items"))
     causes += [Cause(f"{path}.{cause.field.removeprefix('spec.')}", cause.reason, cause.message)
-               for cause in _match_condition_errors(conditions)]
+               for cause in match_condition_errors(conditions)]
     for index, condition in enumerate(conditions):
         source = str((condition or {}).get("expression") or "").strip()
         if source:

@@ -19,7 +19,7 @@ from chaoskirvis.sandbox.admission import AdmissionRequest, Denial
 from chaoskirvis.sandbox.cel_eval import CelEvaluationError, activation
 from chaoskirvis.sandbox.rbac import Authorizer
 from chaoskirvis.sandbox.store import Store
-from chaoskirvis.sandbox.vap import _admission_request, _authorizer_variables
+from chaoskirvis.sandbox.vap import admission_request, authorizer_variables
 from chaoskirvis.sandbox.vap_matching import matches
 from chaoskirvis.sandbox.vap_policy import BINDINGS, POLICIES
 from chaoskirvis.sandbox.webhooks_config import MUTATING_WEBHOOK_CONFIGURATIONS, VALIDATING_WEBHOOK_CONFIGURATIONS, \
@@ -40,8 +40,8 @@ def should_call(webhook: Webhook, request: AdmissionRequest, store: Store, autho
     if not webhook.match_conditions:
         return True
     context = activation({"object": request.object, "oldObject": request.old_object,
-                          "request": _admission_request(request), "namespaceObject": None,
-                          **_authorizer_variables(request)})
+                          "request": admission_request(request), "namespaceObject": None,
+                          **authorizer_variables(request)})
     errors = []
     with cel_authorizer.answered_by(lambda: authorizer):
         for _, condition in webhook.match_conditions:
