@@ -102,6 +102,7 @@ class ClusterStore(Store):
         self._in_aggregation = False
         self._nodes = tuple(nodes)
         self._pod_networks = {node.name: _pod_network(index) for index, node in enumerate(self._nodes)}
+        self._event_keys: dict[tuple[Any, ...], str] = {}
         self._event_names = itertools.count(int(datetime.datetime.now(datetime.UTC).timestamp() * 1e9))
         control_plane = next((n for n in self._nodes if n.control_plane), self._nodes[0] if self._nodes else None)
         self._control_plane_host = control_plane.name if control_plane else ""
@@ -502,7 +503,18 @@ class ClusterStore(Store):
             "reportingComponent": "kubelet", "reportingInstance": node_name})
 
     def _write_event(self, involved: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Store the event; the same event again (same object, type, reason, message and source) counts on the
+        stored one instead, as client-go's EventCorrelator deduplicates (count, lastTimestamp)."""
+        key = (involved["namespace"], involved.get("kind"), involved.get("name"), involved.get("uid"),
+               involved.get("fieldPath"), fields.get("type"), fields.get("reason"),
+               fields.get("message"), (fields.get("source") or {}).get("component"))
+        seen = self.get(EVENTS, involved["namespace"], self._event_keys[key]) if key in self._event_keys else None
+        if seen is not None:
+            self.update(EVENTS, dict(seen, count=(seen.get("count") or 1) + 1,
+                                     lastTimestamp=fields.get("lastTimestamp") or now_timestamp()))
+            return
         name = f"{involved['name']}.{next(self._event_names):x}"
+        self._event_keys[key] = name
         event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": involved["namespace"]},
                  "involvedObject": involved, **fields}
         self.create(EVENTS, prepare_create(EVENTS, event))
