@@ -11,7 +11,7 @@ from logzero import logger
 from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.record import record_ref
-from chaoskirvis.ledger.restore import CleanupReport, Selection, find_known, remove
+from chaoskirvis.ledger.restore import CleanupReport, Leftovers, Selection, find_known, remove
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 
@@ -50,8 +50,9 @@ def restore_run(
         logger.info(f"[{run_id}] restore: the run attempted nothing, so there is nothing to restore")
         return {"run_id": run_id, **CleanupReport().as_dict()}
     api = kube_api(configuration, secrets)
-    report = remove(api, find_known(api, state), wait_seconds=wait_seconds, selection=Selection(run_id=run_id))
-    _learn(state, report)
+    known = find_known(api, state)
+    report = remove(api, known, wait_seconds=wait_seconds, selection=Selection(run_id=run_id))
+    _learn(state, report, known)
     summary = {"run_id": run_id, **report.as_dict()}
     logger.info(
         f"[{run_id}] restore: removed {len(report.removed)} object(s), {len(report.records_removed)} record(s); "
@@ -66,10 +67,16 @@ def restore_run(
     return summary
 
 
-def _learn(state: RunState, report: CleanupReport) -> None:
-    """Keep what the restore showed absent, so the evidence control and a second restore ask nothing of it."""
+def _learn(state: RunState, report: CleanupReport, known: Leftovers) -> None:
+    """Keep what the restore showed absent, so the evidence control and a second restore ask nothing of it; and
+    forget the changes it put back, so a later change of the same object in this run records a fresh original
+    (the one put back, perhaps recreated with a new uid), not the first one again."""
+    settled = {*report.restored, *report.unchanged}
     with state.lock:
         state.gone |= report.gone
+        for change in known.changes:
+            if str(change.ref) in settled:
+                state.changes.pop(change.ref.path, None)
         for home in [*state.records, *state.unsure_records]:
             if record_ref(state.run_id, home).path in report.gone:
                 state.records.pop(home, None)
