@@ -89,6 +89,25 @@ class Subscription:
     queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
 
 
+def apply_events(subscriptions: list[Subscription],
+                 objects: dict[ResourceType, dict[str, dict[str, Any]]]) -> set[ResourceType]:
+    """Apply the queued events to a cache of cluster-scoped objects by name, as an informer does; the resources
+    that changed."""
+    changed: set[ResourceType] = set()
+    for subscription in subscriptions:
+        while not subscription.queue.empty():
+            event = subscription.queue.get_nowait()
+            if event is None:  # the store closed
+                continue
+            cached = objects[event.resource]
+            if event.type == "DELETED":
+                cached.pop(event.object["metadata"]["name"], None)
+            else:
+                cached[event.object["metadata"]["name"]] = event.object
+            changed.add(event.resource)
+    return changed
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a selection: copies of its objects, and how many more objects the selection holds."""

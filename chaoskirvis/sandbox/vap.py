@@ -42,7 +42,7 @@ from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Express
 from chaoskirvis.sandbox.rbac import Authorizer, UserInfo
 from chaoskirvis.sandbox.resources import NAMESPACES, ResourceType, find_by_kind
 from chaoskirvis.sandbox.selectors import label_selector_from_object
-from chaoskirvis.sandbox.store import Cause, Store
+from chaoskirvis.sandbox.store import Cause, Store, apply_events
 from chaoskirvis.sandbox.vap_matching import MatchResources, attribute_namespace, compile_match_resources, matches
 from chaoskirvis.sandbox.vap_policy import (
     BINDINGS,
@@ -168,18 +168,7 @@ class _Informer:
     def refresh(self) -> bool:
         """Apply the events that arrived; whether anything changed since the last refresh."""
         changed, self._changed = self._changed, False
-        for subscription in self._subscriptions:
-            while not subscription.queue.empty():
-                event = subscription.queue.get_nowait()
-                if event is None:  # the store closed
-                    continue
-                objects = self._objects[event.resource]
-                if event.type == "DELETED":
-                    objects.pop(event.object["metadata"]["name"], None)
-                else:
-                    objects[event.object["metadata"]["name"]] = event.object
-                changed = True
-        return changed
+        return bool(apply_events(self._subscriptions, self._objects)) or changed
 
     def objects(self, resource: ResourceType) -> list[dict[str, Any]]:
         """The current objects of the resource, by name."""

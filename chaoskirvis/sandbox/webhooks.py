@@ -42,7 +42,7 @@ from chaoskirvis.sandbox import defaults, patching
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
 from chaoskirvis.sandbox.rbac import Authorizer
 from chaoskirvis.sandbox.resources import ResourceType
-from chaoskirvis.sandbox.store import Store
+from chaoskirvis.sandbox.store import Store, apply_events
 from chaoskirvis.sandbox.webhooks_client import Answer, CallError, WebhookCaller, review
 from chaoskirvis.sandbox.webhooks_config import MUTATING_WEBHOOK_CONFIGURATIONS, VALIDATING_WEBHOOK_CONFIGURATIONS, \
     Webhook, apply_defaults, compile_configuration, validate
@@ -71,18 +71,7 @@ class WebhookConfigurations:
             self._objects = {r: {obj["metadata"]["name"]: obj for obj in store.list(r)} for r in _CONFIGURATIONS}
             for configured in _CONFIGURATIONS:
                 self._compile(configured)
-        changed: set[ResourceType] = set()
-        for subscription in self._subscriptions:
-            while not subscription.queue.empty():
-                event = subscription.queue.get_nowait()
-                if event is None:  # the store closed
-                    continue
-                objects = self._objects[event.resource]
-                if event.type == "DELETED":
-                    objects.pop(event.object["metadata"]["name"], None)
-                else:
-                    objects[event.object["metadata"]["name"]] = event.object
-                changed.add(event.resource)
+        changed = apply_events(self._subscriptions, self._objects)
         for configured in changed:
             self._compile(configured)
         return self._hooks[resource]
