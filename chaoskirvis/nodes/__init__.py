@@ -1,0 +1,1 @@
+"""Node and control-plane faults: node file techniques, the node agent, restore."""
