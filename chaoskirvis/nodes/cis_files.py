@@ -1,4 +1,4 @@
-"""CIS 1.1.x control-plane file checks (benchmark cis-1.9, as kube-bench's cfg/cis-1.9/master.yaml words them).
+"""CIS 1.1.x / 4.1.x file checks (benchmark cis-1.9, as kube-bench's cfg/cis-1.9 master.yaml / node.yaml word them).
 
 Paths are kubeadm's defaults. kube-bench's `bitmask` compare passes a mode that grants nothing beyond the
 expected one (mode & ~expected == 0); ownership checks compare the owner and group exactly.
@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from chaoskirvis.nodes.actions import FileState
 
-__all__ = ["BENCHMARK", "FileCheck", "CONTROL_PLANE_FILES", "mode_passes", "owner_passes"]
+__all__ = ["BENCHMARK", "FileCheck", "CONTROL_PLANE_FILES", "WORKER_FILES", "mode_passes", "owner_passes"]
 
 BENCHMARK = "cis-1.9"
 
@@ -33,6 +33,16 @@ CONTROL_PLANE_FILES: tuple[FileCheck, ...] = (
     FileCheck("admin-conf", "/etc/kubernetes/admin.conf", "1.1.13", "600", "1.1.14"),
     FileCheck("scheduler-conf", "/etc/kubernetes/scheduler.conf", "1.1.15", "600", "1.1.16"),
     FileCheck("controller-manager-conf", "/etc/kubernetes/controller-manager.conf", "1.1.17", "600", "1.1.18"),
+)
+
+# CIS 4.1.x (node.yaml). The kubelet drop-in is where current kubeadm packages put it; older packages used
+# /etc/systemd/system/kubelet.service.d/10-kubeadm.conf.
+WORKER_FILES: tuple[FileCheck, ...] = (
+    FileCheck("kubelet-service", "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", "4.1.1", "600",
+              "4.1.2"),
+    FileCheck("kubelet-conf", "/etc/kubernetes/kubelet.conf", "4.1.5", "600", "4.1.6"),
+    FileCheck("client-ca", "/etc/kubernetes/pki/ca.crt", "4.1.7", "600", "4.1.8"),
+    FileCheck("kubelet-config", "/var/lib/kubelet/config.yaml", "4.1.9", "600", "4.1.10"),
 )
 
 
