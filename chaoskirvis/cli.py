@@ -136,6 +136,9 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                       help="Ed25519 private key (PEM, PKCS#8, unencrypted): openssl genpkey -algorithm ed25519")
     sign.set_defaults(handler=_sign)
 
+    from chaoskirvis.rehearse.command import add_parser as add_rehearse
+    add_rehearse(commands)
+
 
 def _sandbox(args: argparse.Namespace) -> int:
     try:
