@@ -1,0 +1,56 @@
+"""Reading kube-bench's `--json` output: the status of each CIS check id it ran.
+
+Format (kube-bench check/controls.go): with --json, recent versions print
+`{"Controls": [Controls...], "Totals": {...}}`; older ones print a bare list of Controls. A Controls
+holds `tests` (groups: `section`, `results`), each result has `test_number` and `status`
+(PASS, FAIL, WARN or INFO).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = ["STATUSES", "check_statuses"]
+
+STATUSES = ("PASS", "FAIL", "WARN", "INFO")
+
+
+def check_statuses(output: str) -> dict[str, str]:
+    """Map each check id in kube-bench's --json output to its status; ActivityFailed when it is not that format.
+
+    A status outside PASS/FAIL/WARN/INFO, or one check id reported twice with different statuses, is
+    refused: such output is not kube-bench's and cannot be a pass nor a detection.
+    """
+    try:
+        data = json.loads(output)
+    except ValueError:
+        raise ActivityFailed("kube-bench output is not JSON (was it run with --json?)") from None
+    controls = data.get("Controls") if isinstance(data, dict) else data
+    if not isinstance(controls, list):
+        raise ActivityFailed("kube-bench output has no Controls list")
+    statuses: dict[str, str] = {}
+    for control in controls:
+        groups = control.get("tests") if isinstance(control, dict) else None
+        if not isinstance(groups, list):
+            raise ActivityFailed("kube-bench output: a Controls entry has no tests list")
+        for group in groups:
+            results = group.get("results") if isinstance(group, dict) else None
+            if not isinstance(results, list):
+                raise ActivityFailed("kube-bench output: a tests entry has no results list")
+            for result in results:
+                _record(statuses, result)
+    return statuses
+
+
+def _record(statuses: dict[str, str], result: Any) -> None:
+    check = result.get("test_number") if isinstance(result, dict) else None
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(check, str) or not check:
+        raise ActivityFailed("kube-bench output: a result has no test_number")
+    if status not in STATUSES:
+        raise ActivityFailed(f"kube-bench output: check {check} has status {status!r}, not one of {STATUSES}")
+    if statuses.get(check, status) != status:
+        raise ActivityFailed(f"kube-bench output: check {check} reported as both {statuses[check]} and {status}")
+    statuses[check] = status
