@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaoskirvis.nodes.kube_bench import check_statuses
+from chaoskirvis.nodes.kube_bench import check_statuses, failing_checks
 
 SAMPLES = Path(__file__).parent / "benchmark_samples"
 
@@ -41,3 +41,18 @@ def test_one_check_reported_both_pass_and_fail_is_refused():
     data["Controls"][0]["tests"][0]["results"].append(forged)
     with pytest.raises(ActivityFailed, match="both"):
         check_statuses(json.dumps(data))
+
+
+STATUSES = {"4.1.1": "FAIL", "4.2.1": "PASS", "4.2.6": "WARN", "1.1.21": "INFO"}
+
+
+def test_fail_and_pass_are_told_apart():
+    assert failing_checks(STATUSES, ["4.1.1", "4.2.1"]) == {"4.1.1": True, "4.2.1": False}
+
+
+@pytest.mark.parametrize("checks, match", [(["4.1.1", "9.9.9"], "did not report check.*9.9.9"),
+                                           (["4.2.6"], "could not decide.*4.2.6 .WARN"),
+                                           (["1.1.21"], "could not decide.*INFO"), ([], "no CIS check")])
+def test_absent_or_undecided_checks_are_errors_never_a_pass(checks, match):
+    with pytest.raises(ActivityFailed, match=match):
+        failing_checks(STATUSES, checks)

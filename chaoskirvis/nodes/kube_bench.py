@@ -12,7 +12,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["STATUSES", "check_statuses"]
+__all__ = ["STATUSES", "check_statuses", "failing_checks"]
 
 STATUSES = ("PASS", "FAIL", "WARN", "INFO")
 
@@ -54,3 +54,23 @@ def _record(statuses: dict[str, str], result: Any) -> None:
     if statuses.get(check, status) != status:
         raise ActivityFailed(f"kube-bench output: check {check} reported as both {statuses[check]} and {status}")
     statuses[check] = status
+
+
+def failing_checks(statuses: dict[str, str], checks: list[str]) -> dict[str, bool]:
+    """For each requested check id: True when kube-bench reported it FAIL, False when PASS.
+
+    A check absent from the output was not run (wrong id, targets or benchmark version): an error, never
+    a pass. WARN and INFO are kube-bench's answer for checks it cannot decide by itself (manual ones, or
+    an audit that found nothing to compare): an error too, as they neither confirm nor deny the change.
+    """
+    if not checks:
+        raise ActivityFailed("no CIS check ids given")
+    missing = [check for check in checks if check not in statuses]
+    if missing:
+        raise ActivityFailed(f"kube-bench did not report check(s) {', '.join(missing)}: check the ids, "
+                             "the --targets and the benchmark version")
+    undecided = [f"{check} ({statuses[check]})" for check in checks if statuses[check] not in ("PASS", "FAIL")]
+    if undecided:
+        raise ActivityFailed(f"kube-bench could not decide check(s) {', '.join(undecided)}: neither a pass "
+                             "nor a failure")
+    return {check: statuses[check] == "FAIL" for check in checks}
