@@ -1,4 +1,4 @@
-"""Reading kube-bench's `--json` output: the status of each CIS check id it ran.
+"""kube-bench: the Job that runs it on one node, and its `--json` output read into each check's status.
 
 Format (kube-bench check/controls.go): with --json, recent versions print
 `{"Controls": [Controls...], "Totals": {...}}`; older ones print a bare list of Controls. A Controls
@@ -12,7 +12,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["STATUSES", "check_statuses", "failing_checks"]
+from chaoskirvis.ledger.ownership import object_name, ownership_metadata
+
+__all__ = ["DEFAULT_IMAGE", "HOST_PATHS", "STATUSES", "check_statuses", "failing_checks", "kube_bench_job"]
 
 STATUSES = ("PASS", "FAIL", "WARN", "INFO")
 
@@ -74,3 +76,42 @@ def failing_checks(statuses: dict[str, str], checks: list[str]) -> dict[str, boo
         raise ActivityFailed(f"kube-bench could not decide check(s) {', '.join(undecided)}: neither a pass "
                              "nor a failure")
     return {check: statuses[check] == "FAIL" for check in checks}
+
+DEFAULT_IMAGE = "aquasec/kube-bench:v0.8.0"
+# As mounted by kube-bench's job-node.yaml; /usr/bin lets it find kubelet and detect the version.
+HOST_PATHS = ("/var/lib/kubelet", "/etc/systemd", "/etc/kubernetes", "/usr/bin")
+
+
+def kube_bench_job(run_id: str, technique: str, node_name: str, targets: list[str], checks: list[str],
+                   namespace: str, suffix: str, image: str = DEFAULT_IMAGE,
+                   configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Job body running `kube-bench run --targets ... --check ... --json` once on `node_name`."""
+    if not checks or not targets:
+        raise ActivityFailed("kube-bench needs at least one target and one CIS check id")
+    volumes = [{"name": f"host-{i}", "hostPath": {"path": p}} for i, p in enumerate(HOST_PATHS)]
+    mounts = [{"name": f"host-{i}", "mountPath": p, "readOnly": True} for i, p in enumerate(HOST_PATHS)]
+    metadata = ownership_metadata(run_id, technique, configuration)
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": object_name(run_id, "kube-bench", suffix), "namespace": namespace, **metadata},
+        "spec": {
+            "backoffLimit": 0,  # one run, one answer: a failed run is an error, not retried into another
+            "template": {
+                "metadata": metadata,
+                "spec": {
+                    "nodeName": node_name,
+                    "hostPID": True,  # kube-bench reads the kubelet's and components' command lines
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{
+                        "name": "kube-bench", "image": image,
+                        "command": ["kube-bench", "run", "--targets", ",".join(targets),
+                                    "--check", ",".join(checks), "--json"],
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
