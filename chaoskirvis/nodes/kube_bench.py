@@ -77,6 +77,7 @@ def failing_checks(statuses: dict[str, str], checks: list[str]) -> dict[str, boo
                              "nor a failure")
     return {check: statuses[check] == "FAIL" for check in checks}
 
+
 DEFAULT_IMAGE = "aquasec/kube-bench:v0.8.0"
 # As mounted by kube-bench's job-node.yaml; /usr/bin lets it find kubelet and detect the version.
 HOST_PATHS = ("/var/lib/kubelet", "/etc/systemd", "/etc/kubernetes", "/usr/bin")
