@@ -156,3 +156,16 @@ def test_scenarios_rehearsed_as_the_demo_applies_them() -> None:
     assert matrix[("privileged", "team-privileged")] == "weakness"
     assert matrix[("nodeport-service", "team-restricted")] == "held"
     assert matrix[("nodeport-service", "team-privileged")] == "weakness"
+
+
+def test_a_policy_engine_policy_is_listed_as_not_rehearsed_never_dropped(repo: Path) -> None:
+    (repo / "policies" / "kyverno.yaml").write_text(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: disallow-host-path\nspec:\n"
+        "  validationFailureAction: Enforce\n  rules: []\n")
+    done = rehearse("policies", "-t", "host-path", "--output-dir", "out", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((repo / "out" / "rehearse.json").read_text())
+    assert [(s["kind"], s["name"].split()[0]) for s in result["skipped"]] == [("ClusterPolicy", "disallow-host-path")]
+    assert "not translated" in result["skipped"][0]["reason"]
+    assert "disallow-host-path" in (repo / "out" / "rehearse.md").read_text()
+    assert cells(repo / "out")[("host-path", "team-open")] == "held"  # the VAP beside it was still rehearsed

@@ -7,7 +7,6 @@ a technique that could not be attempted): the run could not tell, so it cannot p
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,18 +39,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rehearse.set_defaults(handler=_rehearse)
 
 
+# Policy engines' own kinds: their translation to VAPs (issue 14, part 3) is not built yet, so each such policy
+# is listed as not rehearsed, by name and with the reason, and the rest of the repository is still rehearsed.
+_ENGINE_GROUPS = {"kyverno.io": "Kyverno", "templates.gatekeeper.sh": "Gatekeeper", "constraints.gatekeeper.sh":
+                  "Gatekeeper", "mutations.gatekeeper.sh": "Gatekeeper", "externaldata.gatekeeper.sh": "Gatekeeper"}
+
+
 def _translate(documents: list[tuple[Path, dict[str, Any]]]) -> tuple[list[tuple[Path, dict[str, Any]]], list]:
-    """Policy-engine documents replaced by the VAPs they become, and those that cannot be rehearsed."""
-    try:
-        engines = importlib.import_module("chaoskirvis.rehearse.engines")
-    except ModuleNotFoundError as error:
-        if error.name != "chaoskirvis.rehearse.engines":
-            raise
-        return documents, []
-    files = {id(doc): file for file, doc in documents}
-    translation = engines.translate([doc for _, doc in documents])
-    return ([(files.get(id(doc), Path("(translated policy)")), doc) for doc in translation.manifests],
-            list(translation.skipped))
+    """The documents the sandbox can enforce, and the policy-engine documents that cannot be rehearsed."""
+    kept, skipped = [], []
+    for file, doc in documents:
+        engine = _ENGINE_GROUPS.get(str(doc.get("apiVersion", "")).split("/")[0])
+        if engine is None:
+            kept.append((file, doc))
+        else:
+            name = (doc.get("metadata") or {}).get("name")
+            skipped.append((str(doc.get("kind")), f"{name} ({file})",
+                            f"{engine} policies are not translated to ValidatingAdmissionPolicies by this version"))
+    return kept, skipped
 
 
 def _fail(message: str) -> int:
