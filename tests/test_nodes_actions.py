@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from chaoskirvis.nodes import actions
+from chaoskirvis.nodes import agent_commands as actions
 from tests.node_tree import FILES, make_node_tree
 
 NOBODY = pwd.getpwnam("nobody")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL, is_owned
-from chaoskirvis.nodes.actions import FileState
+from chaoskirvis.nodes.agent_commands import FileState
 from chaoskirvis.nodes.agent import agent_pod
 from chaoskirvis.nodes.preview import describe_change
 

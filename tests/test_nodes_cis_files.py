@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from chaoskirvis.nodes import actions
+from chaoskirvis.nodes import agent_commands as actions
 from chaoskirvis.nodes.cis_files import CONTROL_PLANE_FILES, mode_passes, owner_passes
 from tests.node_tree import make_node_tree
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from chaoskirvis.nodes.actions import FileState
+from chaoskirvis.nodes.agent_commands import FileState
 from chaoskirvis.nodes.cis_files import WORKER_FILES, mode_passes
 from chaoskirvis.nodes.restore import apply_state, read_state, restore_file
 from tests.node_tree import make_node_tree

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from chaoskirvis.nodes.actions import FileState
+from chaoskirvis.nodes.agent_commands import FileState
 
 __all__ = ["BENCHMARK", "FileCheck", "CONTROL_PLANE_FILES", "WORKER_FILES", "mode_passes", "owner_passes"]
 

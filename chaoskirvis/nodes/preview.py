@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 
-from chaoskirvis.nodes.actions import FileState
+from chaoskirvis.nodes.agent_commands import FileState
 
 __all__ = ["describe_change"]
 

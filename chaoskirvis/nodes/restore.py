@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from chaoskirvis.nodes import actions
-from chaoskirvis.nodes.actions import FileState
+from chaoskirvis.nodes import agent_commands as actions
+from chaoskirvis.nodes.agent_commands import FileState
 
 __all__ = ["Runner", "read_state", "apply_state", "restore_file"]
 
