@@ -11,11 +11,13 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
+from chaoskirvis.ledger.probes import injections_detected
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes import probes
 from chaoskirvis.nodes.probes import kube_bench_detects
 from chaoskirvis.sandbox.jobs import finish_job
+from chaoskirvis.workload.actions import inject_risky_pod
 
 SAMPLE = (Path(__file__).parent / "benchmark_samples" / "kube_bench_node_fail.json").read_text()
 
@@ -107,3 +109,17 @@ def test_restore_removes_the_job(api, core, sandbox, make_namespace, run):
     assert len(batch.list_namespaced_job(namespace).items) == 1
     restore_run(**run)
     assert batch.list_namespaced_job(namespace).items == []
+
+
+def test_injections_detected_counts_the_benchmark(api, core, sandbox, make_namespace, run):
+    inject_risky_pod(make_namespace(enforce="privileged"), ["privileged"], **run)
+    _probe(api, core, sandbox, make_namespace, run, ["4.1.1"], SAMPLE)
+    assert injections_detected(**run) is True
+    _probe(api, core, sandbox, make_namespace, run, ["4.2.1"], SAMPLE)
+    assert injections_detected(**run) is False  # one benchmark check passed: the change went unnoticed
+
+
+def test_benchmark_without_injection_proves_nothing(api, core, sandbox, make_namespace, run):
+    _probe(api, core, sandbox, make_namespace, run, ["4.1.1"], SAMPLE)
+    with pytest.raises(ActivityFailed, match="introduced nothing"):
+        injections_detected(**run)
