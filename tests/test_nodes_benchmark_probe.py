@@ -15,7 +15,7 @@ from chaoskirvis.ledger.probes import injections_detected
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes import probes
-from chaoskirvis.nodes.probes import kube_bench_detects
+from chaoskirvis.nodes.probes import cis_checks_pass, kube_bench_detects
 from chaoskirvis.sandbox.jobs import finish_job
 from chaoskirvis.workload.actions import inject_risky_pod
 
@@ -51,13 +51,14 @@ def _finish(core, batch, sandbox, namespace, output, job_condition="Complete"):
                succeeded=job_condition == "Complete")
 
 
-def _probe(api, core, sandbox, make_namespace, run, checks, output, job_condition="Complete"):
+def _probe(api, core, sandbox, make_namespace, run, checks, output, job_condition="Complete",
+           probe=kube_bench_detects):
     namespace = make_namespace()
     batch = client.BatchV1Api(api)
     player = threading.Thread(target=_finish, args=(core, batch, sandbox, namespace, output, job_condition))
     player.start()
     try:
-        return namespace, kube_bench_detects(checks, "worker-1", within=10, namespace=namespace, **run)
+        return namespace, probe(checks, "worker-1", within=10, namespace=namespace, **run)
     finally:
         player.join()
 
@@ -123,3 +124,19 @@ def test_benchmark_without_injection_proves_nothing(api, core, sandbox, make_nam
     _probe(api, core, sandbox, make_namespace, run, ["4.1.1"], SAMPLE)
     with pytest.raises(ActivityFailed, match="introduced nothing"):
         injections_detected(**run)
+
+
+@pytest.mark.parametrize("checks, passes", [(["4.2.1"], True), (["4.1.1"], False), (["4.2.1", "4.1.1"], False)])
+def test_posture_holds_only_when_every_check_passes(api, core, sandbox, make_namespace, run, checks, passes):
+    _, answer = _probe(api, core, sandbox, make_namespace, run, checks, SAMPLE, probe=cis_checks_pass)
+    assert answer is passes
+    assert run_state(current_run_id(run["configuration"])).detections == []
+
+
+@pytest.mark.parametrize("checks, output, condition", [
+    (["4.2.1"], SAMPLE, "Failed"), (["4.2.6"], SAMPLE, "Complete"), (["4.2.1"], "{}", "Complete"),
+])
+def test_posture_that_could_not_be_read_is_an_error(api, core, sandbox, make_namespace, run, checks, output,
+                                                     condition):
+    with pytest.raises(ActivityFailed):
+        _probe(api, core, sandbox, make_namespace, run, checks, output, condition, probe=cis_checks_pass)

@@ -22,7 +22,7 @@ from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes.kube_bench import DEFAULT_IMAGE, check_statuses, failing_checks, kube_bench_job
 
-__all__ = ["kube_bench_detects"]
+__all__ = ["kube_bench_detects", "cis_checks_pass"]
 
 JOB = Kind("batch/v1", "jobs", "Job")
 BACKEND = "kube-bench"
@@ -52,6 +52,46 @@ def kube_bench_detects(
     time, it has no pod, the output is not kube-bench's --json, or a check is absent, WARN or INFO.
     """
     run_id = current_run_id(configuration)
+    failing, job, elapsed = _benchmark(checks, node, targets, within, image, namespace, configuration, secrets)
+    detected = all(failing.values())
+    outcome = {
+        "backend": BACKEND, "run_id": run_id, "within_s": float(within), "node": node, "job": job,
+        "outcome": "detected" if detected else "missed", "detected": detected,
+        "time_to_detect_s": elapsed if detected else None,
+        "checks": {check: "FAIL" if failed else "PASS" for check, failed in failing.items()},
+    }
+    run_state(run_id).add_detection(outcome)
+    logger.info(f"[{run_id}] {BACKEND} on {node}: {outcome['outcome']} ({outcome['checks']})")
+    return outcome
+
+
+@typed_activity
+def cis_checks_pass(
+    checks: list[str],
+    node: str,
+    targets: list[str] | None = None,
+    within: float = 300.0,
+    image: str = DEFAULT_IMAGE,
+    namespace: str = "default",
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """Steady state: True when kube-bench, run once on `node` as in `kube_bench_detects`, reports every
+    CIS check in `checks` as PASS; False (a weakness) when any is FAIL.
+
+    The Job is owned by the run and removed by restore. An error (ActivityFailed), never a pass: the
+    Job failed or did not finish within `within` seconds, it has no pod, the output is not kube-bench's
+    --json, or a check is absent, WARN or INFO. Nothing is recorded as a detection.
+    """
+    failing, _, _ = _benchmark(checks, node, targets, within, image, namespace, configuration, secrets)
+    return not any(failing.values())
+
+
+def _benchmark(checks: list[str], node: str, targets: list[str] | None, within: float, image: str,
+               namespace: str, configuration: Configuration | None,
+               secrets: Secrets | None) -> tuple[dict[str, bool], str, float]:
+    """Run the run's kube-bench Job: each check's FAIL (True) / PASS, the Job's name, seconds it took."""
+    run_id = current_run_id(configuration)
     state = run_state(run_id)
     api = kube_api(configuration, secrets)
     body = kube_bench_job(run_id, BACKEND, node, targets or ["node"], checks, namespace,
@@ -70,17 +110,7 @@ def kube_bench_detects(
     started = time.monotonic()
     _wait_finished(api, ref, within, started)
     output = _pod_log(api, ref)
-    failing = failing_checks(check_statuses(output), checks)
-    detected = all(failing.values())
-    outcome = {
-        "backend": BACKEND, "run_id": run_id, "within_s": float(within), "node": node, "job": ref.name,
-        "outcome": "detected" if detected else "missed", "detected": detected,
-        "time_to_detect_s": round(time.monotonic() - started, 3) if detected else None,
-        "checks": {check: "FAIL" if failed else "PASS" for check, failed in failing.items()},
-    }
-    state.add_detection(outcome)
-    logger.info(f"[{run_id}] {BACKEND} on {node}: {outcome['outcome']} ({outcome['checks']})")
-    return outcome
+    return failing_checks(check_statuses(output), checks), ref.name, round(time.monotonic() - started, 3)
 
 
 def _wait_finished(api: KubeAPI, ref: ObjectRef, within: float, started: float) -> None:
