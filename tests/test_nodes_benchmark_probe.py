@@ -110,6 +110,11 @@ def test_restore_removes_the_job(api, core, sandbox, make_namespace, run):
     assert len(batch.list_namespaced_job(namespace).items) == 1
     restore_run(**run)
     assert batch.list_namespaced_job(namespace).items == []
+    for _ in range(50):  # the garbage collector removes the Job's pod after it (Background propagation)
+        if not core.list_namespaced_pod(namespace).items:
+            break
+        time.sleep(0.1)
+    assert core.list_namespaced_pod(namespace).items == []
 
 
 def test_injections_detected_counts_the_benchmark(api, core, sandbox, make_namespace, run):
