@@ -39,24 +39,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rehearse.set_defaults(handler=_rehearse)
 
 
-# Policy engines' own kinds: their translation to VAPs (issue 14, part 3) is not built yet, so each such policy
-# is listed as not rehearsed, by name and with the reason, and the rest of the repository is still rehearsed.
-_ENGINE_GROUPS = {"kyverno.io": "Kyverno", "templates.gatekeeper.sh": "Gatekeeper", "constraints.gatekeeper.sh":
-                  "Gatekeeper", "mutations.gatekeeper.sh": "Gatekeeper", "externaldata.gatekeeper.sh": "Gatekeeper"}
-
-
 def _translate(documents: list[tuple[Path, dict[str, Any]]]) -> tuple[list[tuple[Path, dict[str, Any]]], list]:
-    """The documents the sandbox can enforce, and the policy-engine documents that cannot be rehearsed."""
-    kept, skipped = [], []
-    for file, doc in documents:
-        engine = _ENGINE_GROUPS.get(str(doc.get("apiVersion", "")).split("/")[0])
-        if engine is None:
-            kept.append((file, doc))
-        else:
-            name = (doc.get("metadata") or {}).get("name")
-            skipped.append((str(doc.get("kind")), f"{name} ({file})",
-                            f"{engine} policies are not translated to ValidatingAdmissionPolicies by this version"))
-    return kept, skipped
+    """The documents the sandbox can enforce (Kyverno CEL policies as VAPs), and the engine documents it cannot."""
+    from chaoskirvis.rehearse.engines import translate
+
+    return translate(documents)
 
 
 def _fail(message: str) -> int:
