@@ -2,7 +2,7 @@
 
 Kyverno generates, for a single-rule ClusterPolicy whose rule validates with `validate.cel`, a
 ValidatingAdmissionPolicy named after the policy (expressions -> validations, matched kinds -> resourceRules)
-and a binding `<policy>-binding` whose validationActions are [Deny] for Enforce and [Audit] for Audit (KDP
+and a binding `<policy>-binding` whose validationActions are [Deny] for Enforce and [Audit, Warn] for Audit (KDP
 "Generate ValidatingAdmissionPolicies"). The hostPath check is Kyverno's own (pod-security-cel
 disallow-host-path), read from ../shared/conformance/cel-policies at test time.
 """
@@ -67,7 +67,14 @@ def test_the_translation_is_what_kyverno_generates(kyverno_host_path: dict) -> N
     assert binding["metadata"]["name"] == "disallow-host-path-binding"
     assert binding["spec"] == {"policyName": "disallow-host-path", "validationActions": ["Deny"]}
     (_, audit_binding) = translate([(source, cluster_policy(kyverno_host_path, "Audit"))])[0][1]
-    assert audit_binding["spec"]["validationActions"] == ["Audit"]
+    assert audit_binding["spec"]["validationActions"] == ["Audit", "Warn"]
+
+    with_variables = cluster_policy(kyverno_host_path, "Enforce")
+    cel = with_variables["spec"]["rules"][0]["validate"]["cel"]
+    cel["variables"] = [{"name": "volumes", "expression": "object.spec.?volumes.orValue([])"}]
+    cel["auditAnnotations"] = [{"key": "volumes", "valueExpression": "string(size(variables.volumes))"}]
+    (_, vap), _ = translate([(source, with_variables)])[0]
+    assert vap["spec"]["variables"] == cel["variables"] and vap["spec"]["auditAnnotations"] == cel["auditAnnotations"]
 
 
 def test_an_enforced_kyverno_cel_policy_holds_and_audit_or_a_removed_check_does_not(

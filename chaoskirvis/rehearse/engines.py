@@ -4,7 +4,8 @@ and binding Kyverno itself would generate; every other Kyverno or Gatekeeper doc
 Mirrors Kyverno's VAP generation (KDP "Generate ValidatingAdmissionPolicies", pkg/validatingadmissionpolicy):
 the VAP is named after the policy, the binding `<policy>-binding`; `validate.cel.expressions` become
 `validations`, `cel.variables` `variables`, `cel.auditAnnotations` `auditAnnotations`; the matched kinds become
-`matchConstraints.resourceRules`; failure action Enforce binds with [Deny], Audit with [Audit].
+`matchConstraints.resourceRules`; failure action Enforce binds with [Deny], Audit with [Audit, Warn] (as in
+Kyverno 1.13's release notes).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ _KINDS = {
     "ClusterRoleBinding": ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
     "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
 }
-_ACTIONS = {"enforce": ["Deny"], "audit": ["Audit"]}
+_ACTIONS = {"enforce": ["Deny"], "audit": ["Audit", "Warn"]}
 _RULE_TYPES = ("pattern", "anyPattern", "deny", "podSecurity", "manifests", "foreach", "assert")
 
 
@@ -97,7 +98,7 @@ def _kyverno_vap(policy: dict[str, Any]) -> list[dict[str, Any]] | str:
            "metadata": {"name": name}, "spec": vap_spec}
     binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": {"name": f"{name}-binding"},
-               "spec": {"policyName": name, "validationActions": _ACTIONS.get(action, ["Audit"])}}
+               "spec": {"policyName": name, "validationActions": _ACTIONS.get(action, _ACTIONS["audit"])}}
     return [vap, binding]
 
 
