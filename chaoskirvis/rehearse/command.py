@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rehearse = commands.add_parser(
         "rehearse", help="rehearse the attack catalog against policy manifests in an in-process sandbox (for CI)",
         description="Apply the manifests (Namespaces, ValidatingAdmissionPolicies and bindings, RBAC, "
-                    "NetworkPolicies, ServiceAccounts; Kyverno CEL and Gatekeeper CEL policies are translated) to a "
+                    "NetworkPolicies, ServiceAccounts; single-rule Kyverno CEL ClusterPolicies are translated) to a "
                     "fresh sandbox and attempt every applicable technique in every namespace. Exit 0 ok, 1 an "
                     "expectation broken or a regression, 2 an error. See docs/rehearse.md.",
     )
