@@ -169,3 +169,21 @@ def test_a_policy_engine_policy_is_listed_as_not_rehearsed_never_dropped(repo: P
     assert "not translated" in result["skipped"][0]["reason"]
     assert "disallow-host-path" in (repo / "out" / "rehearse.md").read_text()
     assert cells(repo / "out")[("host-path", "team-open")] == "held"  # the VAP beside it was still rehearsed
+
+
+def test_a_kyverno_failure_action_typo_is_an_error_not_an_audit_only_policy(repo: Path) -> None:
+    (repo / "policies" / "host-path.yaml").unlink()
+    (repo / "policies" / "kyverno.yaml").write_text(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: disallow-host-path\nspec:\n"
+        "  validationFailureAction: Enfroce\n  rules:\n  - name: host-path\n    match:\n      any:\n"
+        "      - resources:\n          kinds: [Pod]\n    validate:\n      cel:\n        expressions:\n"
+        f"        - expression: \"{HOST_PATH_CHECK}\"\n")
+    done = rehearse("policies", "-t", "host-path", "--output-dir", "out", cwd=repo)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "'Enfroce'" in done.stderr and "disallow-host-path" in done.stderr
+    assert not (repo / "out").exists()
+    (repo / "policies" / "kyverno.yaml").write_text(
+        (repo / "policies" / "kyverno.yaml").read_text().replace("Enfroce", "Enforce"))
+    fixed = rehearse("policies", "-t", "host-path", "--output-dir", "out", cwd=repo)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert cells(repo / "out")[("host-path", "team-open")] == "held"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from chaoskirvis.rehearse.matrix import ManifestError
+
 __all__ = ["ENGINE_GROUPS", "translate"]
 
 ENGINE_GROUPS = {"kyverno.io": "Kyverno", "templates.gatekeeper.sh": "Gatekeeper", "constraints.gatekeeper.sh":
@@ -83,7 +85,11 @@ def _kyverno_vap(policy: dict[str, Any]) -> list[dict[str, Any]] | str:
         return "the rule uses CEL parameters (paramKind/paramRef)"
     if rule.get("exclude") or rule.get("preconditions") or rule.get("context"):
         return "the rule has exclude, preconditions or context, which the generated policy would not carry"
-    action = str(validate.get("failureAction") or spec.get("validationFailureAction") or "Audit").lower()
+    given = str(validate.get("failureAction") or spec.get("validationFailureAction") or "Audit")
+    action = given.lower()
+    if action not in _ACTIONS:
+        # Kyverno's CRD admits only Audit or Enforce: a typo must not rehearse as an audit-only policy.
+        raise ManifestError(f"ClusterPolicy {name}: failure action {given!r} is neither Audit nor Enforce")
     resource_rules = _resource_rules(rule.get("match") or {})
     if isinstance(resource_rules, str):
         return resource_rules
@@ -98,7 +104,7 @@ def _kyverno_vap(policy: dict[str, Any]) -> list[dict[str, Any]] | str:
            "metadata": {"name": name}, "spec": vap_spec}
     binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": {"name": f"{name}-binding"},
-               "spec": {"policyName": name, "validationActions": _ACTIONS.get(action, _ACTIONS["audit"])}}
+               "spec": {"policyName": name, "validationActions": _ACTIONS[action]}}
     return [vap, binding]
 
 
