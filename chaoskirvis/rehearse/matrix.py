@@ -90,7 +90,7 @@ def _apply(sandbox: Any, documents: list[tuple[Path, dict[str, Any]]]) -> None:
     order = {"Namespace": 0, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 2}
     for file, doc in sorted(documents, key=lambda fd: order.get(str(fd[1].get("kind")), 3)):
         try:
-            sandbox._apply_one(doc, f" in {file}")
+            sandbox.apply_object(doc, f" in {file}")
         except Exception as error:
             raise ManifestError(f"{file}: {_object_name(doc)} could not be applied: {error}") from None
 

@@ -317,9 +317,10 @@ class Sandbox:
             documents = [doc for doc in yaml.safe_load_all(text) if doc]
         except yaml.YAMLError as error:
             raise SandboxError(f"invalid YAML{where}: {error}") from None
-        return [self._apply_one(obj, where) for obj in _expand_lists(documents)]
+        return [self.apply_object(obj, where) for obj in _expand_lists(documents)]
 
-    def _apply_one(self, obj: Any, where: str) -> dict[str, Any]:
+    def apply_object(self, obj: Any, where: str = "") -> dict[str, Any]:
+        """Create, or replace when it exists, one object given as a dict (`where` ends its error messages)."""
         if not isinstance(obj, dict):
             raise SandboxError(f"a manifest document{where} is not an object")
         resource = find_by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
