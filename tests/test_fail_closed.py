@@ -180,8 +180,6 @@ def test_a_runner_that_may_not_create_pods_makes_the_run_an_error_never_held(clu
     assert run_pods(cluster, run.journal["chaoskirvis"]["run_id"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a run where the engine was never taken down holds on the live engine's denial "
-                                       "(/tmp/h/experiments-requests.md item 4): it should be an error")
 def test_a_run_whose_outage_did_not_happen_is_never_held(cluster, tmp_path):
     """chaosk8s's scale of a Deployment that does not exist fails, Chaos Toolkit goes on, and the engine, up,
     denies the pod itself: nothing about failing closed was tested."""

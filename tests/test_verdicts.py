@@ -164,3 +164,36 @@ def test_a_namespace_without_the_control_is_a_weakness_not_an_error(scenarios, t
     assert suite.returncode == 1, suite.stdout + suite.stderr
     assert journal["chaoskirvis"]["verdict"]["result"] == "weakness"
     assert "privileged in team-privileged: allowed" in journal["chaoskirvis"]["verdict"]["reason"]
+
+
+def with_failing_setup(folder: Path) -> Path:
+    """The privileged experiment with a method action before the injection that fails (chaosk8s scaling a
+    Deployment that does not exist): Chaos Toolkit plays the injection anyway."""
+    experiment = yaml.safe_load(PRIVILEGED.read_text())
+    experiment["method"].insert(0, {
+        "type": "action", "name": "scale-missing-engine",
+        "provider": {"type": "python", "module": "chaosk8s.deployment.actions", "func": "scale_deployment",
+                     "secrets": ["kubernetes"], "arguments": {"name": "no-such-engine", "replicas": 0,
+                                                             "ns": "${namespace}"}},
+    })
+    experiment.setdefault("secrets", {}).setdefault("kubernetes", {})
+    path = folder / "failing-setup.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    return path
+
+
+def test_a_block_after_a_failed_method_action_is_an_error_not_held(scenarios, tmp_path):
+    run = run_chaos(with_failing_setup(tmp_path), tmp_path, scenarios.kubeconfig, variables={"namespace": "team-baseline"})
+    verdict = run.journal["chaoskirvis"]["verdict"]
+
+    outcomes = {o["outcome"] for o in recorded_outcomes(run.journal)}
+    assert outcomes == {"blocked"}
+    assert verdict["result"] == "error", verdict
+    assert "action 'scale-missing-engine' (method) failed" in verdict["reason"]
+
+
+def test_an_admission_after_a_failed_method_action_is_still_a_weakness(scenarios, tmp_path):
+    run = run_chaos(with_failing_setup(tmp_path), tmp_path, scenarios.kubeconfig,
+                    variables={"namespace": "team-privileged"})
+
+    assert run.journal["chaoskirvis"]["verdict"]["result"] == "weakness", run.journal["chaoskirvis"]["verdict"]

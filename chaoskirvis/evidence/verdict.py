@@ -4,7 +4,8 @@
 - **weakness**: something got through (admitted, or not detected in time): Chaos Toolkit's ``deviated``.
 - **error**: the test could not be carried out (bad input, unknown technique or namespace, an
   unreachable or refusing API server, the runner's own missing permission, an unreachable detector, an
-  inconclusive dry run, a run that tried nothing, a steady state already broken before the method, an
+  inconclusive dry run, a run that tried nothing, a method action that failed (what it should have
+  set up may not have happened), a steady state already broken before the method, an
   interruption, a restore that failed or left something of the run in the cluster): Chaos Toolkit's
   ``failed`` and the like. An error never reads as a weakness, and neither ever reads as held.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from chaoskirvis.evidence.journal import PASSING_OUTCOMES, activity_runs, exception_summary
+from chaoskirvis.evidence.journal import PASSING_OUTCOMES, PHASES, activity_runs, exception_summary
 
 __all__ = ["Verdict", "verdict_of", "is_weakness", "RESULTS", "EXPECTATIONS", "WEAKNESS_OUTCOMES", "ERROR_OUTCOMES"]
 
@@ -143,6 +144,14 @@ def _security_verdict(journal: dict[str, Any], outcomes: list[dict[str, Any]]) -
         return Verdict("error", _listed(broken), "controls-failed")
     if violated:
         return Verdict("weakness", _violations(violated), "controls-failed")
+    failed = [played for played in activity_runs(journal) if played.phase == PHASES[1] and played.status == "failed"]
+    if failed:
+        # Chaos Toolkit plays the rest of the method after a failed action, so a fault the method should have
+        # set up (an engine scaled to zero, a label removed) may never have happened: a block is no proof.
+        played = failed[0]
+        return Verdict("error", f"{played.type} {played.name!r} (method) failed: "
+                                f"{exception_summary(played.run) or 'no message'}; what the method should have set up "
+                                "may not have happened, so nothing that blocked it proves the hypothesis", "completed")
     checks = [o for o in outcomes if o.get("outcome") in PASSING_OUTCOMES]
     if not checks and not postures:
         return Verdict("error", "the run made no security check, so it proved nothing", "completed")
