@@ -54,8 +54,8 @@ import aiohttp.web
 import yaml
 from multidict import CIMultiDictProxy, MultiMapping
 
-from chaoskirvis.sandbox import access_reviews, client_certificates, csr, escalation, impersonation, openapi, \
-    patching, protobuf, resources, sa_tokens, scale, tables
+from chaoskirvis.sandbox import access_reviews, client_certificates, csr, custom_resources, escalation, impersonation, \
+    openapi, patching, protobuf, resources, sa_tokens, scale, tables
 from chaoskirvis.sandbox.admission import AdmissionChain, AdmissionRequest, AdmissionResult, Denial, Operation
 from chaoskirvis.sandbox.authentication import Authenticator
 from chaoskirvis.sandbox.exec_ws import ExecOptions, ExecSessions
@@ -325,7 +325,8 @@ class KubernetesApiHandler:
             if request.method != "GET":
                 raise METHOD_NOT_ALLOWED
             return self._serve_discovery(resource_path.group, resource_path.version)
-        resource = resources.find_resource(resource_path.group, resource_path.version or "", resource_path.plural)
+        resource = resources.find_resource(resource_path.group, resource_path.version or "", resource_path.plural) \
+            or custom_resources.find(self.store, resource_path.group, resource_path.version or "", resource_path.plural)
         namespace = request.namespace
         if resource is None or (not resource.namespaced and namespace and resource != NAMESPACES):
             raise NO_SUCH_PATH
@@ -574,6 +575,7 @@ class KubernetesApiHandler:
                     item for entry in document["resources"]
                     for served in (resources.find_resource(group, version, entry["name"]),)
                     for item in (entry, *scale.discovery_entries(served), *csr.discovery_entries(served))]
+        document = custom_resources.discovery(self.store, group, version, document)
         if document is None:
             raise NO_SUCH_PATH
         return json_response(document)

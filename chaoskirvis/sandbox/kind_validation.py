@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from chaoskirvis.sandbox.custom_resources import crd_causes
 from chaoskirvis.sandbox.resources import ResourceType, dns_label_errors, label_value_errors, qualified_name_errors
 from chaoskirvis.sandbox.store import Cause, invalid, required, unsupported
 
@@ -130,6 +131,7 @@ def _node(obj: dict[str, Any]) -> list[Cause]:
 
 
 _CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd_causes,
     ("", "Node"): _node,
     ("", "PersistentVolumeClaim"): _claim,
     ("", "PersistentVolume"): _volume,

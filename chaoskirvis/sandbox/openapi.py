@@ -51,13 +51,14 @@ def _node(node: Any) -> Any:
         return [_node(item) for item in node]
     if not isinstance(node, dict):
         return node
-    converted = {key: _node(value) for key, value in node.items() if key != "$ref"}
+    reference = node.get("$ref") if isinstance(node.get("$ref"), str) else None  # not a property named "$ref"
+    converted = {key: _node(value) for key, value in node.items() if key != "$ref" or reference is None}
     kind = node.get("type")
     if isinstance(kind, list):
         plain = [t for t in kind if t != "null"]
         converted["type"] = plain[0] if len(plain) == 1 else plain
-    if "$ref" in node:
-        return {"allOf": [{"$ref": _COMPONENTS + node["$ref"].removeprefix(_REF_PREFIX)}], **converted}
+    if reference is not None:
+        return {"allOf": [{"$ref": _COMPONENTS + reference.removeprefix(_REF_PREFIX)}], **converted}
     return converted
 
 

@@ -161,6 +161,9 @@ RESOURCES: tuple[ResourceType, ...] = (
                  verbs=("create",)),
     ResourceType("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
                  ("csr",), name_rule="path-segment", selectable_fields=("spec.signerName",)),
+    # What the CRDs stored here add to the API is served by `custom_resources`.
+    ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
+                 ("crd", "crds"), ("api-extensions",)),
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}

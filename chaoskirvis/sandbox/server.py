@@ -323,7 +323,8 @@ class Sandbox:
         """Create, or replace when it exists, one object given as a dict (`where` ends its error messages)."""
         if not isinstance(obj, dict):
             raise SandboxError(f"a manifest document{where} is not an object")
-        resource = find_by_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+        resource = find_by_kind(api_version, kind) or self._discovered(api_version, kind, where)
         metadata = obj.get("metadata") or {}
         if resource is None:
             raise SandboxError(f"{obj.get('kind')} in {obj.get('apiVersion')}{where} is not served by the sandbox")
@@ -337,6 +338,19 @@ class Sandbox:
             return self._call("POST", collection, obj, where)
         replacement = dict(obj, metadata=dict(metadata, resourceVersion=current["metadata"]["resourceVersion"]))
         return self._call("PUT", f"{collection}/{urllib.parse.quote(name)}", replacement, where)
+
+    def _discovered(self, api_version: str, kind: str, where: str) -> ResourceType | None:
+        """The resource a stored CRD serves for this kind, found as kubectl finds it: in the group version's
+        discovery document."""
+        if "/" not in api_version:
+            return None
+        listed = self._call("GET", f"/apis/{api_version}", None, where)
+        entry = next((r for r in (listed or {}).get("resources", []) if r.get("kind") == kind and "/" not in r["name"]),
+                     None)
+        if entry is None:
+            return None
+        group, version = api_version.split("/", 1)
+        return ResourceType(group, version, entry["name"], kind, entry["namespaced"])
 
     def _call(self, method: str, path: str, body: Any, where: str) -> Any:
         request = urllib.request.Request(

@@ -19,8 +19,9 @@ Follows kubernetes `staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/val
   whatever the actions.
 - The expressions see `authorizer` and `authorizer.requestResource` (not in messageExpressions): their checks
   ask RBAC as the request's user (or a service account), answered by the plugin's authorizer (`cel_authorizer`).
-- A configuration error (a paramKind the sandbox does not serve, a missing param with
-  parameterNotFoundAction Deny) refuses the request under failurePolicy Fail, whatever the actions.
+- A configuration error (a paramKind the sandbox does not serve, neither built in nor by a stored CRD
+  (`custom_resources`); a missing param with parameterNotFoundAction Deny) refuses the request under
+  failurePolicy Fail, whatever the actions.
 - The first refusal answers: ``RESOURCE "NAME" is forbidden: ValidatingAdmissionPolicy 'P' with binding 'B'
   denied request: MESSAGE``, with the validation's reason (Invalid, 422, when unset; Forbidden 403,
   Unauthorized 401, RequestEntityTooLarge 413) and that message as the Status's one cause.
@@ -36,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskirvis.sandbox import cel_authorizer
+from chaoskirvis.sandbox import cel_authorizer, custom_resources
 from chaoskirvis.sandbox.admission import ALLOWED, AdmissionRequest, AdmissionResult, Denial
 from chaoskirvis.sandbox.cel_eval import Activation, CelEvaluationError, Expression, activation, cel_type_name
 from chaoskirvis.sandbox.rbac import Authorizer, UserInfo
@@ -207,7 +208,8 @@ def _dispatch(policy: CompiledPolicy, bindings: list[_Binding], request: Admissi
     fail_closed = policy.failure_policy == "Fail"
     param_resource = None
     if policy.param_kind is not None:
-        param_resource = find_by_kind(policy.param_kind.get("apiVersion", ""), policy.param_kind.get("kind", ""))
+        api_version, kind = policy.param_kind.get("apiVersion", ""), policy.param_kind.get("kind", "")
+        param_resource = find_by_kind(api_version, kind) or custom_resources.find_kind(store, api_version, kind)
         if param_resource is None:
             message = f"failed to configure policy: failed to find resource referenced by paramKind: " \
                       f"'{_gvk(policy.param_kind)}'"
