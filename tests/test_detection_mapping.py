@@ -130,3 +130,10 @@ def test_summary_is_plain_data_with_source_and_needs():
     (rule,) = detection["rules"]
     assert (rule["source"], rule["file"], rule["enabled"]) == ("sandbox", "falco-sandbox_rules.yaml", False)
     assert rule["needs"][0].startswith("load falco-sandbox_rules.yaml") and rule["needs"][1].startswith("enable it")
+
+
+@pytest.mark.parametrize("technique", [t for t in CATALOG.values() if t.family == "node"], ids=lambda t: t.id)
+def test_a_node_technique_is_detected_by_its_benchmark_check_not_a_rule(technique):
+    # A node file change has no pod manifest and no Falco rule of its own: kube-bench's check reports it.
+    assert not technique.detection.rules and technique.node_change and technique.cis
+    assert f"kube-bench check {technique.cis.id} ({technique.cis.benchmark})" in technique.detection.note

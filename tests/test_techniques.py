@@ -27,11 +27,13 @@ def test_unit_describes_itself(technique):
     assert re.fullmatch(r"[a-z][a-z0-9-]+", technique.id)
     assert technique.title and technique.injects and technique.blocked_by and technique.undo
     assert technique.attack and all(re.fullmatch(r"T\d{4}(\.\d{3})?", a) for a in technique.attack)
-    assert technique.family in ("workload", "exposure", "rbac", "runtime", "guardrail")
+    assert technique.family in ("workload", "exposure", "rbac", "runtime", "guardrail", "node")
     assert (technique.target == "exec") == (technique.command is not None)
     assert (technique.target == "request") == (technique.request is not None)
     if technique.family == "guardrail":  # apply None: the unit deletes its target (techniques/guardrails.py)
         assert technique.target in GUARDRAIL_TARGETS and not technique.pod_security_level
+    elif technique.family == "node":  # a file on a node, no manifest: the change and the CIS check it fails
+        assert technique.target == "node" and technique.apply is None and technique.node_change and technique.cis
     else:
         assert (technique.target not in ("exec", "request")) == (technique.apply is not None)
     assert technique.pod_security_level in (None, "baseline", "restricted")
@@ -39,7 +41,7 @@ def test_unit_describes_itself(technique):
 
 
 @pytest.mark.parametrize("technique", [t for t in CATALOG.values()
-                                       if t.target not in ("exec", "request") and t.family != "guardrail"],
+                                       if t.target not in ("exec", "request", "node") and t.family != "guardrail"],
                          ids=lambda t: t.id)
 def test_manifest_is_valid_kubernetes(technique):
     options = {"port": 31234} if "port" in technique.options else None

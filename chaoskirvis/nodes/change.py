@@ -90,6 +90,14 @@ class NodeChange:
         content = self.new_content(before.content)
         return before._replace(content=content, sha256=hashlib.sha256(content).hexdigest())
 
+    def summary(self) -> dict[str, Any]:
+        """The change as plain data (the catalog's JSON, the journal): only the fields its kind uses."""
+        payload = {"mode": ("mode",), "owner": ("uid", "gid"), "flag": ("flag", "value"),
+                   "config": ("key", "value")}[self.kind]
+        return {"path": self.path, "path_option": self.path_option, "kind": self.kind,
+                "component": self.component, "control_plane": self.control_plane,
+                **{name: getattr(self, name) for name in payload}}
+
     def describe(self) -> str:
         """One line for the docs and the journal, e.g. `--anonymous-auth=true in /etc/.../kube-apiserver.yaml`."""
         what = {"mode": f"mode {self.mode}", "owner": f"owner {self.uid}:{self.gid}",

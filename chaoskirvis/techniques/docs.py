@@ -7,7 +7,8 @@ from chaoskirvis.techniques.unit import RULE_SOURCES, Technique
 __all__ = ["catalog_markdown"]
 
 _FAMILIES = {"workload": "Escape-prone workloads", "exposure": "Port injection", "rbac": "Privilege through RBAC",
-             "runtime": "Runtime behaviour (exec)", "guardrail": "Guardrail tampering"}
+             "runtime": "Runtime behaviour (exec)", "guardrail": "Guardrail tampering",
+             "node": "Node and control-plane files"}
 
 
 def catalog_markdown() -> str:
@@ -36,14 +37,15 @@ def catalog_markdown() -> str:
         "|---|---|---|---|",
     ]
     for technique in CATALOG.values():
-        level = technique.pod_security_level or "— (policy)"
+        level = technique.pod_security_level or ("— (node file)" if technique.target == "node" else "— (policy)")
         lines.append(f"| [`{technique.id}`](#{technique.id}) | {technique.title} | {', '.join(technique.attack)} "
                      f"| {level} |")
     for family, heading in _FAMILIES.items():
-        lines += ["", f"## {heading}"]
-        for technique in CATALOG.values():
-            if technique.family == family:
-                lines += _section(technique)
+        units = [technique for technique in CATALOG.values() if technique.family == family]
+        if units:
+            lines += ["", f"## {heading}"]
+        for technique in units:
+            lines += _section(technique)
     return "\n".join(lines) + "\n"
 
 
@@ -55,10 +57,14 @@ def _section(technique: Technique) -> list[str]:
         f"**{technique.title}** — ATT&CK {', '.join(technique.attack)}",
         "",
         f"- Injects: {technique.injects}.",
-        "- Carried by: " + ("a command run through the exec API." if technique.target == "exec"
-                            else f"a {technique.target}."),
+        "- Carried by: " + _carrier(technique),
         f"- Blocked by: {technique.blocked_by}.",
     ]
+    if technique.cis:
+        cis = technique.cis
+        unscored = "" if cis.scored else " (unscored: kube-bench reports its failure as WARN)"
+        lines.append(f"- CIS check: {cis.id} ({cis.benchmark}, kube-bench `--targets {','.join(cis.targets)}`)"
+                     f"{unscored}. Fix: `{cis.remediation}`.")
     if technique.pod_security_checks:
         checks = ", ".join(f"`{c}`" for c in technique.pod_security_checks)
         lines.append(f"- Pod Security checks: {checks}.")
@@ -79,3 +85,14 @@ def _section(technique: Technique) -> list[str]:
     for name, option in technique.options.items():
         lines.append(f"- Option `{name}` (default `{option.default}`): {option.description}.")
     return lines
+
+
+def _carrier(technique: Technique) -> str:
+    if technique.target == "exec":
+        return "a command run through the exec API."
+    if technique.node_change:
+        change = technique.node_change
+        restarts = f"; restarts {change.component}" if change.component else ""
+        return (f"a file on the node, changed through the node agent pod: {change.describe()} (path option "
+                f"`{change.path_option}`{restarts}).")
+    return f"a {technique.target}."

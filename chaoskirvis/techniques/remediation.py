@@ -30,6 +30,8 @@ def remediation(technique_id_or_unit: Any, namespace: str | None = None, *, dete
     if unit is None:
         return (f"{technique_id_or_unit!r} is not in the technique catalog: `kirvis catalog` lists what blocks "
                 "and what detects each technique")
+    if isinstance(unit.get("cis"), dict):
+        return _node_fix(unit, detector, within)
     if detector is not None:
         return _detection_fix(unit, detector, within)
     return _admission_fix(unit, namespace)
@@ -124,6 +126,26 @@ def _detection_fix(unit: dict[str, Any], detector: str, within: float | None) ->
     hint = f" (the API audit log shows it as: {audit})" if audit else ""
     return (f"{detector} saw no alert on {subject}{limit}, and the catalog names no detector rule for it"
             f"{f' ({note})' if note else ''}: add one{hint}")
+
+
+def _node_fix(unit: dict[str, Any], detector: str | None, within: float | None) -> str:
+    """A node file change: the CIS fix on the node; for a missed detection, which benchmark check reports it."""
+    cis = unit["cis"]
+    subject = f"'{unit['id']}' ({unit.get('title') or unit.get('injects')})"
+    check = f"CIS {cis.get('id')} ({cis.get('benchmark')}, kube-bench --targets {','.join(cis.get('targets') or [])})"
+    remedy = str(cis.get("remediation") or "").strip().rstrip(".")
+    fix = f"the fix on the node: {remedy}"
+    if detector is None:
+        return (f"Undo {subject} on the node: {remedy}, as {check} asks; and keep node files out of reach: Pod Security baseline "
+                "denies the hostPath volumes a pod needs to change them")
+    limit = f" within {within:g} s" if isinstance(within, (int, float)) else ""
+    warn = "" if cis.get("scored", True) else ", which kube-bench reports as WARN when it fails (unscored)"
+    if detector in ("kube-bench", "trivy-operator"):
+        return (f"{detector} did not report {subject} as failing {check}{limit}{warn}: check that the change took "
+                f"effect on the node it scanned (a manifest change restarts its static pod; a kubelet change is "
+                f"read from its config file) and that the scan ran after it; {fix}")
+    return (f"{detector} saw no alert on {subject}{limit}: no detector rule sees a node file change; {check} "
+            f"reports it{warn}; {fix}")
 
 
 def _rule_text(rule: dict[str, str]) -> str:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Callable, Collection, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple
 
 from chaoslib.exceptions import ActivityFailed
 
+if TYPE_CHECKING:
+    from chaoskirvis.nodes.change import NodeChange
+
 __all__ = ["Technique", "Detection", "Rule", "RuleSource", "RULE_SOURCES", "DEFAULT_RULES_FILES", "Option",
-           "Request", "unknown_options"]
+           "Request", "CisCheck", "unknown_options"]
 
 
 class Option(NamedTuple):
@@ -137,6 +140,25 @@ class Detection(NamedTuple):
         return can, tuple(r for r in self.rules if r not in can)
 
 
+class CisCheck(NamedTuple):
+    """The CIS Kubernetes Benchmark check a node technique makes fail, as kube-bench's cfg names it.
+
+    `targets` are kube-bench's `--targets` that hold the check (``master`` for 1.x, ``node`` for 4.x).
+    kube-bench reports an unscored check that fails as WARN, not FAIL (check/check.go): `scored` False
+    means kube-bench cannot confirm the change (its probe answers an error, never a detection).
+    """
+
+    benchmark: str
+    id: str
+    targets: tuple[str, ...]
+    scored: bool
+    remediation: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"benchmark": self.benchmark, "id": self.id, "targets": list(self.targets), "scored": self.scored,
+                "remediation": self.remediation}
+
+
 class Technique(NamedTuple):
     """One way to introduce a security fault.
 
@@ -146,7 +168,8 @@ class Technique(NamedTuple):
     manifest `apply` changes in place given the resolved options; ``exec``, a command run in a pod
     (`command`, cleaned up by `undo_command`), given the options and the run id; or ``request``, an API
     request `request` builds from the options, the target namespace and (``bound_secret`` options) the
-    Secret the run created for a token to be bound to.
+    Secret the run created for a token to be bound to; or ``node``, one file on a node (`node_change`)
+    changed through the node agent pod, with the CIS check the change makes fail (`cis`).
     """
 
     id: str
@@ -167,6 +190,8 @@ class Technique(NamedTuple):
     tty: bool = False
     request: Callable[[dict[str, Any], str, dict[str, Any] | None], Request] | None = None
     binds_token: bool = False  # a request that issues a token: bound to a Secret the run creates and restores
+    node_change: NodeChange | None = None
+    cis: CisCheck | None = None
 
     def resolve_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """This technique's options: its defaults, overridden by `given` (other keys are ignored)."""
@@ -184,6 +209,8 @@ class Technique(NamedTuple):
                           "audit_log": self.detection.audit_log, "note": self.detection.note},
             "undo": self.undo,
             "options": {name: {"default": o.default, "description": o.description} for name, o in self.options.items()},
+            **({"node_change": self.node_change.summary()} if self.node_change else {}),
+            **({"cis": self.cis.summary()} if self.cis else {}),
         }
 
 
