@@ -138,6 +138,8 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
 
     from chaoskirvis.rehearse.command import add_parser as add_rehearse
     add_rehearse(commands)
+    from chaoskirvis.deploy.command import add_parser as add_deploy
+    add_deploy(commands)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+"""`kirvis deploy PATH...`: render (and with --apply, apply) what runs the experiments in the cluster on a schedule.
+
+Exit codes: 0 rendered (and applied); 1 the API refused to apply something; 2 the selection or an option
+cannot be deployed (an activity whose permissions are not known, a namespace not fixed, a bad schedule).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from chaoslib.exceptions import ActivityFailed
+
+__all__ = ["add_parser", "EXIT_OK", "EXIT_APPLY_FAILED", "EXIT_ERROR"]
+
+EXIT_OK, EXIT_APPLY_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    from chaoskirvis.deploy.render import DEFAULT_IMAGE, Options
+
+    defaults = Options()
+    deploy = commands.add_parser(
+        "deploy", help="render (or --apply) a least-privilege CronJob that runs the experiments in the cluster",
+        description="Render a Namespace, a ServiceAccount, the RBAC the experiments need (a Role per target "
+                    "namespace; a ClusterRole only for cluster-scoped needs), a ConfigMap with the experiments and "
+                    "a CronJob running `kirvis cleanup --expired` then `kirvis run` in the pod. Exit 0 ok, 1 the "
+                    "API refused to apply, 2 the selection cannot be deployed. See docs/deploy.md.",
+    )
+    deploy.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="experiment files, or folders of them")
+    deploy.add_argument("--namespace", default=defaults.namespace, metavar="NS",
+                        help=f"where the ServiceAccount, ConfigMap and CronJob live (default {defaults.namespace})")
+    deploy.add_argument("--schedule", default=defaults.schedule, metavar="CRON",
+                        help=f"the CronJob's schedule, five cron fields or @daily... (default '{defaults.schedule}')")
+    deploy.add_argument("--time-zone", default=defaults.time_zone, metavar="TZ",
+                        help=f"the schedule's time zone, an IANA name (default {defaults.time_zone})")
+    deploy.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMG",
+                        help=f"the image with kirvis installed, built from deploy/Dockerfile (default {DEFAULT_IMAGE})")
+    deploy.add_argument("--apply", action="store_true",
+                        help="apply the manifests to the cluster (KUBECONFIG, as kirvis run), creating or replacing")
+    deploy.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the YAML here (default: stdout)")
+    deploy.set_defaults(handler=_deploy)
+
+
+def _fail(message: str) -> int:
+    print(f"kirvis deploy: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from chaoskirvis.deploy.cron import schedule_problem
+    from chaoskirvis.deploy.permissions import DeployError
+    from chaoskirvis.deploy.render import Options, load_experiments, render, to_yaml
+    from chaoskirvis.ledger.refs import namespace_problem
+
+    if namespace_problem(args.namespace):
+        return _fail(f"invalid --namespace {args.namespace!r}: a namespace is a DNS label such as 'kirvis-system'")
+    problem = schedule_problem(args.schedule)
+    if problem:
+        return _fail(f"invalid --schedule {args.schedule!r}: {problem}")
+    if not args.image.strip() or any(c.isspace() for c in args.image):
+        return _fail(f"invalid --image {args.image!r}")
+    options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=args.image)
+    try:
+        manifests = render(load_experiments(args.paths), options)
+    except DeployError as exc:
+        return _fail(str(exc))
+    text = to_yaml(manifests)
+    if args.output:
+        args.output.write_text(text)
+    elif not args.apply:
+        sys.stdout.write(text)
+    if not args.apply:
+        return EXIT_OK
+    return _apply(manifests)
+
+
+def _apply(manifests: list[dict]) -> int:
+    from chaoskirvis.client import ApiError, kube_api
+    from chaoskirvis.deploy.apply import apply_all
+
+    try:
+        for line in apply_all(kube_api(), manifests):
+            print(line)
+    except ApiError as exc:
+        print(f"kirvis deploy: could not apply: {exc}", file=sys.stderr)
+        return EXIT_APPLY_FAILED
+    except ActivityFailed as exc:  # no cluster configuration, unreachable API
+        print(f"kirvis deploy: could not apply: {exc}", file=sys.stderr)
+        return EXIT_APPLY_FAILED
+    return EXIT_OK

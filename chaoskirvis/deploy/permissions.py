@@ -1,0 +1,202 @@
+"""What the in-cluster runner must be allowed to do for a selection of experiments, activity by activity.
+
+Each activity `kirvis deploy` knows says what its requests need (`ACTIVITIES`), from the same knowledge the
+activity itself uses: the technique catalog says which kind of object a technique builds
+(`techniques.manifests.TARGET_KINDS`, `CONTROLLERS`), the activity's own signature gives the defaults of
+the arguments an experiment leaves out, and the experiment's configuration resolves ``${namespace}``.
+What the ledger does for every attempt (the run record, restore's reads and deletes, the sweep of expired
+leftovers of earlier runs) is `_record`'s; what `kirvis cleanup --expired -n NS` sweeps is `cleanup_grants`'s
+(``chaoskirvis.ledger.refs.SWEPT_KINDS``). The evidence control asks who we are (``selfsubjectreviews``) and
+the cluster version (``/version``): every authenticated identity may by Kubernetes' default RBAC
+(``system:basic-user``, ``system:public-info-viewer``), so nothing is generated for them.
+
+An activity, control or provider this table does not know is an error (`DeployError`) naming it: a grant
+guessed for it would be either too wide or, silently, too narrow. tests/test_deploy_least_privilege.py
+proves the grants for the default selection are enough (the suite holds as the ServiceAccount) and each
+rule needed (without it the job fails).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chaoslib import substitute
+from chaoslib.exceptions import ActivityFailed
+
+from chaoskirvis.ledger.refs import CONFIG_MAP, POD, SWEPT_KINDS, Kind, namespace_problem
+from chaoskirvis.targets import check_namespace
+from chaoskirvis.techniques import lookup, lookup_all
+from chaoskirvis.techniques.manifests import CONTROLLERS, TARGET_KINDS
+
+__all__ = ["Grant", "DeployError", "ACTIVITIES", "experiment_grants", "cleanup_grants", "merge"]
+
+
+class DeployError(Exception):
+    """The selection cannot be deployed as asked; the message says which file and activity, and why."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """`verbs` on `resource` of API `group` ("" is core), in `namespace` (None: cluster-scoped), and why."""
+
+    namespace: str | None
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    why: str
+
+
+def _grant(kind: Kind, namespace: str | None, verbs: Iterable[str], why: str) -> Grant:
+    group = kind.api_version.rpartition("/")[0]
+    return Grant(namespace if kind.namespaced else None, group, kind.plural, tuple(verbs), why)
+
+
+def _record(namespace: str, stores: bool, where: str) -> list[Grant]:
+    """The run record `kirvis-ledger-<run id>` in `namespace`: written before each create (create, then patch
+    for each further object), deleted by restore_run; read by name by restore (a record changed since, or
+    one a dry run never wrote) and listed by the sweep of earlier runs' expired leftovers."""
+    verbs = ("create", "patch", "get", "list", "delete") if stores else ("get", "list")
+    return [_grant(CONFIG_MAP, namespace, verbs, "the run record")]
+
+
+def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None, where: str) -> list[Grant]:
+    """An attempt (`chaoskirvis.injection.attempt_techniques`) at the object carrying `techniques`."""
+    if not isinstance(namespace, str) or namespace_problem(namespace):
+        raise DeployError(f"{where}: namespace {namespace!r} is not a namespace name; give the experiment's "
+                          "configuration a fixed namespace (a Role is granted there)")
+    try:
+        check_namespace(namespace, False)
+        units = lookup_all(techniques)
+    except ActivityFailed as exc:
+        raise DeployError(f"{where}: {exc}") from None
+    targets = {unit.target for unit in units}
+    target = targets.pop() if len(targets) == 1 else None
+    if target not in TARGET_KINDS or (controller and target != "pod"):
+        raise DeployError(f"{where}: kirvis deploy does not compute the permissions of techniques "
+                          f"{', '.join(u.id for u in units)} (target {target or 'mixed'}) yet")
+    if controller is not None and controller not in CONTROLLERS:
+        raise DeployError(f"{where}: unknown controller {controller!r}: use one of {', '.join(CONTROLLERS)}")
+    kind = CONTROLLERS[controller] if controller else TARGET_KINDS[target]
+    stores = mode != "dry-run"
+    # create (a dry run is a create too); restore reads by name what the run stored, then deletes it
+    grants = [_grant(kind, namespace, ("create", "get", "delete") if stores else ("create",),
+                     f"{'+'.join(u.id for u in units)} ({mode})")]
+    if controller:
+        grants.append(_grant(POD, namespace, ("create",), f"{controller}'s pod template, by dry run"))
+    return grants + _record(namespace, stores, where)
+
+
+def _pod_attempt(mode: str | None = None) -> Callable[[dict[str, Any], str], list[Grant]]:
+    return lambda a, where: _attempt(a["namespace"], a["techniques"], mode or a["mode"], None, where)
+
+
+def _workload(a: dict[str, Any], where: str) -> list[Grant]:
+    return _attempt(a["namespace"], a["techniques"], "create", a["controller"], where)
+
+
+def _techniques_admission(a: dict[str, Any], where: str) -> list[Grant]:
+    return [g for technique in a["techniques"] or [] for g in _attempt(a["namespace"], [technique], a["mode"], None, where)]
+
+
+def _exposure(mode: str | None = None) -> Callable[[dict[str, Any], str], list[Grant]]:
+    def needs(a: dict[str, Any], where: str) -> list[Grant]:
+        if a.get("opt_in_label") or a.get("namespace") is None:
+            raise DeployError(f"{where}: a namespace drawn by opt_in_label is not known before the run; give "
+                              "the experiment a fixed namespace (a Role is granted there)")
+        if lookup_family(a["technique"], where) != "exposure":
+            raise DeployError(f"{where}: technique {a['technique']} is not a port-injection technique")
+        return _attempt(a["namespace"], [a["technique"]], mode or a["mode"], None, where)
+    return needs
+
+
+def lookup_family(technique: Any, where: str) -> str:
+    try:
+        return lookup(technique).family
+    except ActivityFailed as exc:
+        raise DeployError(f"{where}: {exc}") from None
+
+
+def _nothing(a: dict[str, Any], where: str) -> list[Grant]:
+    return []  # reads the run's own state; restore_run's requests are the attempts' (get, delete) and _record's
+
+
+# (module, function) -> what its requests need, given its arguments (defaults filled in) and where it is used.
+ACTIVITIES: dict[tuple[str, str], Callable[[dict[str, Any], str], list[Grant]]] = {
+    ("chaoskirvis.ledger.probes", "injections_blocked"): _nothing,
+    ("chaoskirvis.ledger.probes", "injections_detected"): _nothing,
+    ("chaoskirvis.ledger.actions", "restore_run"): _nothing,
+    ("chaoskirvis.workload.actions", "inject_risky_pod"): _pod_attempt("create"),
+    ("chaoskirvis.workload.actions", "inject_risky_workload"): _workload,
+    ("chaoskirvis.workload.probes", "risky_pod_admission"): _pod_attempt(),
+    ("chaoskirvis.workload.probes", "risky_pod_is_denied"): _pod_attempt(),
+    ("chaoskirvis.workload.probes", "techniques_admission"): _techniques_admission,
+    ("chaoskirvis.exposure.actions", "inject_exposure"): _exposure("create"),
+    ("chaoskirvis.exposure.probes", "exposure_admission"): _exposure(),
+}
+# Controls whose requests every authenticated identity may make (see the module docstring).
+CONTROLS = {"chaoskirvis.controls.evidence"}
+_IDENTITY_ARGUMENTS = ("as_user", "as_groups", "as_service_account")
+
+
+def _arguments(module: str, func: str, given: dict[str, Any]) -> dict[str, Any]:
+    """`given` over the activity's own defaults (its signature: the knowledge lives with the activity)."""
+    function = getattr(importlib.import_module(module), func)
+    defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**defaults, **given}
+
+
+def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
+    """What the runner needs for every activity of `experiment` (file `name`), or `DeployError` naming the
+    first activity, control or provider this module cannot vouch for."""
+    configuration = {k: v for k, v in (experiment.get("configuration") or {}).items() if not isinstance(v, dict)}
+    for control in experiment.get("controls") or []:
+        module = ((control or {}).get("provider") or {}).get("module")
+        if module not in CONTROLS:
+            raise DeployError(f"{name}: control {control.get('name')!r} ({module}) is not one kirvis deploy knows "
+                              "the permissions of")
+    activities = [*((experiment.get("steady-state-hypothesis") or {}).get("probes") or []),
+                  *(experiment.get("method") or []), *(experiment.get("rollbacks") or [])]
+    grants = []
+    for activity in activities:
+        provider = (activity or {}).get("provider") or {}
+        label = f"{provider.get('module')}.{provider.get('func')}"
+        where = f"{name}: activity {activity.get('name')!r} ({label})"
+        needs = ACTIVITIES.get((provider.get("module"), provider.get("func")))
+        if provider.get("type") != "python" or needs is None:
+            raise DeployError(f"{where}: kirvis deploy does not know the permissions of this activity; known: "
+                              f"{', '.join(f'{m}.{f}' for m, f in ACTIVITIES)}")
+        arguments = _arguments(provider["module"], provider["func"],
+                               substitute(provider.get("arguments") or {}, configuration, {}))
+        if any(arguments.get(argument) for argument in _IDENTITY_ARGUMENTS):
+            raise DeployError(f"{where}: kirvis deploy does not compute impersonation permissions yet")
+        grants += [replace(grant, why=f"{provider['func']} in {name}: {grant.why}")
+                   for grant in needs(arguments, where)]
+    return grants
+
+
+def cleanup_grants(namespaces: Iterable[str]) -> list[Grant]:
+    """`kirvis cleanup --expired -n NS` for each of `namespaces`: it lists every namespaced kind a technique
+    can create, and the run records, by the ownership labels; reads what a record names; deletes what carries
+    every mark of an expired run."""
+    return [_grant(kind, namespace, ("list", "get", "delete"), "kirvis cleanup --expired")
+            for namespace in sorted(set(namespaces))
+            for kind in (*SWEPT_KINDS, CONFIG_MAP) if kind.namespaced]
+
+
+_VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
+
+
+def merge(grants: Iterable[Grant]) -> dict[tuple[str | None, str, str], tuple[tuple[str, ...], list[str]]]:
+    """(namespace, group, resource) -> (verbs, sorted; the reasons): one RBAC rule each."""
+    merged: dict[tuple[str | None, str, str], tuple[set[str], list[str]]] = {}
+    for grant in grants:
+        verbs, why = merged.setdefault((grant.namespace, grant.group, grant.resource), (set(), []))
+        verbs.update(grant.verbs)
+        if grant.why not in why:
+            why.append(grant.why)
+    return {key: (tuple(sorted(verbs, key=lambda v: (_VERB_ORDER.index(v) if v in _VERB_ORDER else 99, v))), why)
+            for key, (verbs, why) in sorted(merged.items(), key=lambda item: (item[0][0] or "", *item[0][1:]))}

@@ -1,0 +1,178 @@
+"""`kirvis deploy` renders manifests Kubernetes 1.32 accepts, a CronJob shaped as docs/deploy.md says, RBAC
+computed from the experiments, and clear errors (exit 2) for what it cannot deploy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from chaoskirvis.cli import main
+from chaoskirvis.deploy.render import EXPERIMENTS_DIR, Options, load_experiments, render
+from chaosrun import EXPERIMENTS
+
+# The default selection of tests/test_deploy_least_privilege.py: blocking experiments over every kind a
+# workload or exposure technique creates, in two of scenarios/namespaces.yaml's namespaces.
+DEFAULT_SELECTION = [EXPERIMENTS / f"{name}.yaml" for name in (
+    "privileged-pod-denied", "privileged-controllers-denied", "nodeport-service-blocked",
+    "open-ingress-policy-blocked", "latest-tag-denied")]
+KUBERNETES = "1.32.0"
+
+
+def rendered(tmp_path: Path, *arguments: str) -> list[dict]:
+    out = tmp_path / "deploy.yaml"
+    assert main(["deploy", *map(str, DEFAULT_SELECTION), *arguments, "-o", str(out)]) == 0
+    return [document for document in yaml.safe_load_all(out.read_text()) if document]
+
+
+def by_kind(manifests: list[dict], kind: str) -> list[dict]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def test_the_installed_validator_has_the_1_32_schemas():
+    schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    assert (schemas / f"v{KUBERNETES}-local-strict").is_dir()
+
+
+def test_every_manifest_validates_against_the_kubernetes_1_32_schemas(tmp_path):
+    manifests = rendered(tmp_path, "--schedule", "*/30 1-5 * * MON-FRI", "--namespace", "chaos")
+    assert [m["kind"] for m in manifests] == ["Namespace", "ServiceAccount", "Role", "RoleBinding", "Role",
+                                              "RoleBinding", "ConfigMap", "CronJob"]
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+
+
+def test_the_validator_refuses_what_kubernetes_would():
+    """The schema check can fail: a misspelt field and a string where a number goes are refused."""
+    manifest = render(load_experiments(DEFAULT_SELECTION), Options())[-1]
+    manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["imagee"] = "x"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+    manifest = render(load_experiments(DEFAULT_SELECTION), Options())[-1]
+    manifest["spec"]["startingDeadlineSeconds"] = "600"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+
+
+def test_the_cron_job_runs_cleanup_then_the_suite_in_a_restricted_pod(tmp_path):
+    manifests = rendered(tmp_path, "--image", "registry.example/kirvis:1", "--schedule", "@daily")
+    job = by_kind(manifests, "CronJob")[0]
+    assert job["metadata"]["namespace"] == "kirvis-system"
+    spec = job["spec"]
+    assert (spec["schedule"], spec["concurrencyPolicy"], spec["startingDeadlineSeconds"]) == ("@daily", "Forbid", 600)
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+    assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "kirvis" and pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (cleanup,), (run,) = pod["initContainers"], pod["containers"]
+    assert cleanup["args"] == ["cleanup", "--expired", "-n", "team-baseline", "-n", "team-restricted"]
+    assert run["args"][:1] == ["run"]
+    assert run["args"][1:6] == [f"{EXPERIMENTS_DIR}/{p.name}" for p in DEFAULT_SELECTION]
+    for container in (cleanup, run):
+        assert container["command"] == ["kirvis"] and container["image"] == "registry.example/kirvis:1"
+        assert {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"} in container["env"]
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]} and context["runAsNonRoot"] is True
+    config_map = by_kind(manifests, "ConfigMap")[0]
+    assert config_map["data"] == {p.name: p.read_text() for p in DEFAULT_SELECTION}
+    assert by_kind(manifests, "Namespace")[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_pod_is_admitted_by_pod_security_restricted(sandbox, tmp_path):
+    """The sandbox's Pod Security Admission (checked against upstream's fixtures) admits the job's pod at
+    `restricted`, by server-side dry run in a namespace enforcing it, as the rendered Namespace does."""
+    from chaoskirvis.client import kube_api
+
+    api = kube_api(secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
+    manifests = rendered(tmp_path, "--namespace", "kirvis-psa-check")
+    api.create("/api/v1/namespaces", by_kind(manifests, "Namespace")[0])
+    try:
+        api.create("/api/v1/namespaces/kirvis-psa-check/serviceaccounts", by_kind(manifests, "ServiceAccount")[0])
+        template = by_kind(manifests, "CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kirvis-job", **template["metadata"]},
+               "spec": template["spec"]}
+        assert api.create("/api/v1/namespaces/kirvis-psa-check/pods", pod, dry_run=True).status == 201
+        del pod["spec"]["containers"][0]["securityContext"]["capabilities"]
+        with pytest.raises(Exception, match="restricted"):
+            api.create("/api/v1/namespaces/kirvis-psa-check/pods", pod, dry_run=True)
+    finally:
+        api.delete("/api/v1/namespaces/kirvis-psa-check")
+
+
+def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
+    manifests = rendered(tmp_path)
+    assert not by_kind(manifests, "ClusterRole") and not by_kind(manifests, "ClusterRoleBinding")
+    roles = {role["metadata"]["namespace"]: {(rule["apiGroups"][0], rule["resources"][0]): rule["verbs"]
+                                             for rule in role["rules"]} for role in by_kind(manifests, "Role")}
+    assert set(roles) == {"team-baseline", "team-restricted"}
+    baseline, restricted = roles["team-baseline"], roles["team-restricted"]
+    # what the experiments create in each namespace: create, and restore's get and delete; cleanup's list
+    assert baseline[("", "pods")] == ["get", "list", "create", "delete"]
+    assert baseline[("apps", "deployments")] == ["get", "list", "create", "delete"]
+    assert baseline[("batch", "cronjobs")] == ["get", "list", "create", "delete"]
+    assert baseline[("", "services")] == ["get", "list", "create", "delete"]
+    assert baseline[("networking.k8s.io", "networkpolicies")] == ["get", "list", "create", "delete"]
+    assert restricted[("", "pods")] == ["get", "list", "create", "delete"]
+    # only kirvis cleanup's sweep of team-restricted looks at Services there: it never creates one
+    assert restricted[("", "services")] == ["get", "list", "delete"]
+    assert baseline[("", "configmaps")] == ["get", "list", "create", "patch", "delete"]
+    for binding in by_kind(manifests, "RoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kirvis", "namespace": "kirvis-system"}]
+    for role in by_kind(manifests, "Role"):
+        assert all(verb in ("get", "list", "create", "patch", "delete") for rule in role["rules"]
+                   for verb in rule["verbs"])
+
+
+def test_a_cluster_scoped_need_would_not_be_granted_silently(tmp_path):
+    """A namespace drawn at run time (opt_in_label) is not known to grant a Role in: an error, not a guess."""
+    experiment = yaml.safe_load((EXPERIMENTS / "nodeport-service-blocked.yaml").read_text())
+    experiment["method"][0]["provider"]["arguments"] = {"technique": "nodeport-service",
+                                                        "opt_in_label": "chaoskirvis.io/opt-in=true"}
+    drawn = tmp_path / "drawn.yaml"
+    drawn.write_text(yaml.safe_dump(experiment))
+    assert main(["deploy", str(drawn)]) == 2
+
+
+@pytest.mark.parametrize("schedule, says", [
+    ("* * * *", "4 field(s)"), ("60 * * * *", "minute '60': 60 is outside 0-59"),
+    ("0 3 * * FUNDAY", "day of week 'FUNDAY'"), ("0 3 31-1 * *", "ends before it starts"),
+    ("*/0 * * * *", "step '0'"), ("@fortnightly", "unknown descriptor"), ("TZ=UTC 0 3 * * *", "timeZone"),
+])
+def test_a_bad_schedule_is_refused_naming_the_field(schedule, says, capsys):
+    assert main(["deploy", str(DEFAULT_SELECTION[0]), "--schedule", schedule]) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule", ["0 3 * * *", "*/15 * * * *", "5,35 1-5/2 ? JAN-JUN sun", "@hourly",
+                                      "@every 90m"])
+def test_a_good_schedule_is_rendered(schedule, tmp_path):
+    assert by_kind(rendered(tmp_path, "--schedule", schedule), "CronJob")[0]["spec"]["schedule"] == schedule
+
+
+@pytest.mark.parametrize("experiment, says", [
+    # chaostoolkit-kubernetes' activity: its permissions are its own, not known here
+    ("fail-closed/privileged-pod-denied-while-policy-engine-scaled-to-zero.yaml", "chaosk8s"),
+    ("privileged-pod-policy-violation-event.yaml", "alert_in_kubernetes_events"),
+    ("identity/team-cannot-bind-cluster-admin.yaml", "inject_rbac_grant"),
+])
+def test_an_activity_whose_permissions_are_unknown_is_an_error_naming_it(experiment, says, capsys):
+    assert main(["deploy", str(EXPERIMENTS / experiment)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "does not" in err, err
+
+
+def test_bad_options_and_paths_are_errors(tmp_path, capsys):
+    assert main(["deploy", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such experiment" in capsys.readouterr().err
+    assert main(["deploy", str(DEFAULT_SELECTION[0]), "--namespace", "Kirvis_System"]) == 2
+    assert "invalid --namespace" in capsys.readouterr().err
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "same.yaml").write_text(DEFAULT_SELECTION[0].read_text())
+    assert main(["deploy", str(tmp_path)]) == 2
+    assert "two experiments named same.yaml" in capsys.readouterr().err
