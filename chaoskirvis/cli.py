@@ -80,6 +80,8 @@ _REPORT_FORMATS = ("html", "md", "junit", "json")
 
 
 def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
+    from chaoskirvis.metrics.command import add_parser as add_push_metrics, add_run_options as add_metrics_options
+
     run = commands.add_parser(
         "run", help="run experiments (files or folders) in one process, one journal each; exit 0 when every "
                     "verdict is as expected, 1 on any weakness, 2 on any error (and no weakness)",
@@ -111,6 +113,7 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                      help="format of --report (default: from its extension, else html)")
     run.add_argument("--sign-key", type=Path, default=None, metavar="KEY.pem",
                      help="sign each journal with this Ed25519 private key (PEM, PKCS#8, unencrypted)")
+    add_metrics_options(run)
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="turn journals into an HTML, Markdown, JUnit XML or JSON report")
@@ -140,6 +143,7 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
     add_rehearse(commands)
     from chaoskirvis.deploy.command import add_parser as add_deploy
     add_deploy(commands)
+    add_push_metrics(commands)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -256,6 +260,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.report and _report_format_error(args.report_format, args.report):
         print(f"kirvis run: {_report_format_error(args.report_format, args.report)}", file=sys.stderr)
         return 2
+    from chaoskirvis.metrics.command import export_run, run_options_problem
+
+    if run_options_problem(args):
+        print(f"kirvis run: {run_options_problem(args)}", file=sys.stderr)
+        return 2
     sign_key = None
     if args.sign_key:  # before anything runs: a bad key must not cost a suite
         from chaoskirvis.evidence.signing import SigningError, load_private_key
@@ -289,6 +298,8 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     status = exit_status(results)
     journals = [result.journal for result in results if result.journal is not None]
+    if journals and export_run(args, journals) != 0:  # the journals are written whatever the gateway says
+        status = max(status, 2)
     if args.report and journals:
         fmt = args.report_format or _format_of(args.report)
         if _write_report(journals, fmt, args.report) != 0:
