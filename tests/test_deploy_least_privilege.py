@@ -1,0 +1,181 @@
+"""Least privilege, proven on the sandbox (which enforces RBAC and issues ServiceAccount tokens): the manifests
+`kirvis deploy` renders for the default selection are applied (`--apply`'s code), the CronJob's two commands
+run as its ServiceAccount (a TokenRequest token in a kubeconfig, the experiments read back from the applied
+ConfigMap) and the suite holds; every request the ServiceAccount sent, in the sandbox's request log, is allowed
+and covered by a generated rule. Then each generated rule is removed alone, re-applied, and the job run
+again: it fails every time, an experiment ending `error` (the runner's own 403) or, for a rule only
+`kirvis cleanup --expired` needs, the cleanup step failing and saying what it could not list. So every rule
+is needed. The commands run in this process (`chaoskirvis.cli.main`), as the pod would run them."""
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaoskirvis.cli import main
+from chaoskirvis.client import KubeAPI, kube_api
+from chaoskirvis.deploy.apply import apply_all
+from chaoskirvis.deploy.render import EXPERIMENTS_DIR, WORK_DIR, Options, load_experiments, render
+from chaoskirvis.sandbox.api import parse_api_path
+from test_deploy_render import DEFAULT_SELECTION
+
+SERVICE_ACCOUNT = "kirvis"
+PROGRESS = re.compile(r"^\[\d+/\d+\] (\w+)\s+(\S+\.yaml)", re.M)
+
+
+@dataclass
+class Deployed:
+    api: KubeAPI  # the admin's
+    manifests: list[dict]
+    kubeconfig: Path  # the ServiceAccount's token
+    namespace: str
+
+
+@pytest.fixture(scope="module")
+def deployed(scenarios, tmp_path_factory) -> Iterator[Deployed]:
+    sandbox = scenarios.sandbox
+    api = kube_api(secrets={"KUBECONFIG": str(scenarios.kubeconfig)})
+    namespace = f"kirvis-lp-{uuid.uuid4().hex[:6]}"
+    manifests = render(load_experiments(DEFAULT_SELECTION), Options(namespace=namespace))
+    lines = list(apply_all(api, manifests))
+    assert lines[0] == f"created Namespace {namespace}" and all(line.startswith("created ") for line in lines)
+    assert all(line.startswith("configured ") for line in apply_all(api, manifests))  # idempotent
+    answer = api.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/{SERVICE_ACCOUNT}/token",
+                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                         "spec": {"audiences": [], "expirationSeconds": 3600}})
+    kubeconfig = tmp_path_factory.mktemp("deploy") / "service-account.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "job",
+        "clusters": [{"name": "sandbox", "cluster": {
+            "server": sandbox.url, "certificate-authority-data": base64.b64encode(sandbox.ca_pem).decode()}}],
+        "users": [{"name": "job", "user": {"token": answer.body["status"]["token"]}}],
+        "contexts": [{"name": "job", "context": {"cluster": "sandbox", "user": "job"}}]}))
+    kubeconfig.chmod(0o600)
+    yield Deployed(api, manifests, kubeconfig, namespace)
+    for manifest in manifests[1:]:  # the namespace last; its objects with it
+        if manifest["kind"] in ("Role", "RoleBinding"):
+            api.delete(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{manifest['metadata']['namespace']}/"
+                       f"{manifest['kind'].lower()}s/{manifest['metadata']['name']}")
+    api.delete(f"/api/v1/namespaces/{namespace}")
+
+
+@dataclass
+class Job:
+    cleanup: int
+    cleanup_err: str
+    run: int
+    verdicts: dict[str, str]
+    output: str
+
+
+def run_job(deployed: Deployed, work: Path, monkeypatch, capsys) -> Job:
+    """The CronJob's init container then container, as stored in the cluster, with the stored ConfigMap's
+    experiments: their paths in the pod mapped into `work`, the ServiceAccount's kubeconfig as credentials."""
+    namespace = deployed.namespace
+    job = deployed.api.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/kirvis")
+    data = deployed.api.get(f"/api/v1/namespaces/{namespace}/configmaps/kirvis-experiments")["data"]
+    (work / "experiments").mkdir(parents=True)
+    for key, text in data.items():
+        (work / "experiments" / key).write_text(text)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (cleanup,), (container,) = pod["initContainers"], pod["containers"]
+    monkeypatch.setenv("KUBECONFIG", str(deployed.kubeconfig))
+    results = []
+    for step in (cleanup, container):
+        assert step["command"] == ["kirvis"]
+        for variable in step["env"]:
+            monkeypatch.setenv(variable["name"], variable["value"])
+        arguments = [a.replace(EXPERIMENTS_DIR, str(work / "experiments")).replace(WORK_DIR, str(work))
+                     for a in step["args"]]
+        results.append((main(arguments), capsys.readouterr()))
+    (cleanup_code, cleanup_out), (run_code, run_out) = results
+    return Job(cleanup_code, cleanup_out.err, run_code,
+               {name: word for word, name in PROGRESS.findall(run_out.out)}, run_out.out + run_out.err)
+
+
+def sa_requests(sandbox, seen: int, namespace: str) -> list:
+    user = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    return [r for r in sandbox.requests[seen:] if r.user == user]
+
+
+def granted(manifests: list[dict]) -> set[tuple[str | None, str, str, str]]:
+    """(namespace, group, resource, verb) every generated rule grants."""
+    return {(m["metadata"].get("namespace") if m["kind"] == "Role" else None, group, resource, verb)
+            for m in manifests if m["kind"] in ("Role", "ClusterRole") for rule in m["rules"]
+            for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def verb_of(method: str, named: bool, query: dict) -> str:
+    if method == "GET":
+        return "watch" if query.get("watch") in ("true", "1") else "get" if named else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def test_the_job_holds_as_its_service_account_and_every_request_is_a_generated_rule(
+        deployed, scenarios, tmp_path, monkeypatch, capsys):
+    sandbox = scenarios.sandbox
+    seen = len(sandbox.requests)
+    job = run_job(deployed, tmp_path, monkeypatch, capsys)
+    assert job.cleanup == 0, job.cleanup_err
+    assert job.run == 0, job.output
+    assert job.verdicts == {p.name: "HELD" for p in DEFAULT_SELECTION}, job.output
+    requests = sa_requests(sandbox, seen, deployed.namespace)
+    assert len(requests) > 20
+    rules = granted(deployed.manifests)
+    uncovered = []
+    for request in requests:
+        if not request.path.startswith(("/api/", "/apis/")):
+            continue  # /version: public-info-viewer's, for every identity
+        parsed = parse_api_path(request.path)
+        if parsed.plural == "selfsubjectreviews":
+            continue  # system:basic-user's, for every authenticated identity
+        need = (parsed.namespace, parsed.group, parsed.plural, verb_of(request.method, bool(parsed.name), request.query))
+        if need not in rules:
+            uncovered.append((need, request.method, request.path))
+    assert not uncovered, uncovered
+
+
+def rules_of(manifests: list[dict]) -> list[tuple[int, int]]:
+    """(manifest index, rule index) of every generated rule."""
+    return [(i, j) for i, m in enumerate(manifests) if m["kind"] in ("Role", "ClusterRole")
+            for j in range(len(m["rules"]))]
+
+
+def test_every_generated_rule_is_needed(deployed, tmp_path, monkeypatch, capsys):
+    """Without any one rule the job fails: an experiment errors, or the cleanup step cannot sweep."""
+    manifests = deployed.manifests
+    created = {(rule["apiGroups"][0], rule["resources"][0], m["metadata"]["namespace"])
+               for m in manifests if m["kind"] == "Role" for rule in m["rules"] if "create" in rule["verbs"]}
+    checked = 0
+    try:
+        for attempt, (index, rule_index) in enumerate(rules_of(manifests)):
+            role = copy.deepcopy(manifests[index])
+            rule = role["rules"].pop(rule_index)
+            list(apply_all(deployed.api, [role]))
+            try:
+                with monkeypatch.context() as patched:
+                    job = run_job(deployed, tmp_path / str(attempt), patched, capsys)
+            finally:
+                list(apply_all(deployed.api, [manifests[index]]))  # the rule back before the next is removed
+            group, resource = rule["apiGroups"][0], rule["resources"][0]
+            where = role["metadata"].get("namespace")
+            what = f"rule {resource}{'.' + group if group else ''} {rule['verbs']} in {where}"
+            assert job.cleanup != 0 or job.run == 2, f"the job still passes without {what}:\n{job.output}"
+            if (group, resource, where) in created:  # an experiment needs it: the runner's own 403 is an error
+                assert job.run == 2 and "ERROR" in job.verdicts.values(), f"{what}:\n{job.output}"
+                denied = f'cannot {{}} resource "{resource}" in API group "{group}" in the namespace "{where}"'
+                assert any(denied.format(verb) in job.output for verb in rule["verbs"]), f"{what}:\n{job.output}"
+            else:  # only the cleanup sweep lists it
+                assert job.cleanup == 1, f"{what}: {job.cleanup_err}"
+                assert f"cannot list {resource} in namespace {where} (403" in job.cleanup_err, job.cleanup_err
+            checked += 1
+    finally:
+        list(apply_all(deployed.api, manifests))
+    assert checked == len(rules_of(manifests)) >= 10
