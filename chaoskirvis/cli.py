@@ -113,6 +113,12 @@ def _add_evidence_commands(commands: argparse._SubParsersAction) -> None:
                      help="format of --report (default: from its extension, else html)")
     run.add_argument("--sign-key", type=Path, default=None, metavar="KEY.pem",
                      help="sign each journal with this Ed25519 private key (PEM, PKCS#8, unencrypted)")
+    run.add_argument("--context", action="append", default=[], metavar="NAME",
+                     help="run the suite against this kubeconfig context (repeatable: a fleet, one subprocess and "
+                          "journal folder DIR/NAME per context, then a cluster x experiment matrix)")
+    run.add_argument("--all-contexts", action="store_true", help="run the suite against every kubeconfig context")
+    run.add_argument("--parallel", type=int, default=None, metavar="N",
+                     help="with --context or --all-contexts, contexts run at once (default: 4)")
     add_metrics_options(run)
     run.set_defaults(handler=_run)
 
@@ -272,6 +278,15 @@ def _run(args: argparse.Namespace) -> int:
         try:
             sign_key = load_private_key(args.sign_key)
         except SigningError as exc:
+            print(f"kirvis run: {exc}", file=sys.stderr)
+            return 2
+    if args.context or args.all_contexts or args.parallel is not None:
+        from chaoskirvis.run.fleet import run_fleet
+        from chaoskirvis.run.suite import UsageError
+
+        try:
+            return run_fleet(args, progress=lambda line: print(line, flush=True))
+        except UsageError as exc:
             print(f"kirvis run: {exc}", file=sys.stderr)
             return 2
     log_file = args.log_file or args.journals / "kirvis-run.log"

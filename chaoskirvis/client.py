@@ -57,11 +57,13 @@ from logzero import logger
 
 from chaoskirvis import __version__
 from chaoskirvis.activity import REQUEST_TIMEOUT_SECONDS, configured_number
-from chaoskirvis.kubeconfig import ClusterConfiguration, KubeconfigError, from_environment, from_kubeconfig, in_pod
+from chaoskirvis.kubeconfig import (
+    ClusterConfiguration, KubeconfigError, context_names, from_environment, from_kubeconfig, in_pod,
+)
 from chaoskirvis.ledger.runid import current_run_id
 
 __all__ = ["KubeAPI", "ApiError", "Answer", "ClusterClient", "Identity", "RetryPolicy", "is_intended", "kube_api",
-           "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
+           "kubeconfig_contexts", "path_for", "user_agent", "NO_CONFIGURATION_MESSAGE"]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 8  # connections kept per API server (concurrent deletes, watches beside requests)
@@ -551,6 +553,18 @@ def _resolve_configuration(kubeconfig: list[str] | None, lookup) -> ClusterConfi
     if lookup("KUBERNETES_HOST"):
         return from_environment(lookup, verify_ssl)
     raise ActivityFailed(NO_CONFIGURATION_MESSAGE)
+
+
+def kubeconfig_contexts() -> list[str]:
+    """The context names of the kubeconfig this process reads (``KUBECONFIG``, else ``~/.kube/config``), as
+    ``KUBERNETES_CONTEXT`` may name them; raises `ActivityFailed` when there is none or it cannot be read."""
+    paths = _existing_kubeconfig(os.environ.get("KUBECONFIG"))
+    if not paths:
+        raise ActivityFailed("no kubeconfig to take contexts from: set KUBECONFIG or write ~/.kube/config")
+    try:
+        return context_names(paths)
+    except (KubeconfigError, OSError) as exc:
+        raise ActivityFailed(f"cannot read the contexts of kubeconfig {os.pathsep.join(paths)}: {exc}") from None
 
 
 def _existing_kubeconfig(kubeconfig_env: str | None) -> list[str] | None:

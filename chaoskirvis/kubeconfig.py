@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from chaoslib.exceptions import ActivityFailed
 
-__all__ = ["ClusterConfiguration", "KubeconfigError", "from_kubeconfig", "in_pod", "from_environment"]
+__all__ = ["ClusterConfiguration", "KubeconfigError", "from_kubeconfig", "context_names", "in_pod",
+           "from_environment"]
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_FILE_REREAD_SECONDS = 60.0  # client-go re-reads a tokenFile (rotated service account tokens) each minute
@@ -117,6 +118,11 @@ def from_kubeconfig(paths: list[str], context: str | None) -> ClusterConfigurati
         _user_credentials(configuration, user, user_dir)
     configuration.context, configuration.user = name, user_name
     return configuration
+
+
+def context_names(paths: list[str]) -> list[str]:
+    """The context names of the merged kubeconfig `paths`, in the order the files define them."""
+    return list(_merge([Path(p).expanduser() for p in paths]).contexts)
 
 
 def in_pod() -> ClusterConfiguration:

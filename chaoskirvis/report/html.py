@@ -11,6 +11,7 @@ from typing import Any
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
 from chaoskirvis.report.model import AttackCell, ExperimentView, name_views
+from chaoskirvis.report.fleet import fleet_of
 from chaoskirvis.report.summary import attack_matrix
 from chaoskirvis.report.svg import DetectionBar, detection_chart_svg, timeline_svg, tone
 from chaoskirvis.report.text import (
@@ -99,6 +100,7 @@ def render_html(views: list[ExperimentView], generated_at: dt.datetime) -> str:
         '<main class="wrap">',
         _kpis(views),
         _summary_table(views),
+        _fleet(views),
         _matrix(views),
         _detection_chart(views),
         *(_experiment(number, view) for number, view in enumerate(views, 1)),
@@ -219,6 +221,33 @@ def _matrix(views: list[ExperimentView]) -> str:
         f'<div class="legend">Columns are the experiments of the summary; each cell is that experiment\'s own '
         f"result for the technique. {legend} (tagged: named by the experiment, not exercised by any check)</div>"
         f'<div class="legend">{colours}</div></section>'
+    )
+
+
+def _fleet(views: list[ExperimentView]) -> str:
+    """The cluster x experiment matrix, only where the journals come from several clusters."""
+    fleet = fleet_of(views)
+    if fleet is None:
+        return ""
+    head = "".join(f'<th title="{esc(fleet.titles.get(e, e))}">{esc(e)}</th>' for e in fleet.experiments)
+    rows = []
+    for cluster in fleet.clusters:
+        cells = []
+        for experiment in fleet.experiments:
+            cell = fleet.cell(cluster, experiment)
+            cells.append("<td>—</td>" if cell is None else
+                         f'<td><span class="cell {label_tone(cell.label)}" title="{esc(cell.reason)}" '
+                         f'data-cluster="{esc(cluster)}" data-experiment="{esc(experiment)}" '
+                         f'data-label="{esc(cell.label)}">{esc(cell.label)}</span></td>')
+        server = fleet.servers.get(cluster)
+        rows.append(f'<tr><td class="technique" title="{esc(server or "")}">{esc(cluster)}</td>{"".join(cells)}</tr>')
+    return (
+        '<section class="card" id="fleet"><h2>Fleet</h2>'
+        f'<div class="scroll"><table class="matrix"><thead><tr><th class="technique">Cluster</th>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table></div>'
+        '<div class="legend">Rows are the clusters the journals record (kubeconfig context, else API server), '
+        "columns the experiments; each cell is the experiment's verdict in that cluster (the latest run where "
+        "there are several); —: no journal of it from that cluster.</div></section>"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
+from chaoskirvis.report.fleet import Fleet, fleet_of
 from chaoskirvis.report.model import ExperimentView, name_views
 from chaoskirvis.report.summary import attack_matrix
 from chaoskirvis.report.text import (
@@ -52,6 +53,9 @@ def render_markdown(views: list[ExperimentView], generated_at: dt.datetime) -> s
             f"| {md(when(view.started))} | {md(span(view.duration))} | {md(view.run_id or '—')} "
             f"| {md(_journal_name(view))} ({md(view.integrity.state)}) |"
         )
+    fleet = fleet_of(views)
+    if fleet is not None:
+        lines += ["", *_fleet(fleet)]
     lines += ["", "## ATT&CK coverage", "", "Columns are the experiments of the summary; each cell is that "
               "experiment's own worst check for the technique, and what it means for the run: held, weakness, "
               "weakness (expected) in a negative control, error (not a weakness), introduced (admitted for a "
@@ -87,6 +91,23 @@ def _matrix(views: list[ExperimentView]) -> list[str]:
         lines.append(f"| {md(label)} | " + " | ".join(
             "" if c is None else md(c.outcome if c.outcome == c.label else f"{c.outcome}: {c.label}") for c in cells
         ) + " |")
+    return lines
+
+
+def _fleet(fleet: Fleet) -> list[str]:
+    lines = [
+        "## Fleet", "",
+        "Rows are the clusters the journals record (kubeconfig context, else API server), columns the "
+        "experiments; each cell is the experiment's verdict in that cluster (the latest run where there are "
+        "several); —: no journal of it from that cluster.", "",
+        "| Cluster | " + " | ".join(md(e) for e in fleet.experiments) + " | Verdicts |",
+        "|---|" + "---|" * (len(fleet.experiments) + 1),
+    ]
+    for cluster in fleet.clusters:
+        cells = [fleet.cell(cluster, e) for e in fleet.experiments]
+        counts = ", ".join(f"{n} {label}" for label, n in sorted(fleet.counts(cluster).items()))
+        lines.append(f"| {md(cluster)} | " + " | ".join(md(c.label) if c else "—" for c in cells)
+                     + f" | {md(counts)} |")
     return lines
 
 

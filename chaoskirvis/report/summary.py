@@ -12,6 +12,7 @@ from typing import Any
 
 from chaoskirvis import __version__
 from chaoskirvis.report.attack import technique_name
+from chaoskirvis.report.fleet import fleet_of
 from chaoskirvis.report.model import AttackCell, ExperimentView, name_views
 from chaoskirvis.report.text import fix_text, verdict_counts
 
@@ -40,6 +41,7 @@ def summary(views: list[ExperimentView], generated_at: dt.datetime) -> dict[str,
     for view in views:
         checks.update(view.counts())
     names = {view.key: view.name for view in views}
+    fleet = fleet_of(views)
     return {
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "generator": f"chaoskirvis {__version__}",
@@ -60,6 +62,7 @@ def summary(views: list[ExperimentView], generated_at: dt.datetime) -> dict[str,
             }
             for technique, results in attack_matrix(views).items()
         },
+        **({"fleet": fleet.as_dict()} if fleet is not None else {}),
         "experiments": [_experiment(view) for view in views],
     }
 

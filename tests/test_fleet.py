@@ -1,0 +1,245 @@
+"""`kirvis run --context A --context B`: one suite against two clusters, and `kirvis report` over both.
+
+Two sandboxes differ only in the controls: "guarded" has the repository's scenarios applied (team-baseline
+under Pod Security baseline, the policies), "open" has a team-baseline namespace with no label and no
+policy. One kubeconfig names both (their servers, CAs and tokens differ), as a user with two clusters has.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from chaoskirvis.sandbox.server import Sandbox
+from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
+
+BLOCKING = ["privileged-pod-denied", "host-path-denied", "host-network-denied"]
+CONTEXTS = ["guarded", "open"]
+
+
+def kirvis(workdir: Path, kubeconfig: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "kirvis"), *arguments], cwd=workdir, env=chaos_env(kubeconfig),
+                          capture_output=True, text=True, timeout=300)
+
+
+def two_context_kubeconfig(path: Path, sandboxes: dict[str, Sandbox]) -> Path:
+    """One kubeconfig whose contexts, clusters and users are named after the sandboxes."""
+    merged: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [],
+                    "current-context": "guarded"}
+    for name, sandbox in sandboxes.items():
+        written = yaml.safe_load(sandbox.write_kubeconfig(path.parent / f"{name}.kubeconfig").read_text())
+        merged["clusters"].append({"name": name, "cluster": written["clusters"][0]["cluster"]})
+        merged["users"].append({"name": f"{name}-admin", "user": written["users"][0]["user"]})
+        merged["contexts"].append({"name": name, "context": {"cluster": name, "user": f"{name}-admin"}})
+    path.write_text(yaml.safe_dump(merged))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    with Sandbox() as guarded, Sandbox() as open_:
+        for manifest in sorted((ROOT / "scenarios").glob("*.yaml")):
+            guarded.apply(manifest)
+        open_.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-baseline\n")
+        work = tmp_path_factory.mktemp("fleet")
+        kubeconfig = two_context_kubeconfig(work / "kubeconfig", {"guarded": guarded, "open": open_})
+        yield work, kubeconfig, {"guarded": guarded, "open": open_}
+
+
+@pytest.fixture(scope="module")
+def fleet_run(fleet):
+    work, kubeconfig, sandboxes = fleet
+    suite = work / "suite"
+    suite.mkdir()
+    for name in BLOCKING:
+        shutil.copy(EXPERIMENTS / f"{name}.yaml", suite)
+    done = kirvis(work, kubeconfig, "run", "suite", "--context", "guarded", "--context", "open", "--parallel", "2",
+                  "--journals", "journals", "--report", "fleet.md")
+    return done, work, kubeconfig, sandboxes
+
+
+def matrix_rows(markdown: str) -> dict[str, dict[str, str]]:
+    """The Fleet section's table as {cluster: {experiment: cell}}."""
+    section = markdown.split("## Fleet\n", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = {}
+    for line in table[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return rows
+
+
+def test_the_fleet_run_shows_guarded_held_and_open_weak(fleet_run):
+    done, work, _, _ = fleet_run
+    output = done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    matrix = lines[lines.index(next(l for l in lines if l.startswith("fleet: 2 cluster(s) x 3 experiment(s)"))) + 1:]
+
+    assert done.returncode == 1, output
+    assert matrix[0].split() == ["cluster", *sorted(BLOCKING)]
+    assert matrix[1].split() == ["guarded", "held", "held", "held"], output
+    assert matrix[2].split() == ["open", "weakness", "weakness", "weakness"], output
+    assert "[guarded] kirvis run exited 0" in done.stdout
+    assert "[open] kirvis run exited 1" in done.stdout
+
+
+def test_each_context_has_its_own_journals_recording_its_cluster(fleet_run):
+    _, work, _, sandboxes = fleet_run
+    servers = {}
+    for context in CONTEXTS:
+        folder = work / "journals" / context
+        journals = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+        assert sorted(journals) == sorted(BLOCKING)
+        assert (folder / "kirvis-run.log").stat().st_size > 0
+        recorded = {j["chaoskirvis"]["cluster"]["context"] for j in journals.values()}
+        assert recorded == {context}
+        servers[context] = {j["chaoskirvis"]["cluster"]["server"] for j in journals.values()}
+        expected = "held" if context == "guarded" else "weakness"
+        assert {j["chaoskirvis"]["verdict"]["result"] for j in journals.values()} == {expected}
+        assert all(j["chaoskirvis"]["ledger"]["restored"] for j in journals.values())
+    assert servers == {name: {sandbox.url} for name, sandbox in sandboxes.items()}
+    run_ids = [json.loads(p.read_text())["chaoskirvis"]["run_id"] for p in (work / "journals").glob("*/*.json")]
+    assert len(set(run_ids)) == len(run_ids) == 6
+
+
+def test_the_report_of_both_folders_shows_the_matrix(fleet_run):
+    _, work, kubeconfig, _ = fleet_run
+    journals = [str(p.relative_to(work)) for p in sorted((work / "journals").glob("*/*.json"))]
+    markdown = kirvis(work, kubeconfig, "report", *journals, "--format", "md")
+    summary = kirvis(work, kubeconfig, "report", *journals, "--format", "json")
+    html = kirvis(work, kubeconfig, "report", *journals, "--format", "html")
+    assert markdown.returncode == summary.returncode == html.returncode == 0, markdown.stderr + summary.stderr
+
+    rows = matrix_rows(markdown.stdout)
+    assert list(rows) == CONTEXTS
+    for experiment in BLOCKING:
+        assert rows["guarded"][experiment] == "held"
+        assert rows["open"][experiment] == "weakness"
+    assert rows["guarded"]["Verdicts"] == "3 held" and rows["open"]["Verdicts"] == "3 weakness"
+    assert matrix_rows((work / "fleet.md").read_text()) == rows  # the run's --report: the same matrix
+
+    fleet = json.loads(summary.stdout)["fleet"]
+    assert [c["name"] for c in fleet["clusters"]] == CONTEXTS
+    assert sorted(e["name"] for e in fleet["experiments"]) == sorted(BLOCKING)
+    for experiment in BLOCKING:
+        guarded, open_ = fleet["matrix"]["guarded"][experiment], fleet["matrix"]["open"][experiment]
+        assert (guarded["verdict"], guarded["as_expected"]) == ("held", True)
+        assert (open_["verdict"], open_["as_expected"]) == ("weakness", False)
+        assert Path(guarded["journal"]).parent.name == "guarded" and Path(open_["journal"]).parent.name == "open"
+
+    assert 'id="fleet"' in html.stdout
+    assert html.stdout.count('data-cluster="guarded"') == html.stdout.count('data-cluster="open"') == 3
+    assert html.stdout.count('data-cluster="open" data-experiment="host-path-denied" data-label="weakness"') == 1
+
+
+def test_one_cluster_keeps_the_report_without_a_fleet(fleet_run):
+    _, work, kubeconfig, _ = fleet_run
+    journals = [str(p) for p in sorted((work / "journals" / "guarded").glob("*.json"))]
+    markdown = kirvis(work, kubeconfig, "report", *journals, "--format", "md")
+    summary = kirvis(work, kubeconfig, "report", *journals, "--format", "json")
+    html = kirvis(work, kubeconfig, "report", *journals, "--format", "html")
+
+    assert "## Fleet" not in markdown.stdout
+    assert "fleet" not in json.loads(summary.stdout)
+    assert 'id="fleet"' not in html.stdout
+
+
+def test_an_unknown_context_is_an_error_before_anything_runs(fleet):
+    work, kubeconfig, sandboxes = fleet
+    before = {name: len(sandbox.requests) for name, sandbox in sandboxes.items()}
+    done = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), "--context", "guarded",
+                  "--context", "staging", "--journals", "unknown-journals")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no context 'staging' in the kubeconfig (its contexts: guarded, open)" in done.stderr
+    assert not (work / "unknown-journals").exists()
+    assert {name: len(sandbox.requests) for name, sandbox in sandboxes.items()} == before
+
+
+def test_a_journal_from_another_cluster_than_asked_is_an_error(fleet, tmp_path):
+    """An experiment whose secrets pin KUBERNETES_CONTEXT tests that cluster whatever --context says: the
+    fleet must not count the guarded cluster's pass for the open one."""
+    work, kubeconfig, _ = fleet
+    pinned = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    pinned["secrets"] = {"kubernetes": {"KUBERNETES_CONTEXT": "guarded"}}
+    (tmp_path / "privileged-pod-denied.yaml").write_text(yaml.safe_dump(pinned))
+    done = kirvis(work, kubeconfig, "run", str(tmp_path), "--context", "guarded", "--context", "open",
+                  "--journals", str(tmp_path / "journals"))
+    lines = done.stdout.splitlines()
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert lines[-2].split() == ["guarded", "held"]
+    assert lines[-1].split() == ["open", "error"]
+
+
+def test_stale_journals_do_not_pass_a_run_that_wrote_none(fleet, tmp_path):
+    """Journals left from an earlier run (here: forged "held" ones) are not this run's: a context whose run
+    stopped before writing any shows errors, and the fleet exits 2."""
+    work, kubeconfig, _ = fleet
+    for context in CONTEXTS:
+        (tmp_path / "journals" / context).mkdir(parents=True)
+        (tmp_path / "journals" / context / "privileged-pod-denied.json").write_text(json.dumps(
+            {"experiment": {"title": "forged"}, "status": "completed", "deviated": False,
+             "chaoskirvis": {"cluster": {"context": context}, "verdict": {"result": "held"}}}))
+    done = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), "--all-contexts",
+                  "--var-file", str(tmp_path / "missing.yaml"), "--journals", str(tmp_path / "journals"))
+    lines = done.stdout.splitlines()
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "[open] kirvis run: no such var file" in done.stdout
+    assert lines[-2].split() == ["guarded", "error"] and lines[-1].split() == ["open", "error"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--context", "guarded", "--all-contexts"], "--context and --all-contexts: choose one"),
+    (["--parallel", "2"], "--parallel goes with --context or --all-contexts"),
+    (["--context", "guarded", "--parallel", "0"], "--parallel 0: run at least one context at a time"),
+])
+def test_fleet_options_that_cannot_run(fleet, arguments, message):
+    work, kubeconfig, _ = fleet
+    done = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), *arguments,
+                  "--journals", "never")
+
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (work / "never").exists()
+
+
+def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_run(fleet, tmp_path):
+    """Ctrl-C at the terminal reaches the fleet only (each context runs in its own session): the fleet passes
+    it on to every running context, which restores what it introduced, as a single `kirvis run` does."""
+    work, kubeconfig, _ = fleet
+    slow = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    slow["method"][0]["pauses"] = {"after": 120}
+    (tmp_path / "slow-privileged.yaml").write_text(yaml.safe_dump(slow))
+    core = client.CoreV1Api(config.new_client_from_config(str(work / "open.kubeconfig")))
+    marked = "app.kubernetes.io/managed-by=chaoskirvis"
+    process = subprocess.Popen(
+        [str(BIN / "kirvis"), "run", str(tmp_path / "slow-privileged.yaml"), "--all-contexts", "--journals",
+         str(tmp_path / "journals")], cwd=work, env=chaos_env(kubeconfig), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not core.list_namespaced_pod("team-baseline", label_selector=marked).items:
+        assert process.poll() is None and time.monotonic() < deadline, "the open cluster's injection never happened"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the record's "created" entry is written just after the create
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=90)
+    lines = output.splitlines()
+
+    assert process.returncode == 130, output
+    assert "kirvis run: SIGINT: passed to 2 running context(s), the others are not started" in output
+    assert core.list_namespaced_pod("team-baseline", label_selector=marked).items == []
+    assert core.list_namespaced_config_map("team-baseline", label_selector=marked).items == []
+    journal = json.loads((tmp_path / "journals" / "open" / "slow-privileged.json").read_text())
+    assert journal["status"] == "interrupted" and journal["chaoskirvis"]["ledger"]["restored"] is True
+    assert lines[-1].split() == ["open", "error"], output
