@@ -7,7 +7,8 @@ SIGKILL between the two leaves a trail that ``kirvis cleanup`` follows. That is 
 what the attempt came to (denied, created, deleted) is in the run's evidence, not in the record, which
 restore deletes once everything it names is gone. The same record holds the entries of changes to
 objects that exist (states `CHANGE_STATES`, with the original object): `chaoskirvis.ledger.changes` writes,
-validates and restores those; `record_refs` leaves them to it.
+validates and restores those; `record_refs` leaves them to it, and the entries of changed node files
+(states `NODE_FILE_STATES`) to `chaoskirvis.ledger.node_files`.
 
 The run's first entry in a namespace creates the record (one POST carrying the entry); later entries are
 merge patches of it. A POST answered 409 AlreadyExists (a record of the same run id left by another
@@ -36,11 +37,12 @@ if TYPE_CHECKING:
     from chaoskirvis.ledger.state import RunState
 
 __all__ = ["record_name", "record_ref", "write_intent", "write_entry", "record_refs", "RECORD_SELECTOR", "INTENDED",
-           "CHANGE_STATES"]
+           "CHANGE_STATES", "NODE_FILE_STATES"]
 
 RECORD_SELECTOR = f"{RECORD_LABEL}=ledger"
 INTENDED = "intended"
 CHANGE_STATES = ("changing", "changed", "deleting", "deleted")  # entries of chaoskirvis.ledger.changes
+NODE_FILE_STATES = ("node-changing", "node-changed")  # entries of chaoskirvis.ledger.node_files
 
 
 def record_name(run_id: str) -> str:
@@ -138,8 +140,8 @@ def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], l
         if not isinstance(entry, dict):
             invalid.append(f"invalid record entry {key!r} of {where}: not a JSON object")
             continue
-        if entry.get("state") in CHANGE_STATES:
-            continue  # a change to an existing object: chaoskirvis.ledger.changes.record_changes validates it
+        if entry.get("state") in CHANGE_STATES or entry.get("state") in NODE_FILE_STATES:
+            continue  # a change to an existing object or a node file: ledger.changes / ledger.node_files validate it
         ref, problem = _entry_ref(entry, home, run_id)
         if problem:
             invalid.append(f"invalid record entry {key!r} of {where}: {problem}")

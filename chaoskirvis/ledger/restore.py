@@ -34,9 +34,11 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
 from chaoskirvis.ledger.changes import Change, record_changes, restore_change
+from chaoskirvis.ledger.node_files import NodeFileEntry, node_file_entries
 from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RECORD_LABEL, RUN_ID_LABEL, is_expired, is_owned
 from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
 from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
+from chaoskirvis.nodes.restoring import restore_node_file
 
 if TYPE_CHECKING:
     from chaoskirvis.ledger.state import RunState
@@ -90,6 +92,8 @@ class Leftovers:
     """Lists and reads that failed: what could not be looked at."""
     changes: list[Change] = field(default_factory=list)
     """Changes the runs made to objects that exist, to put back (validated record entries)."""
+    node_files: list[NodeFileEntry] = field(default_factory=list)
+    """Files the runs changed on nodes, to put back through a node agent (validated record entries)."""
 
 
 @dataclass(eq=False)
@@ -210,9 +214,20 @@ def _follow_record(
     run_id = record["metadata"]["labels"][RUN_ID_LABEL]
     refs, invalid = record_refs(record, run_id)
     changes, invalid_changes = record_changes(record, run_id)
-    leftovers.invalid.extend([*invalid, *invalid_changes])
+    node_files, invalid_node_files = node_file_entries(record, run_id)
+    leftovers.invalid.extend([*invalid, *invalid_changes, *invalid_node_files])
     wanted = [ref for ref in refs if ref.path not in seen]
-    complete = True
+    complete = not invalid_node_files  # a node file whose entry is refused: the record stays for a person
+    for entry in node_files:
+        if _node_file_key(entry) in seen:
+            continue
+        if selection.run_id is None:
+            leftovers.kept.append(f"the {entry} changed by run {run_id}: only `kirvis cleanup --run-id {run_id}` "
+                                  "puts it back (its record stays)")
+            complete = False
+        else:
+            seen.add(_node_file_key(entry))
+            leftovers.node_files.append(entry)
     for change in changes:
         if change.ref.path in seen:
             continue
@@ -266,6 +281,7 @@ def remove(
     )
     handled = {ref.path for ref in leftovers.not_ours}
     _restore_changes(api, leftovers.changes, report, dry_run, handled)
+    _restore_node_files(api, leftovers.node_files, report, dry_run, handled)
     pending = _remove_all(api, [o for o in leftovers.objects if o[0].kind in _CONTROLLERS], report, dry_run, handled)
     pending += _remove_all(api, [o for o in leftovers.objects if o[0].kind not in _CONTROLLERS], report, dry_run,
                            handled)
@@ -294,11 +310,12 @@ def _remove_record(
         more = Leftovers()
         _follow_record(api, selection, current, set(handled), more)
         done = remove(api, Leftovers(objects=more.objects, not_ours=more.not_ours, invalid=more.invalid,
-                                     kept=more.kept, failed=more.failed, changes=more.changes),
+                                     kept=more.kept, failed=more.failed, changes=more.changes,
+                                     node_files=more.node_files),
                       dry_run=dry_run, wait_seconds=wait_seconds)
         _merge(report, done)
         handled |= {r.path for r, _ in more.objects} | {r.path for r in more.not_ours} \
-            | {c.ref.path for c in more.changes}
+            | {c.ref.path for c in more.changes} | {_node_file_key(e) for e in more.node_files}
         if done.failed or done.conflicts or more.kept or not more.records:
             return
         record = current
@@ -330,6 +347,27 @@ def _restore_changes(api: KubeAPI, changes: list[Change], report: CleanupReport,
             report.failed.append(result.detail)
         if result.outcome in ("restored", "unchanged"):
             handled.add(change.ref.path)
+
+
+def _node_file_key(entry: NodeFileEntry) -> str:
+    """How a node-file entry is told apart from objects in the `seen` and `handled` sets (not a REST path)."""
+    return f"nodefile:{entry.home}:{entry.key}"
+
+
+def _restore_node_files(api: KubeAPI, entries: list[NodeFileEntry], report: CleanupReport, dry_run: bool,
+                        handled: set[str]) -> None:
+    """Put back each changed node file (concurrently: one agent per file); a dry run starts no agent."""
+    if dry_run:
+        report.left_alone.extend(f"{entry}: a dry run starts no node agent, so it is not checked" for entry in entries)
+        return
+    for entry, result in zip(entries, _concurrently(lambda e: restore_node_file(api, e), entries)):
+        if result.outcome == "restored":
+            report.restored.append(result.detail)
+            handled.add(_node_file_key(entry))
+        elif result.outcome == "conflict":
+            report.conflicts.append({"object": str(entry), "detail": result.detail, **(result.versions or {})})
+        else:
+            report.failed.append(result.detail)
 
 
 def _merge(report: CleanupReport, done: CleanupReport) -> None:

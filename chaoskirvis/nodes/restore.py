@@ -1,4 +1,8 @@
-"""Put a node file back as it was, only if it is still what the run left; otherwise leave it and say so."""
+"""Put a node file back as it was, only if it is still what the run left; otherwise leave it and say so.
+
+Files are compared by mode, owner and sha256 (`identity`): the run's record keeps the original's content
+but only the checksum of what the run left.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,10 +10,15 @@ from typing import Callable
 from chaoskirvis.nodes import agent_commands as actions
 from chaoskirvis.nodes.agent_commands import FileState
 
-__all__ = ["Runner", "read_state", "apply_state", "restore_file"]
+__all__ = ["Runner", "identity", "read_state", "apply_state", "restore_file"]
 
 # Runs one fixed argv with stdin (locally, or through the agent's exec) and returns its stdout.
 Runner = Callable[[list[str], bytes], str]
+
+
+def identity(state: FileState) -> tuple[str, int, int, str]:
+    """What two states of a file are compared by: mode, owner, group and content checksum."""
+    return state.mode, state.uid, state.gid, state.sha256
 
 
 def read_state(run: Runner, root: str, path: str) -> FileState:
@@ -17,22 +26,34 @@ def read_state(run: Runner, root: str, path: str) -> FileState:
     return actions.parse_snapshot(run(actions.snapshot_command(root, path), b""))
 
 
-def apply_state(run: Runner, root: str, path: str, state: FileState) -> None:
-    """Write the content in place, then mode and owner (the write keeps the inode, so order is safe)."""
-    run(actions.write_command(root, path), state.content)
-    run(actions.chmod_command(root, path, state.mode), b"")
-    run(actions.chown_command(root, path, state.uid, state.gid), b"")
+def apply_state(run: Runner, root: str, path: str, state: FileState, current: FileState | None = None) -> None:
+    """Write the content in place, then mode and owner (the write keeps the inode, so order is safe); with
+    `current` (the file as read), only what differs from it is sent."""
+    if current is None or current.sha256 != state.sha256:
+        run(actions.write_command(root, path), state.content)
+    if current is None or current.mode != state.mode:
+        run(actions.chmod_command(root, path, state.mode), b"")
+    if current is None or (current.uid, current.gid) != (state.uid, state.gid):
+        run(actions.chown_command(root, path, state.uid, state.gid), b"")
 
 
-def restore_file(run: Runner, root: str, path: str, original: FileState, left: FileState) -> str:
-    """"restored" when the file is still exactly what the run left; "conflict: ..." (file untouched) otherwise."""
+def restore_file(run: Runner, root: str, path: str, original: FileState, left: FileState,
+                 settle: Callable[[], None] | None = None) -> str:
+    """"restored" when the file is still exactly what the run left; "conflict: ..." (file untouched) otherwise.
+
+    `settle` runs between the write and the read-back (waiting for a component the write restarts), and
+    when the file is the original already."""
     now = read_state(run, root, path)
-    if now == original:
+    if identity(now) == identity(original):
+        if settle is not None:  # a cleanup killed after its write: the component may still be restarting
+            settle()
         return "restored"  # someone (or a previous cleanup) already put it back
-    if now != left:
+    if identity(now) != identity(left):
         return (f"conflict: {path} changed since the run left it (mode {now.mode} owner {now.uid}:{now.gid} "
                 f"sha256 {now.sha256}); left alone")
-    apply_state(run, root, path, original)
-    if read_state(run, root, path) != original:
+    apply_state(run, root, path, original, current=now)
+    if settle is not None:
+        settle()
+    if identity(read_state(run, root, path)) != identity(original):
         return f"conflict: {path} did not read back as the original after restore"
     return "restored"

@@ -13,7 +13,10 @@ and kubectl's WebSocket executor read output and exit status:
   is served: 403, as Go's x/net/websocket refuses a failed subprotocol handshake.
 - Binary frames whose first byte is the channel: 1 stdout, 2 stderr, 3 error/status. The first frame is
   empty, on the lowest writable channel ("the connection is established"). Input channels (0 stdin, 4
-  resize, and v5's 255 close signal) are read and discarded: no process reads them.
+  resize, and v5's 255 close signal) are read and discarded: no process reads them. The exception is an
+  exec a `local` hook runs (the node agent's commands against a directory attached as a node's
+  filesystem, `node_exec`): its stdin (channel 0) is read until v5's close signal for channel 0 (how
+  kubectl and the `kubernetes` client end stdin) and given to the process.
 - The exit status on channel 3: with v4 and v5 the JSON `Status` ``{"metadata":{},"status":"Success"}``
   or ``{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: ...",
   "reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"N"}]}}``; with the
@@ -28,7 +31,7 @@ import datetime
 import json
 import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,10 +142,13 @@ def _matcher(match: ExecMatch) -> Callable[[ExecRecord], bool]:
 class ExecSessions:
     """Scripted answers and the record of every exec; `script` and `records` may be used from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, local: LocalRunner | None = None) -> None:
+        """`local(pod, container, command)` may return a coroutine function of the exec's stdin that runs it
+        for real (`node_exec.NodeRoots.runner_for`); None leaves the exec to the scripts."""
         self._lock = threading.Lock()
         self._records: list[ExecRecord] = []
         self._scripts: list[tuple[Callable[[ExecRecord], bool], ExecAnswer]] = []
+        self._local = local
 
     @property
     def records(self) -> list[ExecRecord]:
@@ -161,6 +167,10 @@ class ExecSessions:
             scripts = list(reversed(self._scripts))
         return next((answer for matcher, answer in scripts if matcher(record)), unscripted(record))
 
+    def _record(self, record: ExecRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
     async def serve(self, raw_request: aiohttp.web.BaseRequest, options: ExecOptions, pod: dict[str, Any],
                     container: str, user: str) -> aiohttp.web.StreamResponse:
         """Upgrade to a WebSocket, answer the command as scripted, send its exit status and close."""
@@ -178,12 +188,17 @@ class ExecSessions:
             return aiohttp.web.Response(status=403, text=f"requested protocol(s) are not supported: {offered}; "
                                                          f"supports {[V5_PROTOCOL, *_KUBELET_PROTOCOLS]}")
         metadata = pod["metadata"]
-        answer = self._run(ExecRecord(metadata["namespace"], metadata["name"], container, options.command,
-                                      options.tty, user, datetime.datetime.now(datetime.UTC)))
+        record = ExecRecord(metadata["namespace"], metadata["name"], container, options.command, options.tty, user,
+                            datetime.datetime.now(datetime.UTC))
+        local = self._local(pod, container, options.command) if self._local and not options.tty else None
+        answer = self._run(record) if local is None else None
         ws = aiohttp.web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False)
         await ws.prepare(raw_request)
         first = STDOUT if options.stdout else STDERR if options.stderr else ERROR
         await ws.send_bytes(bytes([first]))
+        if local is not None:
+            self._record(record)
+            answer = await local(await _read_stdin(ws) if options.stdin else b"")
         for channel, text in _output(options, answer):
             await ws.send_bytes(bytes([channel]) + text.encode())
         status = _status(protocol, options.command, answer.exit_code)
@@ -191,6 +206,24 @@ class ExecSessions:
             await ws.send_bytes(bytes([ERROR]) + status.encode())
         await ws.close()  # a close frame; waits for the client's, discarding what it still sends
         return ws
+
+
+LocalRunner = Callable[[dict[str, Any], str, tuple[str, ...]], Callable[[bytes], Awaitable[ExecAnswer]] | None]
+STDIN, CLOSE = 0, 255
+
+
+async def _read_stdin(ws: aiohttp.web.WebSocketResponse) -> bytes:
+    """What the client writes on channel 0 until it closes that channel (v5) or the connection."""
+    data = bytearray()
+    async for message in ws:
+        raw = message.data.encode() if message.type == aiohttp.WSMsgType.TEXT else message.data
+        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY) or not raw:
+            continue
+        if raw[0] == STDIN:
+            data += raw[1:]
+        elif raw[0] == CLOSE and raw[1:2] == bytes([STDIN]):
+            break
+    return bytes(data)
 
 
 def require_running(pod: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ user's bearer token: the admin and the viewer, and any added with `add_user`) an
 Clients may also authenticate with a certificate from its client CA (`client_ca_pem`), which signs approved
 kubernetes.io/kube-apiserver-client CertificateSigningRequests (`csr_signer`).
 Tests script what an exec answers (`script_exec`), read what was exec'd (`execs`) and write pod logs
-(`append_log`): no container runs.
+(`append_log`): no container runs. A test may attach a directory as a node's filesystem (`attach_node_root`):
+the node agent's fixed commands exec'd into a pod on that node then run for real on it (`node_exec`).
 Admission webhooks (`webhooks`) are called where their configurations say; the Services they name are reached
 at the local addresses given as `webhook_services` or to `map_webhook_service`, and `store_legacy` stores a
 configuration as an upgraded cluster may still hold it (sideEffects Unknown or Some).
@@ -42,6 +43,7 @@ from chaoskirvis.sandbox.controllers import ClusterStore
 from chaoskirvis.sandbox.csr_signer import ClientCertificateSigner
 from chaoskirvis.sandbox import gc_tuning
 from chaoskirvis.sandbox.exec_ws import ExecAnswer, ExecMatch, ExecRecord, ExecSessions
+from chaoskirvis.sandbox.node_exec import NodeRoots
 from chaoskirvis.sandbox.nodes import DEFAULT_NODES, SandboxNode
 from chaoskirvis.sandbox.api import KubernetesApiHandler, LoggedRequest
 from chaoskirvis.sandbox.authentication import Authenticator, authenticated
@@ -104,7 +106,8 @@ class Sandbox:
                                ADMIN.name: self.admin_token, VIEWER.name: self.viewer_token}
         for user in users:
             self.add_user(user.name, user.groups, user.uid)
-        self._exec_sessions = ExecSessions()
+        self._node_roots = NodeRoots()
+        self._exec_sessions = ExecSessions(local=self._node_roots.runner_for)
         self._webhook_services: dict[tuple[str, ...], str] = dict(webhook_services or {})
         self._handler: KubernetesApiHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -205,6 +208,19 @@ class Sandbox:
         script answers exits 127 with a line on stderr saying that the sandbox runs no processes.
         """
         self._exec_sessions.script(match, ExecAnswer(stdout, stderr, exit_code))
+
+    def attach_node_root(self, node: str, root: Path | str | None) -> None:
+        """Attach directory `root` as the host filesystem of node `node` (None detaches it).
+
+        From then on an exec of one of the node agent's commands (`chaoskirvis.nodes.agent_commands`) into a
+        pod on that node, on a path under one of its hostPath mounts, runs for real on the matching path
+        under `root`, with the exec's stdin (`node_exec`); every other exec is answered as scripted.
+        """
+        if node not in {n.name for n in self.nodes}:
+            raise SandboxError(f"the sandbox has no node {node!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+        if root is not None and not Path(root).is_dir():
+            raise SandboxError(f"{root} is not a directory")
+        self._node_roots.attach(node, root)
 
     def append_log(self, namespace: str, pod: str, line: str, container: str | None = None,
                    at: datetime.datetime | None = None) -> None:
