@@ -107,15 +107,18 @@ def test_a_pattern_policy_is_listed_as_not_rehearsed_with_why(tmp_path: Path) ->
     assert cells(repo / "out")[("host-path", "team-open")] == "weakness"  # the pattern policy enforced nothing here
 
 
-def test_gatekeeper_and_multi_rule_kyverno_policies_are_skipped_with_their_reasons(kyverno_host_path: dict) -> None:
+def test_rego_gatekeeper_and_multi_rule_kyverno_policies_are_skipped_with_their_reasons(kyverno_host_path: dict
+                                                                                       ) -> None:
     two_rules = cluster_policy(kyverno_host_path, "Enforce")
     two_rules["spec"]["rules"].append(PATTERN_POLICY["spec"]["rules"][0])
     template = {"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
-                "metadata": {"name": "k8srequiredlabels"}}
+                "metadata": {"name": "k8srequiredlabels"},
+                "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels"}}},
+                         "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package k8srequiredlabels\n"}]}}
     kept, skipped = translate([(Path("a.yaml"), two_rules), (Path("b.yaml"), template)])
     assert kept == []
     assert skipped == [
         ("ClusterPolicy", "disallow-host-path (a.yaml)",
          "not translated: Kyverno generates a ValidatingAdmissionPolicy only for a single-rule policy; it has 2"),
         ("ConstraintTemplate", "k8srequiredlabels (b.yaml)",
-         "Gatekeeper templates, constraints, mutations and external data are not translated")]
+         "not translated: it has no K8sNativeValidation (CEL) code, only Rego (rego); Rego is not rehearsed offline")]

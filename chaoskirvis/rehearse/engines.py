@@ -1,5 +1,6 @@
 """Policy engines' documents for the rehearsal: Kyverno CEL ClusterPolicies become the ValidatingAdmissionPolicy
-and binding Kyverno itself would generate; every other Kyverno or Gatekeeper document is listed as not rehearsed.
+and binding Kyverno itself would generate, Gatekeeper CEL ConstraintTemplates and their Constraints what
+Gatekeeper generates (`gatekeeper`); every other Kyverno or Gatekeeper document is listed as not rehearsed.
 
 Mirrors Kyverno's VAP generation (KDP "Generate ValidatingAdmissionPolicies", pkg/validatingadmissionpolicy):
 the VAP is named after the policy, the binding `<policy>-binding`; `validate.cel.expressions` become
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from chaoskirvis.rehearse.gatekeeper import translate_gatekeeper
 from chaoskirvis.rehearse.matrix import ManifestError
 
 __all__ = ["ENGINE_GROUPS", "translate"]
@@ -43,6 +45,7 @@ def translate(documents: list[tuple[Path, dict[str, Any]]]
     """The documents the sandbox can enforce, and (kind, name (file), reason) for each engine document it cannot."""
     kept: list[tuple[Path, dict[str, Any]]] = []
     skipped: list[tuple[str, str, str]] = []
+    gatekeeper: list[tuple[Path, dict[str, Any]]] = []
     for file, doc in documents:
         engine = ENGINE_GROUPS.get(str(doc.get("apiVersion", "")).split("/")[0])
         if engine is None:
@@ -60,9 +63,9 @@ def translate(documents: list[tuple[Path, dict[str, Any]]]
             skipped.append((kind, f"{name} ({file})",
                             f"only Kyverno ClusterPolicies with CEL validate rules are translated, not {kind}"))
         else:
-            skipped.append((kind, f"{name} ({file})",
-                            "Gatekeeper templates, constraints, mutations and external data are not translated"))
-    return kept, skipped
+            gatekeeper.append((file, doc))
+    generated, not_generated = translate_gatekeeper(gatekeeper)
+    return kept + generated, skipped + not_generated
 
 
 def _kyverno_vap(policy: dict[str, Any]) -> list[dict[str, Any]] | str:

@@ -86,9 +86,11 @@ def _object_name(doc: dict[str, Any]) -> str:
 
 
 def _apply(sandbox: Any, documents: list[tuple[Path, dict[str, Any]]]) -> None:
-    # Namespaces first, then policies, then the rest: a binding needs its policy, a Role its namespace.
-    order = {"Namespace": 0, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 2}
-    for file, doc in sorted(documents, key=lambda fd: order.get(str(fd[1].get("kind")), 3)):
+    # Namespaces and CRDs first, then policies, then the rest: a binding needs its policy, a Role its namespace, a
+    # custom object (a Gatekeeper constraint) its CRD.
+    order = {"Namespace": 0, "CustomResourceDefinition": 1, "ValidatingAdmissionPolicy": 2,
+             "ValidatingAdmissionPolicyBinding": 3}
+    for file, doc in sorted(documents, key=lambda fd: order.get(str(fd[1].get("kind")), 4)):
         try:
             sandbox.apply_object(doc, f" in {file}")
         except Exception as error:
