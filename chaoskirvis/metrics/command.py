@@ -1,4 +1,5 @@
-"""`kirvis push-metrics` and the `kirvis run` options that export a run's results when it ends.
+"""`kirvis push-metrics`, and the `kirvis run` options that make its results outlive it: metrics pushed to a
+Pushgateway (`chaoskirvis.metrics.push`), journals kept in ConfigMaps (`chaoskirvis.run.keep`).
 
 prometheus_client and the Kubernetes client are imported only when the options ask for them.
 """
@@ -23,6 +24,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
     _add_push_options(run, required=False)
+    run.add_argument("--keep-journals-in", metavar="NAMESPACE",
+                     help="also store each journal, gzip-compressed, in a ConfigMap in this namespace (docs/metrics.md)")
+    run.add_argument("--keep", type=int, default=None, metavar="N",
+                     help="with --keep-journals-in, the newest journals kept per experiment (default: 10)")
 
 
 def _add_push_options(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -34,16 +39,44 @@ def _add_push_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def run_options_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the export options of `kirvis run`, found before anything runs."""
+    from chaoskirvis.ledger.refs import namespace_problem
+
     if args.cluster_name is not None and not args.pushgateway:
         return "--cluster-name goes with --pushgateway"
+    if args.keep is not None and not args.keep_journals_in:
+        return "--keep goes with --keep-journals-in"
+    if args.keep is not None and args.keep < 1:
+        return f"--keep {args.keep}: keep at least the journal of this run (1)"
+    if args.keep_journals_in and namespace_problem(args.keep_journals_in):
+        return f"--keep-journals-in: {namespace_problem(args.keep_journals_in)} such as 'chaoskirvis'"
     return gateway_problem(args.pushgateway) if args.pushgateway else None
 
 
 def export_run(args: argparse.Namespace, journals: list[Path]) -> int:
-    """After `kirvis run`: push the journals' metrics if asked; 0, or 2 with the cause on stderr."""
-    if not args.pushgateway:
-        return 0
-    return _push(journals, args.pushgateway, args.cluster_name, "kirvis run")
+    """After `kirvis run`: keep the journals in the cluster and push their metrics, as asked; 0, or 2 with
+    the causes on stderr."""
+    kept = _keep(journals, args.keep_journals_in, args.keep) if args.keep_journals_in else 0
+    pushed = _push(journals, args.pushgateway, args.cluster_name, "kirvis run") if args.pushgateway else 0
+    return max(kept, pushed)
+
+
+def _keep(journals: list[Path], namespace: str, keep: int | None) -> int:
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaoskirvis.client import kube_api
+    from chaoskirvis.run.keep import DEFAULT_KEEP, keep_journals
+
+    try:
+        api = kube_api()
+    except ActivityFailed as exc:
+        print(f"kirvis run: journals not kept in the cluster: {exc}", file=sys.stderr)
+        return 2
+    report = keep_journals(api, namespace, journals, DEFAULT_KEEP if keep is None else keep)
+    print(f"kept {len(report.stored)} journal(s) in ConfigMaps in namespace {namespace}"
+          + (f"; removed {len(report.deleted)} older kept journal(s)" if report.deleted else ""))
+    for line in [*report.too_big, *report.failed]:
+        print(f"kirvis run: journal not kept: {line}", file=sys.stderr)
+    return 2 if report.too_big or report.failed else 0
 
 
 def gateway_problem(url: str) -> str | None:
