@@ -17,6 +17,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from chaoskirvis.report.markdown import md
 from chaoskirvis.sandbox.server import Sandbox
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
 
@@ -213,9 +214,14 @@ def test_fleet_options_that_cannot_run(fleet, arguments, message):
     assert not (work / "never").exists()
 
 
-def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_run(fleet, tmp_path):
+@pytest.mark.parametrize("choice, running", [
+    (["--all-contexts"], 2),
+    (["--context", "open", "--context", "guarded", "--parallel", "1"], 1),  # guarded waits its turn
+])
+def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_run(fleet, tmp_path, choice, running):
     """Ctrl-C at the terminal reaches the fleet only (each context runs in its own session): the fleet passes
-    it on to every running context, which restores what it introduced, as a single `kirvis run` does."""
+    it on to every running context, which restores what it introduced, as a single `kirvis run` does; a
+    context not started yet is not started."""
     work, kubeconfig, _ = fleet
     slow = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
     slow["method"][0]["pauses"] = {"after": 120}
@@ -223,7 +229,7 @@ def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_
     core = client.CoreV1Api(config.new_client_from_config(str(work / "open.kubeconfig")))
     marked = "app.kubernetes.io/managed-by=chaoskirvis"
     process = subprocess.Popen(
-        [str(BIN / "kirvis"), "run", str(tmp_path / "slow-privileged.yaml"), "--all-contexts", "--journals",
+        [str(BIN / "kirvis"), "run", str(tmp_path / "slow-privileged.yaml"), *choice, "--journals",
          str(tmp_path / "journals")], cwd=work, env=chaos_env(kubeconfig), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )
@@ -234,12 +240,46 @@ def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_
     time.sleep(0.5)  # the record's "created" entry is written just after the create
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=90)
-    lines = output.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines()[-2:]}
 
-    assert process.returncode == 130, output
-    assert "kirvis run: SIGINT: passed to 2 running context(s), the others are not started" in output
+    assert process.returncode == 2, output  # an interrupted run is an error, as in a single `kirvis run`
+    assert f"kirvis run: SIGINT: passed to {running} running context(s), the others are not started" in output
     assert core.list_namespaced_pod("team-baseline", label_selector=marked).items == []
     assert core.list_namespaced_config_map("team-baseline", label_selector=marked).items == []
     journal = json.loads((tmp_path / "journals" / "open" / "slow-privileged.json").read_text())
     assert journal["status"] == "interrupted" and journal["chaoskirvis"]["ledger"]["restored"] is True
-    assert lines[-1].split() == ["open", "error"], output
+    assert rows == {"guarded": ["error"], "open": ["error"]}, output
+    assert (tmp_path / "journals" / "guarded").exists() == (running == 2)
+
+
+def test_one_cluster_name_for_a_fleets_metrics_is_refused(fleet):
+    """Every context would push its verdicts under the same cluster label, each replacing the other's."""
+    work, kubeconfig, sandboxes = fleet
+    before = {name: len(sandbox.requests) for name, sandbox in sandboxes.items()}
+    done = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), "--all-contexts",
+                  "--pushgateway", "http://127.0.0.1:9", "--cluster-name", "prod", "--journals", "never")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--cluster-name names one cluster" in done.stderr
+    assert {name: len(sandbox.requests) for name, sandbox in sandboxes.items()} == before
+
+
+def test_two_clusters_behind_one_context_name_are_two_rows_named_by_server(fleet, tmp_path):
+    """Two kubeconfigs that both call their context kirvis-sandbox (as `kirvis sandbox` writes them), each
+    run on its own: the report still tells the clusters apart, by the server each journal records."""
+    work, _, sandboxes = fleet
+    journals = []
+    for name, sandbox in sandboxes.items():
+        own = sandbox.write_kubeconfig(tmp_path / f"{name}.kubeconfig")  # context "kirvis-sandbox" in both
+        done = kirvis(tmp_path, own, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), "--journals", name)
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        journals.append(f"{name}/privileged-pod-denied.json")
+    summary = json.loads(kirvis(tmp_path, None, "report", *journals, "--format", "json").stdout)
+    rows = matrix_rows(kirvis(tmp_path, None, "report", *journals, "--format", "md").stdout)
+
+    names = {name: f"kirvis-sandbox ({sandbox.url})" for name, sandbox in sandboxes.items()}
+    assert [c["name"] for c in summary["fleet"]["clusters"]] == [names["guarded"], names["open"]]
+    assert summary["fleet"]["matrix"][names["guarded"]]["privileged-pod-denied"]["verdict"] == "held"
+    assert summary["fleet"]["matrix"][names["open"]]["privileged-pod-denied"]["verdict"] == "weakness"
+    assert {cluster: row["privileged-pod-denied"] for cluster, row in rows.items()} == {
+        md(names["guarded"]): "held", md(names["open"]): "weakness"}

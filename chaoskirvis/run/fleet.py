@@ -3,8 +3,9 @@
 Each context gets its own `kirvis run` subprocess, with ``KUBERNETES_CONTEXT`` in its environment (the
 client and the evidence control read it as for any run) and its journals in ``DIR/<context>/``; at most
 ``--parallel`` of them run at once. The end is a cluster x experiment matrix (`chaoskirvis.report.fleet`)
-read from the journals the subprocesses wrote, and an exit code over all clusters: 1 on any unexpected
-weakness, else 2 on any error, else 0.
+read from the journals the subprocesses wrote, and an exit code over all clusters as `kirvis run` gives
+over its experiments: 1 on any unexpected weakness, else 2 on any error (an interrupted run, a context
+not run, a context whose run failed), else 0.
 
 Why subprocesses, not threads: what a run depends on is the process's. The run id
 (`chaoskirvis.ledger.runid`, also in every request's User-Agent), the evidence control's session and the
@@ -101,6 +102,8 @@ def run_fleet(args: argparse.Namespace, progress: Callable[[str], None] = print)
         raise UsageError("--context and --all-contexts: choose one")
     if not (args.context or args.all_contexts):
         raise UsageError("--parallel goes with --context or --all-contexts")
+    if getattr(args, "cluster_name", None) is not None:
+        raise UsageError("--cluster-name names one cluster: a fleet's metrics are labelled by each context's name")
     parallel = DEFAULT_PARALLEL if args.parallel is None else args.parallel
     if parallel < 1:
         raise UsageError(f"--parallel {parallel}: run at least one context at a time")
@@ -118,7 +121,7 @@ def run_fleet(args: argparse.Namespace, progress: Callable[[str], None] = print)
     fleet = fleet_matrix(runs, experiments, stopped)
     for line in matrix_lines(fleet):
         progress(line)
-    status = 130 if stopped else fleet_status(runs, fleet)
+    status = fleet_status(runs, fleet)
     if args.report:
         status = max(status, _write_report(fleet, args, progress))
     return status
@@ -170,7 +173,6 @@ def _run_contexts(
 def _start(args: argparse.Namespace, target: Target) -> subprocess.Popen:
     """One `kirvis run` of the suite against `target`, its output merged, in its own session (a Ctrl-C at the
     terminal reaches the fleet, which passes it on once)."""
-    target.folder.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(
         [sys.executable, "-m", "chaoskirvis.run.one_context"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, encoding="utf-8", errors="replace", start_new_session=True,
