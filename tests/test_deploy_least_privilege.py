@@ -179,3 +179,31 @@ def test_every_generated_rule_is_needed(deployed, tmp_path, monkeypatch, capsys)
     finally:
         list(apply_all(deployed.api, manifests))
     assert checked == len(rules_of(manifests)) >= 10
+
+
+def test_apply_through_the_command_is_idempotent_and_a_refusal_exits_1(scenarios, tmp_path, monkeypatch, capsys):
+    """`kirvis deploy --apply` with the cluster's admin creates, then replaces; with an identity that may only
+    read (the sandbox's viewer) it stops at the API's 403, exit 1, naming the request."""
+    namespace = f"kirvis-apply-{uuid.uuid4().hex[:6]}"
+    command = ["deploy", *map(str, DEFAULT_SELECTION), "--namespace", namespace, "--apply"]
+    viewer = scenarios.sandbox.write_kubeconfig(tmp_path / "viewer.kubeconfig", user="viewer")
+    monkeypatch.setenv("KUBECONFIG", str(viewer))
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert "kirvis deploy: could not apply: POST /api/v1/namespaces: 403" in err, err
+    monkeypatch.setenv("KUBECONFIG", str(scenarios.kubeconfig))
+    api = kube_api(secrets={"KUBECONFIG": str(scenarios.kubeconfig)})
+    try:
+        assert main(command) == 0
+        first = capsys.readouterr().out.splitlines()
+        assert main(command) == 0
+        second = capsys.readouterr().out.splitlines()
+        assert first[0] == f"created Namespace {namespace}" and len(first) == len(second) == 8
+        assert all(line.startswith("created ") for line in first), first
+        assert [line.replace("configured ", "created ") for line in second] == first
+        assert api.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/kirvis")["spec"]["concurrencyPolicy"] == "Forbid"
+    finally:
+        for target in ("team-baseline", "team-restricted"):
+            for plural in ("roles", "rolebindings"):
+                api.delete(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{target}/{plural}/kirvis-runner-{namespace}")
+        api.delete(f"/api/v1/namespaces/{namespace}")

@@ -2,6 +2,7 @@
 computed from the experiments, and clear errors (exit 2) for what it cannot deploy."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -127,14 +128,35 @@ def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
                    for verb in rule["verbs"])
 
 
-def test_a_cluster_scoped_need_would_not_be_granted_silently(tmp_path):
-    """A namespace drawn at run time (opt_in_label) is not known to grant a Role in: an error, not a guess."""
+@pytest.mark.parametrize("arguments, says", [
+    # a namespace drawn at run time is not known to grant a Role in
+    ({"technique": "nodeport-service", "opt_in_label": "chaoskirvis.io/opt-in=true"}, "opt_in_label"),
+    ({"technique": "nodeport-service", "namespace": "${nowhere}"}, "'${nowhere}' is not a namespace name"),
+    ({"technique": "nodeport-service", "namespace": "kube-system"}, "protected"),
+    ({"technique": "privileged", "namespace": "team-baseline"}, "not a port-injection technique"),
+    ({"technique": "no-such-technique", "namespace": "team-baseline"}, "unknown technique"),
+    # as an identity, the runner needs impersonate on it: not computed, so not guessed
+    ({"technique": "nodeport-service", "namespace": "team-baseline", "as_user": "dev"}, "impersonation"),
+])
+def test_what_cannot_be_granted_exactly_is_an_error_naming_the_activity(arguments, says, tmp_path, capsys):
     experiment = yaml.safe_load((EXPERIMENTS / "nodeport-service-blocked.yaml").read_text())
-    experiment["method"][0]["provider"]["arguments"] = {"technique": "nodeport-service",
-                                                        "opt_in_label": "chaoskirvis.io/opt-in=true"}
-    drawn = tmp_path / "drawn.yaml"
-    drawn.write_text(yaml.safe_dump(experiment))
-    assert main(["deploy", str(drawn)]) == 2
+    experiment["method"][0]["provider"]["arguments"] = arguments
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["deploy", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "changed.yaml: activity 'open-port-with-nodeport-service'" in err and says in err, err
+
+
+def test_a_technique_whose_object_needs_more_than_its_verbs_is_refused(tmp_path, capsys):
+    """A ClusterRoleBinding's create also needs `bind` on its role (RBAC escalation prevention): not computed."""
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    experiment["method"][1]["provider"].update(func="techniques_admission")
+    experiment["method"][1]["provider"]["arguments"]["techniques"] = ["cluster-admin-binding"]
+    path = tmp_path / "binding.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["deploy", str(path)]) == 2
+    assert "cluster-admin-binding (target clusterrolebinding)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("schedule, says", [
@@ -156,13 +178,14 @@ def test_a_good_schedule_is_rendered(schedule, tmp_path):
 @pytest.mark.parametrize("experiment, says", [
     # chaostoolkit-kubernetes' activity: its permissions are its own, not known here
     ("fail-closed/privileged-pod-denied-while-policy-engine-scaled-to-zero.yaml", "chaosk8s"),
-    ("privileged-pod-policy-violation-event.yaml", "alert_in_kubernetes_events"),
+    ("privileged-pod-policy-violation-event.yaml", "permissions of activity 'policy-violation-event' "
+                                                   "(chaoskirvis.detection.probes.alert_in_kubernetes_events);"),
     ("identity/team-cannot-bind-cluster-admin.yaml", "inject_rbac_grant"),
 ])
 def test_an_activity_whose_permissions_are_unknown_is_an_error_naming_it(experiment, says, capsys):
     assert main(["deploy", str(EXPERIMENTS / experiment)]) == 2
     err = capsys.readouterr().err
-    assert says in err and "does not" in err, err
+    assert says in err and "does not know the permissions of" in err, err
 
 
 def test_bad_options_and_paths_are_errors(tmp_path, capsys):
@@ -176,3 +199,17 @@ def test_bad_options_and_paths_are_errors(tmp_path, capsys):
         (tmp_path / folder / "same.yaml").write_text(DEFAULT_SELECTION[0].read_text())
     assert main(["deploy", str(tmp_path)]) == 2
     assert "two experiments named same.yaml" in capsys.readouterr().err
+
+
+def test_the_dockerfile_installs_this_version_as_the_pod_s_non_root_user():
+    """deploy/Dockerfile (not built here: no container engine) installs the published package of this version
+    and runs as the numeric user the pod's runAsUser names, so runAsNonRoot can be checked."""
+    from chaoskirvis import __version__
+
+    dockerfile = (Path(__file__).resolve().parents[1] / "deploy" / "Dockerfile").read_text()
+    assert f"ARG KIRVIS_VERSION={__version__}\n" in dockerfile
+    assert 'pip install "chaostoolkit-kirvis==${KIRVIS_VERSION}"' in dockerfile
+    pod = render(load_experiments(DEFAULT_SELECTION), Options())[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    user, group = pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+    assert re.search(rf"^USER {user}:{group}$", dockerfile, re.M)
+    assert f"--uid {user} " in dockerfile

@@ -34,24 +34,29 @@ from chaoskirvis.techniques.manifests import CONTROLLERS, TARGET_KINDS
 __all__ = ["Grant", "DeployError", "ACTIVITIES", "experiment_grants", "cleanup_grants", "merge"]
 
 
+# What workload and exposure techniques build: namespaced objects whose create RBAC checks as it is. The
+# others need more than their own verbs (a binding needs `bind` on its role, a Role `escalate`, a CSR approval
+# `approve` on its signer) or are cluster-scoped; they come with the activities that use them.
+_TARGETS = {target: TARGET_KINDS[target] for target in ("pod", "service", "networkpolicy")}
+
+
 class DeployError(Exception):
     """The selection cannot be deployed as asked; the message says which file and activity, and why."""
 
 
 @dataclass(frozen=True)
 class Grant:
-    """`verbs` on `resource` of API `group` ("" is core), in `namespace` (None: cluster-scoped), and why."""
+    """`verbs` on `resource` of API `group` ("" is core) in `namespace`, and why."""
 
-    namespace: str | None
+    namespace: str
     group: str
     resource: str
     verbs: tuple[str, ...]
     why: str
 
 
-def _grant(kind: Kind, namespace: str | None, verbs: Iterable[str], why: str) -> Grant:
-    group = kind.api_version.rpartition("/")[0]
-    return Grant(namespace if kind.namespaced else None, group, kind.plural, tuple(verbs), why)
+def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str) -> Grant:
+    return Grant(namespace, kind.api_version.rpartition("/")[0], kind.plural, tuple(verbs), why)
 
 
 def _record(namespace: str, stores: bool, where: str) -> list[Grant]:
@@ -74,12 +79,12 @@ def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None,
         raise DeployError(f"{where}: {exc}") from None
     targets = {unit.target for unit in units}
     target = targets.pop() if len(targets) == 1 else None
-    if target not in TARGET_KINDS or (controller and target != "pod"):
+    if target not in _TARGETS or (controller and target != "pod"):
         raise DeployError(f"{where}: kirvis deploy does not compute the permissions of techniques "
                           f"{', '.join(u.id for u in units)} (target {target or 'mixed'}) yet")
     if controller is not None and controller not in CONTROLLERS:
         raise DeployError(f"{where}: unknown controller {controller!r}: use one of {', '.join(CONTROLLERS)}")
-    kind = CONTROLLERS[controller] if controller else TARGET_KINDS[target]
+    kind = CONTROLLERS[controller] if controller else _TARGETS[target]
     stores = mode != "dry-run"
     # create (a dry run is a create too); restore reads by name what the run stored, then deletes it
     grants = [_grant(kind, namespace, ("create", "get", "delete") if stores else ("create",),
@@ -149,6 +154,17 @@ def _arguments(module: str, func: str, given: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **given}
 
 
+def _provider(activity: Any) -> dict[str, Any]:
+    return (activity or {}).get("provider") or {} if isinstance(activity, dict) else {}
+
+
+def _label(activity: Any) -> str:
+    provider = _provider(activity)
+    if provider.get("type") != "python":
+        return f"a {provider.get('type')} provider"
+    return f"{provider.get('module')}.{provider.get('func')}"
+
+
 def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
     """What the runner needs for every activity of `experiment` (file `name`), or `DeployError` naming the
     first activity, control or provider this module cannot vouch for."""
@@ -160,15 +176,18 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
                               "the permissions of")
     activities = [*((experiment.get("steady-state-hypothesis") or {}).get("probes") or []),
                   *(experiment.get("method") or []), *(experiment.get("rollbacks") or [])]
+    unknown = [activity for activity in activities if _provider(activity).get("type") != "python"
+               or (_provider(activity).get("module"), _provider(activity).get("func")) not in ACTIVITIES]
+    if unknown:
+        raise DeployError(
+            f"{name}: kirvis deploy does not know the permissions of "
+            f"{', '.join(f'activity {a.get('name')!r} ({_label(a)})' for a in unknown)}; it knows "
+            f"{', '.join(f'{m}.{f}' for m, f in ACTIVITIES)}")
     grants = []
     for activity in activities:
-        provider = (activity or {}).get("provider") or {}
-        label = f"{provider.get('module')}.{provider.get('func')}"
-        where = f"{name}: activity {activity.get('name')!r} ({label})"
-        needs = ACTIVITIES.get((provider.get("module"), provider.get("func")))
-        if provider.get("type") != "python" or needs is None:
-            raise DeployError(f"{where}: kirvis deploy does not know the permissions of this activity; known: "
-                              f"{', '.join(f'{m}.{f}' for m, f in ACTIVITIES)}")
+        provider = _provider(activity)
+        where = f"{name}: activity {activity.get('name')!r} ({_label(activity)})"
+        needs = ACTIVITIES[(provider["module"], provider["func"])]
         arguments = _arguments(provider["module"], provider["func"],
                                substitute(provider.get("arguments") or {}, configuration, {}))
         if any(arguments.get(argument) for argument in _IDENTITY_ARGUMENTS):
@@ -190,13 +209,13 @@ def cleanup_grants(namespaces: Iterable[str]) -> list[Grant]:
 _VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 
-def merge(grants: Iterable[Grant]) -> dict[tuple[str | None, str, str], tuple[tuple[str, ...], list[str]]]:
+def merge(grants: Iterable[Grant]) -> dict[tuple[str, str, str], tuple[tuple[str, ...], list[str]]]:
     """(namespace, group, resource) -> (verbs, sorted; the reasons): one RBAC rule each."""
-    merged: dict[tuple[str | None, str, str], tuple[set[str], list[str]]] = {}
+    merged: dict[tuple[str, str, str], tuple[set[str], list[str]]] = {}
     for grant in grants:
         verbs, why = merged.setdefault((grant.namespace, grant.group, grant.resource), (set(), []))
         verbs.update(grant.verbs)
         if grant.why not in why:
             why.append(grant.why)
     return {key: (tuple(sorted(verbs, key=lambda v: (_VERB_ORDER.index(v) if v in _VERB_ORDER else 99, v))), why)
-            for key, (verbs, why) in sorted(merged.items(), key=lambda item: (item[0][0] or "", *item[0][1:]))}
+            for key, (verbs, why) in sorted(merged.items(), key=lambda item: item[0])}

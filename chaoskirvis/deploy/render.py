@@ -1,5 +1,5 @@
 """The manifests that run the suite in the cluster: Namespace, ServiceAccount, the RBAC the experiments need
-(a Role and RoleBinding per target namespace, a ClusterRole only for cluster-scoped needs), the experiments in
+(a Role and RoleBinding in each target namespace), the experiments in
 a ConfigMap, and a CronJob whose pod runs `kirvis cleanup --expired` (init container) then `kirvis run`."""
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def _metadata(name: str, namespace: str | None = None, **extra: Any) -> dict[str
     return {**metadata, **extra}
 
 
-def _rules(merged: dict, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+def _rules(merged: dict, namespace: str) -> tuple[list[dict[str, Any]], str]:
     rules, reasons = [], []
     for (where, group, resource), (verbs, why) in merged.items():
         if where == namespace:
@@ -89,26 +89,19 @@ def _rules(merged: dict, namespace: str | None) -> tuple[list[dict[str, Any]], s
 
 
 def rbac(grants: list[Grant], options: Options) -> list[dict[str, Any]]:
-    """A Role and RoleBinding in each namespace the grants name, a ClusterRole and binding for the rest."""
+    """A Role and RoleBinding in each namespace the grants name (every grant is namespaced: see
+    `chaoskirvis.deploy.permissions`)."""
     merged = merge(grants)
     subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": options.namespace}]
+    name = f"{NAME}-runner-{options.namespace}"  # per deployment: two may target the same namespaces
     objects = []
-    for namespace in sorted({where for where, _, _ in merged if where is not None}):
+    for namespace in sorted({where for where, _, _ in merged}):
         rules, why = _rules(merged, namespace)
         objects += [
             {"apiVersion": f"{_RBAC}/v1", "kind": "Role",
-             "metadata": _metadata(f"{NAME}-runner", namespace, annotations={"kirvis.io/why": why}), "rules": rules},
-            {"apiVersion": f"{_RBAC}/v1", "kind": "RoleBinding", "metadata": _metadata(f"{NAME}-runner", namespace),
-             "roleRef": {"apiGroup": _RBAC, "kind": "Role", "name": f"{NAME}-runner"}, "subjects": subject},
-        ]
-    rules, why = _rules(merged, None)
-    if rules:
-        cluster_name = f"{NAME}-runner-{options.namespace}"  # one per deployment: two namespaces may each run one
-        objects += [
-            {"apiVersion": f"{_RBAC}/v1", "kind": "ClusterRole",
-             "metadata": _metadata(cluster_name, annotations={"kirvis.io/why": why}), "rules": rules},
-            {"apiVersion": f"{_RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _metadata(cluster_name),
-             "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": cluster_name}, "subjects": subject},
+             "metadata": _metadata(name, namespace, annotations={"kirvis.io/why": why}), "rules": rules},
+            {"apiVersion": f"{_RBAC}/v1", "kind": "RoleBinding", "metadata": _metadata(name, namespace),
+             "roleRef": {"apiGroup": _RBAC, "kind": "Role", "name": name}, "subjects": subject},
         ]
     return objects
 
