@@ -11,7 +11,8 @@ Follows open-policy-agent/gatekeeper (3.20 and later, where VAP generation is on
   with parameterNotFoundAction Allow, the constraint's match.labelSelector as objectSelector and
   match.namespaceSelector as namespaceSelector, and deny -> [Deny], warn -> [Warn], dryrun -> [Audit].
 - `pkg/drivers/k8scel/transform/cel_snippets.go`: the match conditions for match.excludedNamespaces,
-  match.namespaces, match.name and match.kinds, and the two variables, character for character (`_SNIPPETS`).
+  match.namespaces, match.name and match.kinds, and the two variables, with their names and meaning
+  (`_MATCH_CONDITIONS`, `_VARIABLES`; the expressions are written here, not copied).
 - `pkg/drivers/k8scel/schema/schema.go`: the source (validations, variables, `matchCondition`, failurePolicy,
   generateVAP), one target per template, names starting `gatekeeper_internal_` or variables named `params` or
   `anyObject` refused.
@@ -41,77 +42,44 @@ _VAP_ENFORCEMENT_POINT, _ALL_ENFORCEMENT_POINTS = "vap.k8s.io", "*"
 _ACTIONS = {"deny": "Deny", "warn": "Warn", "dryrun": "Audit"}
 _CONSTRAINT_VERSIONS = ("v1beta1", "v1alpha1")
 
-# cel_snippets.go, verbatim: what a constraint's spec.match becomes.
-_MATCH_KINDS = """
-	!has(params.spec) ? true: (
-		!has(params.spec.match) ? true: (
-			!has(params.spec.match.kinds) ? true : (
-				params.spec.match.kinds.exists(groupskinds,
-					(!has(groupskinds.kinds) || size(groupskinds.kinds) == 0 || "*" in groupskinds.kinds || request.kind.kind in groupskinds.kinds) &&
-					(!has(groupskinds.apiGroups) || size(groupskinds.apiGroups) == 0 || "*" in groupskinds.apiGroups || request.kind.group in groupskinds.apiGroups)
-				)
-			)
-		)
-	)
-	"""
-_MATCH_NAME = """
-	!has(params.spec) ? true: (
-		!has(params.spec.match) ? true: (
-			!has(params.spec.match.name) ? true : (
-				[object, oldObject].exists(obj,
-					obj != null && (
-						(has(obj.metadata.generateName) && obj.metadata.generateName != "" && params.spec.match.name.endsWith("*") && string(obj.metadata.generateName).matches("^" + string(params.spec.match.name).replace("*", ".*") + "$")) ||
-						(has(obj.metadata.name) && string(obj.metadata.name).matches("^" + string(params.spec.match.name).replace("*", ".*") + "$"))
-					)
-				)
-			)
-		)
-	)
-	"""
-_MATCH_NAMESPACES = """
-	!has(params.spec) ? true: (
-		!has(params.spec.match) ? true: (
-			!has(params.spec.match.namespaces) ? true : (
-				[object, oldObject].exists(obj,
-					obj != null && (
-						// cluster-scoped objects always match
-						!has(obj.metadata.namespace) || obj.metadata.namespace == "" ? true : (
-							params.spec.match.namespaces.exists(nsMatcher,
-								(string(obj.metadata.namespace).matches("^" + string(nsMatcher).replace("*", ".*") + "$"))
-							)
-						)
-					)
-				)
-			)
-		)
-	)
-	"""
-_MATCH_EXCLUDED_NAMESPACES = """
-	!has(params.spec) ? true: (
-		!has(params.spec.match) ? true: (
-			!has(params.spec.match.excludedNamespaces) ? true : (
-				[object, oldObject].exists(obj,
-					obj != null && (
-						// cluster-scoped objects always match
-						!has(obj.metadata.namespace) || obj.metadata.namespace == "" ? true : (
-							!params.spec.match.excludedNamespaces.exists(nsMatcher,
-								(string(obj.metadata.namespace).matches("^" + string(nsMatcher).replace("*", ".*") + "$"))
-							)
-						)
-					)
-				)
-			)
-		)
-	)
-	"""
-_MATCH_CONDITIONS = [{"name": "gatekeeper_internal_match_excluded_namespaces", "expression": _MATCH_EXCLUDED_NAMESPACES},
-                     {"name": "gatekeeper_internal_match_namespaces", "expression": _MATCH_NAMESPACES},
-                     {"name": "gatekeeper_internal_match_name", "expression": _MATCH_NAME},
-                     {"name": "gatekeeper_internal_match_kinds", "expression": _MATCH_KINDS}]
-_VARIABLES = [{"name": "anyObject",
-               "expression": 'has(request.operation) && request.operation == "DELETE" && object == null ? oldObject : object'},
+# What a constraint's spec.match becomes: the semantics of cel_snippets.go's match conditions and variables,
+# written out here. Each condition holds when its field is unset; a namespace or name pattern may start or end
+# with `*` (Gatekeeper's wildcard); cluster-scoped objects pass the namespace conditions; the object checked is
+# the new one or the old one (on DELETE only the old one is there).
+def _unless_set(field: str, test: str) -> str:
+    return f"!has(params.spec) || !has(params.spec.match) || !has(params.spec.match.{field}) || ({test})"
+
+
+def _on_object_or_old(test: str) -> str:
+    return f"(object != null && ({test.format(o='object')})) || (oldObject != null && ({test.format(o='oldObject')}))"
+
+
+def _wildcard(text: str, pattern: str) -> str:
+    return f"string({text}).matches('^' + string({pattern}).replace('*', '.*') + '$')"
+
+
+def _empty_star_or_in(values: str, value: str) -> str:
+    return f"(size({values}) == 0 || '*' in {values} || {value} in {values})"
+
+
+_CLUSTER_SCOPED = "!has({o}.metadata.namespace) || {o}.metadata.namespace == ''"
+_MATCH_CONDITIONS = [
+    {"name": "gatekeeper_internal_match_excluded_namespaces", "expression": _unless_set("excludedNamespaces", _on_object_or_old(
+        _CLUSTER_SCOPED + " || !params.spec.match.excludedNamespaces.exists(p, "
+        + _wildcard("{o}.metadata.namespace", "p") + ")"))},
+    {"name": "gatekeeper_internal_match_namespaces", "expression": _unless_set("namespaces", _on_object_or_old(
+        _CLUSTER_SCOPED + " || params.spec.match.namespaces.exists(p, " + _wildcard("{o}.metadata.namespace", "p") + ")"))},
+    {"name": "gatekeeper_internal_match_name", "expression": _unless_set("name", _on_object_or_old(
+        "(has({o}.metadata.generateName) && {o}.metadata.generateName != '' && params.spec.match.name.endsWith('*') && "
+        + _wildcard("{o}.metadata.generateName", "params.spec.match.name") + ") || (has({o}.metadata.name) && "
+        + _wildcard("{o}.metadata.name", "params.spec.match.name") + ")"))},
+    {"name": "gatekeeper_internal_match_kinds", "expression": _unless_set("kinds", "params.spec.match.kinds.exists(gk, "
+        + _empty_star_or_in("gk.?kinds.orValue([])", "request.kind.kind") + " && "
+        + _empty_star_or_in("gk.?apiGroups.orValue([])", "request.kind.group") + ")")},
+]
+_VARIABLES = [{"name": "anyObject", "expression": "object == null && request.operation == 'DELETE' ? oldObject : object"},
               {"name": "params",
-               "expression": "!has(params.spec) ? null : !has(params.spec.parameters) ? null: params.spec.parameters"}]
+               "expression": "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : null"}]
 
 
 def _name(doc: dict[str, Any]) -> str:
