@@ -243,3 +243,12 @@ def test_what_cannot_be_pushed_is_said_before_anything_runs(scenarios, pushgatew
     assert "two journals of experiment 'privileged-pod-denied' for cluster 'b'" in twice.stderr
     assert "metrics not pushed: cannot read journal" in not_journal.stderr
     assert group(pushgateway, "b") == {}
+
+
+def test_prometheus_client_is_imported_only_to_export():
+    script = ("import sys\nfrom chaoskirvis.cli import _parser\nfrom chaoskirvis.metrics import command, series\n"
+              "_parser().parse_args(['run', 'x', '--pushgateway', 'http://gateway:9091'])\n"
+              "assert 'prometheus_client' not in sys.modules, 'imported before exporting'\n"
+              "import chaoskirvis.metrics.push\nassert 'prometheus_client' in sys.modules\n")
+    done = subprocess.run([str(BIN / "python"), "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
