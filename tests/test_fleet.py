@@ -283,3 +283,23 @@ def test_two_clusters_behind_one_context_name_are_two_rows_named_by_server(fleet
     assert summary["fleet"]["matrix"][names["open"]]["privileged-pod-denied"]["verdict"] == "weakness"
     assert {cluster: row["privileged-pod-denied"] for cluster, row in rows.items()} == {
         md(names["guarded"]): "held", md(names["open"]): "weakness"}
+
+
+def test_contexts_that_are_not_file_names_get_their_own_folders_inside_the_journals(fleet, tmp_path):
+    """An EKS context is an ARN (':' and '/'); a context may even be called '..': neither may write outside DIR."""
+    work, kubeconfig, _ = fleet
+    document = yaml.safe_load(kubeconfig.read_text())
+    renamed = {"guarded": "arn:aws:eks:eu-west-1:111122223333:cluster/guarded", "open": ".."}
+    for context in document["contexts"]:
+        context["name"] = renamed[context["name"]]
+    document["current-context"] = renamed["guarded"]
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(document))
+    done = kirvis(tmp_path, tmp_path / "kubeconfig", "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"),
+                  "--all-contexts", "--journals", "journals")
+    lines = done.stdout.splitlines()
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert sorted(p.name for p in (tmp_path / "journals").iterdir()) == [
+        "_..", "_arn_aws_eks_eu-west-1_111122223333_cluster_guarded"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journals", "kubeconfig"]
+    assert lines[-2].split() == [renamed["guarded"], "held"] and lines[-1].split() == ["..", "weakness"]

@@ -16,8 +16,9 @@ these. A subprocess per context shares none, and a context that crashes takes no
 
 The subprocess gets the parsed command line itself (every option of `kirvis run`, with the journals
 folder, log file and report made per context), pickled on its standard input
-(`chaoskirvis.run.one_context`). A signal (Ctrl-C, SIGTERM) to the fleet is passed once to every running
-subprocess, which restores its run as a single `kirvis run` does; contexts not yet started are not run.
+(`chaoskirvis.run.one_context`). A signal (Ctrl-C, SIGTERM) to the fleet is passed to every running
+subprocess (in their own sessions, they do not get the terminal's too), which restores its run as a single
+`kirvis run` does; contexts not yet started are not run.
 """
 from __future__ import annotations
 
@@ -171,8 +172,8 @@ def _run_contexts(
 
 
 def _start(args: argparse.Namespace, target: Target) -> subprocess.Popen:
-    """One `kirvis run` of the suite against `target`, its output merged, in its own session (a Ctrl-C at the
-    terminal reaches the fleet, which passes it on once)."""
+    """One `kirvis run` of the suite against `target`, its output merged, in its own session: a Ctrl-C at the
+    terminal reaches only the fleet, which passes it on, so each context gets the signal once."""
     child = subprocess.Popen(
         [sys.executable, "-m", "chaoskirvis.run.one_context"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, encoding="utf-8", errors="replace", start_new_session=True,
