@@ -192,6 +192,33 @@ def test_a_detection_run_pushes_its_time_to_detect(scenarios, pushgateway, make_
     assert 0.2 < found["time_to_detect_s"] < 3
 
 
+def test_each_technique_of_an_experiment_has_its_own_verdict_unless_the_run_is_an_error(scenarios, pushgateway,
+                                                                                        tmp_path):
+    experiment = yaml.safe_load(RUN_AS_ROOT.read_text())
+    experiment["method"] = [
+        {"type": "action", "name": f"introduce-{technique}", "provider": {
+            "type": "python", "module": "chaoskirvis.workload.actions", "func": "inject_risky_pod",
+            "arguments": {"namespace": "${namespace}", "techniques": [technique]}}}
+        for technique in ("privileged", "run-as-root")
+    ]
+    (tmp_path / "two-techniques.yaml").write_text(yaml.safe_dump(experiment))
+    restored = kirvis(tmp_path, scenarios.kubeconfig, "run", "two-techniques.yaml", "--var", "namespace=team-baseline",
+                      "--journals", "restored", "--pushgateway", pushgateway, "--cluster-name", "two")
+    one_run = verdicts(group(pushgateway, "two"))
+    left = kirvis(tmp_path, scenarios.kubeconfig, "run", "two-techniques.yaml", "--var", "namespace=team-baseline",
+                  "--journals", "left", "--rollback-strategy", "never", "--pushgateway", pushgateway,
+                  "--cluster-name", "two")
+    run_id = json.loads((tmp_path / "left" / "two-techniques.json").read_text())["chaoskirvis"]["run_id"]
+    cleanup = kirvis(tmp_path, scenarios.kubeconfig, "cleanup", "--run-id", run_id)
+
+    assert (restored.returncode, left.returncode, cleanup.returncode) == (1, 2, 0), restored.stdout + left.stdout
+    assert one_run == {("two-techniques", "privileged", "team-baseline"): "held",
+                       ("two-techniques", "run-as-root", "team-baseline"): "weakness"}
+    # Not restored: the run is an error, so no technique of it reads as held or as a weakness.
+    assert verdicts(group(pushgateway, "two")) == {("two-techniques", "privileged", "team-baseline"): "error",
+                                                   ("two-techniques", "run-as-root", "team-baseline"): "error"}
+
+
 def test_an_unreachable_gateway_is_exit_2_with_the_journals_written(scenarios, tmp_path):
     gateway = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = kirvis(tmp_path, scenarios.kubeconfig, "run", str(PRIVILEGED), "--var", "namespace=team-baseline",

@@ -50,7 +50,8 @@ def test_the_unit_tests_fail_an_alert_on_any_weakness(promtool, tmp_path):
     """Dropping the 'it held before' condition turns a negative control's steady weakness into an alert:
     the unit tests must notice."""
     rule = yaml.safe_load(RULE.read_text())
-    [stopped] = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == "KirvisControlStoppedHolding"]
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    [stopped] = [r for r in rules if r.get("alert") == "KirvisControlStoppedHolding"]
     stopped["expr"] = 'kirvis_experiment_verdict{verdict="weakness"} == 1'
     tests = rule_files(tmp_path, rule["spec"]["groups"])
 

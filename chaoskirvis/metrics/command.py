@@ -25,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def add_run_options(run: argparse.ArgumentParser) -> None:
     _add_push_options(run, required=False)
     run.add_argument("--keep-journals-in", metavar="NAMESPACE",
-                     help="also store each journal, gzip-compressed, in a ConfigMap in this namespace (docs/metrics.md)")
+                     help="also store each journal, gzip-compressed, in a ConfigMap in this namespace "
+                          "(docs/metrics.md)")
     run.add_argument("--keep", type=int, default=None, metavar="N",
                      help="with --keep-journals-in, the newest journals kept per experiment (default: 10)")
 

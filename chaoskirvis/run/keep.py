@@ -124,7 +124,8 @@ def _prune(api: KubeAPI, namespace: str, experiment: str, keep: int, report: Kep
 
 
 def _age(item: dict) -> tuple[str, str]:
-    """Oldest first: the journal's end time (ISO 8601 in UTC to the microsecond: sorts as text), then the object's creation time."""
+    """Sort key, oldest first: the journal's end time (ISO 8601 in UTC to the microsecond, so it sorts as
+    text), then the object's creation time."""
     metadata = item.get("metadata") or {}
     return (str((metadata.get("annotations") or {}).get("chaoskirvis.io/ended", "")),
             str(metadata.get("creationTimestamp", "")))
