@@ -217,7 +217,7 @@ def test_the_unit_as_data_carries_the_change_and_the_check():
                                       "value": 10255}
     assert summary["cis"] == {"benchmark": "cis-1.9", "id": "4.2.4", "targets": ["node"], "scored": False,
                               "remediation": "set readOnlyPort: 0 in /var/lib/kubelet/config.yaml and restart "
-                                             "the kubelet"}
+                                             "the kubelet", "trivy_check": "AVD-KCV-0082"}
 
 
 def test_an_unscored_check_warns_that_kube_bench_cannot_confirm_it():
@@ -239,7 +239,7 @@ def test_the_docs_section_shows_the_carrier_and_the_check():
     text = "\n".join(_section(node_technique("apiserver-always-allow")))
     assert "--authorization-mode=AlwaysAllow on /etc/kubernetes/manifests/kube-apiserver.yaml" in text
     assert "`kirvis_node_path_apiserver_manifest`" in text and "restarts kube-apiserver" in text
-    assert "- CIS check: 1.2.6 (cis-1.9, kube-bench `--targets master`)" in text
+    assert "- CIS check: 1.2.6 (cis-1.9, kube-bench `--targets master`); trivy check `AVD-KCV-0007`" in text
 
 
 def test_an_unknown_node_technique_names_the_known_ones():

@@ -1,10 +1,12 @@
-"""Node probes: does the CIS benchmark (kube-bench, run once as a Job on the node) flag the injected change?
+"""Node probes: does the CIS benchmark (kube-bench, run once as a Job on the node; or trivy-operator's CIS
+reports) flag the injected change?
 
 The outcome is recorded in the run's ledger like a detection probe's, so
 `chaoskirvis.ledger.probes.injections_detected` counts it. Put it in the method after the node edit.
 """
 from __future__ import annotations
 
+import datetime as dt
 import secrets as random
 import time
 from typing import Any
@@ -16,13 +18,17 @@ from logzero import logger
 from chaoskirvis.activity import typed_activity
 from chaoskirvis.client import ApiError, KubeAPI, kube_api
 from chaoskirvis.detection.verdict import records_errors
+from chaoskirvis.detection.window import now, window_of
 from chaoskirvis.ledger import record
 from chaoskirvis.ledger.refs import Kind, ObjectRef, POD
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
+from chaoskirvis.nodes import trivy
 from chaoskirvis.nodes.kube_bench import DEFAULT_IMAGE, check_statuses, failing_checks, kube_bench_job
+from chaoskirvis.techniques.nodes import node_technique
+from chaoskirvis.techniques.unit import Technique
 
-__all__ = ["kube_bench_detects", "cis_checks_pass"]
+__all__ = ["kube_bench_detects", "cis_checks_pass", "trivy_operator_detects", "trivy_cis_checks_pass"]
 
 JOB = Kind("batch/v1", "jobs", "Job")
 BACKEND = "kube-bench"
@@ -149,3 +155,138 @@ def _pod_log(api: KubeAPI, ref: ObjectRef) -> str:
     except ApiError as exc:
         raise ActivityFailed(f"could not read the log of pod {name} ({exc.status} {exc.reason}: "
                              f"{exc.message}); the runner needs get on pods/log") from None
+
+
+TRIVY = "trivy-operator"
+TRIVY_POLL_S = 10.0
+_RESOURCE_KIND = "trivy-operator.resource.kind"
+_RESOURCE_NAME = "trivy-operator.resource.name"
+
+
+@typed_activity
+@records_errors(TRIVY)
+def trivy_operator_detects(
+    technique: str,
+    node: str,
+    within: float = 900.0,
+    compliance: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> dict[str, Any]:
+    """Say whether trivy-operator reports the CIS check of node `technique` (e.g. ``kubelet-anonymous-auth``)
+    as failed on `node`, in a report written after the run injected it and within `within` seconds of that.
+
+    Reads (GET, every 10 s) the node's ClusterInfraAssessmentReport (labels trivy-operator.resource.kind=Node,
+    trivy-operator.resource.name=NODE) for file and kubelet checks, or the InfraAssessmentReport of the
+    component's static pod (kube-system, resource name COMPONENT-NODE) for API server, controller manager and
+    scheduler flags; with `compliance` (e.g. ``k8s-cis-1.23``), that ClusterComplianceReport instead, which
+    counts every node. A report counts once written after the injection (`metadata.creationTimestamp`; a
+    compliance report's `status.updateTimestamp`). Returns ``detected`` when it has the technique's trivy
+    check failed, with the time from the injection to the report; ``missed`` when it has it passed, or when
+    no report was written after the injection in time. An error (ActivityFailed), never a pass: no injection
+    of `technique` in this run, trivy-operator's resources absent, no report for the node, a report that
+    does not run the check or is not trivy-operator's format.
+    """
+    unit = node_technique(technique)
+    run_id = current_run_id(configuration)
+    window = window_of(run_state(run_id), within, technique)
+    api = kube_api(configuration, secrets)
+    check = unit.cis.trivy_check
+    fresh: trivy.Reading | None = None
+    while fresh is None:
+        reading, seen_at = _trivy_report(api, unit, node, compliance), now()
+        if reading is not None and _written_after(reading.written_at, window.injected_at):
+            fresh = reading
+        elif window.remaining() <= 0:
+            break
+        else:
+            time.sleep(min(TRIVY_POLL_S, max(window.remaining(), 0.0)))
+    if reading is None:
+        raise ActivityFailed(f"trivy-operator wrote no {_report_what(unit, node, compliance)} within {within:g} s "
+                             f"of the injection: is it scanning infrastructure on node {node}?")
+    failed = trivy.failing(fresh, [check])[check] if fresh else False
+    # Whole-second stamps: a report of the injection's own second counts at the injection, never before.
+    counted_at = window.counted_at(fresh.written_at, seen_at) if fresh else None
+    detected = failed and counted_at <= window.deadline
+    outcome = {
+        "backend": TRIVY, "run_id": run_id, "within_s": float(within), "node": node, "techniques": [technique],
+        "injected_at": window.injected_at.isoformat(timespec="milliseconds"),
+        "outcome": "detected" if detected else "missed", "detected": detected,
+        "time_to_detect_s": round((counted_at - window.injected_at).total_seconds(), 3) if detected else None,
+        "report": (fresh or reading).name, "check": check, "cis": unit.cis.id,
+        "status": ("FAIL" if failed else "PASS") if fresh else "not rescanned since the injection",
+    }
+    run_state(run_id).add_detection(outcome)
+    logger.info(f"[{run_id}] {TRIVY} on {node}: {outcome['outcome']} ({check}: {outcome['status']})")
+    return outcome
+
+
+@typed_activity
+def trivy_cis_checks_pass(
+    techniques: list[str],
+    node: str,
+    compliance: str | None = None,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """Steady state: True when trivy-operator's latest report for `node` (as read by
+    `trivy_operator_detects`) has the trivy check of every node technique in `techniques` passed; False
+    (a weakness) when any is failed. An error (ActivityFailed), never a pass: trivy-operator's resources
+    absent, no report, or a report that does not run a check. Nothing is recorded as a detection.
+    """
+    if not techniques:
+        raise ActivityFailed("no node technique given")
+    api = kube_api(configuration, secrets)
+    for technique in techniques:
+        unit = node_technique(technique)
+        reading = _trivy_report(api, unit, node, compliance)
+        if reading is None:
+            raise ActivityFailed(f"trivy-operator has written no {_report_what(unit, node, compliance)} yet")
+        if trivy.failing(reading, [unit.cis.trivy_check])[unit.cis.trivy_check]:
+            return False
+    return True
+
+
+def _report_source(unit: Technique, node: str) -> tuple[Kind, str | None, str, str]:
+    """Where trivy-operator reports the unit's check on `node`: kind, namespace, resource kind and name."""
+    component = unit.node_change.component
+    if component in (None, "kubelet"):  # files and kubelet settings: the node-collector's report of the node
+        return trivy.CLUSTER_INFRA, None, "Node", node
+    return trivy.INFRA, "kube-system", "Pod", f"{component}-{node}"  # a flag: the static pod's own report
+
+
+def _report_what(unit: Technique, node: str, compliance: str | None) -> str:
+    if compliance is not None:
+        return f"ClusterComplianceReport {compliance} results"
+    kind, namespace, resource, name = _report_source(unit, node)
+    return f"{kind.kind}{f' in {namespace}' if namespace else ''} for {resource} {name}"
+
+
+def _trivy_report(api: KubeAPI, unit: Technique, node: str, compliance: str | None) -> trivy.Reading | None:
+    """The newest report holding the unit's check for `node`, read; None while trivy-operator wrote none."""
+    if compliance is not None:
+        path = f"{trivy.COMPLIANCE.collection_path()}/{compliance}"
+        report = _trivy_get(api, path, f"ClusterComplianceReport {compliance}")
+        generated = isinstance(report.get("status"), dict) and report["status"].get("updateTimestamp")
+        return trivy.compliance_reading(report) if generated else None
+    kind, namespace, resource, name = _report_source(unit, node)
+    selector = f"{_RESOURCE_KIND}={resource},{_RESOURCE_NAME}={name}"
+    items = _trivy_get(api, kind.collection_path(namespace), f"{kind.kind}s", labelSelector=selector).get("items")
+    readings = [trivy.infra_reading(item) for item in items or []]
+    return max(readings, key=lambda r: r.written_at) if readings else None
+
+
+def _trivy_get(api: KubeAPI, path: str, what: str, **query: Any) -> dict[str, Any]:
+    try:
+        return api.get(path, **query)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise ActivityFailed(f"no {what} ({path} answered 404): trivy-operator is not installed, or does not "
+                                 "make this report") from None
+        raise ActivityFailed(f"could not read {what} ({exc.status} {exc.reason}: {exc.message}); the runner "
+                             "needs get/list on trivy-operator's reports") from None
+
+
+def _written_after(written_at: dt.datetime, injected_at: dt.datetime) -> bool:
+    """Kubernetes stamps whole seconds: a report of the injection's own second counts as after it."""
+    return written_at >= (injected_at.replace(microsecond=0) if written_at.microsecond == 0 else injected_at)

@@ -64,7 +64,7 @@ def _section(technique: Technique) -> list[str]:
         cis = technique.cis
         unscored = "" if cis.scored else " (unscored: kube-bench reports its failure as WARN)"
         lines.append(f"- CIS check: {cis.id} ({cis.benchmark}, kube-bench `--targets {','.join(cis.targets)}`)"
-                     f"{unscored}. Fix: `{cis.remediation}`.")
+                     f"{unscored}; trivy check `{cis.trivy_check}`. Fix: `{cis.remediation}`.")
     if technique.pod_security_checks:
         checks = ", ".join(f"`{c}`" for c in technique.pod_security_checks)
         lines.append(f"- Pod Security checks: {checks}.")

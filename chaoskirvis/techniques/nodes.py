@@ -9,7 +9,7 @@ the change itself. The agent container writes the node's files through hostPath 
 start with /host ('Write below etc', a sandbox rule, matches names below /etc/); the rules that can
 fire look at the pod that carries the change, not at the change ('Create Sensitive Mount Pod', k8saudit,
 on its hostPath volumes). What reports the change is the benchmark: kube-bench's check, or
-trivy-operator's CIS report.
+trivy-operator's (its check ids are trivy's, `CisCheck.trivy_check`).
 """
 from __future__ import annotations
 
@@ -25,6 +25,21 @@ LOOSE_MODE = "644"  # group and others may read: beyond CIS's 600, and what a st
 NON_ROOT_OWNER = (1000, 1000)  # the first regular account on most distributions
 # kube-bench reports these checks WARN when they fail (`scored: false` in cfg/cis-1.9), never FAIL.
 _UNSCORED = frozenset({"1.2.1", "4.1.7", "4.1.8", "4.2.4"})
+# trivy's id for each check (trivy-checks: the check's `avd_id`, as specs/compliance/k8s-cis-1.23.yaml maps the
+# benchmark's controls to them; that spec numbers the API server checks as CIS 1.23 did, e.g. its 1.2.7 is
+# cis-1.9's 1.2.6).
+_TRIVY = {
+    "1.1.1": "AVD-KCV-0048", "1.1.2": "AVD-KCV-0049", "1.1.3": "AVD-KCV-0050", "1.1.4": "AVD-KCV-0051",
+    "1.1.5": "AVD-KCV-0052", "1.1.6": "AVD-KCV-0053", "1.1.7": "AVD-KCV-0054", "1.1.8": "AVD-KCV-0055",
+    "1.1.13": "AVD-KCV-0060", "1.1.14": "AVD-KCV-0061", "1.1.15": "AVD-KCV-0062", "1.1.16": "AVD-KCV-0063",
+    "1.1.17": "AVD-KCV-0064", "1.1.18": "AVD-KCV-0065",
+    "1.2.1": "AVD-KCV-0001", "1.2.6": "AVD-KCV-0007", "1.2.10": "AVD-KCV-0011", "1.2.15": "AVD-KCV-0018",
+    "1.2.17": "AVD-KCV-0020", "1.3.2": "AVD-KCV-0034", "1.4.1": "AVD-KCV-0040",
+    "4.1.1": "AVD-KCV-0069", "4.1.2": "AVD-KCV-0070", "4.1.5": "AVD-KCV-0073", "4.1.6": "AVD-KCV-0074",
+    "4.1.7": "AVD-KCV-0075", "4.1.8": "AVD-KCV-0076", "4.1.9": "AVD-KCV-0077", "4.1.10": "AVD-KCV-0078",
+    "4.2.1": "AVD-KCV-0079", "4.2.2": "AVD-KCV-0080", "4.2.4": "AVD-KCV-0082", "4.2.6": "AVD-KCV-0084",
+    "4.2.10": "AVD-KCV-0090",
+}
 _CREDENTIAL_FILES = frozenset({"admin-conf", "scheduler-conf", "controller-manager-conf", "kubelet-conf"})
 _KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 
@@ -37,7 +52,7 @@ _AUDIT = ("nothing for the change itself; the agent pod that carries it shows as
 _NOTE = ("no upstream Falco or k8saudit rule sees a node file's {what} changed through a host mount ('Write below "
          "etc', sandbox, matches names below /etc/, and the agent's are below /host/); 'Create Sensitive Mount Pod' "
          "(k8saudit) can fire on the agent pod, which is not the change. kube-bench check {check} ({benchmark}) "
-         "reports it{warn}")
+         "reports it{warn}; so does trivy-operator's check {trivy} in its CIS reports")
 _UNDO = ("put the file back exactly as saved before the change ({saved}), only while it is still what the run "
          "left (a later change is reported as a conflict and left alone){restart}")
 
@@ -54,9 +69,9 @@ def _node_unit(id: str, title: str, attack: tuple[str, ...], injects: str, chang
         id=id, family="node", title=title, attack=attack, injects=injects, blocked_by=_BLOCKED_BY,
         pod_security_level=None, pod_security_checks=(),
         detection=Detection(audit_log=_AUDIT, note=_NOTE.format(what=what, check=check, benchmark=BENCHMARK,
-                                                                warn=warn)),
+                                                                warn=warn, trivy=_TRIVY[check])),
         undo=_UNDO.format(saved=saved, restart=restart), target="node", node_change=change,
-        cis=CisCheck(BENCHMARK, check, targets, scored, remediation),
+        cis=CisCheck(BENCHMARK, check, targets, scored, remediation, _TRIVY[check]),
     )
 
 

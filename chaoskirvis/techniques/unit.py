@@ -146,6 +146,7 @@ class CisCheck(NamedTuple):
     `targets` are kube-bench's `--targets` that hold the check (``master`` for 1.x, ``node`` for 4.x).
     kube-bench reports an unscored check that fails as WARN, not FAIL (check/check.go): `scored` False
     means kube-bench cannot confirm the change (its probe answers an error, never a detection).
+    `trivy_check` is trivy's id for the same check (AVD-KCV-...), which trivy-operator's reports carry.
     """
 
     benchmark: str
@@ -153,10 +154,11 @@ class CisCheck(NamedTuple):
     targets: tuple[str, ...]
     scored: bool
     remediation: str
+    trivy_check: str
 
     def summary(self) -> dict[str, Any]:
         return {"benchmark": self.benchmark, "id": self.id, "targets": list(self.targets), "scored": self.scored,
-                "remediation": self.remediation}
+                "remediation": self.remediation, "trivy_check": self.trivy_check}
 
 
 class Technique(NamedTuple):
