@@ -22,7 +22,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     rehearse = commands.add_parser(
         "rehearse", help="rehearse the attack catalog against policy manifests in an in-process sandbox (for CI)",
         description="Apply the manifests (Namespaces, ValidatingAdmissionPolicies and bindings, RBAC, "
-                    "NetworkPolicies, ServiceAccounts; single-rule Kyverno CEL ClusterPolicies are translated) to a "
+                    "NetworkPolicies, ServiceAccounts; single-rule Kyverno CEL ClusterPolicies and Gatekeeper CEL "
+                    "ConstraintTemplates with their Constraints are translated as those engines generate VAPs) to a "
                     "fresh sandbox and attempt every applicable technique in every namespace. Exit 0 ok, 1 an "
                     "expectation broken or a regression, 2 an error. See docs/rehearse.md.",
     )
@@ -40,7 +41,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _translate(documents: list[tuple[Path, dict[str, Any]]]) -> tuple[list[tuple[Path, dict[str, Any]]], list]:
-    """The documents the sandbox can enforce (Kyverno CEL policies as VAPs), and the engine documents it cannot."""
+    """The documents the sandbox can enforce (Kyverno and Gatekeeper CEL policies as VAPs), and the engine documents
+    it cannot."""
     from chaoskirvis.rehearse.engines import translate
 
     return translate(documents)
