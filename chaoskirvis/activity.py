@@ -162,12 +162,12 @@ def _describe(expected: Any) -> str:
 
 # --- bounds -------------------------------------------------------------------------------------------------
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"  # compiled on first use
 
 
 def is_dns_label(value: Any) -> bool:
     """An RFC 1123 label (a namespace, a Service name): the whole string, so ``"team-a\\n"`` is not one."""
-    return isinstance(value, str) and _DNS_LABEL.fullmatch(value) is not None
+    return isinstance(value, str) and re.fullmatch(_DNS_LABEL, value) is not None
 
 
 class Between(NamedTuple):

@@ -60,7 +60,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration
 
 from chaoskirvis.client import Answer, ApiError, Identity, KubeAPI
-from chaoskirvis.ledger import changes, record
+from chaoskirvis.ledger import record
 from chaoskirvis.ledger.refs import ObjectRef
 from chaoskirvis.ledger.restore import gone_by
 from chaoskirvis.ledger.state import RunState
@@ -75,31 +75,32 @@ MODES = ("dry-run", "create", "create-and-delete")
 CHANGE_MODES = ("dry-run", "change")
 CERTIFICATE_WAIT_SECONDS = 10.0  # kube-controller-manager's csrsigning controller signs within a second or two
 
+# The patterns below are compiled on first use (by `re`, which keeps them): most runs need one or two.
 # apierrors.NewForbidden's prefix: `RESOURCE "NAME" is forbidden: `, `RESOURCE is forbidden: ` or `forbidden: `.
 _FORBIDDEN = r'(?:[a-z0-9][a-z0-9./-]*(?: "(?:[^"\\]|\\.)*")? is )?forbidden: '
-_POD_SECURITY = re.compile(rf'{_FORBIDDEN}violates PodSecurity "(?:privileged|baseline|restricted):(?:latest|v1\.\d+)": ')
-_POLICY = re.compile(rf"{_FORBIDDEN}ValidatingAdmissionPolicy '([^']+)'(?: with binding '[^']+')? denied request: ")
-_WEBHOOK = re.compile(rf'(?:{_FORBIDDEN})?admission webhook "([^"]+)" denied the request(?::| without explanation)')
+_POD_SECURITY = rf'{_FORBIDDEN}violates PodSecurity "(?:privileged|baseline|restricted):(?:latest|v1\.\d+)": '
+_POLICY = rf"{_FORBIDDEN}ValidatingAdmissionPolicy '([^']+)'(?: with binding '[^']+')? denied request: "
+_WEBHOOK = rf'(?:{_FORBIDDEN})?admission webhook "([^"]+)" denied the request(?::| without explanation)'
 # reasonToCode in policy/validating: the only reasons a validation may give, and their codes.
 _POLICY_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
-_WEBHOOK_FAILED_CLOSED = re.compile(
-    r'Internal error occurred: failed calling webhook "([^"]+)"(?:: |; no further details available$)')
+_WEBHOOK_FAILED_CLOSED = \
+    r'Internal error occurred: failed calling webhook "([^"]+)"(?:: |; no further details available$)'
 _NOT_A_DECISION = {408, 429}  # a timeout or a throttle is no webhook's verdict, whatever its text says
 # The same texts anywhere in a message: only to say why an answer that reads as a denial is not one.
 _LOOKS_LIKE = (
-    (re.compile(r'violates PodSecurity "'), "PodSecurity"),
-    (re.compile(r"ValidatingAdmissionPolicy '[^']+'.* denied request"), "a ValidatingAdmissionPolicy"),
-    (re.compile(r'admission webhook "[^"]+" denied the request'), "an admission webhook"),
+    (r'violates PodSecurity "', "PodSecurity"),
+    (r"ValidatingAdmissionPolicy '[^']+'.* denied request", "a ValidatingAdmissionPolicy"),
+    (r'admission webhook "[^"]+" denied the request', "an admission webhook"),
 )
-_NO_DRY_RUN = re.compile(r"does not support dry run")
+_NO_DRY_RUN = r"does not support dry run"
 # plugin/pkg/admission/certificates: subjectrestriction (at create) and approval (the approval subresource).
-_SUBJECT_RESTRICTION = re.compile(rf"{_FORBIDDEN}use of \S+ signer with system:masters group is not allowed$")
-_NOT_PERMITTED_TO_APPROVE = re.compile(rf'{_FORBIDDEN}user not permitted to approve requests with signerName "')
+_SUBJECT_RESTRICTION = rf"{_FORBIDDEN}use of \S+ signer with system:masters group is not allowed$"
+_NOT_PERMITTED_TO_APPROVE = rf'{_FORBIDDEN}user not permitted to approve requests with signerName "'
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # The authorizer's refusal (forbiddenMessage) and the RBAC escalation check's, after NewForbidden's prefix.
-_RBAC_DENIED = re.compile(rf'{_FORBIDDEN}User {_QUOTED} cannot ([a-z]+) (?:resource|path) ')
-_RBAC_ESCALATION = re.compile(
-    rf'{_FORBIDDEN}user {_QUOTED}(?: \(groups=\[[^\]]*\]\))? is attempting to grant RBAC permissions not currently held')
+_RBAC_DENIED = rf'{_FORBIDDEN}User {_QUOTED} cannot ([a-z]+) (?:resource|path) '
+_RBAC_ESCALATION = \
+    rf'{_FORBIDDEN}user {_QUOTED}(?: \(groups=\[[^\]]*\]\))? is attempting to grant RBAC permissions not currently held'
 
 
 def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
@@ -113,17 +114,17 @@ def answered_by(status: int, body: Mapping[str, Any] | None) -> str | None:
     if body.get("code") != status or not isinstance(body.get("message"), str):
         return None
     message, reason = body["message"], body.get("reason") or ""
-    if status == 403 and reason == "Forbidden" and _POD_SECURITY.match(message):
+    if status == 403 and reason == "Forbidden" and re.match(_POD_SECURITY, message):
         return "PodSecurity"
-    if status == 403 and reason == "Forbidden" and _SUBJECT_RESTRICTION.match(message):
+    if status == 403 and reason == "Forbidden" and re.match(_SUBJECT_RESTRICTION, message):
         return "CertificateSubjectRestriction"
-    policy = _POLICY.match(message)
+    policy = re.match(_POLICY, message)
     if policy and _POLICY_CODES.get(reason) == status:
         return f"ValidatingAdmissionPolicy {policy.group(1)}"
-    webhook = _WEBHOOK.match(message)
+    webhook = re.match(_WEBHOOK, message)
     if webhook and 400 <= status < 500 and status not in _NOT_A_DECISION and reason != "InternalError":
         return f"admission webhook {webhook.group(1)}"
-    failed_closed = _WEBHOOK_FAILED_CLOSED.match(message)
+    failed_closed = re.match(_WEBHOOK_FAILED_CLOSED, message)
     if failed_closed and status == 500 and reason == "InternalError":
         return f"admission webhook {failed_closed.group(1)} (failed closed)"
     return None
@@ -136,10 +137,10 @@ def rbac_refusal(status: int, body: Mapping[str, Any] | None) -> tuple[str, str]
         return None
     if body.get("code") != 403 or body.get("reason") != "Forbidden" or not isinstance(body.get("message"), str):
         return None
-    denied = _RBAC_DENIED.match(body["message"])
+    denied = re.match(_RBAC_DENIED, body["message"])
     if denied:
         return _unquote(denied.group(1)), denied.group(2)
-    escalation = _RBAC_ESCALATION.match(body["message"])
+    escalation = re.match(_RBAC_ESCALATION, body["message"])
     return (_unquote(escalation.group(1)), "escalate") if escalation else None
 
 
@@ -183,7 +184,7 @@ def _unquote(text: str) -> str:
 
 def looks_like_denial(message: str) -> str | None:
     """The control whose denial `message` reads as, wherever the text is: for an error's explanation only."""
-    return next((name for pattern, name in _LOOKS_LIKE if pattern.search(message or "")), None)
+    return next((name for pattern, name in _LOOKS_LIKE if re.search(pattern, message or "")), None)
 
 
 def attempt_create(
@@ -333,7 +334,7 @@ def _approve(api: KubeAPI, ref: ObjectRef, created: dict[str, Any], evidence: di
         blocked = blocked_by(exc, identity, attempted)
         if blocked:
             return {**common, **blocked}
-        if exc.status == 403 and _NOT_PERMITTED_TO_APPROVE.match(exc.message or "") and identity is not None:
+        if exc.status == 403 and re.match(_NOT_PERMITTED_TO_APPROVE, exc.message or "") and identity is not None:
             return {**common, "outcome": "blocked", "blocked": True, "answered_by": "RBAC"}
         raise ActivityFailed(f"could not attempt {attempted}: the API answered {exc.status} {exc.reason or ''}: "
                              f"{exc.message}{_hint(exc)}") from None
@@ -404,7 +405,7 @@ def _refusal_outcome(exc: ApiError, evidence: dict[str, Any], dry_run: bool, hos
     blocked = blocked_by(exc, identity, f"to create {evidence['kind']} {evidence['name']}{where}")
     if blocked:
         return {**common, **blocked}
-    if dry_run and exc.status == 400 and _NO_DRY_RUN.search(exc.message):
+    if dry_run and exc.status == 400 and re.search(_NO_DRY_RUN, exc.message):
         return {**common, "outcome": "inconclusive", "blocked": False, "answered_by": None}
     raise ActivityFailed(
         f"could not attempt to create {evidence['kind']} {evidence['name']}{where}: the API answered "
@@ -483,6 +484,8 @@ def attempt_change(
     (`chaoskirvis.ledger.changes`); with ``dry-run`` the request is a server-side dry run and nothing is
     recorded or stored. Raises `ActivityFailed` for any answer that is neither a block nor the change.
     """
+    from chaoskirvis.ledger import changes  # a guardrail technique's: a run that changes nothing never imports it
+
     if mode not in CHANGE_MODES:
         raise ActivityFailed(f"unknown mode {mode!r}: use one of {', '.join(CHANGE_MODES)}")
     verb = "delete" if intended is None else "patch"

@@ -28,7 +28,6 @@ from logzero import logger
 from chaoskirvis.admission import CHANGE_MODES, MODES, attempt_change, attempt_create, attempt_csr, attempt_request
 from chaoskirvis.client import ApiError, Identity, KubeAPI, kube_api
 from chaoskirvis.ledger import record
-from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION, content
 from chaoskirvis.ledger.expiry import sweep_expired
 from chaoskirvis.ledger.refs import (CERTIFICATE_SIGNING_REQUEST, NAMESPACE, NETWORK_POLICY, POD, SECRET,
                                      VALIDATING_ADMISSION_POLICY_BINDING, VALIDATING_WEBHOOK_CONFIGURATION, ObjectRef)
@@ -37,7 +36,6 @@ from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup, lookup_all
 from chaoskirvis.techniques.unit import unknown_options
-from chaoskirvis.techniques.identity import split_namespaced
 from chaoskirvis.techniques.manifests import build_manifest, build_token_secret
 
 __all__ = ["attempt_techniques", "attempt_guardrail", "PROBE_MODES", "IDENTITY_VIA", "TOKEN_SECONDS"]
@@ -133,6 +131,8 @@ def attempt_guardrail(
     """Attempt the guardrail `technique` on the object the experiment names (the namespace itself, or `name`
     in it, or the cluster-scoped `name` whose original the record in `namespace` keeps); record the outcome
     (errors too); return its evidence."""
+    from chaoskirvis.ledger.changes import CHANGED_BY_ANNOTATION, content  # guardrails only: not at every start
+
     run_id = current_run_id(configuration)
     state = run_state(run_id)
     context: dict[str, Any] = {"namespace": namespace, "techniques": [technique], "mode": mode}
@@ -233,6 +233,8 @@ def _wanted_identity(as_user: str | None, as_groups: list[str] | None, as_servic
     if as_user and as_service_account:
         raise ActivityFailed("give as_user or as_service_account, not both: a request has one user")
     if as_service_account:
+        from chaoskirvis.techniques.identity import split_namespaced  # the identity family: only when asked for
+
         sa_namespace, sa_name = split_namespaced(as_service_account, "as_service_account")
         return f"system:serviceaccount:{sa_namespace}:{sa_name}", groups, as_service_account
     if groups and not as_user:
@@ -257,6 +259,8 @@ def _identity(api: KubeAPI, state: RunState, wanted: tuple[str, tuple[str, ...],
         raise ActivityFailed("identity_via: token cannot be used by a runner that authenticates with a client "
                              "certificate: the API server reads the certificate first and would answer as the "
                              "runner; use identity_via: impersonation or a token-authenticated runner")
+    from chaoskirvis.techniques.identity import split_namespaced
+
     sa_namespace, sa_name = split_namespaced(service_account, "as_service_account")
     secret = _token_binding(api, state, sa_namespace, configuration)
     token = _request_token(api, sa_namespace, sa_name, secret, f"to act as {user}")
@@ -320,6 +324,8 @@ def _attempt_request(
     sweep_expired(api, state, namespace)
     bound = None
     if unit.binds_token:
+        from chaoskirvis.techniques.identity import split_namespaced
+
         sa_namespace, _ = split_namespaced(resolved["service_account"], "option service_account")
         check_namespace(sa_namespace, allow_protected_namespaces)
         bound = _token_binding(api, state, sa_namespace, configuration)

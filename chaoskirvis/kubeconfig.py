@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,31 +36,39 @@ class KubeconfigError(Exception):
     """The kubeconfig cannot be used as written (the message says what, as kubectl would)."""
 
 
-@dataclass(eq=False, repr=False)  # no repr: it would show the token and password
 class ClusterConfiguration:
     """One resolved API server and identity. Files only (data is written to private temp files), so both
-    urllib3 and, for exec, the kubernetes package can take them."""
+    urllib3 and, for exec, the kubernetes package can take them. No repr: it would show the token and
+    password. (A plain class: a dataclass costs about half a millisecond at every `chaos run` start.)"""
 
-    host: str
-    verify_ssl: bool = True
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_server_name: str | None = None
-    proxy: str | None = None
-    no_proxy: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    token_prefix: str = "Bearer"
-    username: str | None = None
-    password: str | None = None
-    context: str | None = None  # the kubeconfig context and user names, for the evidence (names only)
-    user: str | None = None
-    # Set by the kubernetes package's loader (exec plugins, auth-providers): the Authorization header,
-    # refreshed by the package when the credential expires.
-    authorization_hook: Callable[[], str | None] | None = None
-    _read_token: tuple[float, str] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(
+        self, host: str, verify_ssl: bool = True, ca_file: str | None = None, cert_file: str | None = None,
+        key_file: str | None = None, tls_server_name: str | None = None, proxy: str | None = None,
+        no_proxy: str | None = None, token: str | None = None, token_file: str | None = None,
+        token_prefix: str = "Bearer", username: str | None = None, password: str | None = None,
+        context: str | None = None, user: str | None = None,
+        authorization_hook: Callable[[], str | None] | None = None,
+    ):
+        self.host = host
+        self.verify_ssl = verify_ssl
+        self.ca_file = ca_file
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.tls_server_name = tls_server_name
+        self.proxy = proxy
+        self.no_proxy = no_proxy
+        self.token = token
+        self.token_file = token_file
+        self.token_prefix = token_prefix
+        self.username = username
+        self.password = password
+        self.context = context  # the kubeconfig context and user names, for the evidence (names only)
+        self.user = user
+        # Set by the kubernetes package's loader (exec plugins, auth-providers): the Authorization header,
+        # refreshed by the package when the credential expires.
+        self.authorization_hook = authorization_hook
+        self._read_token: tuple[float, str] | None = None
+        self._lock = threading.Lock()
 
     def authorization(self) -> str | None:
         """The Authorization header value, or None (a client certificate, or no credentials)."""
@@ -156,14 +163,14 @@ def from_environment(lookup: Callable[[str], str | None], verify_ssl: bool) -> C
     return configuration
 
 
-@dataclass(eq=False, repr=False)
 class _Merged:
     """Named entries with the folder of the file that defined them (for its relative paths)."""
 
-    clusters: dict[str, tuple[dict[str, Any], Path]] = field(default_factory=dict)
-    users: dict[str, tuple[dict[str, Any], Path]] = field(default_factory=dict)
-    contexts: dict[str, tuple[dict[str, Any], Path]] = field(default_factory=dict)
-    current_context: str | None = None
+    def __init__(self) -> None:
+        self.clusters: dict[str, tuple[dict[str, Any], Path]] = {}
+        self.users: dict[str, tuple[dict[str, Any], Path]] = {}
+        self.contexts: dict[str, tuple[dict[str, Any], Path]] = {}
+        self.current_context: str | None = None
 
 
 def _merge(paths: list[Path]) -> _Merged:

@@ -10,12 +10,12 @@ from chaoskirvis.client import ApiError
 __all__ = ["PROTECTED_NAMESPACES", "check_namespace", "missing_namespace"]
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # fullmatch: "$" would let "team-a\n" through
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"  # fullmatch: "$" would let "team-a\n" through
 
 
 def check_namespace(namespace: str, allow_protected: bool = False) -> str:
     """Return `namespace` if a run may target it; refuse malformed and protected namespaces."""
-    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
+    if not isinstance(namespace, str) or not re.fullmatch(_DNS_LABEL, namespace):
         raise ActivityFailed(f"invalid namespace {namespace!r}: expected a DNS label such as 'team-a'")
     if namespace in PROTECTED_NAMESPACES and not allow_protected:
         raise ActivityFailed(

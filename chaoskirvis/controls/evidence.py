@@ -32,7 +32,6 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Any
 
 from chaoslib.types import Activity, Configuration, Experiment, Journal, Run, Secrets, Settings
@@ -58,14 +57,14 @@ _KUBERNETES_KEYS = ("KUBECONFIG", "KUBERNETES_", "CHAOSTOOLKIT_IN_POD")
 EXPECT_KEY = "kirvis_expect"  # configuration: "weakness" marks a negative control
 
 
-@dataclass(eq=False, repr=False)
 class _Session:
     """What the control learns while one experiment runs."""
 
-    secrets: set[str]
-    source: ExperimentSource | None = None
-    marks: dict[int, tuple[int, int]] = field(default_factory=dict)
-    attributed: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    def __init__(self, secrets: set[str], source: ExperimentSource | None = None):
+        self.secrets = secrets
+        self.source = source
+        self.marks: dict[int, tuple[int, int]] = {}
+        self.attributed: dict[int, list[dict[str, Any]]] = {}
 
 
 _session: _Session | None = None

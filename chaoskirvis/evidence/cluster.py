@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,12 +20,15 @@ __all__ = ["ClusterFacts", "ask_ahead", "cluster_facts", "identity_of", "SELF_SU
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 
-@dataclass(eq=False, repr=False)
 class ClusterFacts:
-    cluster: dict[str, Any]
-    identity: dict[str, Any]
-    api: KubeAPI | None = None
-    credentials: list[str] = field(default_factory=list)
+    """What the API server and the identity answered for the evidence, and the credentials to redact."""
+
+    def __init__(self, cluster: dict[str, Any], identity: dict[str, Any], api: KubeAPI | None = None,
+                 credentials: list[str] | None = None):
+        self.cluster = cluster
+        self.identity = identity
+        self.api = api
+        self.credentials = [] if credentials is None else credentials
 
 
 # What each API server and identity answered, by the process's client for that configuration: asked once

@@ -20,8 +20,8 @@ PHASES = ("steady state before", "method", "steady state during", "steady state 
 OUTCOMES = ("blocked", "allowed", "detected", "missed", "inconclusive")
 PASSING_OUTCOMES = ("blocked", "detected")
 # "chaoslib.exceptions.ActivityFailed: chaoslib.exceptions.ActivityFailed: message" -> "message"
-_EXCEPTION_NAMES = re.compile(r"^(?:(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: |[A-Za-z_]\w*(?:Error|Exception): )+")
-_ATTACK_TAG = re.compile(r"^attack:(T\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
+_EXCEPTION_NAMES = r"^(?:(?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*: |[A-Za-z_]\w*(?:Error|Exception): )+"  # compiled on first use
+_ATTACK_TAG = r"(?i)^attack:(T\d{4}(?:\.\d{3})?)$"
 
 
 class ActivityRun(NamedTuple):
@@ -87,7 +87,7 @@ def attack_ids(tags: Any) -> list[str]:
     """The ATT&CK technique ids of ``attack:Txxxx`` tags, in tag order."""
     found = []
     for tag in tags or []:
-        match = _ATTACK_TAG.match(str(tag).strip())
+        match = re.match(_ATTACK_TAG, str(tag).strip())
         if match and match.group(1).upper() not in found:
             found.append(match.group(1).upper())
     return found
@@ -122,7 +122,7 @@ def parse_time(value: Any) -> dt.datetime | None:
 def exception_summary(run: dict[str, Any]) -> str | None:
     """The message of an activity's recorded exception (its last line, without exception class names)."""
     lines = [line.strip() for line in run.get("exception") or [] if isinstance(line, str) and line.strip()]
-    return _EXCEPTION_NAMES.sub("", lines[-1]) or lines[-1] if lines else None
+    return re.sub(_EXCEPTION_NAMES, "", lines[-1]) or lines[-1] if lines else None
 
 
 def _probes(state: Any) -> list[dict[str, Any]]:

@@ -34,10 +34,9 @@ __all__ = [
 
 REDACTED = "[redacted]"
 MIN_LENGTH = 4
-_SECRET_KEY = re.compile(
-    r"token|passw(or)?d|secret|api[-_]?key|private[-_]?key|credential|authorization|key[-_]?data|cookie",
-    re.IGNORECASE,
-)
+# Patterns are compiled on first use (by `re`, which keeps them), not at every start.
+_SECRET_KEY = \
+    r"(?i)token|passw(or)?d|secret|api[-_]?key|private[-_]?key|credential|authorization|key[-_]?data|cookie"
 # Connection settings that may sit in a secrets block but are not secret (same keys as client.py).
 NOT_SECRET_SETTINGS = frozenset({
     "KUBECONFIG", "KUBERNETES_CONTEXT", "KUBERNETES_HOST", "KUBERNETES_VERIFY_SSL", "KUBERNETES_CA_CERT_FILE",
@@ -46,17 +45,15 @@ NOT_SECRET_SETTINGS = frozenset({
 })
 ENVIRONMENT_SECRETS = ("KUBERNETES_API_KEY", "KUBERNETES_PASSWORD")
 # scheme://userinfo@ (the userinfo holds no "/", "?", "#" or "@", RFC 3986 section 3.2).
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!\[redacted\]@)([^\s/?#@'\"<>\\]+)@")
+_URL_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)(?!\[redacted\]@)([^\s/?#@'\"<>\\]+)@"
 # The credentials of an Authorization value; a token holds a digit (so prose like "bearer token" stays).
-_AUTH_CREDENTIALS = re.compile(
-    r"(?i)\b(bearer|basic)(\s+)(?=[a-z0-9\-._~+/]*[0-9])[a-z0-9\-._~+/]{8,}=*"
-)
+_AUTH_CREDENTIALS = r"(?i)\b(bearer|basic)(\s+)(?=[a-z0-9\-._~+/]*[0-9])[a-z0-9\-._~+/]{8,}=*"
 _REFERENCE_TYPES = ("env", "vault")
 
 
 def looks_secret(key: Any) -> bool:
     """True for a key whose value is a secret by its name (``api_token``, ``KUBERNETES_PASSWORD``...)."""
-    return isinstance(key, str) and key not in NOT_SECRET_SETTINGS and bool(_SECRET_KEY.search(key))
+    return isinstance(key, str) and key not in NOT_SECRET_SETTINGS and bool(re.search(_SECRET_KEY, key))
 
 
 def secret_values(
@@ -85,7 +82,7 @@ def strip_userinfo(url: Any) -> Any:
     """`url` without the ``user:password@`` of its authority (anything else is returned as given)."""
     if not isinstance(url, str):
         return url
-    return _URL_USERINFO.sub(lambda m: m.group(1), url)
+    return re.sub(_URL_USERINFO, lambda m: m.group(1), url)
 
 
 def url_credentials(*values: Any) -> set[str]:
@@ -100,7 +97,7 @@ def url_credentials(*values: Any) -> set[str]:
             for v in item:
                 walk(v)
         elif isinstance(item, str) and "@" in item:
-            for match in _URL_USERINFO.finditer(item):
+            for match in re.finditer(_URL_USERINFO, item):
                 userinfo = match.group(2)
                 found.add(userinfo)
                 user, _, password = userinfo.partition(":")
@@ -115,8 +112,8 @@ def url_credentials(*values: Any) -> set[str]:
 
 def _redact_shapes(text: str) -> tuple[str, int]:
     """`text` with URL userinfo and Authorization credentials hidden, and how many were."""
-    text, urls = _URL_USERINFO.subn(lambda m: f"{m.group(1)}{REDACTED}@", text)
-    text, auth = _AUTH_CREDENTIALS.subn(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text, urls = re.subn(_URL_USERINFO, lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text, auth = re.subn(_AUTH_CREDENTIALS, lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     return text, urls + auth
 
 

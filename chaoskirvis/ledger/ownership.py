@@ -54,8 +54,8 @@ def object_name(run_id: str, slug: str, suffix: str) -> str:
     return f"kirvis-{run_id}-{slug}"[:57].rstrip("-") + f"-{suffix}"
 
 
-_RUN_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")  # as chaoskirvis.ledger.runid validates it
-_NAME_TAIL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_RUN_ID = r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?"  # as chaoskirvis.ledger.runid validates it (compiled on first use)
+_NAME_TAIL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 
 
 def name_is_of_run(name: Any, run_id: str) -> bool:
@@ -66,7 +66,7 @@ def name_is_of_run(name: Any, run_id: str) -> bool:
     if name == f"kirvis-ledger-{run_id}":
         return True
     prefix = f"kirvis-{run_id}-"
-    return name.startswith(prefix) and bool(_NAME_TAIL.fullmatch(name[len(prefix):]))
+    return name.startswith(prefix) and bool(re.fullmatch(_NAME_TAIL, name[len(prefix):]))
 
 
 def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
@@ -81,7 +81,7 @@ def is_owned(obj: dict[str, Any], run_id: str | None = None) -> bool:
     owner_run = labels.get(RUN_ID_LABEL)
     if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not labels.get(TECHNIQUE_LABEL):
         return False
-    if not isinstance(owner_run, str) or not _RUN_ID.fullmatch(owner_run):
+    if not isinstance(owner_run, str) or not re.fullmatch(_RUN_ID, owner_run):
         return False
     if run_id is not None and owner_run != run_id:
         return False

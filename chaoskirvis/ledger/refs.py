@@ -20,9 +20,10 @@ __all__ = [
     "NAMESPACE", "VALIDATING_ADMISSION_POLICY_BINDING", "VALIDATING_WEBHOOK_CONFIGURATION", "SWEPT_KINDS", "GUARDRAIL_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Compiled on first use (by `re`, which keeps them, one for the modules that share a pattern).
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_1035_LABEL = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
 
 class InvalidRef(ActivityFailed):
@@ -31,7 +32,7 @@ class InvalidRef(ActivityFailed):
 
 def namespace_problem(namespace: object) -> str | None:
     """Why `namespace` is not a valid namespace name (a DNS label), or None when it is."""
-    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
+    if not isinstance(namespace, str) or not re.fullmatch(_DNS_LABEL, namespace):
         return f"namespace {namespace!r} is not a DNS label"
     return None
 
@@ -41,10 +42,10 @@ def name_problem(kind: "Kind", name: object) -> str | None:
     if not isinstance(name, str) or not name:
         return f"name {name!r} is empty or not a string"
     if kind.plural == "services":
-        ok = bool(_DNS_1035_LABEL.fullmatch(name))
+        ok = bool(re.fullmatch(_DNS_1035_LABEL, name))
         rule = "a DNS-1035 label"
     else:
-        ok = len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
+        ok = len(name) <= 253 and bool(re.fullmatch(_DNS_SUBDOMAIN, name))
         rule = "a DNS subdomain"
     return None if ok else f"name {name!r} is not {rule}, as a {kind.kind} name must be"
 

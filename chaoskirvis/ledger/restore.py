@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, TypeVar
 
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.client import ApiError, KubeAPI
-from chaoskirvis.ledger.changes import Change, record_changes, restore_change
-from chaoskirvis.ledger.node_files import NodeFileEntry, node_file_entries
 from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RECORD_LABEL, RUN_ID_LABEL, is_expired, is_owned
 from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
 from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
-from chaoskirvis.nodes.restoring import restore_node_file
 
 if TYPE_CHECKING:
+    from chaoskirvis.ledger.changes import Change
+    from chaoskirvis.ledger.node_files import NodeFileEntry
     from chaoskirvis.ledger.state import RunState
 
 __all__ = ["Selection", "Leftovers", "CleanupReport", "find_leftovers", "find_recorded", "find_known", "remove",
@@ -79,38 +77,50 @@ class Selection(NamedTuple):
         return not self.expired_only or is_expired(obj)
 
 
-@dataclass(eq=False)
 class Leftovers:
-    objects: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
-    records: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
-    not_ours: list[ObjectRef] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)
-    """Record entries refused before any path was built from them (why, one line each)."""
-    kept: list[str] = field(default_factory=list)
-    """Objects of the selected runs this selection may not remove (cluster-scoped), and why."""
-    failed: list[str] = field(default_factory=list)
-    """Lists and reads that failed: what could not be looked at."""
-    changes: list[Change] = field(default_factory=list)
-    """Changes the runs made to objects that exist, to put back (validated record entries)."""
-    node_files: list[NodeFileEntry] = field(default_factory=list)
-    """Files the runs changed on nodes, to put back through a node agent (validated record entries)."""
+    """What of the selected runs is still in the cluster. (Plain classes, this and `CleanupReport`: a dataclass
+    costs about half a millisecond at every `chaos run` start.)"""
+
+    def __init__(self, objects: list[tuple[ObjectRef, dict[str, Any]]] | None = None,
+                 records: list[tuple[ObjectRef, dict[str, Any]]] | None = None, not_ours: list[ObjectRef] | None = None,
+                 invalid: list[str] | None = None, kept: list[str] | None = None, failed: list[str] | None = None,
+                 changes: list[Change] | None = None, node_files: list[NodeFileEntry] | None = None):
+        self.objects = [] if objects is None else objects
+        self.records = [] if records is None else records
+        self.not_ours = [] if not_ours is None else not_ours
+        # Record entries refused before any path was built from them (why, one line each).
+        self.invalid = [] if invalid is None else invalid
+        # Objects of the selected runs this selection may not remove (cluster-scoped), and why.
+        self.kept = [] if kept is None else kept
+        # Lists and reads that failed: what could not be looked at.
+        self.failed = [] if failed is None else failed
+        # Changes the runs made to objects that exist, to put back (validated record entries).
+        self.changes = [] if changes is None else changes
+        # Files the runs changed on nodes, to put back through a node agent (validated record entries).
+        self.node_files = [] if node_files is None else node_files
 
 
-@dataclass(eq=False)
 class CleanupReport:
-    removed: list[str] = field(default_factory=list)
-    already_gone: list[str] = field(default_factory=list)
-    left_alone: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    records_removed: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    """Changed objects put back as they were (with dry run: that would be)."""
-    unchanged: list[str] = field(default_factory=list)
-    """Changed objects where nothing of the run's change was left to put back."""
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    """Changed objects someone else changed since: not restored (object, detail, versions); records kept."""
-    gone: set[str] = field(default_factory=set)
-    """Paths the API server showed absent (a delete's answer, a read's 404): nothing more to ask of them."""
+    """What a removal did."""
+
+    def __init__(self, removed: list[str] | None = None, already_gone: list[str] | None = None,
+                 left_alone: list[str] | None = None, failed: list[str] | None = None,
+                 records_removed: list[str] | None = None, restored: list[str] | None = None,
+                 unchanged: list[str] | None = None, conflicts: list[dict[str, Any]] | None = None,
+                 gone: set[str] | None = None):
+        self.removed = [] if removed is None else removed
+        self.already_gone = [] if already_gone is None else already_gone
+        self.left_alone = [] if left_alone is None else left_alone
+        self.failed = [] if failed is None else failed
+        self.records_removed = [] if records_removed is None else records_removed
+        # Changed objects put back as they were (with dry run: that would be).
+        self.restored = [] if restored is None else restored
+        # Changed objects where nothing of the run's change was left to put back.
+        self.unchanged = [] if unchanged is None else unchanged
+        # Changed objects someone else changed since: not restored (object, detail, versions); records kept.
+        self.conflicts = [] if conflicts is None else conflicts
+        # Paths the API server showed absent (a delete's answer, a read's 404): nothing more to ask of them.
+        self.gone = set() if gone is None else gone
 
     def as_dict(self) -> dict[str, list[Any]]:
         return {
@@ -211,6 +221,9 @@ def _follow_record(
     api: KubeAPI, selection: Selection, record: dict[str, Any], seen: set[str], leftovers: Leftovers,
 ) -> None:
     """Add what `record` names (each read by name); the record itself too, unless something it names must stay."""
+    from chaoskirvis.ledger.changes import record_changes  # read only with a record: not at every start
+    from chaoskirvis.ledger.node_files import node_file_entries
+
     run_id = record["metadata"]["labels"][RUN_ID_LABEL]
     refs, invalid = record_refs(record, run_id)
     changes, invalid_changes = record_changes(record, run_id)
@@ -326,6 +339,8 @@ def _remove_record(
 def _names_only(handled: set[str]) -> Callable[[dict[str, Any]], bool]:
     """A record read again may be deleted only if every object it names was dealt with already."""
     def check(record: dict[str, Any]) -> bool:
+        from chaoskirvis.ledger.changes import record_changes  # a record read again: rare
+
         run_id = ((record.get("metadata") or {}).get("labels") or {}).get(RUN_ID_LABEL) or ""
         refs, _ = record_refs(record, run_id)
         changes, _ = record_changes(record, run_id)
@@ -336,6 +351,10 @@ def _names_only(handled: set[str]) -> Callable[[dict[str, Any]], bool]:
 def _restore_changes(api: KubeAPI, changes: list[Change], report: CleanupReport, dry_run: bool,
                      handled: set[str]) -> None:
     """Put back each change (concurrently): restored, unchanged, a conflict or a failure, into `report`."""
+    if not changes:
+        return
+    from chaoskirvis.ledger.changes import restore_change  # guardrail techniques only
+
     for change, result in zip(changes, _concurrently(lambda c: restore_change(api, c, dry_run), changes)):
         if result.outcome == "restored":
             report.restored.append(str(change.ref))
@@ -357,9 +376,13 @@ def _node_file_key(entry: NodeFileEntry) -> str:
 def _restore_node_files(api: KubeAPI, entries: list[NodeFileEntry], report: CleanupReport, dry_run: bool,
                         handled: set[str]) -> None:
     """Put back each changed node file (concurrently: one agent per file); a dry run starts no agent."""
+    if not entries:
+        return
     if dry_run:
         report.left_alone.extend(f"{entry}: a dry run starts no node agent, so it is not checked" for entry in entries)
         return
+    from chaoskirvis.nodes.restoring import restore_node_file  # node techniques only: not at every start
+
     for entry, result in zip(entries, _concurrently(lambda e: restore_node_file(api, e), entries)):
         if result.outcome == "restored":
             report.restored.append(result.detail)

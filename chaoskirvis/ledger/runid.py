@@ -17,14 +17,14 @@ from chaoslib.types import Configuration
 
 __all__ = ["current_run_id", "validate_run_id", "new_run_id", "reset_run_id"]
 
-_RUN_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")  # fullmatch: "$" would admit a trailing newline
+_RUN_ID = r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?"  # fullmatch: "$" would admit a trailing newline
 _lock = threading.Lock()
 _run_id: str | None = None
 
 
 def validate_run_id(run_id: str) -> str:
     """Return `run_id` if it can serve in names and labels, else raise `ActivityFailed`."""
-    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+    if not isinstance(run_id, str) or not re.fullmatch(_RUN_ID, run_id):
         raise ActivityFailed(
             f"invalid run id {run_id!r}: use 1-20 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit"
