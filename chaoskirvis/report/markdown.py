@@ -40,6 +40,11 @@ def render_markdown(views: list[ExperimentView], generated_at: dt.datetime) -> s
         f"**{md(headline_text(v.verdict for v in views))}**; {as_expected} of {len(views)} experiment(s) gave "
         "their expected verdict.",
         "",
+    ]
+    fleet = fleet_of(views)
+    if fleet is not None:
+        lines += [*_fleet(fleet), ""]
+    lines += [
         "## Summary",
         "",
         "| # | Experiment | Target | Verdict | Checks held | ATT&CK | Started | Duration | Run id | Journal |",
@@ -53,9 +58,6 @@ def render_markdown(views: list[ExperimentView], generated_at: dt.datetime) -> s
             f"| {md(when(view.started))} | {md(span(view.duration))} | {md(view.run_id or '—')} "
             f"| {md(_journal_name(view))} ({md(view.integrity.state)}) |"
         )
-    fleet = fleet_of(views)
-    if fleet is not None:
-        lines += ["", *_fleet(fleet)]
     lines += ["", "## ATT&CK coverage", "", "Columns are the experiments of the summary; each cell is that "
               "experiment's own worst check for the technique, and what it means for the run: held, weakness, "
               "weakness (expected) in a negative control, error (not a weakness), introduced (admitted for a "
