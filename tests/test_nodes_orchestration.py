@@ -1,7 +1,8 @@
 """inject_node_fault and the run's restore through the sandbox, with a kubeadm-shaped tree as each node's
 filesystem: the agent pod is created, exec'd into, and its commands change the tree for real
-(`Sandbox.attach_node_root`). For a static pod manifest the test plays the kubelet: the mirror pod's
-config hash follows the manifest's content, as the kubelet's does after it restarts the component."""
+(`Sandbox.attach_node_root`). For a static pod manifest the test plays the kubelet (`node_players.Kubelet`):
+the mirror pod's config hash follows the manifest's content, as the kubelet's does after it restarts the
+component."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes import mirror, restoring, session
 from chaoskirvis.nodes.actions import inject_node_fault
 from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
+from tests.node_players import Kubelet
 from tests.node_tree import make_node_tree
 
 WORKER, CONTROL = "kirvis-worker", "kirvis-control-plane"
@@ -70,39 +71,6 @@ def seen(root: Path, path: str) -> tuple[str, int, int, str]:
 def run_pods(core, run_id: str) -> list[str]:
     return [p.metadata.name for p in core.list_pod_for_all_namespaces(label_selector=f"{RUN_ID_LABEL}={run_id}").items
             if not p.metadata.deletion_timestamp]
-
-
-class Kubelet:
-    """Plays the kubelet for one static pod: its mirror pod's config hash follows the manifest on disk."""
-
-    def __init__(self, core, root: Path, component: str, node: str):
-        self.core, self.manifest, self.name = core, root / f"etc/kubernetes/manifests/{component}.yaml", f"{component}-{node}"
-        self.stop = threading.Event()
-        core.create_namespaced_pod("kube-system", {
-            "metadata": {"name": self.name, "annotations": {mirror.CONFIG_HASH: self.hash(),
-                                                            "kubernetes.io/config.mirror": self.hash()}},
-            "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": component, "image": "registry.k8s.io/kube-apiserver:v1.32.0"}]}})
-        self.thread = threading.Thread(target=self.follow, daemon=True)
-        self.thread.start()
-
-    def hash(self) -> str:
-        return hashlib.sha256(self.manifest.read_bytes()).hexdigest()[:32]
-
-    def sync(self) -> None:
-        pod = self.core.read_namespaced_pod(self.name, "kube-system")
-        if pod.metadata.annotations[mirror.CONFIG_HASH] != self.hash():
-            self.core.patch_namespaced_pod(self.name, "kube-system", {"metadata": {"annotations": {
-                mirror.CONFIG_HASH: self.hash(), "kubernetes.io/config.mirror": self.hash()}}})
-
-    def follow(self) -> None:
-        while not self.stop.wait(0.05):
-            self.sync()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.core.delete_namespaced_pod(self.name, "kube-system", grace_period_seconds=0)
 
 
 @pytest.mark.parametrize("technique, node, path, expect", [
@@ -205,8 +173,7 @@ def test_component_not_back_in_time_is_reported(core, nodes, allowed, monkeypatc
     kubelet = Kubelet(core, nodes[CONTROL], "kube-apiserver", CONTROL)
     try:
         inject_node_fault("apiserver-profiling", CONTROL, within=10, **allowed)
-        kubelet.stop.set()  # the kubelet no longer restarts it: the mirror pod keeps the changed manifest's hash
-        kubelet.thread.join()
+        kubelet.pause()  # the kubelet no longer restarts it: the mirror pod keeps the changed manifest's hash
         with pytest.raises(ActivityFailed, match="kube-apiserver on node kirvis-control-plane not back within 0.5 s"):
             restore_run(**allowed)
         assert "--profiling=false" in (nodes[CONTROL] / APISERVER.lstrip("/")).read_text()  # the file is back
