@@ -219,6 +219,26 @@ def test_each_technique_of_an_experiment_has_its_own_verdict_unless_the_run_is_a
                                                    ("two-techniques", "run-as-root", "team-baseline"): "error"}
 
 
+def test_a_fleet_run_pushes_one_group_per_context(pushgateway, tmp_path):
+    from chaoskirvis.sandbox.server import Sandbox
+    from test_fleet import ROOT, two_context_kubeconfig
+
+    with Sandbox() as guarded, Sandbox() as open_:
+        for manifest in sorted((ROOT / "scenarios").glob("*.yaml")):
+            guarded.apply(manifest)
+        open_.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-baseline\n")
+        kubeconfig = two_context_kubeconfig(tmp_path / "kubeconfig", {"guarded": guarded, "open": open_})
+        done = kirvis(tmp_path, kubeconfig, "run", str(PRIVILEGED), "--var", "namespace=team-baseline",
+                      "--context", "guarded", "--context", "open", "--journals", "journals",
+                      "--pushgateway", pushgateway)
+
+    assert done.returncode == 1, done.stdout + done.stderr  # the open cluster's weakness
+    assert verdicts(group(pushgateway, "guarded")) == {("privileged-pod-denied", "privileged", "team-baseline"): "held"}
+    assert verdicts(group(pushgateway, "open")) == {
+        ("privileged-pod-denied", "privileged", "team-baseline"): "weakness"}
+    assert LAST_SUCCESS in group(pushgateway, "guarded") and LAST_SUCCESS not in group(pushgateway, "open")
+
+
 def test_an_unreachable_gateway_is_exit_2_with_the_journals_written(scenarios, tmp_path):
     gateway = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = kirvis(tmp_path, scenarios.kubeconfig, "run", str(PRIVILEGED), "--var", "namespace=team-baseline",
