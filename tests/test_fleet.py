@@ -303,3 +303,21 @@ def test_contexts_that_are_not_file_names_get_their_own_folders_inside_the_journ
         "_..", "_arn_aws_eks_eu-west-1_111122223333_cluster_guarded"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["journals", "kubeconfig"]
     assert lines[-2].split() == [renamed["guarded"], "held"] and lines[-1].split() == ["..", "weakness"]
+
+
+def test_the_report_cell_is_the_latest_run_of_that_experiment_in_that_cluster(fleet_run, tmp_path):
+    """A later run of one experiment in the open cluster, as a negative control (--expect weakness), replaces
+    that cell only: the earlier journal stays in the summary, the matrix shows where things stand now."""
+    done, work, kubeconfig, _ = fleet_run
+    later = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "host-path-denied.yaml"), "--context", "open",
+                   "--expect", "weakness", "--journals", str(tmp_path / "later"))
+    assert later.returncode == 0, later.stdout + later.stderr
+    journals = [*sorted((work / "journals").glob("*/*.json")), tmp_path / "later" / "open" / "host-path-denied.json"]
+    summary = json.loads(kirvis(work, kubeconfig, "report", *map(str, journals), "--format", "json").stdout)
+
+    assert len(summary["experiments"]) == 7
+    assert {e: c["label"] for e, c in summary["fleet"]["matrix"]["open"].items()} == {
+        "host-network-denied": "weakness", "host-path-denied": "weakness (expected)",
+        "privileged-pod-denied": "weakness"}
+    assert summary["fleet"]["matrix"]["open"]["host-path-denied"]["journal"] == str(journals[-1])
+    assert {c["label"] for c in summary["fleet"]["matrix"]["guarded"].values()} == {"held"}
