@@ -174,3 +174,14 @@ def admitted(sandbox: Sandbox, pod: dict) -> bool:
 def test_the_generated_match_conditions_select_what_the_constraint_names(
         enforced: Sandbox, namespace: str, name: str, path: str, expected: bool) -> None:
     assert admitted(enforced, host_path_pod(namespace, name, path)) is expected
+
+
+def test_gatekeepers_mutation_and_configuration_objects_are_listed_not_applied() -> None:
+    config = {"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+              "metadata": {"name": "config", "namespace": "gatekeeper-system"},
+              "spec": {"match": [{"excludedNamespaces": ["kube-*"], "processes": ["*"]}]}}
+    mutation = {"apiVersion": "mutations.gatekeeper.sh/v1", "kind": "ModifySet", "metadata": {"name": "args"}}
+    objects, skipped = generated(config, mutation)
+    assert objects == {}
+    assert [(k, n) for k, n, _ in skipped] == [("Config", "config (gk.yaml)"), ("ModifySet", "args (gk.yaml)")]
+    assert all("mutation, external data and configuration objects are not rehearsed" in r for _, _, r in skipped)

@@ -18,8 +18,8 @@ from chaoskirvis.rehearse.matrix import ManifestError
 
 __all__ = ["ENGINE_GROUPS", "translate"]
 
-ENGINE_GROUPS = {"kyverno.io": "Kyverno", "templates.gatekeeper.sh": "Gatekeeper", "constraints.gatekeeper.sh":
-                 "Gatekeeper", "mutations.gatekeeper.sh": "Gatekeeper", "externaldata.gatekeeper.sh": "Gatekeeper"}
+ENGINE_GROUPS = {"kyverno.io": "Kyverno", **{f"{group}.gatekeeper.sh": "Gatekeeper" for group in (
+    "templates", "constraints", "mutations", "externaldata", "config", "expansion", "syncset")}}
 
 # Kind -> (group, version, resource) for the kinds a translated policy may match; another kind is skipped
 # rather than guessed, since a wrong resource name would silently match nothing.
