@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaosrun import BIN, EXPERIMENTS, chaos_env
+from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
 from detector import Detector
 
 PRIVILEGED = EXPERIMENTS / "privileged-pod-denied.yaml"
@@ -221,7 +221,7 @@ def test_each_technique_of_an_experiment_has_its_own_verdict_unless_the_run_is_a
 
 def test_a_fleet_run_pushes_one_group_per_context(pushgateway, tmp_path):
     from chaoskirvis.sandbox.server import Sandbox
-    from test_fleet import ROOT, two_context_kubeconfig
+    from test_fleet import two_context_kubeconfig
 
     with Sandbox() as guarded, Sandbox() as open_:
         for manifest in sorted((ROOT / "scenarios").glob("*.yaml")):
