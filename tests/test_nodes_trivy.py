@@ -253,12 +253,17 @@ def test_a_failing_report_from_before_the_injection_does_not_count(trivy_crds, r
 
 def test_a_control_plane_flag_is_read_from_its_static_pods_report(trivy_crds, run):
     node = _node()
-    body = infra_report(f"pod-kube-apiserver-{node}", {"AVD-KCV-0007": False},
-                        **{"trivy-operator.resource.kind": "Pod", "trivy-operator.resource.name": f"kube-apiserver-{node}"})
-    body["kind"] = "InfraAssessmentReport"
-    del body["metadata"]["creationTimestamp"]
     _injected(run, "apiserver-always-allow", node)
-    trivy_crds.create_namespaced_custom_object(GROUP, VERSION, "kube-system", "infraassessmentreports", body)
+    for name, checks, labels in (
+            # another node's API server, by its labels: not this node's
+            (f"pod-kube-apiserver-x{node}", {"AVD-KCV-0007": True},
+             {"trivy-operator.resource.kind": "Pod", "trivy-operator.resource.name": f"kube-apiserver-x{node}"}),
+            # this node's, known by trivy-operator's <kind>-<name> naming only, as its docs' sample shows
+            (f"pod-kube-apiserver-{node}", {"AVD-KCV-0007": False}, {})):
+        body = infra_report(name, checks, **labels)
+        body["kind"] = "InfraAssessmentReport"
+        del body["metadata"]["creationTimestamp"]
+        trivy_crds.create_namespaced_custom_object(GROUP, VERSION, "kube-system", "infraassessmentreports", body)
     outcome = trivy_operator_detects("apiserver-always-allow", node, within=5, **run)
     assert (outcome["outcome"], outcome["report"]) == ("detected", f"pod-kube-apiserver-{node}")
     # The node's own report does not hold API server flags: a node without the pod's report is an error.

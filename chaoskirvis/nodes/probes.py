@@ -176,10 +176,10 @@ def trivy_operator_detects(
     """Say whether trivy-operator reports the CIS check of node `technique` (e.g. ``kubelet-anonymous-auth``)
     as failed on `node`, in a report written after the run injected it and within `within` seconds of that.
 
-    Reads (GET, every 10 s) the node's ClusterInfraAssessmentReport (labels trivy-operator.resource.kind=Node,
-    trivy-operator.resource.name=NODE) for file and kubelet checks, or the InfraAssessmentReport of the
-    component's static pod (kube-system, resource name COMPONENT-NODE) for API server, controller manager and
-    scheduler flags; with `compliance` (e.g. ``k8s-cis-1.23``), that ClusterComplianceReport instead, which
+    Lists (every 10 s) the node's ClusterInfraAssessmentReport (labels trivy-operator.resource.kind=Node,
+    trivy-operator.resource.name=NODE, or named node-NODE) for file and kubelet checks, or the
+    InfraAssessmentReport of the component's static pod (kube-system, pod COMPONENT-NODE, report
+    pod-COMPONENT-NODE) for API server, controller manager and scheduler flags; with `compliance` (e.g. ``k8s-cis-1.23``), that ClusterComplianceReport instead, which
     counts every node. A report counts once written after the injection (`metadata.creationTimestamp`; a
     compliance report's `status.updateTimestamp`). Returns ``detected`` when it has the technique's trivy
     check failed, with the time from the injection to the report; ``missed`` when it has it passed, or when
@@ -270,10 +270,19 @@ def _trivy_report(api: KubeAPI, unit: Technique, node: str, compliance: str | No
         generated = isinstance(report.get("status"), dict) and report["status"].get("updateTimestamp")
         return trivy.compliance_reading(report) if generated else None
     kind, namespace, resource, name = _report_source(unit, node)
-    selector = f"{_RESOURCE_KIND}={resource},{_RESOURCE_NAME}={name}"
-    items = _trivy_get(api, kind.collection_path(namespace), f"{kind.kind}s", labelSelector=selector).get("items")
-    readings = [trivy.infra_reading(item) for item in items or []]
+    items = _trivy_get(api, kind.collection_path(namespace), f"{kind.kind}s").get("items") or []
+    readings = [trivy.infra_reading(item) for item in items if _reports_on(item, resource, name)]
     return max(readings, key=lambda r: r.written_at) if readings else None
+
+
+def _reports_on(report: Any, resource: str, name: str) -> bool:
+    """Whether an infra report is about `resource` `name`: by trivy-operator's resource labels, or by its
+    `<kind>-<name>` naming (its docs show both; a long name is hashed, the labels are not)."""
+    metadata = (report.get("metadata") or {}) if isinstance(report, dict) else {}
+    labels = metadata.get("labels") or {}
+    if _RESOURCE_NAME in labels:
+        return labels.get(_RESOURCE_KIND) == resource and labels[_RESOURCE_NAME] == name
+    return metadata.get("name") == f"{resource.lower()}-{name}"
 
 
 def _trivy_get(api: KubeAPI, path: str, what: str, **query: Any) -> dict[str, Any]:
