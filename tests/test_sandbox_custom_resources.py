@@ -90,8 +90,8 @@ def test_a_policy_takes_a_custom_resource_as_its_param_once_its_crd_is_stored(cr
         "spec": {"failurePolicy": "Fail", "paramKind": {"apiVersion": f"{GROUP}/v1", "kind": "HostRule"},
                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
-                 "validations": [{"expression": "!('hostPath' in params.spec.forbidden) || "
-                                                "!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.hostPath))",
+                 "validations": [{"expression": "!('hostPath' in params.spec.forbidden) || !has(object.spec.volumes)"
+                                                " || object.spec.volumes.all(v, !has(v.hostPath))",
                                   "message": "hostPath volumes are forbidden"}]}})
     admission.create_validating_admission_policy_binding({
         "metadata": {"name": "host-rules"},

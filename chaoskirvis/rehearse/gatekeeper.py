@@ -51,7 +51,9 @@ def _unless_set(field: str, test: str) -> str:
 
 
 def _on_object_or_old(test: str) -> str:
-    return f"(object != null && ({test.format(o='object')})) || (oldObject != null && ({test.format(o='oldObject')}))"
+    """TEST (written with `{o}`) holds for the object or the old object."""
+    return f"(object != null && ({test.format(o='object')})) || " \
+           f"(oldObject != null && ({test.format(o='oldObject')}))"
 
 
 def _wildcard(text: str, pattern: str) -> str:
@@ -62,24 +64,31 @@ def _empty_star_or_in(values: str, value: str) -> str:
     return f"(size({values}) == 0 || '*' in {values} || {value} in {values})"
 
 
-_CLUSTER_SCOPED = "!has({o}.metadata.namespace) || {o}.metadata.namespace == ''"
+def _in_namespaces(field: str, negated: bool = False) -> str:
+    """Cluster-scoped objects pass; a namespaced one passes when one of the patterns of match.FIELD matches its
+    namespace (when none does, if negated)."""
+    listed = f"params.spec.match.{field}.exists(p, {_wildcard('{o}.metadata.namespace', 'p')})"
+    return _unless_set(field, _on_object_or_old(
+        f"!has({{o}}.metadata.namespace) || {{o}}.metadata.namespace == '' || {'!' if negated else ''}{listed}"))
+
+
+_NAME = "params.spec.match.name"
 _MATCH_CONDITIONS = [
-    {"name": "gatekeeper_internal_match_excluded_namespaces", "expression": _unless_set("excludedNamespaces", _on_object_or_old(
-        _CLUSTER_SCOPED + " || !params.spec.match.excludedNamespaces.exists(p, "
-        + _wildcard("{o}.metadata.namespace", "p") + ")"))},
-    {"name": "gatekeeper_internal_match_namespaces", "expression": _unless_set("namespaces", _on_object_or_old(
-        _CLUSTER_SCOPED + " || params.spec.match.namespaces.exists(p, " + _wildcard("{o}.metadata.namespace", "p") + ")"))},
+    {"name": "gatekeeper_internal_match_excluded_namespaces",
+     "expression": _in_namespaces("excludedNamespaces", negated=True)},
+    {"name": "gatekeeper_internal_match_namespaces", "expression": _in_namespaces("namespaces")},
     {"name": "gatekeeper_internal_match_name", "expression": _unless_set("name", _on_object_or_old(
-        "(has({o}.metadata.generateName) && {o}.metadata.generateName != '' && params.spec.match.name.endsWith('*') && "
-        + _wildcard("{o}.metadata.generateName", "params.spec.match.name") + ") || (has({o}.metadata.name) && "
-        + _wildcard("{o}.metadata.name", "params.spec.match.name") + ")"))},
-    {"name": "gatekeeper_internal_match_kinds", "expression": _unless_set("kinds", "params.spec.match.kinds.exists(gk, "
-        + _empty_star_or_in("gk.?kinds.orValue([])", "request.kind.kind") + " && "
-        + _empty_star_or_in("gk.?apiGroups.orValue([])", "request.kind.group") + ")")},
+        f"(has({{o}}.metadata.generateName) && {{o}}.metadata.generateName != '' && {_NAME}.endsWith('*') && "
+        f"{_wildcard('{o}.metadata.generateName', _NAME)}) || "
+        f"(has({{o}}.metadata.name) && {_wildcard('{o}.metadata.name', _NAME)})"))},
+    {"name": "gatekeeper_internal_match_kinds", "expression": _unless_set("kinds", (
+        f"params.spec.match.kinds.exists(gk, {_empty_star_or_in('gk.?kinds.orValue([])', 'request.kind.kind')} && "
+        f"{_empty_star_or_in('gk.?apiGroups.orValue([])', 'request.kind.group')})"))},
 ]
-_VARIABLES = [{"name": "anyObject", "expression": "object == null && request.operation == 'DELETE' ? oldObject : object"},
-              {"name": "params",
-               "expression": "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : null"}]
+_VARIABLES = [
+    {"name": "anyObject", "expression": "object == null && request.operation == 'DELETE' ? oldObject : object"},
+    {"name": "params", "expression": "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : null"},
+]
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -90,7 +99,8 @@ def _source(template: dict[str, Any]) -> dict[str, Any] | str:
     """The template's K8sNativeValidation source, or why Gatekeeper generates no policy from it."""
     targets = (template.get("spec") or {}).get("targets") or []
     if len(targets) != 1:
-        return f"Gatekeeper generates a ValidatingAdmissionPolicy only for a template with one target; it has {len(targets)}"
+        return (f"Gatekeeper generates a ValidatingAdmissionPolicy only for a template with one target; it has "
+                f"{len(targets)}")
     code = [c for c in targets[0].get("code") or [] if isinstance(c, dict)]
     cel = next((c for c in code if c.get("engine") == _ENGINE), None)
     if cel is None:
@@ -115,10 +125,12 @@ def _policy(template: dict[str, Any], kind: str, source: dict[str, Any]) -> dict
     for variable in variables:
         if str(variable.get("name", "")).startswith(_RESERVED) or variable.get("name") in ("params", "anyObject"):
             raise ManifestError(f"ConstraintTemplate {name}: variable {variable.get('name')!r} is reserved by "
-                                "Gatekeeper (params, anyObject, gatekeeper_internal_*); Gatekeeper refuses the template")
+                                "Gatekeeper (params, anyObject, gatekeeper_internal_*); Gatekeeper refuses the "
+                                "template")
     failure_policy = source.get("failurePolicy", "Ignore")
     if failure_policy not in ("Fail", "Ignore"):
-        raise ManifestError(f"ConstraintTemplate {name}: unrecognized failurePolicy {failure_policy!r} (Fail or Ignore)")
+        raise ManifestError(f"ConstraintTemplate {name}: unrecognized failurePolicy {failure_policy!r} "
+                            "(Fail or Ignore)")
     validations = [{k: v[k] for k in ("expression", "message", "messageExpression") if v.get(k)}
                    for v in source.get("validations") or []]
     return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
