@@ -67,6 +67,18 @@ def fleet_run(fleet):
     return done, work, kubeconfig, sandboxes
 
 
+def printed_matrix(stdout: str) -> dict[str, list[str]]:
+    """The matrix `kirvis run` printed at the end, as {cluster: cells} ("cluster": the experiments)."""
+    lines = stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("fleet: "))
+    clusters = int(lines[start].split()[1])
+    return {row.split()[0]: row.split()[1:] for row in lines[start + 1:start + 2 + clusters]}
+
+
+def printed_errors(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("error in ")]
+
+
 def matrix_rows(markdown: str) -> dict[str, dict[str, str]]:
     """The Fleet section's table as {cluster: {experiment: cell}}."""
     section = markdown.split("## Fleet\n", 1)[1].split("\n## ", 1)[0]
@@ -82,13 +94,12 @@ def matrix_rows(markdown: str) -> dict[str, dict[str, str]]:
 def test_the_fleet_run_shows_guarded_held_and_open_weak(fleet_run):
     done, work, _, _ = fleet_run
     output = done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    matrix = lines[lines.index(next(l for l in lines if l.startswith("fleet: 2 cluster(s) x 3 experiment(s)"))) + 1:]
 
     assert done.returncode == 1, output
-    assert matrix[0].split() == ["cluster", *sorted(BLOCKING)]
-    assert matrix[1].split() == ["guarded", "held", "held", "held"], output
-    assert matrix[2].split() == ["open", "weakness", "weakness", "weakness"], output
+    assert "fleet: 2 cluster(s) x 3 experiment(s)" in done.stdout
+    assert printed_matrix(done.stdout) == {"cluster": sorted(BLOCKING), "guarded": ["held", "held", "held"],
+                                           "open": ["weakness", "weakness", "weakness"]}, output
+    assert printed_errors(done.stdout) == []
     assert "[guarded] kirvis run exited 0" in done.stdout
     assert "[open] kirvis run exited 1" in done.stdout
 
@@ -175,11 +186,12 @@ def test_a_journal_from_another_cluster_than_asked_is_an_error(fleet, tmp_path):
     (tmp_path / "privileged-pod-denied.yaml").write_text(yaml.safe_dump(pinned))
     done = kirvis(work, kubeconfig, "run", str(tmp_path), "--context", "guarded", "--context", "open",
                   "--journals", str(tmp_path / "journals"))
-    lines = done.stdout.splitlines()
 
     assert done.returncode == 2, done.stdout + done.stderr
-    assert lines[-2].split() == ["guarded", "held"]
-    assert lines[-1].split() == ["open", "error"]
+    assert printed_matrix(done.stdout) == {"cluster": ["privileged-pod-denied"], "guarded": ["held"], "open": ["error"]}
+    assert printed_errors(done.stdout) == [
+        "error in open, privileged-pod-denied: the journal records context guarded, not open (do the experiment's "
+        "secrets choose a KUBERNETES_CONTEXT or KUBECONFIG of their own?)"]
 
 
 def test_stale_journals_do_not_pass_a_run_that_wrote_none(fleet, tmp_path):
@@ -193,11 +205,13 @@ def test_stale_journals_do_not_pass_a_run_that_wrote_none(fleet, tmp_path):
              "chaoskirvis": {"cluster": {"context": context}, "verdict": {"result": "held"}}}))
     done = kirvis(work, kubeconfig, "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"), "--all-contexts",
                   "--var-file", str(tmp_path / "missing.yaml"), "--journals", str(tmp_path / "journals"))
-    lines = done.stdout.splitlines()
 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "[open] kirvis run: no such var file" in done.stdout
-    assert lines[-2].split() == ["guarded", "error"] and lines[-1].split() == ["open", "error"]
+    assert printed_matrix(done.stdout) == {"cluster": ["privileged-pod-denied"], **{c: ["error"] for c in CONTEXTS}}
+    assert printed_errors(done.stdout) == [
+        f"error in {context}, privileged-pod-denied: no journal of this run: kirvis run in this context exited 2 "
+        "before writing it" for context in CONTEXTS]
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -240,7 +254,6 @@ def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_
     time.sleep(0.5)  # the record's "created" entry is written just after the create
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=90)
-    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines()[-2:]}
 
     assert process.returncode == 2, output  # an interrupted run is an error, as in a single `kirvis run`
     assert f"kirvis run: SIGINT: passed to {running} running context(s), the others are not started" in output
@@ -248,8 +261,10 @@ def test_a_signal_to_the_fleet_reaches_every_running_context_which_restores_its_
     assert core.list_namespaced_config_map("team-baseline", label_selector=marked).items == []
     journal = json.loads((tmp_path / "journals" / "open" / "slow-privileged.json").read_text())
     assert journal["status"] == "interrupted" and journal["chaoskirvis"]["ledger"]["restored"] is True
-    assert rows == {"guarded": ["error"], "open": ["error"]}, output
+    assert printed_matrix(output) == {"cluster": ["slow-privileged"], "guarded": ["error"], "open": ["error"]}, output
     assert (tmp_path / "journals" / "guarded").exists() == (running == 2)
+    if running == 1:
+        assert "error in guarded, slow-privileged: not run: the fleet was stopped by a signal first" in output
 
 
 def test_one_cluster_name_for_a_fleets_metrics_is_refused(fleet):
@@ -296,13 +311,13 @@ def test_contexts_that_are_not_file_names_get_their_own_folders_inside_the_journ
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(document))
     done = kirvis(tmp_path, tmp_path / "kubeconfig", "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"),
                   "--all-contexts", "--journals", "journals")
-    lines = done.stdout.splitlines()
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert sorted(p.name for p in (tmp_path / "journals").iterdir()) == [
         "_..", "_arn_aws_eks_eu-west-1_111122223333_cluster_guarded"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["journals", "kubeconfig"]
-    assert lines[-2].split() == [renamed["guarded"], "held"] and lines[-1].split() == ["..", "weakness"]
+    assert printed_matrix(done.stdout) == {"cluster": ["privileged-pod-denied"], renamed["guarded"]: ["held"],
+                                           "..": ["weakness"]}
 
 
 def test_the_report_cell_is_the_latest_run_of_that_experiment_in_that_cluster(fleet_run, tmp_path):

@@ -243,13 +243,16 @@ def fleet_status(runs: list[ContextRun], fleet: Fleet) -> int:
 
 
 def matrix_lines(fleet: Fleet) -> list[str]:
-    """The matrix as aligned text: a row per cluster, a column per experiment."""
+    """The matrix as aligned text, a row per cluster and a column per experiment, then why each error is one."""
     header = ["cluster", *fleet.experiments]
     rows = [[cluster, *((fleet.cell(cluster, e).label if fleet.cell(cluster, e) else "-") for e in fleet.experiments)]
             for cluster in fleet.clusters]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [f"fleet: {len(fleet.clusters)} cluster(s) x {len(fleet.experiments)} experiment(s)"]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines += [f"error in {cluster}, {experiment}: {cell.reason}" for cluster in fleet.clusters
+              for experiment in fleet.experiments
+              if (cell := fleet.cell(cluster, experiment)) is not None and cell.result == "error"]
     return lines
 
 
