@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_inject_then_restore_puts_the_original_back(core, sandbox, nodes, allowe
         after = seen(root, path)
         assert expect(before, after), (before, after)
         assert outcome["outcome"] == "allowed" and outcome["before"]["sha256"] == before[3]
+        assert datetime.fromisoformat(outcome["at"]).tzinfo is not None  # when, for detection windows
         assert (outcome["after"]["mode"], outcome["after"]["sha256"]) == (after[0], after[3])
         run_id = current_run_id(allowed["configuration"])
         record = core.read_namespaced_config_map(record_name(run_id), "default").to_dict()

@@ -1,6 +1,7 @@
 """Node actions: change one file on a node (a CIS benchmark item) through the run's agent pod, original saved first."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -115,6 +116,7 @@ def _inject(state: RunState, technique: str, node: str, dry_run: bool, image: st
              "mirror_hash": config_hash(api, change.component, node) if restarts else None}
     record_node_file(api, state, namespace, entry, configuration)  # before the change: a kill leaves the original
     apply_state(agent.run, HOST_ROOT, path, intended, current=before)
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")  # when the change was made (detection windows)
     waited = wait_component(api, change.component, node, entry["mirror_hash"], within, back=False) \
         if restarts else None
     left = read_state(agent.run, HOST_ROOT, path)
@@ -126,7 +128,7 @@ def _inject(state: RunState, technique: str, node: str, dry_run: bool, image: st
         raise ActivityFailed(f"{path} on node {node} did not read back as the change leaves it (mode {left.mode}, "
                              f"owner {left.uid}:{left.gid}, sha256 {left.sha256}); the restore compares with "
                              "what was read")
-    return {**context, "kind": "NodeFile", "name": path, "outcome": "allowed", "blocked": False,
+    return {**context, "kind": "NodeFile", "name": path, "at": at, "outcome": "allowed", "blocked": False,
             "answered_by": None, "message": change.describe(), "changed": True,
             "before": file_fields(before), "after": file_fields(left), "diff": describe_change(path, before, left),
             "component": waited, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
