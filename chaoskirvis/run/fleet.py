@@ -213,7 +213,8 @@ def fleet_matrix(runs: list[ContextRun], experiments: list[Path], stopped: bool 
 def _cell(run: ContextRun, path: Path, stopped: bool) -> tuple[FleetCell, ExperimentView | None]:
     if run.exit_code is None:
         return FleetCell.error("not run: the fleet was stopped by a signal first"), None
-    try:
+    try:  # a journal older than the run's start is an earlier run's (the kernel's coarse mtime lags by a tick at
+        # most, and a subprocess takes far longer to start than that before it writes anything)
         fresh = path.stat().st_mtime_ns >= run.started_ns
     except OSError:
         fresh = False
