@@ -245,3 +245,49 @@ def test_hard_killed_run_is_restored_by_cleanup_from_another_process(core, sandb
     with pytest.raises(client.ApiException) as gone:
         core.read_namespaced_config_map(record_name(run_id), "default")
     assert gone.value.status == 404
+
+
+def test_the_action_is_discovered_with_its_arguments():
+    from chaoskirvis import discover
+    (found,) = [a for a in discover()["activities"] if a["name"] == "inject_node_fault"]
+    assert found["type"] == "action" and found["mod"] == "chaoskirvis.nodes.actions"
+    assert [a["name"] for a in found["arguments"]][:3] == ["technique", "node", "dry_run"]
+    assert "allow_node_faults" in found["doc"]
+
+
+def test_an_unconfirmed_change_is_restored_from_what_it_was_to_leave(core, nodes, allowed, monkeypatch):
+    """The confirmation after the change is lost (as when the runner dies right after the write): the entry
+    still says what the change was to leave, and the restore compares the file with that."""
+    from chaoskirvis.nodes import actions
+
+    def lost(*args, **kwargs):
+        raise ActivityFailed("the API server did not answer")
+
+    monkeypatch.setattr(actions, "confirm_node_file", lost)
+    root = nodes[WORKER]
+    before = seen(root, KUBELET_CONFIG)
+    inject_node_fault("kubelet-anonymous-auth", WORKER, within=10, **allowed)
+    run_id = current_run_id(allowed["configuration"])
+    record = core.read_namespaced_config_map(record_name(run_id), "default").to_dict()
+    (entry,), _ = node_file_entries(record, run_id)
+    assert entry.entry["state"] == "node-changing" and "left" not in entry.entry
+    restore_run(**allowed)
+    assert seen(root, KUBELET_CONFIG) == before
+
+
+def test_a_change_that_never_happened_leaves_nothing_to_put_back(core, nodes, allowed, monkeypatch):
+    """The entry is written, then the change fails (the runner killed between the two reads the same)."""
+    from chaoskirvis.nodes import actions
+
+    def failed(*args, **kwargs):
+        raise ActivityFailed("agent exec failed")
+
+    monkeypatch.setattr(actions, "apply_state", failed)
+    root = nodes[WORKER]
+    before = seen(root, KUBELET_CONFIG)
+    with pytest.raises(ActivityFailed, match="agent exec failed"):
+        inject_node_fault("kubelet-config-owner", WORKER, within=10, **allowed)
+    run_id = current_run_id(allowed["configuration"])
+    summary = restore_run(**allowed)
+    assert seen(root, KUBELET_CONFIG) == before and run_pods(core, run_id) == []
+    assert summary["records_removed"]  # the original was there already: nothing left to keep the record for

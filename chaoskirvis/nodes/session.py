@@ -103,8 +103,8 @@ def existing_agent(api: KubeAPI, ref: ObjectRef, node: str, image: str, run_id: 
     """The run's agent pod `ref`, when it is still there, ours, on `node` and Running; else None."""
     try:
         pod = api.get(ref.path)
-    except ApiError:
-        return None
+    except (ApiError, ActivityFailed):
+        return None  # gone, or unreadable: the restore starts its own
     if not is_owned(pod, run_id) or (pod.get("spec") or {}).get("nodeName") != node \
             or (pod.get("status") or {}).get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return None
@@ -129,7 +129,11 @@ def _wait_running(api: KubeAPI, ref: ObjectRef, node: str, within: float) -> Non
     started = logged = time.monotonic()
     phase, why = "unknown", ""
     while True:
-        pod: dict[str, Any] = api.get(ref.path)
+        try:
+            pod: dict[str, Any] = api.get(ref.path)
+        except ApiError as exc:
+            raise ActivityFailed(f"could not read the node agent pod {ref.name} while waiting for it "
+                                 f"({exc.status} {exc.reason}: {exc.message})") from None
         status = pod.get("status") or {}
         phase = status.get("phase") or "Pending"
         if phase == "Running":
