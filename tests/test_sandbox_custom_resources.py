@@ -73,11 +73,20 @@ def test_custom_objects_are_served_at_their_version_and_in_discovery(crd_sandbox
     groups = client.ApisApi(api).get_api_versions().groups
     assert [v.version for g in groups if g.name == GROUP for v in g.versions] == ["v1", "v1alpha1"]
 
-    done = subprocess.run([kubectl_binary, "get", f"hostrules.{GROUP}", "-o", "name"], capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, KUBECONFIG=str(crd_sandbox[1]),
-                                                          KUBECACHEDIR=str(crd_sandbox[1].parent / "cache")))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [f"hostrule.{GROUP}/no-host-path"]
+    def kubectl(*args: str) -> str:
+        done = subprocess.run([kubectl_binary, *args], capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, KUBECONFIG=str(crd_sandbox[1]),
+                                       KUBECACHEDIR=str(crd_sandbox[1].parent / "cache")))
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    manifest = crd_sandbox[1].parent / "rule.yaml"
+    manifest.write_text(f"apiVersion: {GROUP}/v1\nkind: HostRule\nmetadata:\n  name: no-host-port\n"
+                        "spec:\n  forbidden: [hostPort]\n")
+    # kubectl finds the kind in discovery and the write paths in /openapi/v3 (it leaves validation to the server)
+    assert kubectl("apply", "-f", str(manifest)).split() == [f"hostrule.{GROUP}/no-host-port", "created"]
+    assert kubectl("get", f"hostrules.{GROUP}", "-o", "name").split() == [
+        f"hostrule.{GROUP}/no-host-path", f"hostrule.{GROUP}/no-host-port"]
 
 
 def test_a_policy_takes_a_custom_resource_as_its_param_once_its_crd_is_stored(crd_sandbox: tuple[Sandbox, Path]

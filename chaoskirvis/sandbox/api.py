@@ -557,8 +557,9 @@ class KubernetesApiHandler:
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
         if path == "/openapi/v3":
-            return json_response(openapi.index())
-        document = openapi.document(path.removeprefix("/openapi/v3/"))
+            return json_response(custom_resources.openapi_index(self.store, openapi.index()))
+        gv_path = path.removeprefix("/openapi/v3/")
+        document = openapi.document(gv_path) or custom_resources.openapi_document(self.store, gv_path)
         if path.startswith("/openapi/v3/") and document is not None:
             return json_response(document)
         raise NO_SUCH_PATH

@@ -12,6 +12,8 @@ What the API server's apiextensions part does, at the depth the sandbox needs (k
   ValidatingAdmissionPolicy's paramKind finds it the same way.
 - Each served version keeps its own objects: there is no conversion, so an object written at one version
   is not read at another (a real server stores them once, at the storage version).
+- /openapi/v3 lists each served group version, its document with the write paths taking `fieldValidation`
+  (as for the built-in resources), so that kubectl leaves validation to the server; no schemas are published.
 - Custom objects are stored as sent: their openAPIV3Schema is neither checked nor used to prune unknown
   fields, and status/scale subresources are not served. Deleting a CRD stops serving its resources; the
   objects stored under it are left in the store, unreachable (a real server deletes them).
@@ -22,12 +24,14 @@ instance stands for the same definition every time, since the store indexes obje
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from chaoskirvis.sandbox.resources import ResourceType, dns_subdomain_errors, find_resource
+from chaoskirvis.sandbox.resources import ResourceType, dns_subdomain_errors, find_resource, openapi_v3_paths
 from chaoskirvis.sandbox.store import Cause, Store, invalid, required, unsupported
 
-__all__ = ["CRDS", "find", "find_kind", "group_versions", "resource_list", "crd_causes", "discovery"]
+__all__ = ["CRDS", "find", "find_kind", "group_versions", "resource_list", "crd_causes", "discovery", "openapi_index", "openapi_document"]
 
 CRDS = find_resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 _INTERNED: dict[tuple[Any, ...], ResourceType] = {}
@@ -132,3 +136,23 @@ def discovery(store: Store, group: str | None, version: str | None,
 def _group(name: str, versions: list[str]) -> dict[str, Any]:
     entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
+def openapi_index(store: Store, index: dict[str, Any]) -> dict[str, Any]:
+    """GET /openapi/v3: the built-in `index` with the stored CRDs' group versions added."""
+    for group, versions in group_versions(store).items():
+        for version in versions:
+            document = json.dumps(openapi_document(store, f"apis/{group}/{version}"), sort_keys=True)
+            digest = hashlib.sha512(document.encode()).hexdigest()[:32].upper()
+            index["paths"][f"apis/{group}/{version}"] = {
+                "serverRelativeURL": f"/openapi/v3/apis/{group}/{version}?hash={digest}"}
+    return index
+
+
+def openapi_document(store: Store, gv_path: str) -> dict[str, Any] | None:
+    """The document at /openapi/v3/apis/GROUP/VERSION for a group version the stored CRDs serve, else None."""
+    parts = gv_path.split("/")
+    if len(parts) != 3 or parts[0] != "apis":
+        return None
+    served = resource_list(store, parts[1], parts[2])
+    return openapi_v3_paths(parts[1], parts[2], served) if served else None

@@ -356,8 +356,11 @@ def _gv_path(group: str, version: str) -> str:
 def openapi_v3_document(group: str, version: str) -> dict[str, Any] | None:
     """GET /openapi/v3/api/v1 or /openapi/v3/apis/GROUP/VERSION, or None when nothing is served there."""
     served = [r for r in RESOURCES if r.group == group and r.version == version]
-    if not served:
-        return None
+    return openapi_v3_paths(group, version, served) if served else None
+
+
+def openapi_v3_paths(group: str, version: str, served: list[ResourceType]) -> dict[str, Any]:
+    """The OpenAPI v3 document of the resources `served` at GROUP/VERSION: their write paths, no schemas."""
     paths: dict[str, Any] = {}
     for resource in served:
         gvk = {"group": group, "version": version, "kind": resource.kind}
