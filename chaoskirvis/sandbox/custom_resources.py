@@ -31,7 +31,8 @@ from typing import Any
 from chaoskirvis.sandbox.resources import ResourceType, dns_subdomain_errors, find_resource, openapi_v3_paths
 from chaoskirvis.sandbox.store import Cause, Store, invalid, required, unsupported
 
-__all__ = ["CRDS", "find", "find_kind", "group_versions", "resource_list", "crd_causes", "discovery", "openapi_index", "openapi_document"]
+__all__ = ["CRDS", "find", "find_kind", "group_versions", "resource_list", "crd_causes", "discovery", "openapi_index",
+           "openapi_document"]
 
 CRDS = find_resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 _INTERNED: dict[tuple[Any, ...], ResourceType] = {}
