@@ -336,3 +336,21 @@ def test_the_report_cell_is_the_latest_run_of_that_experiment_in_that_cluster(fl
         "privileged-pod-denied": "weakness"}
     assert summary["fleet"]["matrix"]["open"]["host-path-denied"]["journal"] == str(journals[-1])
     assert {c["label"] for c in summary["fleet"]["matrix"]["guarded"].values()} == {"held"}
+
+
+def test_a_journal_with_a_hostile_section_still_gets_its_cell(fleet_run, tmp_path):
+    """A journal is data: an evidence section whose experiment is not a mapping and whose server is not a
+    string falls back to the journal's own name and no server, and the JSON report still renders."""
+    _, work, kubeconfig, _ = fleet_run
+    guarded = work / "journals" / "guarded" / "host-path-denied.json"
+    hostile = json.loads((work / "journals" / "open" / "host-path-denied.json").read_text())
+    hostile["chaoskirvis"]["experiment"] = "host-path-denied"
+    hostile["chaoskirvis"]["cluster"]["server"] = ["https://elsewhere"]
+    (tmp_path / "forged.json").write_text(json.dumps(hostile))
+    done = kirvis(work, kubeconfig, "report", str(guarded), str(tmp_path / "forged.json"), "--format", "json")
+    fleet = json.loads(done.stdout)["fleet"]
+    server = json.loads(guarded.read_text())["chaoskirvis"]["cluster"]["server"]
+
+    assert fleet["clusters"] == [{"name": "guarded", "server": server}, {"name": "open", "server": None}]
+    assert fleet["matrix"]["open"] == {"host-path-denied": None, "forged": fleet["matrix"]["open"]["forged"]}
+    assert fleet["matrix"]["open"]["forged"]["verdict"] == "weakness"

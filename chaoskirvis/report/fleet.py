@@ -102,7 +102,8 @@ def cluster_of(view: ExperimentView) -> tuple[str | None, str | None]:
 
 def experiment_of(view: ExperimentView) -> str:
     """The experiment's file name without suffix, from its recorded source, else the journal's name."""
-    source = (view.section.get("experiment") or {}).get("source") if isinstance(view.section, dict) else None
+    recorded = view.section.get("experiment")
+    source = recorded.get("source") if isinstance(recorded, dict) else None
     if isinstance(source, str) and source.strip():
         return PurePath(source.replace("\\", "/")).stem
     return view.path.stem
