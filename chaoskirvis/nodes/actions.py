@@ -16,6 +16,8 @@ from chaoskirvis.ledger.refs import Kind, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import RunState, run_state
 from chaoskirvis.nodes.agent import DEFAULT_IMAGE, HOST_ROOT
+from chaoskirvis.nodes.agent_commands import FileState
+from chaoskirvis.nodes.change import NodeChange
 from chaoskirvis.nodes.gates import check_node_gates
 from chaoskirvis.nodes.mirror import STATIC_COMPONENTS, config_hash, wait_component
 from chaoskirvis.nodes.preview import describe_change
@@ -134,7 +136,8 @@ def _inject(state: RunState, technique: str, node: str, dry_run: bool, image: st
             "component": waited, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def _after(change: Any, before: Any, technique: str) -> Any:
+def _after(change: NodeChange, before: FileState, technique: str) -> FileState:
+    """What the change leaves of the file; ActivityFailed when the file is not what it can change."""
     try:
         return change.after(before)
     except ValueError as exc:
