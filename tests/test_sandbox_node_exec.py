@@ -77,6 +77,13 @@ def test_the_mount_decides_which_host_path_is_reached(core, make_namespace, root
     pod = pod_on(core, namespace, WORKER, [("/etc/kubernetes/pki", "/host/etc", False)])
     out, _, code = execute(core, namespace, pod, commands.snapshot_command("/", "/host/etc/ca.crt"))
     assert code == 0 and commands.parse_snapshot(out).content == b"-----BEGIN CERTIFICATE-----\n"
+    # a subPath mounts that subdirectory of the volume
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "sub"}, "spec": {
+        "nodeName": WORKER, "containers": [{"name": "agent", "image": "busybox:1.36", "volumeMounts": [
+            {"name": "k", "mountPath": "/pki", "subPath": "pki"}]}],
+        "volumes": [{"name": "k", "hostPath": {"path": "/etc/kubernetes"}}]}})
+    out, _, code = execute(core, namespace, "sub", commands.snapshot_command("/", "/pki/ca.crt"))
+    assert code == 0 and commands.parse_snapshot(out).content == b"-----BEGIN CERTIFICATE-----\n"
     # a path under no hostPath mount is not on the node: not run, as before
     _, err, code = execute(core, namespace, pod, commands.snapshot_command("/host", CONFIG))
     assert code == UNSCRIPTED_EXIT_CODE and "not run" in err

@@ -5,7 +5,7 @@ nodes (`Sandbox.attach_node_root`). An exec into a pod on that node runs here, a
 one of the node agent's command shapes (`chaoskirvis.nodes.agent_commands`: the snapshot, the write from
 stdin, chmod with octal digits, chown with numeric ids) on a path under one of the container's mounts of
 a ``hostPath`` volume: the path is resolved as the kubelet would bind it (mountPath -> the volume's host
-path) and then under the attached directory. The exec's stdin is forwarded to the process. A write, chmod
+path and the mount's subPath) and then under the attached directory. The exec's stdin is forwarded to the process. A write, chmod
 or chown under a ``readOnly`` mount fails as on a read-only bind mount (exit 1, "Read-only file system").
 Any other exec (another command, a path under no hostPath mount, a node with no directory attached) is
 answered as before, from the scripts (`exec_ws`).
@@ -60,7 +60,10 @@ def _host_binding(pod: dict[str, Any], container: str, path: str) -> tuple[str, 
             continue
         if best is None or len(where) > best[0]:
             rest = path[len(where):].lstrip("/")
-            best = (len(where), posixpath.join(posixpath.normpath(host), rest), bool(mount.get("readOnly")))
+            sub = mount.get("subPath") or ""  # the volume's subdirectory that is mounted
+            if sub.startswith("/") or ".." in sub.split("/"):
+                continue  # the API server refuses such a subPath; nothing is bound
+            best = (len(where), posixpath.join(posixpath.normpath(host), sub, rest), bool(mount.get("readOnly")))
     return None if best is None else (best[1], best[2])
 
 
