@@ -142,21 +142,43 @@ def redact(value: Any, secrets: Iterable[str]) -> tuple[Any, int]:
     return walk(value), count
 
 
+class _RedactedMessage:
+    """A record's text message with the known secret values hidden, formatted and redacted when first asked
+    for: a debug record no handler emits (most of Chaos Toolkit's) costs no formatting and no redaction."""
+
+    __slots__ = ("_msg", "_args", "_secrets", "_text")
+
+    def __init__(self, msg: Any, args: Any, secrets: set[str]):
+        self._msg, self._args, self._secrets, self._text = msg, args, secrets, None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            message = str(self._msg)  # as logging.LogRecord.getMessage formats it
+            if self._args:
+                message = message % self._args
+            self._text = redact(message, self._secrets)[0]
+        return self._text
+
+
 class _RedactingFilter(logging.Filter):
-    """Rewrites a log record whose message or traceback holds a known secret value."""
+    """Rewrites every log record so that its message (redacted when formatted) and traceback hide the known
+    secret values. Installed on the logger and its handlers (a child logger's records reach only the
+    handlers): a record already rewritten is left as it is."""
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        redacted, count = redact(message, self.secrets)
-        if count:
-            record.msg, record.args = redacted, None
+        if isinstance(record.msg, str):
+            record.msg, record.args = _RedactedMessage(record.msg, record.args, self.secrets), None
+        elif not isinstance(record.msg, _RedactedMessage):  # a dict a JSON formatter merges: kept, unless it holds one
+            try:
+                redacted, count = redact(record.getMessage(), self.secrets)
+            except (TypeError, ValueError):
+                return True
+            if count:
+                record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
