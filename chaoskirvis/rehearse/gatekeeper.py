@@ -20,7 +20,8 @@ Follows open-policy-agent/gatekeeper (3.20 and later, where VAP generation is on
   (GetEnforcementAction, ScopedActionForEP): enforcementAction defaults to deny; `scoped` takes the actions of
   the scopedEnforcementActions whose enforcementPoints name `vap.k8s.io` or `*` (none: no binding).
 - open-policy-agent/frameworks `constraint/pkg/client/crds/crds.go` (CreateCRD): the CRD
-  `<lowercase kind>.constraints.gatekeeper.sh`, cluster-scoped, v1beta1 stored and v1alpha1 served.
+  `<lowercase kind>.constraints.gatekeeper.sh`, cluster-scoped, v1beta1 stored and v1alpha1 served; and
+  `constraint/pkg/client/client.go`: a template whose name is not its kind in lowercase is refused.
 
 Not carried over: the scope Gatekeeper may copy from its own webhook configuration, Config excludedNamespaces
 and exempt-namespace flags (`--sync-vap-enforcement-scope`), which live in the cluster, not in the policy files.
