@@ -65,8 +65,9 @@ def allowed(run):
 
 def seen(root: Path, path: str) -> tuple[str, int, int, str]:
     """Mode, owner, group and sha256 of the tree's file, read by the test itself."""
-    st = os.stat(root / path.lstrip("/"))
-    return oct(st.st_mode & 0o7777)[2:], st.st_uid, st.st_gid, hashlib.sha256((root / path.lstrip("/")).read_bytes()).hexdigest()
+    file = root / path.lstrip("/")
+    st = os.stat(file)
+    return oct(st.st_mode & 0o7777)[2:], st.st_uid, st.st_gid, hashlib.sha256(file.read_bytes()).hexdigest()
 
 
 def run_pods(core, run_id: str) -> list[str]:
@@ -77,7 +78,8 @@ def run_pods(core, run_id: str) -> list[str]:
 @pytest.mark.parametrize("technique, node, path, expect", [
     ("apiserver-manifest-mode", CONTROL, APISERVER, lambda before, after: after[0] == "644" and after[3] == before[3]),
     ("kubelet-config-owner", WORKER, KUBELET_CONFIG, lambda before, after: after[1:3] == (1000, 1000)),
-    ("apiserver-profiling", CONTROL, APISERVER, lambda before, after: after[:3] == before[:3] and after[3] != before[3]),
+    ("apiserver-profiling", CONTROL, APISERVER,
+     lambda before, after: after[:3] == before[:3] and after[3] != before[3]),
 ])
 def test_inject_then_restore_puts_the_original_back(core, sandbox, nodes, allowed, technique, node, path, expect):
     root = nodes[node]

@@ -105,8 +105,9 @@ def existing_agent(api: KubeAPI, ref: ObjectRef, node: str, image: str, run_id: 
         pod = api.get(ref.path)
     except (ApiError, ActivityFailed):
         return None  # gone, or unreadable: the restore starts its own
-    if not is_owned(pod, run_id) or (pod.get("spec") or {}).get("nodeName") != node \
-            or (pod.get("status") or {}).get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+    running = (pod.get("status") or {}).get("phase") == "Running" and not (pod.get("metadata") or {}).get(
+        "deletionTimestamp")
+    if not running or not is_owned(pod, run_id) or (pod.get("spec") or {}).get("nodeName") != node:
         return None
     return Agent(api, ref, node, image)
 

@@ -5,8 +5,9 @@ nodes (`Sandbox.attach_node_root`). An exec into a pod on that node runs here, a
 one of the node agent's command shapes (`chaoskirvis.nodes.agent_commands`: the snapshot, the write from
 stdin, chmod with octal digits, chown with numeric ids) on a path under one of the container's mounts of
 a ``hostPath`` volume: the path is resolved as the kubelet would bind it (mountPath -> the volume's host
-path and the mount's subPath) and then under the attached directory. The exec's stdin is forwarded to the process. A write, chmod
-or chown under a ``readOnly`` mount fails as on a read-only bind mount (exit 1, "Read-only file system").
+path and the mount's subPath) and then under the attached directory. The exec's stdin is forwarded to the
+process. A write, chmod or chown under a ``readOnly`` mount fails as on a read-only bind mount (exit 1,
+"Read-only file system").
 Any other exec (another command, a path under no hostPath mount, a node with no directory attached) is
 answered as before, from the scripts (`exec_ws`).
 """
