@@ -25,8 +25,8 @@ BLOCKING = ["privileged-pod-denied", "host-path-denied", "host-network-denied"]
 CONTEXTS = ["guarded", "open"]
 
 
-def kirvis(workdir: Path, kubeconfig: Path, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "kirvis"), *arguments], cwd=workdir, env=chaos_env(kubeconfig),
+def kirvis(workdir: Path, kubeconfig: Path | None, *arguments: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "kirvis"), *arguments], cwd=workdir, env=chaos_env(kubeconfig, **env),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -354,3 +354,27 @@ def test_a_journal_with_a_hostile_section_still_gets_its_cell(fleet_run, tmp_pat
     assert fleet["clusters"] == [{"name": "guarded", "server": server}, {"name": "open", "server": None}]
     assert fleet["matrix"]["open"] == {"host-path-denied": None, "forged": fleet["matrix"]["open"]["forged"]}
     assert fleet["matrix"]["open"]["forged"]["verdict"] == "weakness"
+
+
+def test_a_context_that_cannot_be_reached_or_used_is_an_error_with_its_cause(fleet, tmp_path):
+    """One context's API server is down (nothing listens), another names a cluster the kubeconfig lacks: both
+    rows are errors saying why, the guarded row still holds, and the fleet exits 2."""
+    work, kubeconfig, _ = fleet
+    document = yaml.safe_load(kubeconfig.read_text())
+    document["clusters"].append({"name": "gone", "cluster": {**document["clusters"][0]["cluster"],
+                                                             "server": "https://127.0.0.1:9"}})
+    document["contexts"] = [document["contexts"][0],
+                            {"name": "down", "context": {"cluster": "gone", "user": "guarded-admin"}},
+                            {"name": "broken", "context": {"cluster": "nowhere", "user": "guarded-admin"}}]
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(document))
+    done = kirvis(tmp_path, tmp_path / "kubeconfig", "run", str(EXPERIMENTS / "privileged-pod-denied.yaml"),
+                  "--all-contexts", "--journals", "journals", KIRVIS_REQUEST_TIMEOUT="2")
+    errors = printed_errors(done.stdout)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert printed_matrix(done.stdout) == {"cluster": ["privileged-pod-denied"], "guarded": ["held"],
+                                           "down": ["error"], "broken": ["error"]}
+    assert [line.split(":")[0] for line in errors] == ["error in down, privileged-pod-denied",
+                                                       "error in broken, privileged-pod-denied"]
+    assert "127.0.0.1:9" in errors[0]
+    assert 'cluster "nowhere" of context "broken" does not exist' in errors[1]

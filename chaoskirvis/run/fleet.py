@@ -226,6 +226,8 @@ def _cell(run: ContextRun, path: Path, stopped: bool) -> tuple[FleetCell, Experi
     except ReportError as exc:
         return FleetCell.error(str(exc), str(path)), None
     context, _ = cluster_of(view)
+    if context is None and view.verdict.result == "error":  # it could not reach a cluster: its own cause says why
+        return FleetCell.of_view(view), view
     if context != run.target.context:
         return FleetCell.error(f"the journal records context {context or 'none'}, not {run.target.context} (do the "
                                "experiment's secrets choose a KUBERNETES_CONTEXT or KUBECONFIG of their own?)",
