@@ -1,9 +1,9 @@
 """Least privilege, proven on the sandbox (which enforces RBAC and issues ServiceAccount tokens): the manifests
 `kirvis deploy` renders for the default selection are applied (`--apply`'s code), the CronJob's two commands
-run as its ServiceAccount (a TokenRequest token in a kubeconfig, the experiments read back from the applied
-ConfigMap) and the suite holds; every request the ServiceAccount sent, in the sandbox's request log, is allowed
+run as its ServiceAccount (a TokenRequest token, read as a pod reads its own with CHAOSTOOLKIT_IN_POD; the
+experiments read back from the applied ConfigMap) and the suite holds; every request the ServiceAccount sent, in the sandbox's request log, is allowed
 and covered by a generated rule. Then each generated rule is removed alone, re-applied, and the job run
-again: it fails every time, an experiment ending `error` (the runner's own 403) or, for a rule only
+again (the token in a kubeconfig): it fails every time, an experiment ending `error` (the runner's own 403) or, for a rule only
 `kirvis cleanup --expired` needs, the cleanup step failing and saying what it could not list. So every rule
 is needed. The commands run in this process (`chaoskirvis.cli.main`), as the pod would run them."""
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaoskirvis import kubeconfig as kubeconfig_module
 from chaoskirvis.cli import main
 from chaoskirvis.client import KubeAPI, kube_api
 from chaoskirvis.deploy.apply import apply_all
@@ -39,6 +40,9 @@ class Deployed:
     api: KubeAPI  # the admin's
     manifests: list[dict]
     kubeconfig: Path  # the ServiceAccount's token
+    token: str
+    server: tuple[str, int]  # the API server's host and port, as a pod's environment gives them
+    ca_pem: bytes
     namespace: str
 
 
@@ -63,7 +67,8 @@ def deploy(scenarios, selection: list[Path], folder: Path) -> Deployed:
         "users": [{"name": "job", "user": {"token": answer.body["status"]["token"]}}],
         "contexts": [{"name": "job", "context": {"cluster": "sandbox", "user": "job"}}]}))
     kubeconfig.chmod(0o600)
-    return Deployed(api, manifests, kubeconfig, namespace)
+    return Deployed(api, manifests, kubeconfig, answer.body["status"]["token"],
+                    ("127.0.0.1", int(sandbox.url.rsplit(":", 1)[1])), sandbox.ca_pem, namespace)
 
 
 def undeploy(deployed: Deployed) -> None:
@@ -91,9 +96,11 @@ class Job:
     run_ids: list[str]
 
 
-def run_job(deployed: Deployed, work: Path, monkeypatch, capsys) -> Job:
+def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool = False) -> Job:
     """The CronJob's init container then container, as stored in the cluster, with the stored ConfigMap's
-    experiments: their paths in the pod mapped into `work`, the ServiceAccount's kubeconfig as credentials."""
+    experiments: their paths in the pod mapped into `work`; as credentials the ServiceAccount's kubeconfig or,
+    `in_pod`, what a pod has: its token and CA where the kubelet mounts them (here under `work`), the API
+    server in KUBERNETES_SERVICE_HOST/PORT, no kubeconfig (HOME=/tmp, the container's, has none)."""
     namespace = deployed.namespace
     job = deployed.api.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/kirvis")
     data = deployed.api.get(f"/api/v1/namespaces/{namespace}/configmaps/kirvis-experiments")["data"]
@@ -102,7 +109,18 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys) -> Job:
         (work / "experiments" / key).write_text(text)
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (cleanup,), (container,) = pod["initContainers"], pod["containers"]
-    monkeypatch.setenv("KUBECONFIG", str(deployed.kubeconfig))
+    if in_pod:
+        mounted = work / "serviceaccount"
+        mounted.mkdir()
+        (mounted / "token").write_text(deployed.token)
+        (mounted / "ca.crt").write_bytes(deployed.ca_pem)
+        monkeypatch.setattr(kubeconfig_module, "SERVICE_ACCOUNT", mounted)
+        monkeypatch.delenv("KUBECONFIG", raising=False)
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", deployed.server[0])
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(deployed.server[1]))
+        assert not Path("/tmp/.kube/config").exists()
+    else:
+        monkeypatch.setenv("KUBECONFIG", str(deployed.kubeconfig))
     results = []
     chaostoolkit = logging.getLogger("chaostoolkit")  # `kirvis run` configures it, as a process would once
     handlers, filters = list(chaostoolkit.handlers), list(chaostoolkit.filters)
@@ -160,7 +178,7 @@ def test_the_job_holds_as_its_service_account_and_every_request_is_a_generated_r
         deployed, scenarios, tmp_path, monkeypatch, capsys):
     sandbox = scenarios.sandbox
     seen = len(sandbox.requests)
-    job = run_job(deployed, tmp_path, monkeypatch, capsys)
+    job = run_job(deployed, tmp_path, monkeypatch, capsys, in_pod=True)
     assert job.cleanup == 0, job.cleanup_err
     assert job.run == 0, job.output
     assert job.verdicts == {p.name: "HELD" for p in DEFAULT_SELECTION}, job.output
