@@ -135,6 +135,7 @@ def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
     ({"technique": "nodeport-service", "namespace": "kube-system"}, "protected"),
     ({"technique": "privileged", "namespace": "team-baseline"}, "not a port-injection technique"),
     ({"technique": "no-such-technique", "namespace": "team-baseline"}, "unknown technique"),
+    ({"technique": "nodeport-service", "namespace": "team-baseline", "mode": "dry-run"}, "unknown argument(s) mode"),
     # as an identity, the runner needs impersonate on it: not computed, so not guessed
     ({"technique": "nodeport-service", "namespace": "team-baseline", "as_user": "dev"}, "impersonation"),
 ])
@@ -146,6 +147,16 @@ def test_what_cannot_be_granted_exactly_is_an_error_naming_the_activity(argument
     assert main(["deploy", str(path)]) == 2
     err = capsys.readouterr().err
     assert "changed.yaml: activity 'open-port-with-nodeport-service'" in err and says in err, err
+
+
+def test_a_mode_the_activity_does_not_have_is_refused(tmp_path, capsys):
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    experiment["method"][1]["provider"]["arguments"]["mode"] = "dryrun"
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["deploy", str(path)]) == 2
+    assert "activity 'ask-admission-by-dry-run' (chaoskirvis.workload.probes.risky_pod_admission): unknown mode 'dryrun'" \
+        in capsys.readouterr().err
 
 
 def test_a_technique_whose_object_needs_more_than_its_verbs_is_refused(tmp_path, capsys):
@@ -179,13 +190,13 @@ def test_a_good_schedule_is_rendered(schedule, tmp_path):
     # chaostoolkit-kubernetes' activity: its permissions are its own, not known here
     ("fail-closed/privileged-pod-denied-while-policy-engine-scaled-to-zero.yaml", "chaosk8s"),
     ("privileged-pod-policy-violation-event.yaml", "permissions of activity 'policy-violation-event' "
-                                                   "(chaoskirvis.detection.probes.alert_in_kubernetes_events);"),
+                                                   "(chaoskirvis.detection.probes.alert_in_kubernetes_events) are"),
     ("identity/team-cannot-bind-cluster-admin.yaml", "inject_rbac_grant"),
 ])
 def test_an_activity_whose_permissions_are_unknown_is_an_error_naming_it(experiment, says, capsys):
     assert main(["deploy", str(EXPERIMENTS / experiment)]) == 2
     err = capsys.readouterr().err
-    assert says in err and "does not know the permissions of" in err, err
+    assert says in err and "are not known; those of chaoskirvis.ledger.probes.injections_blocked" in err, err
 
 
 def test_bad_options_and_paths_are_errors(tmp_path, capsys):

@@ -26,6 +26,7 @@ from typing import Any
 from chaoslib import substitute
 from chaoslib.exceptions import ActivityFailed
 
+from chaoskirvis.admission import MODES
 from chaoskirvis.ledger.refs import CONFIG_MAP, POD, SWEPT_KINDS, Kind, namespace_problem
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup, lookup_all
@@ -59,7 +60,7 @@ def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str) -> Grant:
     return Grant(namespace, kind.api_version.rpartition("/")[0], kind.plural, tuple(verbs), why)
 
 
-def _record(namespace: str, stores: bool, where: str) -> list[Grant]:
+def _record(namespace: str, stores: bool) -> list[Grant]:
     """The run record `kirvis-ledger-<run id>` in `namespace`: written before each create (create, then patch
     for each further object), deleted by restore_run; read by name by restore (a record changed since, or
     one a dry run never wrote) and listed by the sweep of earlier runs' expired leftovers."""
@@ -77,6 +78,8 @@ def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None,
         units = lookup_all(techniques)
     except ActivityFailed as exc:
         raise DeployError(f"{where}: {exc}") from None
+    if mode not in MODES:
+        raise DeployError(f"{where}: unknown mode {mode!r}: use one of {', '.join(MODES)}")
     targets = {unit.target for unit in units}
     target = targets.pop() if len(targets) == 1 else None
     if target not in _TARGETS or (controller and target != "pod"):
@@ -91,7 +94,7 @@ def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None,
                      f"{'+'.join(u.id for u in units)} ({mode})")]
     if controller:
         grants.append(_grant(POD, namespace, ("create",), f"{controller}'s pod template, by dry run"))
-    return grants + _record(namespace, stores, where)
+    return grants + _record(namespace, stores)
 
 
 def _pod_attempt(mode: str | None = None) -> Callable[[dict[str, Any], str], list[Grant]]:
@@ -103,7 +106,8 @@ def _workload(a: dict[str, Any], where: str) -> list[Grant]:
 
 
 def _techniques_admission(a: dict[str, Any], where: str) -> list[Grant]:
-    return [g for technique in a["techniques"] or [] for g in _attempt(a["namespace"], [technique], a["mode"], None, where)]
+    return [grant for technique in a["techniques"] or []
+            for grant in _attempt(a["namespace"], [technique], a["mode"], None, where)]
 
 
 def _exposure(mode: str | None = None) -> Callable[[dict[str, Any], str], list[Grant]]:
@@ -111,13 +115,13 @@ def _exposure(mode: str | None = None) -> Callable[[dict[str, Any], str], list[G
         if a.get("opt_in_label") or a.get("namespace") is None:
             raise DeployError(f"{where}: a namespace drawn by opt_in_label is not known before the run; give "
                               "the experiment a fixed namespace (a Role is granted there)")
-        if lookup_family(a["technique"], where) != "exposure":
+        if _family(a["technique"], where) != "exposure":
             raise DeployError(f"{where}: technique {a['technique']} is not a port-injection technique")
         return _attempt(a["namespace"], [a["technique"]], mode or a["mode"], None, where)
     return needs
 
 
-def lookup_family(technique: Any, where: str) -> str:
+def _family(technique: Any, where: str) -> str:
     try:
         return lookup(technique).family
     except ActivityFailed as exc:
@@ -146,12 +150,15 @@ CONTROLS = {"chaoskirvis.controls.evidence"}
 _IDENTITY_ARGUMENTS = ("as_user", "as_groups", "as_service_account")
 
 
-def _arguments(module: str, func: str, given: dict[str, Any]) -> dict[str, Any]:
+def _arguments(module: str, func: str, given: dict[str, Any], where: str) -> dict[str, Any]:
     """`given` over the activity's own defaults (its signature: the knowledge lives with the activity)."""
-    function = getattr(importlib.import_module(module), func)
-    defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    return {**defaults, **given}
+    parameters = inspect.signature(getattr(importlib.import_module(module), func)).parameters
+    unknown = sorted(set(given) - set(parameters) - {"configuration", "secrets"})
+    if unknown:
+        raise DeployError(f"{where}: unknown argument(s) {', '.join(unknown)}; it takes "
+                          f"{', '.join(name for name in parameters if name not in ('configuration', 'secrets'))}")
+    return {**{name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty},
+            **given}
 
 
 def _provider(activity: Any) -> dict[str, Any]:
@@ -180,16 +187,15 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
                or (_provider(activity).get("module"), _provider(activity).get("func")) not in ACTIVITIES]
     if unknown:
         raise DeployError(
-            f"{name}: kirvis deploy does not know the permissions of "
-            f"{', '.join(f'activity {a.get('name')!r} ({_label(a)})' for a in unknown)}; it knows "
-            f"{', '.join(f'{m}.{f}' for m, f in ACTIVITIES)}")
+            f"{name}: the permissions of {', '.join(f'activity {a.get('name')!r} ({_label(a)})' for a in unknown)} "
+            f"are not known; those of {', '.join(f'{m}.{f}' for m, f in ACTIVITIES)} are")
     grants = []
     for activity in activities:
         provider = _provider(activity)
         where = f"{name}: activity {activity.get('name')!r} ({_label(activity)})"
         needs = ACTIVITIES[(provider["module"], provider["func"])]
         arguments = _arguments(provider["module"], provider["func"],
-                               substitute(provider.get("arguments") or {}, configuration, {}))
+                               substitute(provider.get("arguments") or {}, configuration, {}), where)
         if any(arguments.get(argument) for argument in _IDENTITY_ARGUMENTS):
             raise DeployError(f"{where}: kirvis deploy does not compute impersonation permissions yet")
         grants += [replace(grant, why=f"{provider['func']} in {name}: {grant.why}")

@@ -153,7 +153,9 @@ def cron_job(experiments: list[Experiment], namespaces: list[str], options: Opti
 def render(experiments: list[Experiment], options: Options) -> list[dict[str, Any]]:
     """Every manifest, in the order they are applied; `DeployError` for what cannot be deployed."""
     grants = [grant for e in experiments for grant in experiment_grants(e.key, e.document)]
-    targets = sorted({grant.namespace for grant in grants if grant.namespace})
+    targets = sorted({grant.namespace for grant in grants})
+    if not targets:
+        raise DeployError("the experiments attempt nothing in any namespace: there is nothing to run or grant")
     grants += cleanup_grants(targets)
     data = {e.key: e.text for e in experiments}
     if sum(len(text.encode()) for text in data.values()) > _CONFIG_MAP_LIMIT:
