@@ -183,6 +183,23 @@ def test_an_unreadable_journal_is_a_clear_error(tmp_path, capsys):
     assert "is not a Chaos Toolkit journal" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["md", "html", "json"])
+def test_an_edited_journal_whose_parts_are_not_mappings_renders_as_modified(journals, tmp_path, fmt):
+    edited = json.loads(journals["completed"].read_text())
+    for part in ("experiment", "tools", "ledger", "cluster", "identity"):
+        edited["chaoskirvis"][part] = "not a mapping"
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edited))
+    out = tmp_path / f"report.{fmt}"
+
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "not a mapping" not in text
+    said = {"md": "MODIFIED: the journal was changed after it was sealed", "html": ">modified<",
+            "json": '"integrity": "modified"'}[fmt]
+    assert said in text, text[:3000]
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1200,900"]

@@ -175,6 +175,9 @@ def name_views(views: list[ExperimentView]) -> list[ExperimentView]:
     return views
 
 
+_MAPPING_PARTS = ("experiment", "tools", "ledger", "cluster", "identity", "verdict")
+
+
 def load_view(path: Path) -> ExperimentView:
     """Read a journal file into a view; raises `ReportError` when it is not a journal."""
     try:
@@ -184,6 +187,9 @@ def load_view(path: Path) -> ExperimentView:
     if not isinstance(journal, dict) or not isinstance(journal.get("experiment"), dict):
         raise ReportError(f"{path} is not a Chaos Toolkit journal (no experiment in it)")
     section = journal.get("chaoskirvis") if isinstance(journal.get("chaoskirvis"), dict) else {}
+    # An edited journal (its digest check says so) must still render: the parts read as mappings are dropped
+    # when they are not one.
+    section = {k: v for k, v in section.items() if k not in _MAPPING_PARTS or isinstance(v, dict)}
     outcomes = recorded_outcomes(journal)
     verdict = verdict_of(journal, outcomes)
     run_id = section.get("run_id") or next((o["run_id"] for o in outcomes if o.get("run_id")), None)
