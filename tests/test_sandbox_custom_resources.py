@@ -127,3 +127,26 @@ def test_a_policy_takes_a_custom_resource_as_its_param_once_its_crd_is_stored(cr
     rule["spec"]["forbidden"] = []  # the param changed: the same policy now admits the pod
     custom.replace_cluster_custom_object(GROUP, "v1", "hostrules", "no-host-path", rule)
     assert core.create_namespaced_pod("team-a", pod, dry_run="All").metadata.name == "host"
+
+
+def test_status_is_an_ordinary_field_without_the_status_subresource_and_server_owned_with_it(
+        crd_sandbox: tuple[Sandbox, Path]) -> None:
+    api = config.new_client_from_config(str(crd_sandbox[1]))
+    with_status = crd("Report", "reports", versions=("v1",))
+    with_status["spec"]["versions"][0]["subresources"] = {"status": {}}
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(crd("HostRule", "hostrules", versions=("v1",)))
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(with_status)
+    objects = client.CustomObjectsApi(api)
+    body = {"spec": {"x": 1}, "status": {"phase": "Done"}}
+
+    plain = objects.create_cluster_custom_object(GROUP, "v1", "hostrules",
+                                                 {"apiVersion": f"{GROUP}/v1", "kind": "HostRule",
+                                                  "metadata": {"name": "a"}, **body})
+    owned = objects.create_cluster_custom_object(GROUP, "v1", "reports",
+                                                 {"apiVersion": f"{GROUP}/v1", "kind": "Report",
+                                                  "metadata": {"name": "a"}, **body})
+    changed = objects.patch_cluster_custom_object(GROUP, "v1", "hostrules", "a", {"status": {"phase": "Again"}})
+    kept = objects.patch_cluster_custom_object(GROUP, "v1", "reports", "a", {"status": {"phase": "Again"}})
+
+    assert plain["status"] == {"phase": "Done"} and changed["status"] == {"phase": "Again"}
+    assert "status" not in owned and "status" not in kept

@@ -15,7 +15,8 @@ What the API server's apiextensions part does, at the depth the sandbox needs (k
 - /openapi/v3 lists each served group version, its document with the write paths taking `fieldValidation`
   (as for the built-in resources), so that kubectl leaves validation to the server; no schemas are published.
 - Custom objects are stored as sent: their openAPIV3Schema is neither checked nor used to prune unknown
-  fields, and status/scale subresources are not served. Deleting a CRD stops serving its resources; the
+  fields. Without `subresources.status` a version's status is an ordinary field, stored as sent; with it,
+  status is server-owned (dropped on create, kept on update), but /status and /scale are not served. Deleting a CRD stops serving its resources; the
   objects stored under it are left in the store, unreachable (a real server deletes them).
 
 A resource is looked up in the store's CRDs at request time (there are few), and the same `ResourceType`
@@ -47,10 +48,13 @@ def _served(store: Store) -> list[tuple[str, ResourceType]]:
         for version in spec.get("versions") or []:
             if not version.get("served"):
                 continue
+            subresources = version.get("subresources") if isinstance(version.get("subresources"), dict) else {}
             key = (spec["group"], version["name"], names["plural"], names["kind"], spec["scope"] == "Namespaced",
-                   tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()))
+                   tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()),
+                   "status" in subresources)
             if key not in _INTERNED:
-                _INTERNED[key] = ResourceType(*key[:5], short_names=key[5], categories=key[6])
+                _INTERNED[key] = ResourceType(*key[:5], short_names=key[5], categories=key[6],
+                                              status_subresource=key[7])
             served.append((version["name"], _INTERNED[key]))
     return served
 

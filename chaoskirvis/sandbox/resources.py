@@ -58,6 +58,10 @@ class ResourceType:
     selectable_fields: tuple[str, ...] = ()
     # What discovery offers; a create-only resource (a review) is answered, never stored.
     verbs: tuple[str, ...] = ALL_VERBS
+    # Whether status is written only through /status (every built-in here, a CRD that declares the
+    # subresource): a create drops the body's status and an update keeps the stored one. Without it (a CRD
+    # without subresources.status) status is an ordinary field, stored as sent.
+    status_subresource: bool = True
 
     @property
     def api_version(self) -> str:

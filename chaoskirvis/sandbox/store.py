@@ -397,7 +397,7 @@ def prepare_create(resource: ResourceType, obj: dict[str, Any],
         prepared["status"] = {"phase": "Pending", "qosClass": qos_class(prepared.get("spec") or {})}
     elif (status := created_status(resource)) is not None:
         prepared["status"] = status
-    else:
+    elif resource.status_subresource:
         prepared.pop("status", None)
     if resource.kind == "Service":
         allocate_service(prepared, None, address_taken)
@@ -423,7 +423,9 @@ def prepare_update(resource: ResourceType, obj: dict[str, Any], old: dict[str, A
     if resource == NAMESPACES:
         metadata.setdefault("labels", {})["kubernetes.io/metadata.name"] = old["metadata"]["name"]
         prepared["spec"] = old.get("spec", {})
-    if "status" in old:
+    if not resource.status_subresource:
+        pass
+    elif "status" in old:
         prepared["status"] = old["status"]
     else:
         prepared.pop("status", None)
