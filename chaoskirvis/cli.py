@@ -202,6 +202,8 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"{verb} {ref}")
     for change in leftovers.changes:
         print(f"{'would put back' if args.dry_run else 'putting back'} {change.ref} as the run found it")
+    for entry in leftovers.node_files:
+        print(f"{'would put back' if args.dry_run else 'putting back'} {entry} as the run found it")
     for ref, _ in leftovers.records:
         print(f"{verb} record {ref}")
     for ref in leftovers.not_ours:

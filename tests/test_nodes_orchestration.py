@@ -243,6 +243,7 @@ def test_hard_killed_run_is_restored_by_cleanup_from_another_process(core, sandb
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert seen(root, KUBELET_CONFIG) == before
     assert f"node file {KUBELET_CONFIG} on node {WORKER}: put back" in cleanup.stdout
+    assert f"putting back node file {KUBELET_CONFIG} on node {WORKER} as the run found it" in cleanup.stdout
     assert run_pods(core, run_id) == []
     with pytest.raises(client.ApiException) as gone:
         core.read_namespaced_config_map(record_name(run_id), "default")
