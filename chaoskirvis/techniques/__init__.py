@@ -24,6 +24,7 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     ("identity", "IDENTITY_TECHNIQUES"),
     ("runtime", "RUNTIME_TECHNIQUES"),
     ("guardrails", "GUARDRAIL_TECHNIQUES"),
+    ("nodes", "NODE_TECHNIQUES"),
 )
 
 _loaded: dict[str, Technique] = {}  # the techniques of the families imported so far, in catalog order
