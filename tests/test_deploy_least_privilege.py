@@ -1,11 +1,12 @@
 """Least privilege, proven on the sandbox (which enforces RBAC and issues ServiceAccount tokens): the manifests
 `kirvis deploy` renders for the default selection are applied (`--apply`'s code), the CronJob's two commands
 run as its ServiceAccount (a TokenRequest token, read as a pod reads its own with CHAOSTOOLKIT_IN_POD; the
-experiments read back from the applied ConfigMap) and the suite holds; every request the ServiceAccount sent, in the sandbox's request log, is allowed
-and covered by a generated rule. Then each generated rule is removed alone, re-applied, and the job run
-again (the token in a kubeconfig): it fails every time, an experiment ending `error` (the runner's own 403) or, for a rule only
-`kirvis cleanup --expired` needs, the cleanup step failing and saying what it could not list. So every rule
-is needed. The commands run in this process (`chaoskirvis.cli.main`), as the pod would run them."""
+experiments read back from the applied ConfigMap) and the suite holds; every request the ServiceAccount sent,
+in the sandbox's request log, is covered by a generated rule. Then each generated rule is removed alone,
+re-applied, and the job run again (the token in a kubeconfig): it fails every time, an experiment ending
+`error` (the runner's own 403) or, for a rule only `kirvis cleanup --expired` needs, the cleanup step failing
+and saying what it could not list. So every rule is needed. The commands run in this process
+(`chaoskirvis.cli.main`), as the pod would run them."""
 from __future__ import annotations
 
 import base64
@@ -27,6 +28,7 @@ from chaoskirvis.client import KubeAPI, kube_api
 from chaoskirvis.deploy.apply import apply_all
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS
+from chaoskirvis.deploy.permissions import experiment_grants
 from chaoskirvis.deploy.render import EXPERIMENTS_DIR, WORK_DIR, Options, load_experiments, render
 from chaoskirvis.sandbox.api import parse_api_path
 from test_deploy_render import DEFAULT_SELECTION
@@ -72,10 +74,13 @@ def deploy(scenarios, selection: list[Path], folder: Path) -> Deployed:
 
 
 def undeploy(deployed: Deployed) -> None:
-    for manifest in deployed.manifests:  # the Roles elsewhere; the rest goes with the namespace
+    for manifest in deployed.manifests:  # the RBAC elsewhere; the rest goes with the namespace
+        metadata = manifest["metadata"]
         if manifest["kind"] in ("Role", "RoleBinding"):
-            deployed.api.delete(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{manifest['metadata']['namespace']}/"
-                                f"{manifest['kind'].lower()}s/{manifest['metadata']['name']}")
+            deployed.api.delete(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{metadata['namespace']}/"
+                                f"{manifest['kind'].lower()}s/{metadata['name']}")
+        elif manifest["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            deployed.api.delete(f"/apis/rbac.authorization.k8s.io/v1/{manifest['kind'].lower()}s/{metadata['name']}")
     deployed.api.delete(f"/api/v1/namespaces/{deployed.namespace}")
 
 
@@ -137,7 +142,8 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
                 handler.close()
             chaostoolkit.handlers[:], chaostoolkit.filters[:] = handlers, filters
     (cleanup_code, cleanup_out), (run_code, run_out) = results
-    run_ids = [json.loads(journal.read_text())["chaoskirvis"]["run_id"] for journal in (work / "journals").glob("*.json")]
+    run_ids = [json.loads(journal.read_text())["chaoskirvis"]["run_id"]
+               for journal in (work / "journals").glob("*.json")]
     return Job(cleanup_code, cleanup_out.err, run_code,
                {name: word for word, name in PROGRESS.findall(run_out.out)}, run_out.out + run_out.err, run_ids)
 
@@ -189,14 +195,16 @@ def test_the_job_holds_as_its_service_account_and_every_request_is_a_generated_r
 
 def test_where_the_controls_are_missing_the_verbs_a_held_run_leaves_unused_are_used(
         scenarios, tmp_path, monkeypatch, capsys):
-    """The same selection aimed at team-privileged (no control: every introduction admitted, each a weakness,
-    expected as one): restore now reads and deletes each admitted object. Every verb of a rule for a kind the
-    experiments create is used by the job (list by the cleanup step; the record's get only on a conflict); of
-    the sweep-only rules, list (their get and delete are for leftovers found). Still nothing outside the rules."""
+    """The same selection aimed where no control is (team-privileged; gr-granted, whose Pod Security labels no
+    policy guards): every introduction admitted, each a weakness expected as one, and restore now reads and
+    deletes each admitted object, and puts the namespace back. Every verb of a rule an experiment needs is used
+    by the job (list by the cleanup step; the get of a record without changes only on a conflict); of the
+    sweep-only rules, list (their get and delete are for leftovers found). Still nothing outside the rules."""
     selection = []
     for path in DEFAULT_SELECTION:
         experiment = yaml.safe_load(path.read_text())
-        experiment["configuration"].update(namespace="team-privileged", kirvis_expect="weakness")
+        open_namespace = "gr-granted" if "guardrail" in experiment["tags"] else "team-privileged"
+        experiment["configuration"].update(namespace=open_namespace, kirvis_expect="weakness")
         selection.append(tmp_path / path.name)
         selection[-1].write_text(yaml.safe_dump(experiment, sort_keys=False))
     deployed = deploy(scenarios, selection, tmp_path)
@@ -204,19 +212,33 @@ def test_where_the_controls_are_missing_the_verbs_a_held_run_leaves_unused_are_u
         seen = len(scenarios.sandbox.requests)
         job = run_job(deployed, tmp_path / "job", monkeypatch, capsys)
         assert (job.cleanup, job.run) == (0, 0), job.output
-        assert set(job.verdicts.values()) == {"WEAKNESS (EXPECTED)"} and len(job.verdicts) == 5, job.output
+        assert set(job.verdicts.values()) == {"WEAKNESS (EXPECTED)"}, job.output
+        assert len(job.verdicts) == len(DEFAULT_SELECTION), job.output
         needs = needs_of(sa_requests(scenarios.sandbox, seen, deployed.namespace))
     finally:
         undeploy(deployed)
     assert needs <= granted(deployed.manifests), needs - granted(deployed.manifests)
-    (role,) = [m for m in deployed.manifests if m["kind"] == "Role"]
-    for rule in role["rules"]:
-        key = ("team-privileged", rule["apiGroups"][0], rule["resources"][0])
-        used = {verb for *where, verb in needs if tuple(where) == key}
-        expected = set(rule["verbs"]) if "create" in rule["verbs"] else {"list"}
-        if key[1:] == ("", "configmaps"):  # the record is read by name again only when someone changed it
-            expected.discard("get")        # since the run wrote it (tests/test_permissions.py plays that)
+    needed = experiments_need(selection)
+    for where, rule in each_rule(deployed.manifests):
+        key = (where, rule["apiGroups"][0], rule["resources"][0])
+        used = {verb for *at, verb in needs if tuple(at) == key}
+        expected = set(rule["verbs"]) if key in needed else {"list"}
+        # restore reads a record by name again when it holds changes (the guardrail's, in gr-granted), else only
+        # when someone changed it since the run wrote it (tests/test_permissions.py plays that)
+        if key[1:] == ("", "configmaps") and where != "gr-granted":
+            expected.discard("get")
         assert used == expected, (rule, used)
+
+
+def experiments_need(selection: list[Path]) -> set[tuple[str | None, str, str]]:
+    """(namespace, group, resource) some experiment's activity needs (the rest is the cleanup sweep's)."""
+    return {(grant.namespace, grant.group, grant.resource) for experiment in load_experiments(selection)
+            for grant in experiment_grants(experiment.key, experiment.document)}
+
+
+def each_rule(manifests: list[dict]) -> list[tuple[str | None, dict]]:
+    return [(m["metadata"].get("namespace"), rule) for m in manifests if m["kind"] in ("Role", "ClusterRole")
+            for rule in m["rules"]]
 
 
 def rules_of(manifests: list[dict]) -> list[tuple[int, int]]:
@@ -228,8 +250,7 @@ def rules_of(manifests: list[dict]) -> list[tuple[int, int]]:
 def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypatch, capsys):
     """Without any one rule the job fails: an experiment errors, or the cleanup step cannot sweep."""
     manifests = deployed.manifests
-    created = {(rule["apiGroups"][0], rule["resources"][0], m["metadata"]["namespace"])
-               for m in manifests if m["kind"] == "Role" for rule in m["rules"] if "create" in rule["verbs"]}
+    needed = experiments_need(DEFAULT_SELECTION)
     checked, run_ids = 0, []
     try:
         for attempt, (index, rule_index) in enumerate(rules_of(manifests)):
@@ -245,9 +266,10 @@ def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypat
             where = role["metadata"].get("namespace")
             what = f"rule {resource}{'.' + group if group else ''} {rule['verbs']} in {where}"
             assert job.cleanup != 0 or job.run == 2, f"the job still passes without {what}:\n{job.output}"
-            if (group, resource, where) in created:  # an experiment needs it: the runner's own 403 is an error
+            if (where, group, resource) in needed:  # an experiment needs it: the runner's own 403 is an error
                 assert job.run == 2 and "ERROR" in job.verdicts.values(), f"{what}:\n{job.output}"
-                denied = f'cannot {{}} resource "{resource}" in API group "{group}" in the namespace "{where}"'
+                scope = f'in the namespace "{where}"' if where else "at the cluster scope"
+                denied = f'cannot {{}} resource "{resource}" in API group "{group}" {scope}'
                 assert any(denied.format(verb) in job.output for verb in rule["verbs"]), f"{what}:\n{job.output}"
             else:  # only the cleanup sweep lists it
                 assert job.cleanup == 1, f"{what}: {job.cleanup_err}"
@@ -259,7 +281,7 @@ def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypat
     assert checked == len(rules_of(manifests)) >= 10
     # A run short of a permission leaves no object, only (when restore could not read what it meant to create)
     # its record, kept so that `kirvis cleanup --run-id` finishes the restore: done here with the admin's rights.
-    assert len(run_ids) == 5 * checked
+    assert len(run_ids) == len(DEFAULT_SELECTION) * checked
     left = leftovers(deployed.api, run_ids)
     assert {plural for _, plural, _ in left} <= {"configmaps"}, left
     monkeypatch.setenv("KUBECONFIG", str(scenarios.kubeconfig))
@@ -271,7 +293,7 @@ def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypat
 def leftovers(api: KubeAPI, run_ids: list[str]) -> list[tuple[str, str, str]]:
     selector = f"{RUN_ID_LABEL} in ({','.join(run_ids)})"
     return [(namespace, kind.plural, item["metadata"]["name"])
-            for namespace in ("team-baseline", "team-restricted") for kind in (*SWEPT_KINDS, CONFIG_MAP)
+            for namespace in ("gr-team", "team-baseline", "team-restricted") for kind in (*SWEPT_KINDS, CONFIG_MAP)
             if kind.namespaced
             for item in api.get(kind.collection_path(namespace), labelSelector=selector)["items"]]
 
@@ -292,12 +314,13 @@ def test_apply_through_the_command_is_idempotent_and_a_refusal_exits_1(scenarios
         first = capsys.readouterr().out.splitlines()
         assert main(command) == 0
         second = capsys.readouterr().out.splitlines()
-        assert first[0] == f"created Namespace {namespace}" and len(first) == len(second) == 8
+        assert first[0] == f"created Namespace {namespace}" and len(first) == len(second) == 10
         assert all(line.startswith("created ") for line in first), first
         assert [line.replace("configured ", "created ") for line in second] == first
-        assert api.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/kirvis")["spec"]["concurrencyPolicy"] == "Forbid"
+        stored = api.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/kirvis")
+        assert stored["spec"]["concurrencyPolicy"] == "Forbid"
     finally:
-        for target in ("team-baseline", "team-restricted"):
+        for target in ("gr-team", "team-baseline", "team-restricted"):
             for plural in ("roles", "rolebindings"):
                 api.delete(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{target}/{plural}/kirvis-runner-{namespace}")
         api.delete(f"/api/v1/namespaces/{namespace}")

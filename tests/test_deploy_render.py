@@ -14,10 +14,11 @@ from chaoskirvis.deploy.render import EXPERIMENTS_DIR, Options, load_experiments
 from chaosrun import EXPERIMENTS
 
 # The default selection of tests/test_deploy_least_privilege.py: blocking experiments over every kind a
-# workload or exposure technique creates, in two of scenarios/namespaces.yaml's namespaces.
+# workload or exposure technique creates, in two of scenarios/namespaces.yaml's namespaces, and a guardrail
+# experiment changing a namespace itself (a cluster-scoped object: scenarios/guardrails-team-guarded.yaml's).
 DEFAULT_SELECTION = [EXPERIMENTS / f"{name}.yaml" for name in (
     "privileged-pod-denied", "privileged-controllers-denied", "nodeport-service-blocked",
-    "open-ingress-policy-blocked", "latest-tag-denied")]
+    "open-ingress-policy-blocked", "latest-tag-denied", "guardrails/pod-security-labels-guarded-by-policy")]
 KUBERNETES = "1.32.0"
 
 
@@ -38,8 +39,8 @@ def test_the_installed_validator_has_the_1_32_schemas():
 
 def test_every_manifest_validates_against_the_kubernetes_1_32_schemas(tmp_path):
     manifests = rendered(tmp_path, "--schedule", "*/30 1-5 * * MON-FRI", "--namespace", "chaos")
-    assert [m["kind"] for m in manifests] == ["Namespace", "ServiceAccount", "Role", "RoleBinding", "Role",
-                                              "RoleBinding", "ConfigMap", "CronJob"]
+    assert [m["kind"] for m in manifests] == ["Namespace", "ServiceAccount", *["Role", "RoleBinding"] * 3,
+                                              "ConfigMap", "CronJob"]
     for manifest in manifests:
         kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
 
@@ -69,9 +70,10 @@ def test_the_cron_job_runs_cleanup_then_the_suite_in_a_restricted_pod(tmp_path):
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (cleanup,), (run,) = pod["initContainers"], pod["containers"]
-    assert cleanup["args"] == ["cleanup", "--expired", "-n", "team-baseline", "-n", "team-restricted"]
+    assert cleanup["args"] == ["cleanup", "--expired", "-n", "gr-team", "-n", "team-baseline", "-n", "team-restricted"]
     assert run["args"][:1] == ["run"]
-    assert run["args"][1:6] == [f"{EXPERIMENTS_DIR}/{p.name}" for p in DEFAULT_SELECTION]
+    assert run["args"][1:-2] == [f"{EXPERIMENTS_DIR}/{p.name}" for p in DEFAULT_SELECTION]
+    assert run["args"][-2:] == ["--journals", "/var/lib/kirvis/journals"]
     for container in (cleanup, run):
         assert container["command"] == ["kirvis"] and container["image"] == "registry.example/kirvis:1"
         assert {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"} in container["env"]
@@ -80,7 +82,8 @@ def test_the_cron_job_runs_cleanup_then_the_suite_in_a_restricted_pod(tmp_path):
         assert context["capabilities"] == {"drop": ["ALL"]} and context["runAsNonRoot"] is True
     config_map = by_kind(manifests, "ConfigMap")[0]
     assert config_map["data"] == {p.name: p.read_text() for p in DEFAULT_SELECTION}
-    assert by_kind(manifests, "Namespace")[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    labels = by_kind(manifests, "Namespace")[0]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_the_pod_is_admitted_by_pod_security_restricted(sandbox, tmp_path):
@@ -106,10 +109,18 @@ def test_the_pod_is_admitted_by_pod_security_restricted(sandbox, tmp_path):
 
 def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
     manifests = rendered(tmp_path)
-    assert not by_kind(manifests, "ClusterRole") and not by_kind(manifests, "ClusterRoleBinding")
     roles = {role["metadata"]["namespace"]: {(rule["apiGroups"][0], rule["resources"][0]): rule["verbs"]
                                              for rule in role["rules"]} for role in by_kind(manifests, "Role")}
-    assert set(roles) == {"team-baseline", "team-restricted"}
+    assert set(roles) == {"gr-team", "team-baseline", "team-restricted"}
+    # the namespace the guardrail experiment changes, by name, in a Role there: a request on namespace N is
+    # authorized as one in N; nothing cluster-wide
+    assert not by_kind(manifests, "ClusterRole") and not by_kind(manifests, "ClusterRoleBinding")
+    (namespace_rule,) = [r for r in by_kind(manifests, "Role")[0]["rules"] if r["resources"] == ["namespaces"]]
+    assert by_kind(manifests, "Role")[0]["metadata"]["namespace"] == "gr-team"
+    assert namespace_rule == {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["gr-team"],
+                              "verbs": ["get", "update", "patch"]}
+    # the guardrail run's record, in its namespace
+    assert roles["gr-team"][("", "configmaps")] == ["get", "list", "create", "patch", "delete"]
     baseline, restricted = roles["team-baseline"], roles["team-restricted"]
     # what the experiments create in each namespace: create, and restore's get and delete; cleanup's list
     assert baseline[("", "pods")] == ["get", "list", "create", "delete"]
@@ -124,7 +135,7 @@ def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
     for binding in by_kind(manifests, "RoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kirvis", "namespace": "kirvis-system"}]
     for role in by_kind(manifests, "Role"):
-        assert all(verb in ("get", "list", "create", "patch", "delete") for rule in role["rules"]
+        assert all(verb in ("get", "list", "create", "update", "patch", "delete") for rule in role["rules"]
                    for verb in rule["verbs"])
 
 
@@ -155,8 +166,33 @@ def test_a_mode_the_activity_does_not_have_is_refused(tmp_path, capsys):
     path = tmp_path / "typo.yaml"
     path.write_text(yaml.safe_dump(experiment))
     assert main(["deploy", str(path)]) == 2
-    assert "activity 'ask-admission-by-dry-run' (chaoskirvis.workload.probes.risky_pod_admission): unknown mode 'dryrun'" \
-        in capsys.readouterr().err
+    assert ("activity 'ask-admission-by-dry-run' (chaoskirvis.workload.probes.risky_pod_admission): "
+            "unknown mode 'dryrun'") in capsys.readouterr().err
+
+
+def test_a_cluster_scoped_guardrail_is_granted_cluster_wide_by_name_only(tmp_path):
+    """A ValidatingAdmissionPolicyBinding is cluster-scoped: a ClusterRole, on that one binding (its record stays
+    in the experiment's namespace, a Role there)."""
+    experiment = yaml.safe_load((EXPERIMENTS / "guardrails/pod-security-labels-guarded-by-policy.yaml").read_text())
+    experiment["method"] = [{"type": "action", "name": "binding-to-warn", "provider": {
+        "type": "python", "module": "chaoskirvis.guardrails.actions", "func": "tamper_guardrail",
+        "arguments": {"technique": "vap-binding-not-denying", "namespace": "gr-team", "mode": "change",
+                      "name": "gr-team-deny-host-network"}}}]
+    path = tmp_path / "binding.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    manifests = render(load_experiments([path]), Options())
+    (cluster_role,) = by_kind(manifests, "ClusterRole")
+    assert cluster_role["rules"] == [{
+        "apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingadmissionpolicybindings"],
+        "resourceNames": ["gr-team-deny-host-network"], "verbs": ["get", "update", "patch"]}]
+    (binding,) = by_kind(manifests, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"] == "kirvis-runner-kirvis-system"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kirvis", "namespace": "kirvis-system"}]
+    (role,) = by_kind(manifests, "Role")
+    assert role["metadata"]["namespace"] == "gr-team"
+    assert {r["resources"][0] for r in role["rules"] if "create" in r["verbs"]} == {"configmaps"}
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
 
 
 def test_a_technique_whose_object_needs_more_than_its_verbs_is_refused(tmp_path, capsys):

@@ -26,7 +26,8 @@ def schedule_problem(schedule: str) -> str | None:
             f"unknown descriptor {text!r}: use one of {', '.join(sorted(_DESCRIPTORS))} or five fields"
     fields = text.split()
     if len(fields) != 5:
-        return f"{len(fields)} field(s): a schedule has five (minute hour day-of-month month day-of-week), e.g. '0 3 * * *'"
+        return (f"{len(fields)} field(s): a schedule has five (minute hour day-of-month month day-of-week), "
+                "e.g. '0 3 * * *'")
     for value, (name, low, high, names, question) in zip(fields, _FIELDS):
         for part in value.split(","):
             problem = _part_problem(part, low, high, names, question)

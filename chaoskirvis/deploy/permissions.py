@@ -26,19 +26,21 @@ from typing import Any
 from chaoslib import substitute
 from chaoslib.exceptions import ActivityFailed
 
-from chaoskirvis.admission import MODES
-from chaoskirvis.ledger.refs import CONFIG_MAP, POD, SWEPT_KINDS, Kind, namespace_problem
+from chaoskirvis.admission import CHANGE_MODES, MODES
+from chaoskirvis.ledger.refs import CONFIG_MAP, GUARDRAIL_KINDS, NAMESPACE, POD, SWEPT_KINDS, Kind, namespace_problem
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup, lookup_all
 from chaoskirvis.techniques.manifests import CONTROLLERS, TARGET_KINDS
 
-__all__ = ["Grant", "DeployError", "ACTIVITIES", "experiment_grants", "cleanup_grants", "merge"]
+__all__ = ["Grant", "Rule", "DeployError", "ACTIVITIES", "experiment_grants", "cleanup_grants", "merge"]
 
 
 # What workload and exposure techniques build: namespaced objects whose create RBAC checks as it is. The
 # others need more than their own verbs (a binding needs `bind` on its role, a Role `escalate`, a CSR approval
 # `approve` on its signer) or are cluster-scoped; they come with the activities that use them.
 _TARGETS = {target: TARGET_KINDS[target] for target in ("pod", "service", "networkpolicy")}
+# What a guardrail technique changes, by its unit's target (`namespace`, `networkpolicy`...).
+_GUARDRAIL_TARGETS = {kind.kind.lower(): kind for kind in GUARDRAIL_KINDS}
 
 
 class DeployError(Exception):
@@ -47,17 +49,20 @@ class DeployError(Exception):
 
 @dataclass(frozen=True)
 class Grant:
-    """`verbs` on `resource` of API `group` ("" is core) in `namespace`, and why."""
+    """`verbs` on `resource` of API `group` ("" is core) in `namespace` (None: cluster-scoped), only on the
+    objects `names` when given, and why."""
 
-    namespace: str
+    namespace: str | None
     group: str
     resource: str
     verbs: tuple[str, ...]
     why: str
+    names: tuple[str, ...] = ()
 
 
-def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str) -> Grant:
-    return Grant(namespace, kind.api_version.rpartition("/")[0], kind.plural, tuple(verbs), why)
+def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str, names: tuple[str, ...] = ()) -> Grant:
+    return Grant(namespace if kind.namespaced else None, kind.api_version.rpartition("/")[0], kind.plural,
+                 tuple(verbs), why, names)
 
 
 def _record(namespace: str, stores: bool) -> list[Grant]:
@@ -121,6 +126,38 @@ def _exposure(mode: str | None = None) -> Callable[[dict[str, Any], str], list[G
     return needs
 
 
+def _guardrail(a: dict[str, Any], where: str) -> list[Grant]:
+    """`tamper_guardrail` as the runner: it reads the object the experiment names, then patches it (or deletes
+    it, for a technique that deletes); in ``change`` mode restore puts it back (update on the version read, or
+    create for a deleted one). Granted on that object alone (resourceNames): in its namespace for a
+    NetworkPolicy and for the namespace itself (kube-apiserver authorizes a request on namespace N as one in
+    N, so a RoleBinding there grants it); cluster-wide only for a ValidatingAdmissionPolicyBinding or a
+    ValidatingWebhookConfiguration."""
+    namespace, mode = a["namespace"], a["mode"]
+    if _family(a["technique"], where) != "guardrail":
+        raise DeployError(f"{where}: technique {a['technique']} is not a guardrail technique")
+    if mode not in CHANGE_MODES:
+        raise DeployError(f"{where}: unknown mode {mode!r}: use one of {', '.join(CHANGE_MODES)}")
+    if not isinstance(namespace, str) or namespace_problem(namespace):
+        raise DeployError(f"{where}: namespace {namespace!r} is not a namespace name; give the experiment's "
+                          "configuration a fixed namespace")
+    unit = lookup(a["technique"])
+    kind = _GUARDRAIL_TARGETS[unit.target]
+    name = namespace if kind == NAMESPACE else a["name"]
+    if not isinstance(name, str) or not name:
+        raise DeployError(f"{where}: name the {kind.kind} the technique changes (argument name)")
+    changes = unit.apply is not None
+    verbs = ["get", "patch" if changes else "delete"]
+    if mode == "change":
+        verbs.append("update" if changes else "create")
+    why = f"{unit.id} ({mode}) of {name}"
+    if kind == NAMESPACE:  # a request on a namespace is in that namespace for RBAC (as RequestInfo reads the URL)
+        grant = Grant(namespace, "", NAMESPACE.plural, tuple(verbs), why, (name,))
+    else:
+        grant = _grant(kind, namespace, verbs, why, (name,))
+    return [grant, *_record(namespace, mode == "change")]
+
+
 def _family(technique: Any, where: str) -> str:
     try:
         return lookup(technique).family
@@ -144,6 +181,7 @@ ACTIVITIES: dict[tuple[str, str], Callable[[dict[str, Any], str], list[Grant]]] 
     ("chaoskirvis.workload.probes", "techniques_admission"): _techniques_admission,
     ("chaoskirvis.exposure.actions", "inject_exposure"): _exposure("create"),
     ("chaoskirvis.exposure.probes", "exposure_admission"): _exposure(),
+    ("chaoskirvis.guardrails.actions", "tamper_guardrail"): _guardrail,
 }
 # Controls whose requests every authenticated identity may make (see the module docstring).
 CONTROLS = {"chaoskirvis.controls.evidence"}
@@ -215,13 +253,18 @@ def cleanup_grants(namespaces: Iterable[str]) -> list[Grant]:
 _VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")
 
 
-def merge(grants: Iterable[Grant]) -> dict[tuple[str, str, str], tuple[tuple[str, ...], list[str]]]:
-    """(namespace, group, resource) -> (verbs, sorted; the reasons): one RBAC rule each."""
-    merged: dict[tuple[str, str, str], tuple[set[str], list[str]]] = {}
+Rule = tuple[str | None, str, str, tuple[str, ...]]  # (namespace or None, group, resource, resource names)
+
+
+def merge(grants: Iterable[Grant]) -> dict[Rule, tuple[tuple[str, ...], list[str]]]:
+    """(namespace, group, resource, names) -> (verbs, sorted; the reasons): one RBAC rule each, and one per
+    named object (a rule's verbs apply to each name it lists: two objects may need different ones)."""
+    merged: dict[Rule, tuple[set[str], list[str]]] = {}
     for grant in grants:
-        verbs, why = merged.setdefault((grant.namespace, grant.group, grant.resource), (set(), []))
+        key = (grant.namespace, grant.group, grant.resource, grant.names)
+        verbs, why = merged.setdefault(key, (set(), []))
         verbs.update(grant.verbs)
         if grant.why not in why:
             why.append(grant.why)
     return {key: (tuple(sorted(verbs, key=lambda v: (_VERB_ORDER.index(v) if v in _VERB_ORDER else 99, v))), why)
-            for key, (verbs, why) in sorted(merged.items(), key=lambda item: item[0])}
+            for key, (verbs, why) in sorted(merged.items(), key=lambda item: (item[0][0] or "", *item[0][1:]))}

@@ -1,6 +1,7 @@
-"""The manifests that run the suite in the cluster: Namespace, ServiceAccount, the RBAC the experiments need
-(a Role and RoleBinding in each target namespace), the experiments in
-a ConfigMap, and a CronJob whose pod runs `kirvis cleanup --expired` (init container) then `kirvis run`."""
+"""The manifests that run the suite in the cluster: Namespace, ServiceAccount, the RBAC the experiments need (a
+Role and RoleBinding in each target namespace, a ClusterRole only for cluster-scoped objects, by name), the
+experiments in a ConfigMap, and a CronJob whose pod runs `kirvis cleanup --expired` (init container) then
+`kirvis run`."""
 from __future__ import annotations
 
 import re
@@ -79,29 +80,39 @@ def _metadata(name: str, namespace: str | None = None, **extra: Any) -> dict[str
     return {**metadata, **extra}
 
 
-def _rules(merged: dict, namespace: str) -> tuple[list[dict[str, Any]], str]:
+def _rules(merged: dict, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
     rules, reasons = [], []
-    for (where, group, resource), (verbs, why) in merged.items():
+    for (where, group, resource, names), (verbs, why) in merged.items():
         if where == namespace:
-            rules.append({"apiGroups": [group], "resources": [resource], "verbs": list(verbs)})
-            reasons.append(f"{resource}{'.' + group if group else ''} ({', '.join(verbs)}): {'; '.join(why)}")
+            rule = {"apiGroups": [group], "resources": [resource], "resourceNames": list(names), "verbs": list(verbs)}
+            rules.append(rule if names else {k: v for k, v in rule.items() if k != "resourceNames"})
+            reasons.append(f"{resource}{'.' + group if group else ''}{' ' + ','.join(names) if names else ''} "
+                           f"({', '.join(verbs)}): {'; '.join(why)}")
     return rules, "\n".join(reasons)
 
 
 def rbac(grants: list[Grant], options: Options) -> list[dict[str, Any]]:
-    """A Role and RoleBinding in each namespace the grants name (every grant is namespaced: see
-    `chaoskirvis.deploy.permissions`)."""
+    """A Role and RoleBinding in each namespace the grants name; a ClusterRole and ClusterRoleBinding for the
+    cluster-scoped objects only (each by name)."""
     merged = merge(grants)
     subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": options.namespace}]
     name = f"{NAME}-runner-{options.namespace}"  # per deployment: two may target the same namespaces
     objects = []
-    for namespace in sorted({where for where, _, _ in merged}):
+    for namespace in sorted({where for where, *_ in merged if where is not None}):
         rules, why = _rules(merged, namespace)
         objects += [
             {"apiVersion": f"{_RBAC}/v1", "kind": "Role",
              "metadata": _metadata(name, namespace, annotations={"kirvis.io/why": why}), "rules": rules},
             {"apiVersion": f"{_RBAC}/v1", "kind": "RoleBinding", "metadata": _metadata(name, namespace),
              "roleRef": {"apiGroup": _RBAC, "kind": "Role", "name": name}, "subjects": subject},
+        ]
+    rules, why = _rules(merged, None)
+    if rules:
+        objects += [
+            {"apiVersion": f"{_RBAC}/v1", "kind": "ClusterRole",
+             "metadata": _metadata(name, annotations={"kirvis.io/why": why}), "rules": rules},
+            {"apiVersion": f"{_RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _metadata(name),
+             "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": name}, "subjects": subject},
         ]
     return objects
 
@@ -153,7 +164,7 @@ def cron_job(experiments: list[Experiment], namespaces: list[str], options: Opti
 def render(experiments: list[Experiment], options: Options) -> list[dict[str, Any]]:
     """Every manifest, in the order they are applied; `DeployError` for what cannot be deployed."""
     grants = [grant for e in experiments for grant in experiment_grants(e.key, e.document)]
-    targets = sorted({grant.namespace for grant in grants})
+    targets = sorted({grant.namespace for grant in grants if grant.namespace})
     if not targets:
         raise DeployError("the experiments attempt nothing in any namespace: there is nothing to run or grant")
     grants += cleanup_grants(targets)
