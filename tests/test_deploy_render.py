@@ -195,6 +195,24 @@ def test_a_cluster_scoped_guardrail_is_granted_cluster_wide_by_name_only(tmp_pat
         kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
 
 
+def test_a_deleted_guardrail_is_put_back_by_a_create_no_resource_name_can_restrict(tmp_path):
+    """Kubernetes cannot restrict a create by resourceNames (its URL names no object): the delete and the reads
+    stay on the one binding, the create that puts it back is a rule of its own."""
+    experiment = yaml.safe_load((EXPERIMENTS / "guardrails/pod-security-labels-guarded-by-policy.yaml").read_text())
+    experiment["method"] = [{"type": "action", "name": "binding-deleted", "provider": {
+        "type": "python", "module": "chaoskirvis.guardrails.actions", "func": "tamper_guardrail",
+        "arguments": {"technique": "vap-binding-deleted", "namespace": "gr-team", "mode": "change",
+                      "name": "gr-team-deny-host-network"}}}]
+    path = tmp_path / "deleted.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    (cluster_role,) = by_kind(render(load_experiments([path]), Options()), "ClusterRole")
+    group, plural = ["admissionregistration.k8s.io"], ["validatingadmissionpolicybindings"]
+    assert cluster_role["rules"] == [
+        {"apiGroups": group, "resources": plural, "verbs": ["create"]},
+        {"apiGroups": group, "resources": plural, "resourceNames": ["gr-team-deny-host-network"],
+         "verbs": ["get", "delete"]}]
+
+
 def test_a_technique_whose_object_needs_more_than_its_verbs_is_refused(tmp_path, capsys):
     """A ClusterRoleBinding's create also needs `bind` on its role (RBAC escalation prevention): not computed."""
     experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())

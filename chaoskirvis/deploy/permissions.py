@@ -147,15 +147,15 @@ def _guardrail(a: dict[str, Any], where: str) -> list[Grant]:
     if not isinstance(name, str) or not name:
         raise DeployError(f"{where}: name the {kind.kind} the technique changes (argument name)")
     changes = unit.apply is not None
-    verbs = ["get", "patch" if changes else "delete"]
-    if mode == "change":
-        verbs.append("update" if changes else "create")
+    verbs = ("get", "patch", *(("update",) if mode == "change" else ())) if changes else ("get", "delete")
     why = f"{unit.id} ({mode}) of {name}"
     if kind == NAMESPACE:  # a request on a namespace is in that namespace for RBAC (as RequestInfo reads the URL)
-        grant = Grant(namespace, "", NAMESPACE.plural, tuple(verbs), why, (name,))
+        grants = [Grant(namespace, "", NAMESPACE.plural, verbs, why, (name,))]
     else:
-        grant = _grant(kind, namespace, verbs, why, (name,))
-    return [grant, *_record(namespace, mode == "change")]
+        grants = [_grant(kind, namespace, verbs, why, (name,))]
+    if mode == "change" and not changes:  # restore recreates what was deleted: a create names no object, so
+        grants.append(_grant(kind, namespace, ("create",), f"{why}: put back"))  # resourceNames cannot hold it
+    return [*grants, *_record(namespace, mode == "change")]
 
 
 def _family(technique: Any, where: str) -> str:
