@@ -2,6 +2,7 @@
 computed from the experiments, and clear errors (exit 2) for what it cannot deploy."""
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -278,3 +279,26 @@ def test_the_dockerfile_installs_this_version_as_the_pod_s_non_root_user():
     user, group = pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
     assert re.search(rf"^USER {user}:{group}$", dockerfile, re.M)
     assert f"--uid {user} " in dockerfile
+
+
+def test_every_activity_deploy_knows_is_one_the_extension_has():
+    """A renamed or removed activity fails here, not in a user's `kirvis deploy`."""
+    from chaoskirvis import activity_modules
+    from chaoskirvis.deploy.permissions import ACTIVITIES
+
+    modules = activity_modules()
+    for module, func in ACTIVITIES:
+        assert module in modules and callable(getattr(importlib.import_module(module), func)), (module, func)
+
+
+def test_a_rollback_referring_to_an_earlier_activity_is_that_activity(tmp_path):
+    experiment = yaml.safe_load(DEFAULT_SELECTION[0].read_text())
+    experiment["method"].append({"ref": "introduce-privileged-pod"})
+    path = tmp_path / "ref.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert rbac_of(render(load_experiments([path]), Options())) == \
+        rbac_of(render(load_experiments([DEFAULT_SELECTION[0]]), Options()))
+
+
+def rbac_of(manifests: list[dict]) -> list:
+    return [m["rules"] for m in manifests if m["kind"] in ("Role", "ClusterRole")]

@@ -200,7 +200,12 @@ def _arguments(module: str, func: str, given: dict[str, Any], where: str) -> dic
 
 
 def _provider(activity: Any) -> dict[str, Any]:
-    return (activity or {}).get("provider") or {} if isinstance(activity, dict) else {}
+    provider = activity.get("provider") if isinstance(activity, dict) else None
+    return provider if isinstance(provider, dict) else {}
+
+
+def _name(activity: Any) -> Any:
+    return activity.get("name") if isinstance(activity, dict) else activity
 
 
 def _label(activity: Any) -> str:
@@ -211,26 +216,29 @@ def _label(activity: Any) -> str:
 
 
 def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
-    """What the runner needs for every activity of `experiment` (file `name`), or `DeployError` naming the
-    first activity, control or provider this module cannot vouch for."""
+    """What the runner needs for every activity of `experiment` (file `name`), or `DeployError`: naming every
+    activity (or the control) whose permissions are not known here, else the first activity whose arguments
+    cannot be granted exactly. A `ref` to an activity declared earlier is that activity, counted once."""
     configuration = {k: v for k, v in (experiment.get("configuration") or {}).items() if not isinstance(v, dict)}
     for control in experiment.get("controls") or []:
-        module = ((control or {}).get("provider") or {}).get("module")
+        module = _provider(control).get("module")
         if module not in CONTROLS:
-            raise DeployError(f"{name}: control {control.get('name')!r} ({module}) is not one kirvis deploy knows "
-                              "the permissions of")
-    activities = [*((experiment.get("steady-state-hypothesis") or {}).get("probes") or []),
-                  *(experiment.get("method") or []), *(experiment.get("rollbacks") or [])]
+            label = control.get("name") if isinstance(control, dict) else control
+            raise DeployError(f"{name}: control {label!r} ({module}) is not one kirvis deploy knows the "
+                              "permissions of")
+    activities = [activity for activity in (*((experiment.get("steady-state-hypothesis") or {}).get("probes") or []),
+                                            *(experiment.get("method") or []), *(experiment.get("rollbacks") or []))
+                  if not (isinstance(activity, dict) and "ref" in activity)]
     unknown = [activity for activity in activities if _provider(activity).get("type") != "python"
                or (_provider(activity).get("module"), _provider(activity).get("func")) not in ACTIVITIES]
     if unknown:
         raise DeployError(
-            f"{name}: the permissions of {', '.join(f'activity {a.get('name')!r} ({_label(a)})' for a in unknown)} "
+            f"{name}: the permissions of {', '.join(f'activity {_name(a)!r} ({_label(a)})' for a in unknown)} "
             f"are not known; those of {', '.join(f'{m}.{f}' for m, f in ACTIVITIES)} are")
     grants = []
     for activity in activities:
         provider = _provider(activity)
-        where = f"{name}: activity {activity.get('name')!r} ({_label(activity)})"
+        where = f"{name}: activity {_name(activity)!r} ({_label(activity)})"
         needs = ACTIVITIES[(provider["module"], provider["func"])]
         arguments = _arguments(provider["module"], provider["func"],
                                substitute(provider.get("arguments") or {}, configuration, {}), where)
