@@ -39,7 +39,9 @@ def test_the_installed_validator_has_the_1_32_schemas():
 
 
 def test_every_manifest_validates_against_the_kubernetes_1_32_schemas(tmp_path):
-    manifests = rendered(tmp_path, "--schedule", "*/30 1-5 * * MON-FRI", "--namespace", "chaos")
+    manifests = rendered(tmp_path, "--schedule", "*/30 1-5 * * MON-FRI", "--namespace", "chaos",
+                         "--time-zone", "Europe/Vilnius")
+    assert manifests[-1]["spec"]["timeZone"] == "Europe/Vilnius"
     assert [m["kind"] for m in manifests] == ["Namespace", "ServiceAccount", *["Role", "RoleBinding"] * 3,
                                               "ConfigMap", "CronJob"]
     for manifest in manifests:
@@ -259,6 +261,10 @@ def test_bad_options_and_paths_are_errors(tmp_path, capsys):
     assert "no such experiment" in capsys.readouterr().err
     assert main(["deploy", str(DEFAULT_SELECTION[0]), "--namespace", "Kirvis_System"]) == 2
     assert "invalid --namespace" in capsys.readouterr().err
+    assert main(["deploy", str(DEFAULT_SELECTION[0]), "--time-zone", "Mars/Olympus"]) == 2
+    assert "invalid --time-zone 'Mars/Olympus'" in capsys.readouterr().err
+    assert main(["deploy", str(DEFAULT_SELECTION[0]), "--image", "kirvis: 1"]) == 2
+    assert "invalid --image" in capsys.readouterr().err
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     for folder in ("a", "b"):

@@ -47,6 +47,20 @@ def _fail(message: str) -> int:
     return EXIT_ERROR
 
 
+def _known_time_zone(name: str) -> bool:
+    """Whether `name` is in the time zone database (the API server checks the CronJob's timeZone the same way);
+    without a database on this machine, left to the API server."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    if not available_timezones():
+        return True
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from chaoskirvis.deploy.cron import schedule_problem
     from chaoskirvis.deploy.permissions import DeployError
@@ -58,6 +72,9 @@ def _deploy(args: argparse.Namespace) -> int:
     problem = schedule_problem(args.schedule)
     if problem:
         return _fail(f"invalid --schedule {args.schedule!r}: {problem}")
+    if not _known_time_zone(args.time_zone):
+        return _fail(f"invalid --time-zone {args.time_zone!r}: an IANA time zone name such as 'Etc/UTC' or "
+                     "'Europe/Vilnius'")
     if not args.image.strip() or any(c.isspace() for c in args.image):
         return _fail(f"invalid --image {args.image!r}")
     options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=args.image)
