@@ -301,7 +301,10 @@ def test_apply_through_the_command_is_idempotent_and_a_refusal_exits_1(scenarios
     """`kirvis deploy --apply` with the cluster's admin creates, then replaces; with an identity that may only
     read (the sandbox's viewer) it stops at the API's 403, exit 1, naming the request."""
     namespace = f"kirvis-apply-{uuid.uuid4().hex[:6]}"
-    command = ["deploy", *map(str, DEFAULT_SELECTION), "--namespace", namespace, "--apply"]
+    command = ["deploy", *map(str, DEFAULT_SELECTION), "--namespace", namespace, "--apply",
+               "--image", "registry.example/chaostoolkit-kirvis:1"]
+    assert main(command[:-2]) == 2  # the default image names no registry: never applied
+    assert "--apply needs --image" in capsys.readouterr().err
     viewer = scenarios.sandbox.write_kubeconfig(tmp_path / "viewer.kubeconfig", user="viewer")
     monkeypatch.setenv("KUBECONFIG", str(viewer))
     assert main(command) == 1

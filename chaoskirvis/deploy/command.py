@@ -34,8 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help=f"the CronJob's schedule, five cron fields or @daily... (default '{defaults.schedule}')")
     deploy.add_argument("--time-zone", default=defaults.time_zone, metavar="TZ",
                         help=f"the schedule's time zone, an IANA name (default {defaults.time_zone})")
-    deploy.add_argument("--image", default=DEFAULT_IMAGE, metavar="IMG",
-                        help=f"the image with kirvis installed, built from deploy/Dockerfile (default {DEFAULT_IMAGE})")
+    deploy.add_argument("--image", default=None, metavar="IMG",
+                        help="the image with kirvis installed, built from deploy/Dockerfile and pushed where the "
+                             f"cluster pulls from (required with --apply; rendered without it: {DEFAULT_IMAGE})")
     deploy.add_argument("--apply", action="store_true",
                         help="apply the manifests to the cluster (KUBECONFIG, as kirvis run), creating or replacing")
     deploy.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the YAML here (default: stdout)")
@@ -64,7 +65,8 @@ def _known_time_zone(name: str) -> bool:
 def _deploy(args: argparse.Namespace) -> int:
     from chaoskirvis.deploy.cron import schedule_problem
     from chaoskirvis.deploy.permissions import DeployError
-    from chaoskirvis.deploy.render import Options, load_experiments, render, to_yaml
+    from chaoskirvis import __version__
+    from chaoskirvis.deploy.render import DEFAULT_IMAGE, Options, load_experiments, render, to_yaml
     from chaoskirvis.ledger.refs import namespace_problem
 
     if namespace_problem(args.namespace):
@@ -75,9 +77,14 @@ def _deploy(args: argparse.Namespace) -> int:
     if not _known_time_zone(args.time_zone):
         return _fail(f"invalid --time-zone {args.time_zone!r}: an IANA time zone name such as 'Etc/UTC' or "
                      "'Europe/Vilnius'")
-    if not args.image.strip() or any(c.isspace() for c in args.image):
-        return _fail(f"invalid --image {args.image!r}")
-    options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=args.image)
+    if args.apply and args.image is None:
+        return _fail(f"--apply needs --image REGISTRY/chaostoolkit-kirvis:{__version__}: the default "
+                     f"{DEFAULT_IMAGE} names no registry, and the node would run whatever image that short name "
+                     "resolves to, with the ServiceAccount's rights")
+    image = DEFAULT_IMAGE if args.image is None else args.image
+    if not image.strip() or any(c.isspace() for c in image):
+        return _fail(f"invalid --image {image!r}")
+    options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=image)
     try:
         manifests = render(load_experiments(args.paths), options)
     except DeployError as exc:
