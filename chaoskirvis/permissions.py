@@ -2,12 +2,12 @@
 
 For each family of activities, the RBAC rules its requests need (API group, resource as a Role rule
 names it, verbs) and where: ``namespace`` is the namespace the request names (an experiment's target
-namespace, which also holds the run record; for Falco's logs, Falco's namespace), grantable with a Role
-and RoleBinding there; ``cluster`` is a cluster-scoped request, or one across all namespaces (a
-ClusterRole and ClusterRoleBinding). A rule with `checked_only` is not a request of its own: the API server
-checks it while authorizing another one (binding a role needs ``bind`` on it, Kubernetes' RBAC escalation
-prevention). tests/test_permissions.py runs every experiment against the sandbox and checks that each
-request it sent is covered here, and that README shows this table.
+namespace, which also holds the run record; for Falco's logs, Falco's namespace; for a node fault's mirror
+pod, kube-system), grantable with a Role and RoleBinding there; ``cluster`` is a cluster-scoped request, or
+one across all namespaces (a ClusterRole and ClusterRoleBinding). A rule with `checked_only` is not a request
+of its own: the API server checks it while authorizing another one (binding a role needs ``bind`` on it,
+Kubernetes' RBAC escalation prevention). tests/test_permissions.py runs every experiment against the
+sandbox and checks that each request it sent is covered here, and that README shows this table.
 """
 from __future__ import annotations
 
@@ -131,6 +131,18 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("", "pods", _CHANGE, NAMESPACE, "the pod it execs into"),
         Rule("", "pods/exec", ("get", "create"), NAMESPACE, "a WebSocket exec is authorized as both"),
     ),
+    "nodes (`inject_node_fault`, `kube_bench_detects`, `cis_checks_pass`)": (
+        Rule("", "nodes", ("get",), CLUSTER, "the node named, for the gates (its opt-in and control-plane labels)"),
+        Rule("", "pods", _CHANGE, NAMESPACE, "the run's agent pod (get: until it runs)"),
+        Rule("", "pods/exec", ("get", "create"), NAMESPACE,
+             "the agent's commands on the node's file; a WebSocket exec is authorized as both"),
+        Rule("", "pods", ("get",), NAMESPACE,
+             "in kube-system: the mirror pod `<component>-<node>` of a static pod whose manifest's content changes "
+             "(its config hash before the change, until the kubelet restarted it, and back after the restore)"),
+        Rule("batch", "jobs", _CHANGE, NAMESPACE, "the kube-bench Job (get: until it finishes)"),
+        Rule("", "pods", ("list",), NAMESPACE, "the kube-bench Job's pod, by its `job-name` label"),
+        Rule("", "pods/log", ("get",), NAMESPACE, "kube-bench's output"),
+    ),
     "detection (`alert_in_kubernetes_events`, `alert_in_falco_logs`)": (
         Rule("", "events", ("list", "watch"), CLUSTER, "all namespaces, unless the probe names one"),
         Rule("", "pods", ("list",), NAMESPACE, "Falco's pods, in Falco's namespace"),
@@ -150,6 +162,11 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
              "a binding a guardrail technique changed or deleted, put back (only with --run-id)"),
         Rule("admissionregistration.k8s.io", "validatingwebhookconfigurations", ("get", "update", "create"), CLUSTER,
              "a webhook configuration a guardrail technique changed or deleted, put back (only with --run-id)"),
+        Rule("", "pods", ("create",), NAMESPACE,
+             "a node file a node technique changed, put back (only with --run-id): an agent pod in the run's agent "
+             "namespace, when the run's own is gone"),
+        Rule("", "pods/exec", ("get", "create"), NAMESPACE,
+             "the agent's commands that put the node file back (only with --run-id)"),
     ),
 }
 

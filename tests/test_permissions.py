@@ -4,9 +4,10 @@ Every shipped experiment is played with `kirvis run` against the sandbox (blocki
 control is and where it is not, detection ones without a detector, so both the blocked and the admitted
 paths run; the identity and guardrail experiments as the least-privileged team and the over-granted one (the
 identity ones by impersonation and by token); the fail-closed pair failing closed and open; the posture
-experiments as the cluster is), then what the code can do that no experiment does (every guardrail unit as
-the runner itself), and a `kirvis cleanup` of a run's leftovers of every kind, guardrail changes included. The sandbox's request log
-holds each request with its User-Agent, which carries the run id. Each request is turned into what RBAC
+experiments as the cluster is; the node experiments on kubeadm trees, with kube-bench and the kubelet played),
+then what the code can do that no experiment does (every guardrail unit as the runner itself), and a `kirvis
+cleanup` of a run's leftovers of every kind, guardrail changes and a node file included. The sandbox's request
+log holds each request with its User-Agent, which carries the run id. Each request is turned into what RBAC
 authorizes *for the runner* and must be covered by a rule of chaoskirvis.permissions for the families of
 activities the experiment uses. As kube-apiserver authorizes them: a resource request as its API group,
 resource, verb and scope (as RequestInfo reads the URL); a request impersonating someone as the verb
@@ -35,6 +36,8 @@ from chaoskirvis.guardrails.actions import tamper_guardrail
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
+from chaoskirvis.nodes.actions import inject_node_fault
+from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.permissions import CLUSTER, NAMESPACE, NONRESOURCE, PERMISSIONS, markdown_table
 from chaoskirvis.rbac.actions import inject_identity_technique
 from chaoskirvis.sandbox.api import LoggedRequest, parse_api_path
@@ -44,6 +47,8 @@ from chaoskirvis.techniques import CATALOG
 from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.workload.actions import inject_risky_workload
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
+from tests.node_players import KubeBench, Kubelet
+from tests.node_tree import make_node_tree
 
 Need = tuple[str, str, str, str]  # (group, resource, verb, scope) as RBAC checks it
 
@@ -52,6 +57,7 @@ POSTURE = [p for p in SHIPPED if "chaoskirvis.posture." in p.read_text()]
 IDENTITY = sorted((EXPERIMENTS / "identity").glob("*.yaml"))
 GUARDRAIL_EXPERIMENTS = sorted((EXPERIMENTS / "guardrails").glob("*.yaml"))
 FAIL_CLOSED = sorted((EXPERIMENTS / "fail-closed").glob("*.yaml"))
+NODES = sorted((EXPERIMENTS / "nodes").glob("*.yaml"))
 TOP_LEVEL = [p for p in sorted(EXPERIMENTS.glob("*.yaml")) if p not in POSTURE]
 BLOCKING = [p for p in TOP_LEVEL if "injections_blocked" in p.read_text()]
 DETECTING = [p for p in TOP_LEVEL if p not in BLOCKING]
@@ -84,6 +90,8 @@ WORKER = "kirvis-permissions-worker"  # a pod of team-b and of granted-b, for ex
 # nodes-proxy is left out: the sandbox does not serve nodes/proxy yet (tests/test_identity.py's strict xfail);
 # as an identity it asks the runner only for the impersonation the other techniques ask for too.
 PLAYED_TECHNIQUES = [t for t in IDENTITY_TECHNIQUES if t.id != "nodes-proxy"]
+NODE_WORKER, NODE_CONTROL = "kirvis-worker", "kirvis-control-plane"  # the sandbox's nodes the node experiments name
+LEFT_NODE_FILE = "/var/lib/kubelet/config.yaml"  # what node_leftover changes (kubelet-anonymous-auth)
 
 
 def name_of(path: Path) -> str:
@@ -295,8 +303,33 @@ def leftovers_of(api: client.ApiClient, run_id: str) -> list[str]:
             for found in listed(label_selector=selector).items]
 
 
+def node_leftover(arguments: dict[str, Any]) -> str:
+    """What a run killed after its node change leaves, its agent pod gone too (deleted, or its node restarted):
+    kubelet-anonymous-auth made on the worker, never put back. The agent pod's name."""
+    configuration = {**arguments["configuration"], "allow_node_faults": True}
+    outcome = inject_node_fault("kubelet-anonymous-auth", NODE_WORKER, within=10, configuration=configuration,
+                                secrets=arguments["secrets"])
+    assert outcome["outcome"] == "allowed" and outcome["path"] == LEFT_NODE_FILE, outcome
+    return outcome["agent"]
+
+
 @pytest.fixture(scope="module")
-def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory) -> dict[str, list]:
+def nodes(scenarios, core, tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """Both nodes opted in to node faults, each with a kubeadm tree as its filesystem (as
+    tests/test_nodes_experiments.py's fixture); labels and trees taken away afterwards."""
+    work = tmp_path_factory.mktemp("node-trees")
+    roots = {node: make_node_tree(work / node) for node in (NODE_WORKER, NODE_CONTROL)}
+    for node, root in roots.items():
+        scenarios.sandbox.attach_node_root(node, root)
+        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
+    yield roots
+    for node in roots:
+        scenarios.sandbox.attach_node_root(node, None)
+        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+
+
+@pytest.fixture(scope="module")
+def played(scenarios, api, core, alertmanager, falco, workers, nodes, tmp_path_factory) -> dict[str, list]:
     """Per experiment (and for what no experiment does, and cleanup): [(families, requests, groups acted as)]."""
     work = tmp_path_factory.mktemp("permissions")
     sandbox = scenarios.sandbox
@@ -320,11 +353,24 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
         ("fail-open", FAIL_CLOSED, FAIL_OPEN, (0,)),
     ]
     journals = []
-    for suite, files, options, codes in suites:
+
+    def play(suite: str, files: list[Path], options: list[str], codes: tuple[int, ...]) -> None:
         done = kirvis("run", *map(str, files), "--journals", str(work / suite), *options,
                       kubeconfig=scenarios.kubeconfig, cwd=work)
         assert done.returncode in codes, done.stdout + done.stderr
-        journals += [(work / suite / f"{path.stem}.json", path) for path in files]
+        journals.extend((work / suite / f"{path.stem}.json", path) for path in files)
+
+    for suite in suites:
+        play(*suite)
+    # the node experiments with what is not in the sandbox played: kube-bench (judging the trees) and the kubelet
+    bench = KubeBench(api, sandbox, "default", nodes[NODE_CONTROL], nodes[NODE_WORKER])
+    kubelet = Kubelet(core, nodes[NODE_CONTROL], "kube-apiserver", NODE_CONTROL)
+    try:
+        play("nodes", NODES, ["--var", "within:int=10"], (0,))
+    finally:
+        bench.close()
+        kubelet.close()
+    assert len(bench.answered) == 3 * len(NODES), bench.answered  # before, after the change, after the restore
 
     def runs_requests(run_id: str) -> list:
         # The User-Agent names the run; an exec (a WebSocket, whose client sends no User-Agent of ours)
@@ -375,6 +421,11 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
     assert guardrail_contents(api) == guardrails_before
     guardrail_left_run, _ = as_one_run(guardrail_leftovers)  # no restore: a run killed after its changes
     assert guardrail_contents(api) != guardrails_before
+    node_file = nodes[NODE_WORKER] / LEFT_NODE_FILE.lstrip("/")
+    node_file_before = node_file.read_bytes()
+    node_left_run, node_agent = as_one_run(node_leftover)  # no restore, and its agent deleted
+    core.delete_namespaced_pod(node_agent, "default", grace_period_seconds=0)
+    assert node_file.read_bytes() != node_file_before
     guardrail_families = {EVERY_EXPERIMENT, GUARDRAIL_FAMILY}
     played["beyond-the-experiments"] = [
         ({EVERY_EXPERIMENT, family_of("chaoskirvis.workload.actions", "inject_risky_workload"),
@@ -383,6 +434,8 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
         ({EVERY_EXPERIMENT, IDENTITY_FAMILY}, runs_requests(left_run), {}),
         *((guardrail_families, runs_requests(run), {}) for run in guardrail_runs),
         (guardrail_families, runs_requests(guardrail_left_run), {}),
+        ({EVERY_EXPERIMENT, family_of("chaoskirvis.nodes.actions", "inject_node_fault")},
+         runs_requests(node_left_run), {}),
     ]
 
     seen = len(sandbox.requests)
@@ -394,15 +447,21 @@ def played(scenarios, api, core, alertmanager, falco, workers, tmp_path_factory)
     done = kirvis("cleanup", "--run-id", guardrail_left_run, kubeconfig=scenarios.kubeconfig, cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
     assert guardrail_contents(api) == guardrails_before, done.stdout
-    ours = [r for r in sandbox.requests[seen:] if r.user_agent.startswith("chaoskirvis/")]
+    # a node file a killed run changed is put back through an agent pod cleanup starts
+    done = kirvis("cleanup", "--run-id", node_left_run, kubeconfig=scenarios.kubeconfig, cwd=work)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert node_file.read_bytes() == node_file_before and leftovers_of(api, node_left_run) == [], done.stdout
+    # an exec (a WebSocket: no User-Agent of ours) is known by the agent pod's name, which holds the run id
+    ours = [r for r in sandbox.requests[seen:] if r.user_agent.startswith("chaoskirvis/")
+            or (node_left_run in r.path and r.path.endswith("/exec"))]
     played["kirvis-cleanup"] = [({CLEANUP}, ours, {})]
     return played
 
 
 def test_every_shipped_experiment_is_played():
     """A new experiment (or folder of them) is played here, or this fails: its requests must be documented."""
-    assert sorted({*BLOCKING, *DETECTING, *POSTURE, *IDENTITY, *GUARDRAIL_EXPERIMENTS, *FAIL_CLOSED}) == SHIPPED
-    assert POSTURE and IDENTITY and GUARDRAIL_EXPERIMENTS and FAIL_CLOSED
+    assert sorted({*BLOCKING, *DETECTING, *POSTURE, *IDENTITY, *GUARDRAIL_EXPERIMENTS, *FAIL_CLOSED, *NODES}) == SHIPPED
+    assert POSTURE and IDENTITY and GUARDRAIL_EXPERIMENTS and FAIL_CLOSED and NODES
 
 
 @pytest.mark.parametrize("name", [name_of(p) for p in SHIPPED] + ["beyond-the-experiments", "kirvis-cleanup"])
