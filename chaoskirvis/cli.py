@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with --all or --expired, remove cluster-scoped objects (ClusterRoleBindings) too: with -n, those "
              "of runs whose record is in NS; without, every run's (--run-id always removes its run's own)",
     )
+    cleanup.add_argument(
+        "--kind", action="append", metavar="PLURAL[.GROUP]",
+        help="sweep only this kind by the ownership labels, e.g. pods, deployments.apps (repeatable; default: "
+             "every kind a technique can create); the run records, and what they name, are always read",
+    )
     cleanup.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     cleanup.set_defaults(handler=_cleanup)
 
@@ -176,6 +181,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _cleanup(args: argparse.Namespace) -> int:
     from chaoskirvis.client import kube_api
+    from chaoskirvis.ledger.kinds import NAMEABLE, kind_named, qualified
     from chaoskirvis.ledger.refs import namespace_problem
     from chaoskirvis.ledger.restore import Selection, find_leftovers, remove
     from chaoskirvis.ledger.runid import validate_run_id
@@ -191,10 +197,16 @@ def _cleanup(args: argparse.Namespace) -> int:
         print("kirvis cleanup: --cluster-scoped goes with --all or --expired (--run-id always removes its run's "
               "cluster-scoped objects)", file=sys.stderr)
         return 2
+    unknown = [name for name in args.kind or [] if kind_named(name) is None]
+    if unknown:
+        print(f"kirvis cleanup: unknown --kind {', '.join(map(repr, unknown))}: the kinds swept are "
+              f"{', '.join(map(qualified, NAMEABLE))}", file=sys.stderr)
+        return 2
     selection = Selection(run_id=validate_run_id(args.run_id) if args.run_id else None, expired_only=args.expired,
                           cluster_scoped=args.cluster_scoped)
     api = kube_api()
-    leftovers = find_leftovers(api, selection, args.namespace)
+    kinds = None if args.kind is None else [kind_named(name) for name in args.kind]
+    leftovers = find_leftovers(api, selection, args.namespace, kinds)
     verb = "would remove" if args.dry_run else "removing"
     if not leftovers.objects and not leftovers.records:
         print("nothing to remove")

@@ -130,18 +130,22 @@ class CleanupReport:
         }
 
 
-def find_leftovers(api: KubeAPI, selection: Selection, namespaces: Iterable[str] | None = None) -> Leftovers:
+def find_leftovers(api: KubeAPI, selection: Selection, namespaces: Iterable[str] | None = None,
+                   kinds: Iterable[Kind] | None = None) -> Leftovers:
     """Everything of the selected runs that is still in the cluster, and what we will leave alone.
 
     With `namespaces`, only those namespaces are looked in (and cluster-scoped objects only through the
-    records kept there). Never raises for a failed list or read: see `Leftovers.failed`.
+    records kept there). With `kinds`, the label sweep lists only those of `SWEPT_KINDS` (ConfigMaps, and
+    the records and what they name, are always read). Never raises for a failed list or read: see
+    `Leftovers.failed`.
     """
     leftovers = Leftovers()
     namespaces = None if namespaces is None else sorted(set(namespaces))
     seen: set[str] = set()
     # ConfigMaps a technique made (credentials placed in one): the run records, ConfigMaps with the same
     # marks, are left to `_add_recorded`.
-    swept = [(kind, selection.label_selector) for kind in SWEPT_KINDS]
+    wanted = set(SWEPT_KINDS if kinds is None else kinds)
+    swept = [(kind, selection.label_selector) for kind in SWEPT_KINDS if kind in wanted]
     swept.append((CONFIG_MAP, f"{selection.label_selector},!{RECORD_LABEL}"))
     for kind, selector in swept:
         if not kind.namespaced and not (selection.run_id or (selection.cluster_scoped and namespaces is None)):
