@@ -1,11 +1,13 @@
 """Least privilege, proven on the sandbox (which enforces RBAC and issues ServiceAccount tokens): the manifests
-`kirvis deploy` renders for the default selection are applied (`--apply`'s code), the CronJob's two commands
-run as its ServiceAccount (a TokenRequest token, read as a pod reads its own with CHAOSTOOLKIT_IN_POD; the
-experiments read back from the applied ConfigMap) and the suite holds; every request the ServiceAccount sent,
-in the sandbox's request log, is covered by a generated rule. Then each generated rule is removed alone,
-re-applied, and the job run again (the token in a kubeconfig): it fails every time, an experiment ending
-`error` (the runner's own 403) or, for a rule only `kirvis cleanup --expired` needs, the cleanup step failing
-and saying what it could not list. So every rule is needed. The commands run in this process
+`kirvis deploy` renders for the default selection, keeping the journals in the deployment's own namespace and
+pushing the verdicts to a real Pushgateway, are applied (`--apply`'s code), the CronJob's commands run as its
+ServiceAccount (a TokenRequest token, read as a pod reads its own with CHAOSTOOLKIT_IN_POD; the experiments read
+back from the applied ConfigMap) and the suite holds; every request the ServiceAccount sent, in the sandbox's
+request log, is covered by a generated rule. Then each generated rule is removed alone, re-applied, and the job
+run again (the token in a kubeconfig): it fails every time, an experiment ending `error` (the runner's own
+403), and the cleanup step failing too where it sweeps that kind; for the kept journals' rule, the run ending 2
+saying the journals were not kept. No rule is there for the cleanup step alone: it sweeps only the kinds the
+selection creates (`kirvis cleanup --kind`). So every rule is needed. The commands run in this process
 (`chaoskirvis.cli.main`), as the pod would run them."""
 from __future__ import annotations
 
@@ -26,14 +28,18 @@ from chaoskirvis import kubeconfig as kubeconfig_module
 from chaoskirvis.cli import main
 from chaoskirvis.client import KubeAPI, kube_api
 from chaoskirvis.deploy.apply import apply_all
+from chaoskirvis.ledger.kinds import kind_named
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS
 from chaoskirvis.deploy.permissions import experiment_grants
 from chaoskirvis.deploy.render import EXPERIMENTS_DIR, WORK_DIR, Options, load_experiments, render
+from chaoskirvis.run.keep import KEPT_LABEL, PART_OF_LABEL
 from chaoskirvis.sandbox.api import parse_api_path
 from test_deploy_render import DEFAULT_SELECTION
+from test_metrics_push import group as gateway_group, running_pushgateway, verdicts
 
 SERVICE_ACCOUNT = "kirvis"
+CLUSTER = "prod-eu-1"  # --cluster-name: a run in a pod records no kubeconfig context
 PROGRESS = re.compile(r"^\[\d+/\d+\] ([A-Z]+(?: \(EXPECTED\))?)\s+(\S+\.yaml) in ", re.M)  # a verdict line
 
 
@@ -48,13 +54,17 @@ class Deployed:
     namespace: str
 
 
-def deploy(scenarios, selection: list[Path], folder: Path) -> Deployed:
-    """`selection` rendered for a fresh deployment namespace, applied twice (the second only replaces), and a
-    kubeconfig holding a TokenRequest token of its ServiceAccount."""
+def deploy(scenarios, selection: list[Path], folder: Path, pushgateway: str | None = None,
+           keep: int | None = None) -> Deployed:
+    """`selection` rendered for a fresh deployment namespace, keeping the journals there (and pushing to
+    `pushgateway` as cluster CLUSTER), applied twice (the second only replaces), and a kubeconfig holding a
+    TokenRequest token of its ServiceAccount."""
     sandbox = scenarios.sandbox
     api = kube_api(secrets={"KUBECONFIG": str(scenarios.kubeconfig)})
     namespace = f"kirvis-lp-{uuid.uuid4().hex[:6]}"
-    manifests = render(load_experiments(selection), Options(namespace=namespace))
+    options = Options(namespace=namespace, keep_journals_in=namespace, keep=keep, pushgateway=pushgateway,
+                      cluster_name=CLUSTER if pushgateway else None)
+    manifests = render(load_experiments(selection), options)
     lines = list(apply_all(api, manifests))
     assert lines[0] == f"created Namespace {namespace}" and all(line.startswith("created ") for line in lines)
     assert all(line.startswith("configured ") for line in apply_all(api, manifests))  # idempotent
@@ -85,8 +95,14 @@ def undeploy(deployed: Deployed) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployed(scenarios, tmp_path_factory) -> Iterator[Deployed]:
-    done = deploy(scenarios, DEFAULT_SELECTION, tmp_path_factory.mktemp("deploy"))
+def pushgateway(tmp_path_factory) -> Iterator[str]:
+    with running_pushgateway(tmp_path_factory.mktemp("pushgateway")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def deployed(scenarios, pushgateway, tmp_path_factory) -> Iterator[Deployed]:
+    done = deploy(scenarios, DEFAULT_SELECTION, tmp_path_factory.mktemp("deploy"), pushgateway)
     yield done
     undeploy(done)
 
@@ -102,7 +118,7 @@ class Job:
 
 
 def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool = False) -> Job:
-    """The CronJob's init container then container, as stored in the cluster, with the stored ConfigMap's
+    """The CronJob's init containers then container, as stored in the cluster, with the stored ConfigMap's
     experiments: their paths in the pod mapped into `work`; as credentials the ServiceAccount's kubeconfig or,
     `in_pod`, what a pod has: its token and CA where the kubelet mounts them (here under `work`), the API
     server in KUBERNETES_SERVICE_HOST/PORT, no kubeconfig (HOME=/tmp, the container's, has none)."""
@@ -113,7 +129,7 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
     for key, text in data.items():
         (work / "experiments" / key).write_text(text)
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (cleanup,), (container,) = pod["initContainers"], pod["containers"]
+    cleanups, (container,) = pod["initContainers"], pod["containers"]
     if in_pod:
         mounted = work / "serviceaccount"
         mounted.mkdir()
@@ -129,7 +145,7 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
     results = []
     chaostoolkit = logging.getLogger("chaostoolkit")  # `kirvis run` configures it, as a process would once
     handlers, filters = list(chaostoolkit.handlers), list(chaostoolkit.filters)
-    for step in (cleanup, container):
+    for step in (*cleanups, container):
         assert step["command"] == ["kirvis"]
         for variable in step["env"]:
             monkeypatch.setenv(variable["name"], variable["value"])
@@ -141,10 +157,10 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
             for handler in set(chaostoolkit.handlers) - set(handlers):
                 handler.close()
             chaostoolkit.handlers[:], chaostoolkit.filters[:] = handlers, filters
-    (cleanup_code, cleanup_out), (run_code, run_out) = results
+    *cleaned, (run_code, run_out) = results
     run_ids = [json.loads(journal.read_text())["chaoskirvis"]["run_id"]
                for journal in (work / "journals").glob("*.json")]
-    return Job(cleanup_code, cleanup_out.err, run_code,
+    return Job(max(code for code, _ in cleaned), "".join(out.err for _, out in cleaned), run_code,
                {name: word for word, name in PROGRESS.findall(run_out.out)}, run_out.out + run_out.err, run_ids)
 
 
@@ -180,8 +196,15 @@ def needs_of(requests: list) -> set[tuple[str | None, str, str, str]]:
     return needs
 
 
+def kept_journals(deployed: Deployed) -> dict[str, str]:
+    """The kept journals in the deployment's namespace: ConfigMap name -> the experiment it keeps."""
+    items = deployed.api.get(CONFIG_MAP.collection_path(deployed.namespace),
+                             labelSelector=f"{PART_OF_LABEL}=chaoskirvis")["items"]
+    return {item["metadata"]["name"]: item["metadata"]["labels"][KEPT_LABEL] for item in items}
+
+
 def test_the_job_holds_as_its_service_account_and_every_request_is_a_generated_rule(
-        deployed, scenarios, tmp_path, monkeypatch, capsys):
+        deployed, scenarios, pushgateway, tmp_path, monkeypatch, capsys):
     sandbox = scenarios.sandbox
     seen = len(sandbox.requests)
     job = run_job(deployed, tmp_path, monkeypatch, capsys, in_pod=True)
@@ -191,15 +214,28 @@ def test_the_job_holds_as_its_service_account_and_every_request_is_a_generated_r
     requests = sa_requests(sandbox, seen, deployed.namespace)
     assert len(requests) > 20
     assert needs_of(requests) <= granted(deployed.manifests), needs_of(requests) - granted(deployed.manifests)
+    # the journals outlive the pod, in the deployment's namespace; the verdicts reached the gateway under the
+    # cluster name deploy passed (the pod's run has no kubeconfig context to name it)
+    assert kept_journals(deployed) == {f"kirvis-journal-{run_id}": stem for run_id, stem in job_journals(tmp_path)}
+    assert sorted(kept_journals(deployed).values()) == sorted(p.stem for p in DEFAULT_SELECTION)
+    pushed = verdicts(gateway_group(pushgateway, CLUSTER))
+    assert len({experiment for experiment, _, _ in pushed}) == len(DEFAULT_SELECTION), pushed
+    assert set(pushed.values()) == {"held"}, pushed
+
+
+def job_journals(work: Path) -> list[tuple[str, str]]:
+    """(run id, experiment file stem) of each journal the job wrote under `work`."""
+    return [(json.loads(path.read_text())["chaoskirvis"]["run_id"], path.stem)
+            for path in (work / "journals").glob("*.json")]
 
 
 def test_where_the_controls_are_missing_the_verbs_a_held_run_leaves_unused_are_used(
         scenarios, tmp_path, monkeypatch, capsys):
     """The same selection aimed where no control is (team-privileged; gr-granted, whose Pod Security labels no
     policy guards): every introduction admitted, each a weakness expected as one, and restore now reads and
-    deletes each admitted object, and puts the namespace back. Every verb of a rule an experiment needs is used
-    by the job (list by the cleanup step; the get of a record without changes only on a conflict); of the
-    sweep-only rules, list (their get and delete are for leftovers found). Still nothing outside the rules."""
+    deletes each admitted object, and puts the namespace back; an older kept journal of one experiment, beyond
+    --keep 1, is deleted. Every verb of every rule is used by the job (list by the cleanup step; the get of a
+    record without changes only on a conflict). Still nothing outside the rules."""
     selection = []
     for path in DEFAULT_SELECTION:
         experiment = yaml.safe_load(path.read_text())
@@ -207,27 +243,46 @@ def test_where_the_controls_are_missing_the_verbs_a_held_run_leaves_unused_are_u
         experiment["configuration"].update(namespace=open_namespace, kirvis_expect="weakness")
         selection.append(tmp_path / path.name)
         selection[-1].write_text(yaml.safe_dump(experiment, sort_keys=False))
-    deployed = deploy(scenarios, selection, tmp_path)
+    deployed = deploy(scenarios, selection, tmp_path, keep=1)
     try:
+        deployed.api.create(CONFIG_MAP.collection_path(deployed.namespace), {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": "kirvis-journal-older", "annotations": {"chaoskirvis.io/ended": "2000-01-01T00:00:00+00:00"},
+                "labels": {PART_OF_LABEL: "chaoskirvis", KEPT_LABEL: DEFAULT_SELECTION[0].stem}}})
         seen = len(scenarios.sandbox.requests)
         job = run_job(deployed, tmp_path / "job", monkeypatch, capsys)
         assert (job.cleanup, job.run) == (0, 0), job.output
         assert set(job.verdicts.values()) == {"WEAKNESS (EXPECTED)"}, job.output
         assert len(job.verdicts) == len(DEFAULT_SELECTION), job.output
         needs = needs_of(sa_requests(scenarios.sandbox, seen, deployed.namespace))
+        assert sorted(kept_journals(deployed)) == sorted(f"kirvis-journal-{run_id}" for run_id in job.run_ids)
     finally:
         undeploy(deployed)
     assert needs <= granted(deployed.manifests), needs - granted(deployed.manifests)
-    needed = experiments_need(selection)
     for where, rule in each_rule(deployed.manifests):
         key = (where, rule["apiGroups"][0], rule["resources"][0])
         used = {verb for *at, verb in needs if tuple(at) == key}
-        expected = set(rule["verbs"]) if key in needed else {"list"}
+        expected = set(rule["verbs"])
         # restore reads a record by name again when it holds changes (the guardrail's, in gr-granted), else only
         # when someone changed it since the run wrote it (tests/test_permissions.py plays that)
         if key[1:] == ("", "configmaps") and where != "gr-granted":
             expected.discard("get")
         assert used == expected, (rule, used)
+
+
+def swept_by_job(deployed: Deployed) -> set[tuple[str, str, str]]:
+    """(namespace, group, resource) the stored CronJob's cleanup steps list: each `--kind` in each `-n`, and the
+    run records (ConfigMaps) there."""
+    job = deployed.api.get(f"/apis/batch/v1/namespaces/{deployed.namespace}/cronjobs/kirvis")
+    swept = set()
+    for step in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"]:
+        args = step["args"]
+        namespaces = [value for flag, value in zip(args, args[1:]) if flag == "-n"]
+        kinds = [kind_named(value) for flag, value in zip(args, args[1:]) if flag == "--kind"]
+        assert args[:2] == ["cleanup", "--expired"] and namespaces and kinds and None not in kinds, args
+        swept |= {(namespace, kind.api_version.rpartition("/")[0], kind.plural)
+                  for namespace in namespaces for kind in (*kinds, CONFIG_MAP)}
+    return swept
 
 
 def experiments_need(selection: list[Path]) -> set[tuple[str | None, str, str]]:
@@ -248,9 +303,13 @@ def rules_of(manifests: list[dict]) -> list[tuple[int, int]]:
 
 
 def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypatch, capsys):
-    """Without any one rule the job fails: an experiment errors, or the cleanup step cannot sweep."""
+    """Without any one rule the job fails: an experiment errors (and the cleanup step fails too where it sweeps
+    that kind), or, for the kept journals' rule, the run says the journals were not kept. No rule is there for
+    the cleanup step alone."""
     manifests = deployed.manifests
     needed = experiments_need(DEFAULT_SELECTION)
+    swept = swept_by_job(deployed)
+    assert swept <= needed  # the cleanup sweeps only what the experiments store (and the records)
     checked, run_ids = 0, []
     try:
         for attempt, (index, rule_index) in enumerate(rules_of(manifests)):
@@ -266,19 +325,27 @@ def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypat
             where = role["metadata"].get("namespace")
             what = f"rule {resource}{'.' + group if group else ''} {rule['verbs']} in {where}"
             assert job.cleanup != 0 or job.run == 2, f"the job still passes without {what}:\n{job.output}"
-            if (where, group, resource) in needed:  # an experiment needs it: the runner's own 403 is an error
+            if where == deployed.namespace:  # the kept journals': the suite held, its evidence was not kept
+                assert (group, resource) == ("", "configmaps"), what
+                assert job.run == 2 and set(job.verdicts.values()) == {"HELD"}, f"{what}:\n{job.output}"
+                assert "cannot create ConfigMap kirvis-journal-" in job.output, job.output
+                assert f'in the namespace "{where}"' in job.output, job.output
+            else:  # an experiment needs it: the runner's own 403 is an error
+                assert (where, group, resource) in needed, f"{what} is needed by no experiment"
                 assert job.run == 2 and "ERROR" in job.verdicts.values(), f"{what}:\n{job.output}"
                 scope = f'in the namespace "{where}"' if where else "at the cluster scope"
                 denied = f'cannot {{}} resource "{resource}" in API group "{group}" {scope}'
                 assert any(denied.format(verb) in job.output for verb in rule["verbs"]), f"{what}:\n{job.output}"
-            else:  # only the cleanup sweep lists it
+            if (where, group, resource) in swept:  # and the cleanup step, sweeping that kind there, cannot list it
                 assert job.cleanup == 1, f"{what}: {job.cleanup_err}"
                 assert f"cannot list {resource} in namespace {where} (403" in job.cleanup_err, job.cleanup_err
+            else:
+                assert job.cleanup == 0, f"{what}: {job.cleanup_err}"
             checked += 1
             run_ids += job.run_ids
     finally:
         list(apply_all(deployed.api, manifests))
-    assert checked == len(rules_of(manifests)) == 31  # as docs/deploy.md says
+    assert checked == len(rules_of(manifests)) == 11  # as docs/deploy.md says
     # A run short of a permission leaves no object, only (when restore could not read what it meant to create)
     # its record, kept so that `kirvis cleanup --run-id` finishes the restore: done here with the admin's rights.
     assert len(run_ids) == len(DEFAULT_SELECTION) * checked

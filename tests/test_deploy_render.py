@@ -72,12 +72,19 @@ def test_the_cron_job_runs_cleanup_then_the_suite_in_a_restricted_pod(tmp_path):
     assert pod["serviceAccountName"] == "kirvis" and pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    (cleanup,), (run,) = pod["initContainers"], pod["containers"]
-    assert cleanup["args"] == ["cleanup", "--expired", "-n", "gr-team", "-n", "team-baseline", "-n", "team-restricted"]
+    cleanups, (run,) = pod["initContainers"], pod["containers"]
+    # one cleanup per set of namespaces sweeping the same kinds: those the selection stores there; where it
+    # stores nothing (gr-team: a guardrail change), the run records only
+    assert [(c["name"], c["args"]) for c in cleanups] == [
+        ("cleanup-expired-1", ["cleanup", "--expired", "-n", "gr-team", "--kind", "configmaps"]),
+        ("cleanup-expired-2", ["cleanup", "--expired", "-n", "team-baseline", "--kind", "deployments.apps",
+                               "--kind", "cronjobs.batch", "--kind", "pods", "--kind", "services",
+                               "--kind", "networkpolicies.networking.k8s.io"]),
+        ("cleanup-expired-3", ["cleanup", "--expired", "-n", "team-restricted", "--kind", "pods"])]
     assert run["args"][:1] == ["run"]
     assert run["args"][1:-2] == [f"{EXPERIMENTS_DIR}/{p.name}" for p in DEFAULT_SELECTION]
     assert run["args"][-2:] == ["--journals", "/var/lib/kirvis/journals"]
-    for container in (cleanup, run):
+    for container in (*cleanups, run):
         assert container["command"] == ["kirvis"] and container["image"] == "registry.example/kirvis:1"
         assert {"name": "CHAOSTOOLKIT_IN_POD", "value": "true"} in container["env"]
         context = container["securityContext"]
@@ -132,8 +139,12 @@ def test_rbac_is_namespaced_and_computed_from_the_experiments(tmp_path):
     assert baseline[("", "services")] == ["get", "list", "create", "delete"]
     assert baseline[("networking.k8s.io", "networkpolicies")] == ["get", "list", "create", "delete"]
     assert restricted[("", "pods")] == ["get", "list", "create", "delete"]
-    # only kirvis cleanup's sweep of team-restricted looks at Services there: it never creates one
-    assert restricted[("", "services")] == ["get", "list", "delete"]
+    # kirvis cleanup sweeps only the kinds the selection stores: nothing of team-restricted's Services, Secrets,
+    # Roles; nothing in gr-team but the records
+    assert set(restricted) == {("", "pods"), ("", "configmaps")}
+    assert set(roles["gr-team"]) == {("", "namespaces"), ("", "configmaps")}
+    assert set(baseline) == {("", "configmaps"), ("", "pods"), ("", "services"), ("apps", "deployments"),
+                             ("batch", "cronjobs"), ("networking.k8s.io", "networkpolicies")}
     assert baseline[("", "configmaps")] == ["get", "list", "create", "patch", "delete"]
     for binding in by_kind(manifests, "RoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kirvis", "namespace": "kirvis-system"}]
@@ -308,3 +319,61 @@ def test_a_rollback_referring_to_an_earlier_activity_is_that_activity(tmp_path):
 
 def rbac_of(manifests: list[dict]) -> list:
     return [m["rules"] for m in manifests if m["kind"] in ("Role", "ClusterRole")]
+
+
+def test_a_cleanup_sweeps_the_controller_a_workload_stores_not_the_pods_it_only_dry_runs(tmp_path):
+    """inject_risky_workload stores a DaemonSet and dry-runs its pod template: the cleanup sweeps daemonsets
+    (list added to the attempt's get and delete), and pods are only created (by dry run), never listed."""
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-controllers-denied.yaml").read_text())
+    experiment["method"] = [{"type": "action", "name": "daemon", "provider": {
+        "type": "python", "module": "chaoskirvis.workload.actions", "func": "inject_risky_workload",
+        "arguments": {"namespace": "team-baseline", "techniques": ["privileged"], "controller": "DaemonSet"}}}]
+    experiment["rollbacks"] = []
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    manifests = render(load_experiments([path]), Options())
+    (role,) = by_kind(manifests, "Role")
+    assert {(r["apiGroups"][0], r["resources"][0]): r["verbs"] for r in role["rules"]} == {
+        ("", "configmaps"): ["get", "list", "create", "patch", "delete"], ("", "pods"): ["create"],
+        ("apps", "daemonsets"): ["get", "list", "create", "delete"]}
+    (cleanup,) = by_kind(manifests, "CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"]
+    assert cleanup["name"] == "cleanup-expired"
+    assert cleanup["args"] == ["cleanup", "--expired", "-n", "team-baseline", "--kind", "daemonsets.apps"]
+
+
+def test_the_run_pushes_and_keeps_its_journals_as_asked(tmp_path):
+    """--pushgateway and --cluster-name, --keep-journals-in and --keep reach the job's `kirvis run`; the kept
+    journals' namespace gets a Role of its own with exactly what chaoskirvis.run.keep sends there: a POST of
+    each ConfigMap, a GET of the collection by label, a DELETE by name."""
+    manifests = rendered(tmp_path, "--pushgateway", "http://pushgateway.monitoring:9091", "--cluster-name",
+                         "prod-eu-1", "--keep-journals-in", "kirvis-system", "--keep", "3")
+    (run,) = by_kind(manifests, "CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert run["args"][-8:] == ["--pushgateway", "http://pushgateway.monitoring:9091", "--cluster-name", "prod-eu-1",
+                                "--keep-journals-in", "kirvis-system", "--keep", "3"]
+    roles = {role["metadata"]["namespace"]: role for role in by_kind(manifests, "Role")}
+    assert set(roles) == {"gr-team", "kirvis-system", "team-baseline", "team-restricted"}
+    assert roles["kirvis-system"]["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
+                                                "verbs": ["list", "create", "delete"]}]
+    (binding,) = [b for b in by_kind(manifests, "RoleBinding") if b["metadata"]["namespace"] == "kirvis-system"]
+    assert binding["roleRef"]["name"] == roles["kirvis-system"]["metadata"]["name"]
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+    # a target namespace keeping the journals: its Role's ConfigMap rule already holds those verbs
+    manifests = rendered(tmp_path, "--keep-journals-in", "team-restricted")
+    assert len(by_kind(manifests, "Role")) == 3
+    (run,) = by_kind(manifests, "CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert run["args"][-2:] == ["--keep-journals-in", "team-restricted"] and "--pushgateway" not in run["args"]
+
+
+@pytest.mark.parametrize("arguments, says", [
+    (["--pushgateway", "http://pushgateway.monitoring:9091"], "--pushgateway needs --cluster-name"),
+    (["--cluster-name", "prod"], "--cluster-name goes with --pushgateway"),
+    (["--pushgateway", "pushgateway:9091", "--cluster-name", "prod"], "give the gateway's URL"),
+    (["--keep", "3"], "--keep goes with --keep-journals-in"),
+    (["--keep-journals-in", "kirvis-system", "--keep", "0"], "keep at least"),
+    (["--keep-journals-in", "Kirvis_System"], "is not a DNS label"),
+])
+def test_export_options_the_run_would_refuse_are_refused_before_rendering(arguments, says, tmp_path, capsys):
+    out = tmp_path / "deploy.yaml"
+    assert main(["deploy", *map(str, DEFAULT_SELECTION), *arguments, "-o", str(out)]) == 2
+    assert says in capsys.readouterr().err and not out.exists()

@@ -40,6 +40,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--apply", action="store_true",
                         help="apply the manifests to the cluster (KUBECONFIG, as kirvis run), creating or replacing")
     deploy.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the YAML here (default: stdout)")
+    deploy.add_argument("--pushgateway", metavar="URL",
+                        help="the job's `kirvis run` pushes each verdict to this Prometheus Pushgateway "
+                             "(docs/metrics.md); needs --cluster-name")
+    deploy.add_argument("--cluster-name", metavar="NAME",
+                        help="the cluster label of the pushed metrics (required with --pushgateway: a run in a pod "
+                             "records no kubeconfig context to take it from)")
+    deploy.add_argument("--keep-journals-in", metavar="NS",
+                        help="the job's `kirvis run` keeps each journal in a ConfigMap in NS (a Role there may "
+                             "create, list and delete ConfigMaps), e.g. the deployment's own --namespace")
+    deploy.add_argument("--keep", type=int, default=None, metavar="N",
+                        help="with --keep-journals-in, the newest journals kept per experiment (default: 10)")
     deploy.set_defaults(handler=_deploy)
 
 
@@ -77,6 +88,14 @@ def _deploy(args: argparse.Namespace) -> int:
     if not _known_time_zone(args.time_zone):
         return _fail(f"invalid --time-zone {args.time_zone!r}: an IANA time zone name such as 'Etc/UTC' or "
                      "'Europe/Vilnius'")
+    from chaoskirvis.metrics.command import run_options_problem
+
+    if args.pushgateway and not args.cluster_name:
+        return _fail("--pushgateway needs --cluster-name NAME: a run in a pod records no kubeconfig context to "
+                     "name the cluster by")
+    problem = run_options_problem(args)  # the same checks `kirvis run` makes, before the job runs it
+    if problem:
+        return _fail(problem)
     if args.apply and args.image is None:
         return _fail(f"--apply needs --image REGISTRY/chaostoolkit-kirvis:{__version__}: the default "
                      f"{DEFAULT_IMAGE} names no registry, and the node would run whatever image that short name "
@@ -84,7 +103,9 @@ def _deploy(args: argparse.Namespace) -> int:
     image = DEFAULT_IMAGE if args.image is None else args.image
     if not image.strip() or any(c.isspace() for c in image):
         return _fail(f"invalid --image {image!r}")
-    options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=image)
+    options = Options(namespace=args.namespace, schedule=args.schedule, time_zone=args.time_zone, image=image,
+                      pushgateway=args.pushgateway, cluster_name=args.cluster_name,
+                      keep_journals_in=args.keep_journals_in, keep=args.keep)
     try:
         manifests = render(load_experiments(args.paths), options)
     except DeployError as exc:

@@ -5,10 +5,12 @@ activity itself uses: the technique catalog says which kind of object a techniqu
 (`techniques.manifests.TARGET_KINDS`, `CONTROLLERS`), the activity's own signature gives the defaults of
 the arguments an experiment leaves out, and the experiment's configuration resolves ``${namespace}``.
 What the ledger does for every attempt (the run record, restore's reads and deletes, the sweep of expired
-leftovers of earlier runs) is `_record`'s; what `kirvis cleanup --expired -n NS` sweeps is `cleanup_grants`'s
-(``chaoskirvis.ledger.refs.SWEPT_KINDS``). The evidence control asks who we are (``selfsubjectreviews``) and
-the cluster version (``/version``): every authenticated identity may by Kubernetes' default RBAC
-(``system:basic-user``, ``system:public-info-viewer``), so nothing is generated for them.
+leftovers of earlier runs) is `_record`'s; what `kirvis cleanup --expired -n NS --kind K...` needs is
+`cleanup_grants`'s: the kinds the selection's attempts store in NS (`swept_kinds`), and the run records; what
+`kirvis run --keep-journals-in NS` needs is `keep_grants`'. The evidence control asks who we are
+(``selfsubjectreviews``) and the cluster version (``/version``): every authenticated identity may by
+Kubernetes' default RBAC (``system:basic-user``, ``system:public-info-viewer``), so nothing is generated
+for them.
 
 An activity, control or provider this table does not know is an error (`DeployError`) naming it: a grant
 guessed for it would be either too wide or, silently, too narrow. tests/test_deploy_least_privilege.py
@@ -32,7 +34,8 @@ from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup, lookup_all
 from chaoskirvis.techniques.manifests import CONTROLLERS, TARGET_KINDS
 
-__all__ = ["Grant", "Rule", "DeployError", "ACTIVITIES", "experiment_grants", "cleanup_grants", "merge"]
+__all__ = ["Grant", "Rule", "DeployError", "ACTIVITIES", "experiment_grants", "swept_kinds", "cleanup_grants",
+           "keep_grants", "merge"]
 
 
 # What workload and exposure techniques build: namespaced objects whose create RBAC checks as it is. The
@@ -50,7 +53,8 @@ class DeployError(Exception):
 @dataclass(frozen=True)
 class Grant:
     """`verbs` on `resource` of API `group` ("" is core) in `namespace` (None: cluster-scoped), only on the
-    objects `names` when given, and why."""
+    objects `names` when given, and why; `stores`: the run creates objects of this kind there, marked as its
+    own (what `kirvis cleanup` sweeps by label)."""
 
     namespace: str | None
     group: str
@@ -58,11 +62,13 @@ class Grant:
     verbs: tuple[str, ...]
     why: str
     names: tuple[str, ...] = ()
+    stores: bool = False
 
 
-def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str, names: tuple[str, ...] = ()) -> Grant:
+def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str, names: tuple[str, ...] = (),
+           stores: bool = False) -> Grant:
     return Grant(namespace if kind.namespaced else None, kind.api_version.rpartition("/")[0], kind.plural,
-                 tuple(verbs), why, names)
+                 tuple(verbs), why, names, stores)
 
 
 def _record(namespace: str, stores: bool) -> list[Grant]:
@@ -96,7 +102,7 @@ def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None,
     stores = mode != "dry-run"
     # create (a dry run is a create too); restore reads by name what the run stored, then deletes it
     grants = [_grant(kind, namespace, ("create", "get", "delete") if stores else ("create",),
-                     f"{'+'.join(u.id for u in units)} ({mode})")]
+                     f"{'+'.join(u.id for u in units)} ({mode})", stores=stores)]
     if controller:
         grants.append(_grant(POD, namespace, ("create",), f"{controller}'s pod template, by dry run"))
     return grants + _record(namespace, stores)
@@ -249,13 +255,29 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
     return grants
 
 
-def cleanup_grants(namespaces: Iterable[str]) -> list[Grant]:
-    """`kirvis cleanup --expired -n NS` for each of `namespaces`: it lists every namespaced kind a technique
-    can create, and the run records, by the ownership labels; reads what a record names; deletes what carries
-    every mark of an expired run."""
+def swept_kinds(grants: Iterable[Grant]) -> dict[str, tuple[Kind, ...]]:
+    """Each namespace `grants` name -> the kinds the run stores there (in `SWEPT_KINDS`' order, controllers
+    first), which `kirvis cleanup --expired --kind` sweeps; a namespace where it stores nothing (dry runs, a
+    guardrail change) maps to no kind: there cleanup reads the run records only."""
+    grants = list(grants)
+    stored = {(grant.namespace, grant.group, grant.resource) for grant in grants if grant.stores}
+    return {namespace: tuple(kind for kind in SWEPT_KINDS
+                             if (namespace, kind.api_version.rpartition("/")[0], kind.plural) in stored)
+            for namespace in sorted({grant.namespace for grant in grants if grant.namespace})}
+
+
+def cleanup_grants(sweeps: dict[str, tuple[Kind, ...]]) -> list[Grant]:
+    """`kirvis cleanup --expired -n NS --kind K...` for each namespace of `sweeps` and its kinds: it lists
+    those kinds and the run records (ConfigMaps) by the ownership labels, reads what a record names (kinds the
+    run stores), deletes what carries every mark of an expired run."""
     return [_grant(kind, namespace, ("list", "get", "delete"), "kirvis cleanup --expired")
-            for namespace in sorted(set(namespaces))
-            for kind in (*SWEPT_KINDS, CONFIG_MAP) if kind.namespaced]
+            for namespace, kinds in sweeps.items() for kind in (*kinds, CONFIG_MAP)]
+
+
+def keep_grants(namespace: str) -> list[Grant]:
+    """`kirvis run --keep-journals-in NS` (chaoskirvis.run.keep): creates a ConfigMap per journal, lists the
+    experiment's kept journals by label, deletes the oldest by name."""
+    return [_grant(CONFIG_MAP, namespace, ("create", "list", "delete"), "kirvis run --keep-journals-in")]
 
 
 _VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete")

@@ -1,7 +1,8 @@
 """The manifests that run the suite in the cluster: Namespace, ServiceAccount, the RBAC the experiments need (a
 Role and RoleBinding in each target namespace, a ClusterRole only for cluster-scoped objects, by name), the
-experiments in a ConfigMap, and a CronJob whose pod runs `kirvis cleanup --expired` (init container) then
-`kirvis run`."""
+experiments in a ConfigMap, and a CronJob whose pod runs `kirvis cleanup --expired` (init containers, one per
+set of namespaces sweeping the same kinds) then `kirvis run`. With `--keep-journals-in NS`, a Role in NS for the
+kept journals' ConfigMaps."""
 from __future__ import annotations
 
 import re
@@ -12,7 +13,10 @@ from typing import Any
 import yaml
 
 from chaoskirvis import __version__
-from chaoskirvis.deploy.permissions import DeployError, Grant, cleanup_grants, experiment_grants, merge
+from chaoskirvis.deploy.permissions import (DeployError, Grant, cleanup_grants, experiment_grants, keep_grants, merge,
+                                            swept_kinds)
+from chaoskirvis.ledger.kinds import qualified
+from chaoskirvis.ledger.refs import CONFIG_MAP, Kind
 
 __all__ = ["Options", "Experiment", "load_experiments", "render", "to_yaml", "DEFAULT_IMAGE", "NAME"]
 
@@ -35,6 +39,10 @@ class Options:
     image: str = DEFAULT_IMAGE
     starting_deadline_seconds: int = 600  # a run missed by more (the controller was down) is skipped, not piled up
     active_deadline_seconds: int = 3600  # the whole job, cleanup included
+    pushgateway: str | None = None  # kirvis run --pushgateway, with --cluster-name (an in-pod run has no context)
+    cluster_name: str | None = None
+    keep_journals_in: str | None = None  # kirvis run --keep-journals-in, and --keep
+    keep: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,20 +137,33 @@ def _container(name: str, args: list[str], options: Options) -> dict[str, Any]:
     }
 
 
-def job_commands(experiments: list[Experiment], namespaces: list[str]) -> tuple[list[str], list[str]]:
-    """The arguments of `kirvis` in the init container (cleanup) and in the container (run)."""
-    cleanup = ["cleanup", "--expired", *(arg for namespace in namespaces for arg in ("-n", namespace))]
+def job_commands(experiments: list[Experiment], sweeps: dict[str, tuple[Kind, ...]],
+                 options: Options) -> tuple[list[list[str]], list[str]]:
+    """The arguments of `kirvis` in each init container (a cleanup of the namespaces that sweep the same kinds;
+    `--kind configmaps` where the run stores nothing: the records only) and in the container (run)."""
+    groups: dict[tuple[Kind, ...], list[str]] = {}
+    for namespace, kinds in sweeps.items():
+        groups.setdefault(kinds, []).append(namespace)
+    cleanups = [["cleanup", "--expired", *(arg for namespace in namespaces for arg in ("-n", namespace)),
+                 *(arg for kind in kinds or (CONFIG_MAP,) for arg in ("--kind", qualified(kind)))]
+                for kinds, namespaces in sorted(groups.items(), key=lambda group: group[1])]
     run = ["run", *(f"{EXPERIMENTS_DIR}/{e.key}" for e in experiments), "--journals", f"{WORK_DIR}/journals"]
-    return cleanup, run
+    if options.pushgateway:
+        run += ["--pushgateway", options.pushgateway, "--cluster-name", str(options.cluster_name)]
+    if options.keep_journals_in:
+        run += ["--keep-journals-in", options.keep_journals_in,
+                *(("--keep", str(options.keep)) if options.keep is not None else ())]
+    return cleanups, run
 
 
-def cron_job(experiments: list[Experiment], namespaces: list[str], options: Options) -> dict[str, Any]:
-    cleanup, run = job_commands(experiments, namespaces)
+def cron_job(experiments: list[Experiment], sweeps: dict[str, tuple[Kind, ...]], options: Options) -> dict[str, Any]:
+    cleanups, run = job_commands(experiments, sweeps, options)
+    names = ["cleanup-expired"] if len(cleanups) == 1 else [f"cleanup-expired-{i}" for i in range(1, len(cleanups) + 1)]
     pod = {
         "serviceAccountName": NAME, "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [_container("cleanup-expired", cleanup, options)],
+        "initContainers": [_container(name, args, options) for name, args in zip(names, cleanups)],
         "containers": [_container("run", run, options)],
         "volumes": [{"name": "experiments", "configMap": {"name": f"{NAME}-experiments"}},
                     {"name": "work", "emptyDir": {"sizeLimit": "256Mi"}},
@@ -164,10 +185,12 @@ def cron_job(experiments: list[Experiment], namespaces: list[str], options: Opti
 def render(experiments: list[Experiment], options: Options) -> list[dict[str, Any]]:
     """Every manifest, in the order they are applied; `DeployError` for what cannot be deployed."""
     grants = [grant for e in experiments for grant in experiment_grants(e.key, e.document)]
-    targets = sorted({grant.namespace for grant in grants if grant.namespace})
-    if not targets:
+    sweeps = swept_kinds(grants)
+    if not sweeps:
         raise DeployError("the experiments attempt nothing in any namespace: there is nothing to run or grant")
-    grants += cleanup_grants(targets)
+    grants += cleanup_grants(sweeps)
+    if options.keep_journals_in:
+        grants += keep_grants(options.keep_journals_in)
     data = {e.key: e.text for e in experiments}
     if sum(len(text.encode()) for text in data.values()) > _CONFIG_MAP_LIMIT:
         raise DeployError("the experiments exceed a ConfigMap's 1 MiB: deploy fewer per suite")
@@ -179,7 +202,7 @@ def render(experiments: list[Experiment], options: Options) -> list[dict[str, An
         *rbac(grants, options),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(f"{NAME}-experiments", options.namespace),
          "data": data},
-        cron_job(experiments, targets, options),
+        cron_job(experiments, sweeps, options),
     ]
 
 
