@@ -372,6 +372,8 @@ def test_the_run_pushes_and_keeps_its_journals_as_asked(tmp_path):
     (["--keep", "3"], "--keep goes with --keep-journals-in"),
     (["--keep-journals-in", "kirvis-system", "--keep", "0"], "keep at least"),
     (["--keep-journals-in", "Kirvis_System"], "is not a DNS label"),
+    # a Role that may list and delete every ConfigMap (names not known in advance) is not granted there
+    (["--keep-journals-in", "kube-system"], "--keep-journals-in kube-system is a protected namespace"),
 ])
 def test_export_options_the_run_would_refuse_are_refused_before_rendering(arguments, says, tmp_path, capsys):
     out = tmp_path / "deploy.yaml"

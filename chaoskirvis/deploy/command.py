@@ -79,6 +79,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from chaoskirvis import __version__
     from chaoskirvis.deploy.render import DEFAULT_IMAGE, Options, load_experiments, render, to_yaml
     from chaoskirvis.ledger.refs import namespace_problem
+    from chaoskirvis.targets import PROTECTED_NAMESPACES
 
     if namespace_problem(args.namespace):
         return _fail(f"invalid --namespace {args.namespace!r}: a namespace is a DNS label such as 'kirvis-system'")
@@ -96,6 +97,9 @@ def _deploy(args: argparse.Namespace) -> int:
     problem = run_options_problem(args)  # the same checks `kirvis run` makes, before the job runs it
     if problem:
         return _fail(problem)
+    if args.keep_journals_in in PROTECTED_NAMESPACES:
+        return _fail(f"--keep-journals-in {args.keep_journals_in} is a protected namespace: the Role there may list "
+                     "and delete every ConfigMap; keep the journals in the deployment's own (--namespace)")
     if args.apply and args.image is None:
         return _fail(f"--apply needs --image REGISTRY/chaostoolkit-kirvis:{__version__}: the default "
                      f"{DEFAULT_IMAGE} names no registry, and the node would run whatever image that short name "
