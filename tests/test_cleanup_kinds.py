@@ -11,6 +11,7 @@ from chaoskirvis.ledger.ownership import object_name, ownership_metadata
 from chaoskirvis.ledger.refs import POD, SECRET, SERVICE
 from chaoskirvis.sandbox.api import parse_api_path
 from chaoskirvis.workload.actions import inject_risky_pod
+from identities import limited_user
 
 
 def stray(kind, run_id: str, slug: str) -> dict:
@@ -118,3 +119,32 @@ def test_an_unknown_kind_is_exit_2_naming_the_known_ones(kind, sandbox, monkeypa
                   "configmaps"):
         assert known in err, err
     assert len(sandbox.sandbox.requests) == seen  # refused before any request
+
+
+def test_an_identity_that_may_list_only_the_kinds_named_cleans_with_them(
+        sandbox, api, make_namespace, run, monkeypatch, capsys, tmp_path):
+    """The point of --kind: a cleaner granted list, get and delete on Services and ConfigMaps only (as
+    `kirvis deploy` grants its job) cleans with `--kind services`, exit 0; without it, the sweep of each other
+    kind is refused, named, and cleanup exits 1."""
+    namespace = make_namespace(enforce="privileged")
+    admin = kube_api(secrets={"KUBECONFIG": str(sandbox.kubeconfig)})
+    run_id = run["configuration"]["kirvis_run_id"]
+    service = stray(SERVICE, run_id, "svc")
+    admin.create(SERVICE.collection_path(namespace), service)
+    name = f"cleaner-{namespace}"
+    kubeconfig = limited_user(sandbox.sandbox, api, name, [
+        {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["list", "get", "delete"]}],
+        tmp_path / "cleaner.kubeconfig")
+    try:
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        assert main(["cleanup", "--all", "-n", namespace, "--kind", "services"]) == 0, capsys.readouterr().err
+        assert not exists(admin, SERVICE, namespace, service["metadata"]["name"])
+        assert main(["cleanup", "--all", "-n", namespace]) == 1
+        err = capsys.readouterr().err
+        for plural in ("deployments", "daemonsets", "cronjobs", "pods", "networkpolicies", "rolebindings", "roles",
+                       "secrets"):
+            assert f"cannot list {plural} in namespace {namespace} (403" in err, err
+        assert "cannot list services" not in err and "cannot list configmaps" not in err, err
+    finally:
+        admin.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}")
+        admin.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}")
