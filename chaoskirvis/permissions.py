@@ -148,6 +148,10 @@ PERMISSIONS: dict[str, tuple[Rule, ...]] = {
         Rule("", "pods", ("list",), NAMESPACE, "Falco's pods, in Falco's namespace"),
         Rule("", "pods/log", ("get",), NAMESPACE, "Falco's logs"),
     ),
+    "`kirvis run --keep-journals-in NS`": (
+        Rule("", "configmaps", ("create", "list", "delete"), NAMESPACE,
+             "NS: a ConfigMap per journal; the experiment's kept journals by label; the oldest beyond --keep"),
+    ),
     "`kirvis cleanup` (without `-n`: across all namespaces)": (
         *(Rule(group, plural, ("list", "get", "delete"), CLUSTER) for group, plural in _SWEPT_NAMESPACED),
         Rule("", "configmaps", ("list", "get", "delete"), CLUSTER,

@@ -89,3 +89,11 @@ def test_a_rule_the_family_table_lacks_is_named():
                    "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]})
     assert uncovered(forged) == [f"Role in {role['metadata']['namespace']}: update configmaps",
                                  "ClusterRole in the cluster: create pods/exec"]
+
+
+def test_the_kept_journals_rule_is_in_the_family_table():
+    manifests = render(load_experiments([DEFAULT_SELECTION[0]]), Options(keep_journals_in="kirvis-system", keep=3))
+    keep = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "kirvis-system"]
+    assert keep and uncovered(keep) == [] and uncovered(manifests) == []
+    family = PERMISSIONS["`kirvis run --keep-journals-in NS`"]
+    assert {verb for rule in keep for r in rule["rules"] for verb in r["verbs"]} == set(family[0].verbs)
