@@ -129,7 +129,7 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
     for key, text in data.items():
         (work / "experiments" / key).write_text(text)
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    cleanups, (container,) = pod["initContainers"], pod["containers"]
+    cleanups, (container,) = pod.get("initContainers", []), pod["containers"]  # none: nothing to sweep
     if in_pod:
         mounted = work / "serviceaccount"
         mounted.mkdir()
@@ -160,7 +160,7 @@ def run_job(deployed: Deployed, work: Path, monkeypatch, capsys, *, in_pod: bool
     *cleaned, (run_code, run_out) = results
     run_ids = [json.loads(journal.read_text())["chaoskirvis"]["run_id"]
                for journal in (work / "journals").glob("*.json")]
-    return Job(max(code for code, _ in cleaned), "".join(out.err for _, out in cleaned), run_code,
+    return Job(max((code for code, _ in cleaned), default=0), "".join(out.err for _, out in cleaned), run_code,
                {name: word for word, name in PROGRESS.findall(run_out.out)}, run_out.out + run_out.err, run_ids)
 
 
@@ -190,9 +190,12 @@ def needs_of(requests: list) -> set[tuple[str | None, str, str, str]]:
         if not request.path.startswith(("/api/", "/apis/")):
             continue  # /version: system:public-info-viewer's
         parsed = parse_api_path(request.path)
-        if parsed.plural != "selfsubjectreviews":  # system:basic-user's
-            needs.add((parsed.namespace, parsed.group, parsed.plural,
-                       verb_of(request.method, bool(parsed.name), request.query)))
+        if parsed.plural == "selfsubjectreviews":  # system:basic-user's
+            continue
+        resource = parsed.plural + (f"/{parsed.subresource}" if parsed.subresource else "")
+        verbs = ("get", "create") if (request.method, parsed.subresource) == ("GET", "exec") \
+            else (verb_of(request.method, bool(parsed.name), request.query),)  # a WebSocket exec is both
+        needs |= {(parsed.namespace, parsed.group, resource, verb) for verb in verbs}
     return needs
 
 

@@ -254,17 +254,40 @@ def test_a_good_schedule_is_rendered(schedule, tmp_path):
     assert by_kind(rendered(tmp_path, "--schedule", schedule), "CronJob")[0]["spec"]["schedule"] == schedule
 
 
-@pytest.mark.parametrize("experiment, says", [
-    # chaostoolkit-kubernetes' activity: its permissions are its own, not known here
-    ("fail-closed/privileged-pod-denied-while-policy-engine-scaled-to-zero.yaml", "chaosk8s"),
-    ("privileged-pod-policy-violation-event.yaml", "permissions of activity 'policy-violation-event' "
-                                                   "(chaoskirvis.detection.probes.alert_in_kubernetes_events) are"),
-    ("identity/team-cannot-bind-cluster-admin.yaml", "inject_rbac_grant"),
+@pytest.mark.parametrize("experiment, activities, says", [
+    # chaostoolkit-kubernetes' activity: its permissions are its own, not computed here
+    ("fail-closed/privileged-pod-denied-while-policy-engine-scaled-to-zero.yaml",
+     "activity 'scale-policy-engine-to-zero' (chaosk8s.deployment.actions.scale_deployment), activity "
+     "'scale-policy-engine-back' (chaosk8s.deployment.actions.scale_deployment): each is an activity of "
+     "chaostoolkit-kubernetes", "not computed here"),
+    # a binding's `bind`, an identity's `impersonate`: a person's decision, never generated
+    ("identity/team-cannot-bind-cluster-admin.yaml", "(chaoskirvis.rbac.actions.inject_rbac_grant): it creates role "
+                                                     "bindings", "would need `bind` on the bound role"),
+    ("identity/team-cannot-read-kube-system-secrets.yaml", "(chaoskirvis.rbac.actions.inject_identity_technique): "
+                                                           "it makes identity objects", "`impersonate` on users"),
+    ("guardrails/team-cannot-lower-pod-security.yaml", "(chaoskirvis.guardrails.actions.tamper_guardrail): kirvis "
+                                                       "deploy does not grant an activity that runs as another "
+                                                       "identity", "a privilege decision for a person to make"),
+    # a receiver in the job's pod nothing can post to
+    ("nodeport-alerted-at-webhook.yaml", "(chaoskirvis.detection.actions.start_alert_receiver): it listens",
+     "poll the alerting system instead"),
 ])
-def test_an_activity_whose_permissions_are_unknown_is_an_error_naming_it(experiment, says, capsys):
+def test_an_activity_deploy_will_not_grant_is_refused_saying_why(experiment, activities, says, capsys):
     assert main(["deploy", str(EXPERIMENTS / experiment)]) == 2
     err = capsys.readouterr().err
-    assert says in err and "are not known; those of chaoskirvis.ledger.probes.injections_blocked" in err, err
+    assert activities in err and says in err, err
+
+
+def test_an_activity_whose_permissions_are_unknown_is_an_error_naming_it(tmp_path, capsys):
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
+    experiment["method"].append({"type": "probe", "name": "trivy", "provider": {
+        "type": "python", "module": "chaoskirvis.nodes.probes", "func": "trivy_operator_detects",
+        "arguments": {"technique": "kubelet-anonymous-auth", "node": "kirvis-worker"}}})
+    (tmp_path / "trivy.yaml").write_text(yaml.safe_dump(experiment))
+    assert main(["deploy", str(tmp_path / "trivy.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "the permissions of activity 'trivy' (chaoskirvis.nodes.probes.trivy_operator_detects) are not known; " \
+           "those of chaoskirvis.ledger.probes.injections_blocked" in err, err
 
 
 def test_bad_options_and_paths_are_errors(tmp_path, capsys):

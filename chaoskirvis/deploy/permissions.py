@@ -30,11 +30,17 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.admission import CHANGE_MODES, MODES
 from chaoskirvis.ledger.refs import CONFIG_MAP, GUARDRAIL_KINDS, NAMESPACE, POD, SWEPT_KINDS, Kind, namespace_problem
+from chaoskirvis.nodes.actions import NODE
+from chaoskirvis.nodes.mirror import STATIC_COMPONENTS, mirror_ref
+from chaoskirvis.nodes.probes import JOB
+from chaoskirvis.posture.guardrails import WEBHOOK_KINDS
+from chaoskirvis.posture.probes import ADMISSION_GROUP, RBAC_GROUP
 from chaoskirvis.targets import check_namespace
 from chaoskirvis.techniques import lookup, lookup_all
 from chaoskirvis.techniques.manifests import CONTROLLERS, TARGET_KINDS
+from chaoskirvis.techniques.nodes import node_technique
 
-__all__ = ["Grant", "Rule", "DeployError", "ACTIVITIES", "experiment_grants", "swept_kinds", "cleanup_grants",
+__all__ = ["Grant", "Rule", "DeployError", "ACTIVITIES", "REFUSED", "experiment_grants", "swept_kinds", "cleanup_grants",
            "keep_grants", "merge"]
 
 
@@ -63,12 +69,13 @@ class Grant:
     why: str
     names: tuple[str, ...] = ()
     stores: bool = False
+    record: bool = False  # the run record: cleanup sweeps the namespaces that hold one
 
 
 def _grant(kind: Kind, namespace: str, verbs: Iterable[str], why: str, names: tuple[str, ...] = (),
-           stores: bool = False) -> Grant:
-    return Grant(namespace if kind.namespaced else None, kind.api_version.rpartition("/")[0], kind.plural,
-                 tuple(verbs), why, names, stores)
+           stores: bool = False, subresource: str = "") -> Grant:
+    return Grant(namespace if kind.namespaced else None, kind.api_version.rpartition("/")[0],
+                 kind.plural + (f"/{subresource}" if subresource else ""), tuple(verbs), why, names, stores)
 
 
 def _record(namespace: str, stores: bool) -> list[Grant]:
@@ -76,7 +83,7 @@ def _record(namespace: str, stores: bool) -> list[Grant]:
     for each further object), deleted by restore_run; read by name by restore (a record changed since, or
     one a dry run never wrote) and listed by the sweep of earlier runs' expired leftovers."""
     verbs = ("create", "patch", "get", "list", "delete") if stores else ("get", "list")
-    return [_grant(CONFIG_MAP, namespace, verbs, "the run record")]
+    return [replace(_grant(CONFIG_MAP, namespace, verbs, "the run record"), record=True)]
 
 
 def _attempt(namespace: Any, techniques: Any, mode: str, controller: str | None, where: str) -> list[Grant]:
@@ -172,7 +179,125 @@ def _family(technique: Any, where: str) -> str:
 
 
 def _nothing(a: dict[str, Any], where: str) -> list[Grant]:
-    return []  # reads the run's own state; restore_run's requests are the attempts' (get, delete) and _record's
+    """No Kubernetes request: the run's own state (restore_run's requests are the attempts' and _record's), or
+    HTTP to an alerting system (Alertmanager, an HTTP query): egress from the job's pod, no RBAC."""
+    return []
+
+
+def _fixed_namespace(namespace: Any, where: str, argument: str = "namespace") -> str:
+    if not isinstance(namespace, str) or namespace_problem(namespace):
+        raise DeployError(f"{where}: {argument} {namespace!r} is not a namespace name; give the experiment's "
+                          "configuration a fixed one (a Role is granted there)")
+    return namespace
+
+
+def _writable_namespace(namespace: Any, where: str) -> str:
+    try:
+        return check_namespace(_fixed_namespace(namespace, where))
+    except ActivityFailed as exc:
+        raise DeployError(f"{where}: {exc}") from None
+
+
+def _events(a: dict[str, Any], where: str) -> list[Grant]:
+    """`alert_in_kubernetes_events`: a list then watches of the Events in the namespace it names, or, naming
+    none, of every namespace's (a ClusterRole: the only cluster-wide read of this family)."""
+    namespace = a["namespace"] and _fixed_namespace(a["namespace"], where)
+    return [Grant(namespace or None, "", "events", ("list", "watch"),
+                  f"Kubernetes Events {'in ' + namespace if namespace else 'of every namespace'}")]
+
+
+def _falco(a: dict[str, Any], where: str) -> list[Grant]:
+    """`alert_in_falco_logs`: Falco's pods listed by label in Falco's namespace, and their logs followed."""
+    namespace = _fixed_namespace(a["namespace"], where)
+    return [_grant(POD, namespace, ("list",), "Falco's pods"),
+            _grant(POD, namespace, ("get",), "Falco's logs", subresource="log")]
+
+
+_POSTURE_RBAC = [Grant(None, RBAC_GROUP, plural, ("list",), "posture: every RBAC object, one list each")
+                 for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")]
+
+
+def _posture_rbac(a: dict[str, Any], where: str) -> list[Grant]:
+    """The RBAC posture probes read the four RBAC lists of the whole cluster, whatever they ask."""
+    return list(_POSTURE_RBAC)
+
+
+def _cluster_lists(*resources: tuple[str, str]) -> list[Grant]:
+    return [Grant(None, group, plural, ("list",), f"posture: every {plural}") for group, plural in resources]
+
+
+def _namespaces_pod_security(a: dict[str, Any], where: str) -> list[Grant]:
+    return _cluster_lists(("", "namespaces"))
+
+
+def _namespaces_default_deny(a: dict[str, Any], where: str) -> list[Grant]:
+    return _cluster_lists(("", "namespaces"), ("networking.k8s.io", "networkpolicies"))
+
+
+def _webhooks_fail_closed(a: dict[str, Any], where: str) -> list[Grant]:
+    chosen = a["kinds"] or list(WEBHOOK_KINDS)
+    unknown = sorted(set(chosen) - set(WEBHOOK_KINDS)) if isinstance(chosen, list) else [chosen]
+    if unknown:
+        raise DeployError(f"{where}: unknown webhook kind(s) {', '.join(map(str, unknown))}: use "
+                          f"{', '.join(WEBHOOK_KINDS)}")
+    return _cluster_lists(*((ADMISSION_GROUP, kind.lower() + "s") for kind in WEBHOOK_KINDS if kind in chosen))
+
+
+def _policy_bindings_deny(a: dict[str, Any], where: str) -> list[Grant]:
+    return _cluster_lists((ADMISSION_GROUP, "validatingadmissionpolicies"),
+                          (ADMISSION_GROUP, "validatingadmissionpolicybindings"))
+
+
+def _exec_pod(namespace: str, why: str) -> list[Grant]:
+    """A pod of the run's own (created, read until it runs, deleted by restore) and commands run in it (a
+    WebSocket exec is authorized as get and as create)."""
+    return [_grant(POD, namespace, ("create", "get", "delete"), why, stores=True),
+            _grant(POD, namespace, ("get", "create"), f"{why}: exec", subresource="exec")]
+
+
+def _runtime(a: dict[str, Any], where: str) -> list[Grant]:
+    """`run_runtime_technique` in a pod of the run's own (an existing `pod` is not granted: its name is the
+    experiment's, and exec into it is a grant over that workload)."""
+    if a["pod"]:
+        raise DeployError(f"{where}: kirvis deploy grants exec only into the run's own pod; leave pod out")
+    namespace = _writable_namespace(a["namespace"], where)
+    try:
+        unit = lookup(a["technique"])
+    except ActivityFailed as exc:
+        raise DeployError(f"{where}: {exc}") from None
+    if unit.target != "exec":
+        raise DeployError(f"{where}: technique {unit.id} is not a runtime technique")
+    return [*_exec_pod(namespace, f"{unit.id}: the run's pod"), *_record(namespace, True)]
+
+
+def _node_fault(a: dict[str, Any], where: str) -> list[Grant]:
+    """`inject_node_fault`: the node named (its gates' labels), the run's agent pod and its commands in
+    `namespace`, and for a static pod manifest's content change the mirror pod kube-system/<component>-<node>
+    (its config hash, until the kubelet restarted the component)."""
+    namespace, node = _writable_namespace(a["namespace"], where), a["node"]
+    if not isinstance(node, str) or not node:
+        raise DeployError(f"{where}: name the node (argument node)")
+    try:
+        change = node_technique(a["technique"]).node_change
+    except ActivityFailed as exc:
+        raise DeployError(f"{where}: {exc}") from None
+    grants = [Grant(None, "", NODE.plural, ("get",), f"{a['technique']}: node {node}'s gates", (node,)),
+              *_exec_pod(namespace, f"{a['technique']}: the run's agent on {node}"), *_record(namespace, True)]
+    if not a["dry_run"] and change.kind in ("flag", "config") and change.component in STATIC_COMPONENTS:
+        mirror = mirror_ref(change.component, node)
+        grants.append(_grant(POD, mirror.namespace, ("get",), f"{a['technique']}: the mirror pod's config hash",
+                             (mirror.name,)))
+    return grants
+
+
+def _kube_bench(a: dict[str, Any], where: str) -> list[Grant]:
+    """`kube_bench_detects` / `cis_checks_pass`: the run's kube-bench Job in `namespace` (read until it finishes,
+    deleted by restore), its pod found by the `job-name` label, that pod's log."""
+    namespace = _writable_namespace(a["namespace"], where)
+    return [_grant(JOB, namespace, ("create", "get", "delete"), "the kube-bench Job", stores=True),
+            _grant(POD, namespace, ("list",), "the kube-bench Job's pod"),
+            _grant(POD, namespace, ("get",), "kube-bench's output", subresource="log"),
+            *_record(namespace, True)]
 
 
 # (module, function) -> what its requests need, given its arguments (defaults filled in) and where it is used.
@@ -188,7 +313,46 @@ ACTIVITIES: dict[tuple[str, str], Callable[[dict[str, Any], str], list[Grant]]] 
     ("chaoskirvis.exposure.actions", "inject_exposure"): _exposure("create"),
     ("chaoskirvis.exposure.probes", "exposure_admission"): _exposure(),
     ("chaoskirvis.guardrails.actions", "tamper_guardrail"): _guardrail,
+    ("chaoskirvis.detection.probes", "alert_in_kubernetes_events"): _events,
+    ("chaoskirvis.detection.probes", "alert_in_falco_logs"): _falco,
+    ("chaoskirvis.detection.probes", "alert_in_alertmanager"): _nothing,
+    ("chaoskirvis.detection.probes", "alert_in_http_query"): _nothing,
+    ("chaoskirvis.posture.probes", "who_can"): _posture_rbac,
+    ("chaoskirvis.posture.probes", "effective_permissions"): _posture_rbac,
+    ("chaoskirvis.posture.probes", "no_wildcard_roles_bound"): _posture_rbac,
+    ("chaoskirvis.posture.probes", "no_anonymous_bindings"): _posture_rbac,
+    ("chaoskirvis.posture.probes", "no_service_account_reads_secrets_cluster_wide"): _posture_rbac,
+    ("chaoskirvis.posture.probes", "namespaces_enforce_pod_security"): _namespaces_pod_security,
+    ("chaoskirvis.posture.probes", "namespaces_have_default_deny"): _namespaces_default_deny,
+    ("chaoskirvis.posture.probes", "security_webhooks_fail_closed"): _webhooks_fail_closed,
+    ("chaoskirvis.posture.probes", "security_policy_bindings_deny"): _policy_bindings_deny,
+    ("chaoskirvis.runtime.actions", "run_runtime_technique"): _runtime,
+    ("chaoskirvis.nodes.actions", "inject_node_fault"): _node_fault,
+    ("chaoskirvis.nodes.probes", "kube_bench_detects"): _kube_bench,
+    ("chaoskirvis.nodes.probes", "cis_checks_pass"): _kube_bench,
 }
+_IMPERSONATION = ("runs as another identity (impersonation, or a service account's token): the CronJob would "
+                  "need `impersonate` on users, groups or service accounts (or create on serviceaccounts/token), "
+                  "and so could act as them on every run; that is a privilege decision for a person to make, so "
+                  "kirvis deploy does not generate it: run this experiment from a workstation or CI, or grant "
+                  "the ServiceAccount the impersonation yourself")
+_IDENTITY = f"makes identity objects (roles, bindings, tokens, certificate requests) or {_IMPERSONATION}"
+_BIND = ("creates role bindings or roles: the CronJob would need `bind` on the bound role (`escalate` for a "
+         "role), with which a ServiceAccount can grant itself anything that role holds; that is a privilege "
+         "decision for a person to make, so kirvis deploy does not generate it")
+# (module, function) kirvis deploy refuses on purpose -> why; a module prefix for another extension's.
+REFUSED: dict[tuple[str, str], str] = {
+    ("chaoskirvis.rbac.actions", "inject_rbac_grant"): _BIND,
+    ("chaoskirvis.rbac.probes", "rbac_grant_admission"): _BIND,
+    ("chaoskirvis.rbac.actions", "inject_identity_technique"): _IDENTITY,
+    ("chaoskirvis.rbac.probes", "identity_technique_admission"): _IDENTITY,
+    ("chaoskirvis.detection.actions", "start_alert_receiver"): (
+        "listens for alerts in the run's process: in the job's pod nothing outside can reach it (no Service, a "
+        "new pod address every run, and its token would have to be a Secret the alerting side shares); poll "
+        "the alerting system instead (alert_in_alertmanager, alert_in_http_query)"),
+}
+_REFUSED_MODULES = {"chaosk8s.": ("is an activity of chaostoolkit-kubernetes: what it may scale, delete or read is "
+                                  "its own (any workload it names), not computed here")}
 # Controls whose requests every authenticated identity may make (see the module docstring).
 CONTROLS = {"chaoskirvis.controls.evidence"}
 _IDENTITY_ARGUMENTS = ("as_user", "as_groups", "as_service_account")
@@ -221,6 +385,15 @@ def _label(activity: Any) -> str:
     return f"{provider.get('module')}.{provider.get('func')}"
 
 
+def _refusal(provider: dict[str, Any]) -> str | None:
+    """Why kirvis deploy refuses this activity on purpose, or None."""
+    module, func = provider.get("module"), provider.get("func")
+    if provider.get("type") != "python" or not isinstance(module, str):
+        return None
+    return REFUSED.get((module, func)) or next(
+        (why for prefix, why in _REFUSED_MODULES.items() if module.startswith(prefix)), None)
+
+
 def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
     """What the runner needs for every activity of `experiment` (file `name`), or `DeployError`: naming every
     activity (or the control) whose permissions are not known here, else the first activity whose arguments
@@ -235,6 +408,14 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
     activities = [activity for activity in (*((experiment.get("steady-state-hypothesis") or {}).get("probes") or []),
                                             *(experiment.get("method") or []), *(experiment.get("rollbacks") or []))
                   if not (isinstance(activity, dict) and "ref" in activity)]
+    refused: dict[str, list[Any]] = {}
+    for activity in activities:
+        if why := _refusal(_provider(activity)):
+            refused.setdefault(why, []).append(activity)
+    if refused:
+        raise DeployError(f"{name}: kirvis deploy does not grant " + "; nor ".join(
+            f"{', '.join(f'activity {_name(a)!r} ({_label(a)})' for a in refusing)}: "
+            f"{'it' if len(refusing) == 1 else 'each'} {why}" for why, refusing in refused.items()))
     unknown = [activity for activity in activities if _provider(activity).get("type") != "python"
                or (_provider(activity).get("module"), _provider(activity).get("func")) not in ACTIVITIES]
     if unknown:
@@ -249,7 +430,7 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
         arguments = _arguments(provider["module"], provider["func"],
                                substitute(provider.get("arguments") or {}, configuration, {}), where)
         if any(arguments.get(argument) for argument in _IDENTITY_ARGUMENTS):
-            raise DeployError(f"{where}: kirvis deploy does not compute impersonation permissions yet")
+            raise DeployError(f"{where}: kirvis deploy does not grant an activity that {_IMPERSONATION}")
         grants += [replace(grant, why=f"{provider['func']} in {name}: {grant.why}")
                    for grant in needs(arguments, where)]
     return grants
@@ -258,12 +439,13 @@ def experiment_grants(name: str, experiment: dict[str, Any]) -> list[Grant]:
 def swept_kinds(grants: Iterable[Grant]) -> dict[str, tuple[Kind, ...]]:
     """Each namespace `grants` name -> the kinds the run stores there (in `SWEPT_KINDS`' order, controllers
     first), which `kirvis cleanup --expired --kind` sweeps; a namespace where it stores nothing (dry runs, a
-    guardrail change) maps to no kind: there cleanup reads the run records only."""
+    guardrail change) maps to no kind: there cleanup reads the run records only. Only the namespaces that hold a
+    run record: where a run only reads (Falco's, kube-system's mirror pod, Events), there is nothing to sweep."""
     grants = list(grants)
     stored = {(grant.namespace, grant.group, grant.resource) for grant in grants if grant.stores}
     return {namespace: tuple(kind for kind in SWEPT_KINDS
                              if (namespace, kind.api_version.rpartition("/")[0], kind.plural) in stored)
-            for namespace in sorted({grant.namespace for grant in grants if grant.namespace})}
+            for namespace in sorted({grant.namespace for grant in grants if grant.record})}
 
 
 def cleanup_grants(sweeps: dict[str, tuple[Kind, ...]]) -> list[Grant]:

@@ -163,7 +163,8 @@ def cron_job(experiments: list[Experiment], sweeps: dict[str, tuple[Kind, ...]],
         "serviceAccountName": NAME, "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                             "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [_container(name, args, options) for name, args in zip(names, cleanups)],
+        **({"initContainers": [_container(name, args, options) for name, args in zip(names, cleanups)]}
+           if cleanups else {}),  # a selection that only reads (posture) keeps no record to sweep
         "containers": [_container("run", run, options)],
         "volumes": [{"name": "experiments", "configMap": {"name": f"{NAME}-experiments"}},
                     {"name": "work", "emptyDir": {"sizeLimit": "256Mi"}},
@@ -185,9 +186,9 @@ def cron_job(experiments: list[Experiment], sweeps: dict[str, tuple[Kind, ...]],
 def render(experiments: list[Experiment], options: Options) -> list[dict[str, Any]]:
     """Every manifest, in the order they are applied; `DeployError` for what cannot be deployed."""
     grants = [grant for e in experiments for grant in experiment_grants(e.key, e.document)]
+    if not grants:
+        raise DeployError("the experiments send no request to the cluster: there is nothing to run or grant")
     sweeps = swept_kinds(grants)
-    if not sweeps:
-        raise DeployError("the experiments attempt nothing in any namespace: there is nothing to run or grant")
     grants += cleanup_grants(sweeps)
     if options.keep_journals_in:
         grants += keep_grants(options.keep_journals_in)
