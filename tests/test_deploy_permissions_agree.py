@@ -58,6 +58,21 @@ def test_deploy_supports_the_default_selection_and_more():
     assert set(DEFAULT_SELECTION) <= set(SUPPORTED) and len(SUPPORTED) > len(DEFAULT_SELECTION)
 
 
+def test_every_shipped_experiment_deploy_does_not_support_is_refused_on_purpose():
+    """35 of the 54 deploy (every blocking, polling-detection, posture and node experiment, and the guardrail one
+    the runner makes itself); each other is refused for a reason docs/deploy.md gives (impersonation, bind, the
+    in-pod receiver, chaostoolkit-kubernetes), none for an activity deploy merely does not know."""
+    shipped = sorted(p for p in EXPERIMENTS.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+    assert (len(SUPPORTED), len(shipped)) == (35, 54)
+    for path in sorted(set(shipped) - set(SUPPORTED)):
+        with pytest.raises(DeployError, match="kirvis deploy does not grant"):
+            render(load_experiments([path]), Options())
+    families = {path.relative_to(EXPERIMENTS).parts[0] for path in SUPPORTED}
+    assert {"posture", "nodes", "guardrails", "privileged-pod-detected-by-falco.yaml",
+            "terminal-shell-detected-by-falco.yaml", "privileged-pod-policy-violation-event.yaml",
+            "privileged-pod-alerted-in-alertmanager.yaml"} <= families
+
+
 @pytest.mark.parametrize("path", SUPPORTED, ids=lambda p: p.stem)
 def test_every_rule_deploy_generates_is_in_the_family_table(path):
     assert uncovered(render(load_experiments([path]), Options())) == []
@@ -76,6 +91,20 @@ def test_a_cluster_scoped_guardrail_rule_is_in_the_family_table(tmp_path):
     path.write_text(yaml.safe_dump(experiment))
     manifests = render(load_experiments([path]), Options())
     assert {m["kind"] for m in manifests} >= {"ClusterRole", "Role"}
+    assert uncovered(manifests) == []
+
+
+def test_events_of_one_namespace_are_a_role_the_family_table_covers(tmp_path):
+    """The family table grants Events cluster-wide; deploy narrows them to a Role where the probe names one."""
+    experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-policy-violation-event.yaml").read_text())
+    probe = next(a for a in experiment["method"] if a["provider"]["func"] == "alert_in_kubernetes_events")
+    probe["provider"]["arguments"]["namespace"] = "${namespace}"
+    path = tmp_path / "events.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    manifests = render(load_experiments([path]), Options())
+    assert "ClusterRole" not in {m["kind"] for m in manifests}
+    (role,) = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "team-privileged"]
+    assert {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]} in role["rules"]
     assert uncovered(manifests) == []
 
 

@@ -174,6 +174,47 @@ def test_what_cannot_be_granted_exactly_is_an_error_naming_the_activity(argument
     assert "changed.yaml: activity 'open-port-with-nodeport-service'" in err and says in err, err
 
 
+@pytest.mark.parametrize("experiment, activity, arguments, says", [
+    # the runtime pod is the run's own: exec into a named workload is not granted
+    ("terminal-shell-detected-by-falco", "spawn-shell-in-container",
+     {"technique": "terminal-shell", "namespace": "team-privileged", "pod": "api-0"}, "only into the run's own pod"),
+    ("terminal-shell-detected-by-falco", "spawn-shell-in-container",
+     {"technique": "terminal-shell", "namespace": "kube-system"}, "namespace kube-system is protected"),
+    ("terminal-shell-detected-by-falco", "spawn-shell-in-container",
+     {"technique": "privileged", "namespace": "team-privileged"}, "privileged is not a runtime technique"),
+    ("terminal-shell-detected-by-falco", "falco-alert", {"namespace": "${nowhere}"},
+     "namespace '${nowhere}' is not a namespace name"),
+    ("posture/security-webhooks-fail-closed", "security-webhooks-fail-closed", {"kinds": ["WebhookConfiguration"]},
+     "unknown webhook kind(s) WebhookConfiguration"),
+    ("nodes/apiserver-profiling-detected-by-kube-bench", "turn-on-apiserver-profiling",
+     {"technique": "no-such-fault", "node": "kirvis-control-plane"}, "'no-such-fault' is not a node technique"),
+    ("nodes/apiserver-profiling-detected-by-kube-bench", "kube-bench-reports-1.2.15",
+     {"checks": ["1.2.15"], "node": "kirvis-control-plane", "namespace": "kube-system"}, "protected"),
+])
+def test_a_new_family_s_argument_that_cannot_be_granted_exactly_is_refused(experiment, activity, arguments, says,
+                                                                           tmp_path, capsys):
+    document = yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text())
+    activities = [*document["steady-state-hypothesis"]["probes"], *document["method"]]
+    next(a for a in activities if a["name"] == activity)["provider"]["arguments"] = arguments
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(document))
+    assert main(["deploy", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"changed.yaml: activity '{activity}'" in err and says in err, err
+
+
+def test_a_probe_of_mirror_pods_is_granted_only_for_a_manifest_content_change(tmp_path):
+    """A mode change restarts nothing: no rule in kube-system; a flag change reads that one mirror pod."""
+    def kube_system(name: str) -> list[dict]:
+        manifests = render(load_experiments([EXPERIMENTS / "nodes" / f"{name}.yaml"]), Options())
+        return [rule for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "kube-system"
+                for rule in m["rules"]]
+    assert kube_system("apiserver-manifest-mode-detected-by-kube-bench") == []
+    assert kube_system("apiserver-profiling-detected-by-kube-bench") == [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["kube-apiserver-kirvis-control-plane"],
+         "verbs": ["get"]}]
+
+
 def test_a_mode_the_activity_does_not_have_is_refused(tmp_path, capsys):
     experiment = yaml.safe_load((EXPERIMENTS / "privileged-pod-denied.yaml").read_text())
     experiment["method"][1]["provider"]["arguments"]["mode"] = "dryrun"
