@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,10 +360,13 @@ def test_every_generated_rule_is_needed(deployed, scenarios, tmp_path, monkeypat
     assert leftovers(deployed.api, run_ids) == []
 
 
-def leftovers(api: KubeAPI, run_ids: list[str]) -> list[tuple[str, str, str]]:
+def leftovers(api: KubeAPI, run_ids: list[str],
+              namespaces: Iterable[str] = ("gr-team", "team-baseline", "team-restricted")) -> list[tuple[str, str, str]]:
+    """(namespace, plural, name) of what carries one of `run_ids` in `namespaces`, of every swept kind and the
+    records."""
     selector = f"{RUN_ID_LABEL} in ({','.join(run_ids)})"
     return [(namespace, kind.plural, item["metadata"]["name"])
-            for namespace in ("gr-team", "team-baseline", "team-restricted") for kind in (*SWEPT_KINDS, CONFIG_MAP)
+            for namespace in sorted(namespaces) for kind in (*SWEPT_KINDS, CONFIG_MAP)
             if kind.namespaced
             for item in api.get(kind.collection_path(namespace), labelSelector=selector)["items"]]
 

@@ -13,9 +13,11 @@ Kubernetes' default RBAC (``system:basic-user``, ``system:public-info-viewer``),
 for them.
 
 An activity, control or provider this table does not know is an error (`DeployError`) naming it: a grant
-guessed for it would be either too wide or, silently, too narrow. tests/test_deploy_least_privilege.py
-proves the grants for the default selection are enough (the suite holds as the ServiceAccount) and each
-rule needed (without it the job fails).
+guessed for it would be either too wide or, silently, too narrow. Some are refused on purpose (`REFUSED`, with
+the reason in the message): acting as another identity needs `impersonate`, a binding `bind`, and granting a
+CronJob those is a person's decision. tests/test_deploy_least_privilege.py proves the grants for the default
+selection are enough (the suite holds as the ServiceAccount) and each rule needed (without it the job fails);
+tests/test_deploy_families.py the same for detection, runtime, posture and node experiments.
 """
 from __future__ import annotations
 
