@@ -186,6 +186,9 @@ def test_what_cannot_be_granted_exactly_is_an_error_naming_the_activity(argument
      "namespace '${nowhere}' is not a namespace name"),
     ("posture/security-webhooks-fail-closed", "security-webhooks-fail-closed", {"kinds": ["WebhookConfiguration"]},
      "unknown webhook kind(s) WebhookConfiguration"),
+    # nothing of Kubernetes, but what the job's pod would need is not rendered
+    ("privileged-pod-alerted-in-alertmanager", "alert-reaches-alertmanager",
+     {"url": "https://alertmanager.example:9093", "token_secret": "AM_TOKEN"}, "token_secret would have to be in"),
     ("nodes/apiserver-profiling-detected-by-kube-bench", "turn-on-apiserver-profiling",
      {"technique": "no-such-fault", "node": "kirvis-control-plane"}, "'no-such-fault' is not a node technique"),
     ("nodes/apiserver-profiling-detected-by-kube-bench", "kube-bench-reports-1.2.15",

@@ -181,8 +181,18 @@ def _family(technique: Any, where: str) -> str:
 
 
 def _nothing(a: dict[str, Any], where: str) -> list[Grant]:
-    """No Kubernetes request: the run's own state (restore_run's requests are the attempts' and _record's), or
-    HTTP to an alerting system (Alertmanager, an HTTP query): egress from the job's pod, no RBAC."""
+    """No Kubernetes request: the run's own state (restore_run's requests are the attempts' and _record's)."""
+    return []
+
+
+def _http_poll(a: dict[str, Any], where: str) -> list[Grant]:
+    """`alert_in_alertmanager`, `alert_in_http_query`: HTTP to the alerting system, no Kubernetes request. A
+    `token_secret` or `ca_file` would have to be in the job's pod, which kirvis deploy gives neither."""
+    given = [argument for argument in ("token_secret", "ca_file") if a.get(argument)]
+    if given:
+        raise DeployError(f"{where}: {' and '.join(given)} would have to be in the job's pod (an environment "
+                          "variable, a mounted file), which kirvis deploy does not render; leave them out, or add "
+                          "them to the rendered CronJob yourself")
     return []
 
 
@@ -317,8 +327,8 @@ ACTIVITIES: dict[tuple[str, str], Callable[[dict[str, Any], str], list[Grant]]] 
     ("chaoskirvis.guardrails.actions", "tamper_guardrail"): _guardrail,
     ("chaoskirvis.detection.probes", "alert_in_kubernetes_events"): _events,
     ("chaoskirvis.detection.probes", "alert_in_falco_logs"): _falco,
-    ("chaoskirvis.detection.probes", "alert_in_alertmanager"): _nothing,
-    ("chaoskirvis.detection.probes", "alert_in_http_query"): _nothing,
+    ("chaoskirvis.detection.probes", "alert_in_alertmanager"): _http_poll,
+    ("chaoskirvis.detection.probes", "alert_in_http_query"): _http_poll,
     ("chaoskirvis.posture.probes", "who_can"): _posture_rbac,
     ("chaoskirvis.posture.probes", "effective_permissions"): _posture_rbac,
     ("chaoskirvis.posture.probes", "no_wildcard_roles_bound"): _posture_rbac,
