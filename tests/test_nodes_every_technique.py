@@ -45,6 +45,7 @@ from chaoskirvis.ledger.record import record_name
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.nodes import mirror, session
 from chaoskirvis.nodes.actions import inject_node_fault
+from chaoskirvis.nodes.agent_commands import write_command
 from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.techniques.nodes import NODE_TECHNIQUES
 from tests.fault_proxy import Drop, FaultProxy
@@ -445,3 +446,60 @@ def test_cleanup_after_a_kill_leaves_someone_elses_change_alone(core, sandbox, t
     with pytest.raises(client.ApiException) as gone:
         core.read_namespaced_config_map(record_name(run_id), "default")
     assert gone.value.status == 404
+
+
+CONTENT_UNITS = [pytest.param(unit, id=unit.id) for unit in NODE_TECHNIQUES if unit.node_change.kind in ("flag", "config")]
+
+
+@pytest.mark.parametrize("cut", ["change-before-stdin", "change-mid-stdin", "restore-mid-stdin"])
+@pytest.mark.parametrize("unit", CONTENT_UNITS)
+def test_a_write_cut_short_by_the_kill_is_put_back(core, sandbox, trees, killing, tmp_path, unit, cut):
+    """On a node the kubelet starts the exec's process at once and streams its stdin: the write's shell has
+    truncated the file (`cat > "$1"`) before the content arrives, so a runner (or a cleanup) killed while it
+    sends leaves the start of what it was writing, mode and owner unchanged. The sandbox runs the process only
+    once stdin is closed, so the test runs the agent's own write command on the tree with the stdin cut short."""
+    node, root, path = where(unit, trees)
+    with kubelet_for(core, unit, root):
+        before = seen(root, path)
+        original = (root / path.lstrip("/")).read_bytes()
+        if cut.startswith("change"):
+            run_id = kill_runner_at("before-change", unit, node, root, core, killing, tmp_path)
+            writing = unit.node_change.new_content(original)
+        else:  # a first cleanup killed while it wrote the original back over the change
+            run_id = kill_runner_at("after-change", unit, node, root, core, killing, tmp_path)
+            writing = original
+        sent = b"" if cut == "change-before-stdin" else writing[:writing.index(b"\n", len(writing) // 2) - 1]
+        subprocess.run(write_command(str(root), path), input=sent, check=True)
+        assert seen(root, path)[:3] == before[:3] and (root / path.lstrip("/")).read_bytes() == sent
+        code, said = cleanup(killing, sandbox, run_id, tmp_path)
+        assert code == 0, said
+        assert seen(root, path) == before
+        assert f"node file {path} on node {node}: put back" in said
+        assert run_pods(core, run_id) == []
+
+
+@pytest.mark.parametrize("unit", CONTENT_UNITS)
+def test_the_last_lines_deleted_by_someone_else_are_not_taken_for_a_cut_write(core, sandbox, trees, unit):
+    node, root, path = where(unit, trees)
+    run = run_args(sandbox)
+    run_id = run["configuration"]["kirvis_run_id"]
+    reset_run_id(run_id)
+    file = root / path.lstrip("/")
+    try:
+        with kubelet_for(core, unit, root):
+            before = seen(root, path)
+            inject_node_fault(unit.id, node, within=10, **run)
+            content = file.read_bytes()
+            file.write_bytes(content[:content.rstrip(b"\n").rindex(b"\n") + 1])  # a start of what the run wrote
+            theirs = seen(root, path)
+            if theirs == before:  # the key the run appended was the last line: they put the original back
+                restore_run(**run)
+            else:
+                with pytest.raises(ActivityFailed, match=f"node file {path} on node {node}: .* changed since the"):
+                    restore_run(**run)
+                assert seen(root, path) == theirs
+                reset_tree(root)
+                restore_run(**run)
+            assert run_pods(core, run_id) == []
+    finally:
+        reset_run_id()

@@ -1,4 +1,5 @@
-"""Put a node file back as it was, only if it is still what the run left; otherwise leave it and say so.
+"""Put a node file back as it was, only if it is still what the run left (or a write of the run cut short by a
+kill, `cut_short`); otherwise leave it and say so.
 
 Files are compared by mode, owner and sha256 (`identity`): the run's record keeps the original's content
 but only the checksum of what the run left.
@@ -10,7 +11,7 @@ from typing import Callable
 from chaoskirvis.nodes import agent_commands as actions
 from chaoskirvis.nodes.agent_commands import FileState
 
-__all__ = ["Runner", "identity", "read_state", "apply_state", "restore_file"]
+__all__ = ["Runner", "identity", "read_state", "apply_state", "cut_short", "restore_file"]
 
 # Runs one fixed argv with stdin (locally, or through the agent's exec) and returns its stdout.
 Runner = Callable[[list[str], bytes], str]
@@ -37,9 +38,23 @@ def apply_state(run: Runner, root: str, path: str, state: FileState, current: Fi
         run(actions.chown_command(root, path, state.uid, state.gid), b"")
 
 
+def cut_short(now: FileState, original: FileState, written: bytes | None) -> bool:
+    """Whether `now` is a write of the run cut short: the original's mode and owner, and a proper prefix of the
+    content the change wrote (`written`) or of the original a restore wrote back, either empty or ending
+    mid-line. The write's shell truncates the file before its stdin arrives (`cat > "$1"`), so an agent, runner
+    or cleanup killed while sending leaves such a file. A prefix ending with a whole line is what a person
+    deleting the last lines leaves: that stays a conflict (as does a cut that happened to end at a line end)."""
+    if written is None or (now.mode, now.uid, now.gid) != (original.mode, original.uid, original.gid):
+        return False
+    if now.content.endswith(b"\n"):
+        return False
+    return any(len(now.content) < len(full) and full.startswith(now.content) for full in (written, original.content))
+
+
 def restore_file(run: Runner, root: str, path: str, original: FileState, left: FileState,
-                 settle: Callable[[], None] | None = None) -> str:
-    """"restored" when the file is still exactly what the run left; "conflict: ..." (file untouched) otherwise.
+                 settle: Callable[[], None] | None = None, written: bytes | None = None) -> str:
+    """"restored" when the file is still exactly what the run left, or a write of the run cut short
+    (`cut_short`, given the content the change wrote as `written`); "conflict: ..." (file untouched) otherwise.
 
     `settle` runs between the write and the read-back (waiting for a component the write restarts), and
     when the file is the original already."""
@@ -48,7 +63,7 @@ def restore_file(run: Runner, root: str, path: str, original: FileState, left: F
         if settle is not None:  # a cleanup killed after its write: the component may still be restarting
             settle()
         return "restored"  # someone (or a previous cleanup) already put it back
-    if identity(now) != identity(left):
+    if identity(now) != identity(left) and not cut_short(now, original, written):
         return (f"conflict: {path} changed since the run left it (mode {now.mode} owner {now.uid}:{now.gid} "
                 f"sha256 {now.sha256}); left alone")
     apply_state(run, root, path, original, current=now)

@@ -51,7 +51,8 @@ def restore_node_file(api: KubeAPI, entry: NodeFileEntry, within: float | None =
         if agent is None:
             agent = started = start_agent(api, entry.run_id, technique, node, [path], entry.agent_ref.namespace,
                                           data["agent"]["image"], within)
-        result = _restore(api, agent, entry, change.component, within)
+        written = expected.content if change.kind in ("flag", "config") else None  # what the change wrote
+        result = _restore(api, agent, entry, change.component, within, written)
     except (ActivityFailed, ApiError, ValueError) as exc:
         result = ChangeResult("failed", f"{entry}: {exc}")
     removal = remove_agent(api, started) if started is not None else None
@@ -60,7 +61,8 @@ def restore_node_file(api: KubeAPI, entry: NodeFileEntry, within: float | None =
     return result
 
 
-def _restore(api: KubeAPI, agent: Agent, entry: NodeFileEntry, component: str | None, within: float) -> ChangeResult:
+def _restore(api: KubeAPI, agent: Agent, entry: NodeFileEntry, component: str | None, within: float,
+             written: bytes | None) -> ChangeResult:
     data, original, left = entry.entry, entry.original, entry.left
     waited: list[str] = []
 
@@ -68,7 +70,7 @@ def _restore(api: KubeAPI, agent: Agent, entry: NodeFileEntry, component: str | 
         if component in STATIC_COMPONENTS and original.sha256 != left.sha256:  # the kubelet restarts it
             waited.append(wait_component(api, component, data["node"], data.get("mirror_hash"), within, back=True))
 
-    verdict = restore_file(agent.run, HOST_ROOT, data["path"], original, left, settle)
+    verdict = restore_file(agent.run, HOST_ROOT, data["path"], original, left, settle, written)
     if verdict != "restored":
         current = read_state(agent.run, HOST_ROOT, data["path"])
         return ChangeResult("conflict", f"{entry}: {verdict.removeprefix('conflict: ')}; its record entry is kept: "
