@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import re
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,10 +54,9 @@ def rule_of(manifests: list[dict], kind: str, namespace: str | None, resource: s
 
 
 def holds_and_each_new_rule_is_needed(deployed: Deployed, scenarios, tmp_path: Path, monkeypatch, capsys,
-                                      verdict: str = "HELD", unreported: dict[str, Callable] | None = None) -> list[str]:
+                                      verdict: str = "HELD") -> list[str]:
     """The job's verdicts all `verdict` with nothing asked beyond the rules; then without each rule but the
-    ConfigMaps' (the records and the kept journals), the job fails. The rules removed, as `resource in where`.
-    `unreported`: a rule whose refusal the activity does not report (yet) -> a check of that job instead."""
+    ConfigMaps' (the records and the kept journals), the job fails. The rules removed, as `resource in where`."""
     seen = len(scenarios.sandbox.requests)
     job = run_job(deployed, tmp_path / "whole", monkeypatch, capsys)
     assert (job.cleanup, job.run) == (0, 0), job.cleanup_err + job.output
@@ -85,9 +83,6 @@ def holds_and_each_new_rule_is_needed(deployed: Deployed, scenarios, tmp_path: P
             what = f"{resource} in {where or 'the cluster'}"
             removed.append(what)
             run_ids += job.run_ids
-            if what in (unreported or {}):
-                unreported[what](job, tmp_path / str(attempt))
-                continue
             assert job.run == 2 and "ERROR" in job.verdicts.values(), f"the job still passes without {what}:\n" \
                                                                       f"{job.output}"
             denied = rf'cannot [a-z]+ resource \\?"{re.escape(resource)}\\?" in API group \\?"{re.escape(group)}\\?"'
@@ -208,19 +203,8 @@ def test_a_node_fault_judged_by_kube_bench(scenarios, nodes, tmp_path, monkeypat
         assert rule_of(deployed.manifests, "Role", "kube-system", "pods") == {
             "apiGroups": [""], "resources": ["pods"], "resourceNames": [f"kube-apiserver-{NODE_CONTROL}"],
             "verbs": ["get"]}
-        removed = holds_and_each_new_rule_is_needed(deployed, scenarios, tmp_path, monkeypatch, capsys,
-                                                    unreported={"pods in kube-system": restart_not_seen})
+        removed = holds_and_each_new_rule_is_needed(deployed, scenarios, tmp_path, monkeypatch, capsys)
     finally:
         undeploy(deployed)
     assert sorted(removed) == ["jobs in default", "nodes in the cluster", "pods in default", "pods in kube-system",
                                "pods/exec in default", "pods/log in default"]
-
-
-def restart_not_seen(job, work: Path) -> None:
-    """Without get on the mirror pod the run cannot see the API server restart with the change: the refused
-    read is taken for "no mirror pod" (chaoskirvis.nodes.mirror.config_hash answers None for any error, so the
-    run goes on and kube-bench may judge the component before it restarted; /tmp/h/deploy3-requests.md asks
-    for a 403 there to be the run's error, which would make this rule's absence an ERROR like the others')."""
-    (journal,) = (work / "journals").glob("*.json")
-    outcome = next(o for o in json.loads(journal.read_text())["chaoskirvis"]["outcomes"] if o.get("kind") == "NodeFile")
-    assert outcome["component"].startswith("not waited for kube-apiserver: no mirror pod"), outcome

@@ -31,11 +31,18 @@ def mirror_ref(component: str, node: str) -> ObjectRef:
 
 
 def config_hash(api: KubeAPI, component: str, node: str) -> str | None:
-    """The mirror pod's config hash now, or None when there is no such mirror pod (or it cannot be read)."""
+    """The mirror pod's config hash now, or None when there is no such mirror pod (404). ActivityFailed when it
+    cannot be read: a refused read (403) is not the absence of a mirror pod, and taking it for one would skip
+    the wait for the component's restart."""
+    ref = mirror_ref(component, node)
     try:
-        pod = api.get(mirror_ref(component, node).path)
-    except (ApiError, ActivityFailed):
-        return None
+        pod = api.get(ref.path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise ActivityFailed(f"could not read the mirror pod {ref.namespace}/{ref.name} ({exc.status}: {exc.message});"
+                             f" the runner needs get on pods in {ref.namespace} (that pod by name) to see "
+                             f"{component} restart") from None
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH)
 
 
