@@ -393,7 +393,8 @@ def kill_runner_at(point: str, unit, node: str, root: Path, core, killing, tmp_p
         gate.released.set()
     record = core.read_namespaced_config_map(record_name(run_id), "default").to_dict()
     (entry,), invalid = node_file_entries(record, run_id)
-    assert invalid == [] and entry.entry["state"] == "node-changing" and entry.original.sha256 == before[3]
+    assert invalid == [] and entry.entry["state"] == "node-changing"
+    assert (entry.original.mode, entry.original.uid, entry.original.gid, entry.original.sha256) == before
     if point == "before-change":
         assert seen(root, path) == before
     else:
@@ -502,4 +503,36 @@ def test_the_last_lines_deleted_by_someone_else_are_not_taken_for_a_cut_write(co
                 restore_run(**run)
             assert run_pods(core, run_id) == []
     finally:
+        reset_run_id()
+
+
+def test_a_forged_entry_cannot_fill_an_empty_file_elsewhere(core, sandbox, trees):
+    """The cut-write rule holds only at the technique's own path: an entry naming another (empty) file, with an
+    original of the forger's choosing, is a conflict and the file stays empty."""
+    from chaoskirvis.client import kube_api
+    from chaoskirvis.ledger.node_files import NodeFileEntry, entry_key
+    from chaoskirvis.nodes import restoring
+
+    root = reset_tree(trees[WORKER])
+    empty = root / "var/lib/kubelet/empty.yaml"
+    empty.write_bytes(b"")
+    empty.chmod(0o600)
+    run = run_args(sandbox)
+    run_id = run["configuration"]["kirvis_run_id"]
+    reset_run_id(run_id)
+    try:
+        inject_node_fault("kubelet-anonymous-auth", WORKER, within=10, **run)
+        record = core.read_namespaced_config_map(record_name(run_id), "default").to_dict()
+        (entry,), _ = node_file_entries(record, run_id)
+        for pod in run_pods(core, run_id):
+            core.delete_namespaced_pod(pod, "default", grace_period_seconds=0)
+        forged = {**entry.entry, "path": "/var/lib/kubelet/empty.yaml"}
+        forged_entry = NodeFileEntry(entry_key(WORKER, forged["path"]), forged, run_id, entry.home)
+        result = restoring.restore_node_file(kube_api(**run), forged_entry, within=5)
+        assert result.outcome == "conflict", result.detail
+        assert empty.read_bytes() == b""
+        restore_run(**run)
+        assert run_pods(core, run_id) == []
+    finally:
+        empty.unlink()
         reset_run_id()

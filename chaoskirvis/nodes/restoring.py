@@ -4,7 +4,8 @@ The entry (validated by `chaoskirvis.ledger.node_files`) is also checked against
 technique's change applied to the recorded original must give what the entry says the run intended, so
 an entry can only ask to undo what that technique does to a file. The run's agent pod does the work
 when it is still there and running; otherwise a new agent pod of the run is started on the node (and
-removed afterwards). The file is put back only while it is what the run left (`nodes.restore.restore_file`);
+removed afterwards). The file is put back only while it is what the run left, or a write of the run cut short
+at the technique's default path (`nodes.restore.restore_file`);
 a static pod manifest whose content is put back is followed by a bounded wait for the component's mirror
 pod to be Running and Ready with its original config hash (`nodes.mirror`).
 """
@@ -51,7 +52,9 @@ def restore_node_file(api: KubeAPI, entry: NodeFileEntry, within: float | None =
         if agent is None:
             agent = started = start_agent(api, entry.run_id, technique, node, [path], entry.agent_ref.namespace,
                                           data["agent"]["image"], within)
-        written = expected.content if change.kind in ("flag", "config") else None  # what the change wrote
+        # what the change wrote, for a write cut short by a kill (`restore.cut_short`): only at the technique's own
+        # path, so a forged entry cannot fill an empty (or cut) file elsewhere with the original it names
+        written = expected.content if change.kind in ("flag", "config") and path == change.path else None
         result = _restore(api, agent, entry, change.component, within, written)
     except (ActivityFailed, ApiError, ValueError) as exc:
         result = ChangeResult("failed", f"{entry}: {exc}")
