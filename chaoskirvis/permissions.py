@@ -37,7 +37,7 @@ NONRESOURCE = "(non-resource URL)"
 
 # The namespaced kinds `kirvis cleanup` sweeps by label (chaoskirvis.ledger.refs.SWEPT_KINDS); a run's own
 # restore reads by name what its record names instead, so it needs no list.
-_SWEPT_NAMESPACED = (("apps", "deployments"), ("apps", "daemonsets"), ("batch", "cronjobs"), ("", "pods"),
+_SWEPT_NAMESPACED = (("apps", "deployments"), ("apps", "daemonsets"), ("batch", "cronjobs"), ("batch", "jobs"), ("", "pods"),
                      ("", "services"), ("networking.k8s.io", "networkpolicies"),
                      ("rbac.authorization.k8s.io", "rolebindings"), ("rbac.authorization.k8s.io", "roles"),
                      ("", "secrets"))

@@ -108,13 +108,28 @@ def test_restore_removes_the_job(api, core, sandbox, make_namespace, run):
     namespace, _ = _probe(api, core, sandbox, make_namespace, run, ["4.1.1"], SAMPLE)
     batch = client.BatchV1Api(api)
     assert len(batch.list_namespaced_job(namespace).items) == 1
-    restore_run(**run)
+    summary = restore_run(**run)
     assert batch.list_namespaced_job(namespace).items == []
+    assert not summary.get("left_alone") and not summary.get("invalid"), summary  # the record's Job is one it knows
     for _ in range(50):  # the garbage collector removes the Job's pod after it (Background propagation)
         if not core.list_namespaced_pod(namespace).items:
             break
         time.sleep(0.1)
     assert core.list_namespaced_pod(namespace).items == []
+
+
+def test_cleanup_of_a_run_that_never_restored_removes_its_job(api, core, sandbox, make_namespace, run, capsys,
+                                                              monkeypatch):
+    from chaoskirvis.cli import main
+    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
+    namespace, _ = _probe(api, core, sandbox, make_namespace, run, ["4.1.1"], SAMPLE)
+    batch = client.BatchV1Api(api)
+    run_id = current_run_id(run["configuration"])
+
+    assert main(["cleanup", "--run-id", run_id]) == 0
+    said = capsys.readouterr().out
+    assert "removing Job kirvis-" in said and f"in namespace {namespace}" in said and "left alone" not in said, said
+    assert batch.list_namespaced_job(namespace).items == []
 
 
 def test_injections_detected_counts_the_benchmark(api, core, sandbox, make_namespace, run):

@@ -31,10 +31,10 @@ from chaoslib import substitute
 from chaoslib.exceptions import ActivityFailed
 
 from chaoskirvis.admission import CHANGE_MODES, MODES
-from chaoskirvis.ledger.refs import CONFIG_MAP, GUARDRAIL_KINDS, NAMESPACE, POD, SWEPT_KINDS, Kind, namespace_problem
+from chaoskirvis.ledger.refs import (CONFIG_MAP, GUARDRAIL_KINDS, JOB, NAMESPACE, POD, SWEPT_KINDS, Kind,
+                                    namespace_problem)
 from chaoskirvis.nodes.actions import NODE
 from chaoskirvis.nodes.mirror import STATIC_COMPONENTS, mirror_ref
-from chaoskirvis.nodes.probes import JOB
 from chaoskirvis.posture.guardrails import WEBHOOK_KINDS
 from chaoskirvis.posture.probes import ADMISSION_GROUP, RBAC_GROUP
 from chaoskirvis.targets import check_namespace

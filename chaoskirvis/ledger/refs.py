@@ -16,7 +16,7 @@ from chaoskirvis.client import path_for
 
 __all__ = [
     "ObjectRef", "Kind", "POD", "CONFIG_MAP", "SERVICE", "NETWORK_POLICY", "DEPLOYMENT", "DAEMON_SET", "CRON_JOB",
-    "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET", "CERTIFICATE_SIGNING_REQUEST",
+    "JOB", "CLUSTER_ROLE_BINDING", "CLUSTER_ROLE", "ROLE", "ROLE_BINDING", "SECRET", "CERTIFICATE_SIGNING_REQUEST",
     "NAMESPACE", "VALIDATING_ADMISSION_POLICY_BINDING", "VALIDATING_WEBHOOK_CONFIGURATION", "SWEPT_KINDS", "GUARDRAIL_KINDS", "InvalidRef", "namespace_problem", "name_problem",
 ]
 
@@ -112,6 +112,7 @@ NETWORK_POLICY = Kind("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy"
 DEPLOYMENT = Kind("apps/v1", "deployments", "Deployment")
 DAEMON_SET = Kind("apps/v1", "daemonsets", "DaemonSet")
 CRON_JOB = Kind("batch/v1", "cronjobs", "CronJob")
+JOB = Kind("batch/v1", "jobs", "Job")  # the kube-bench Job of a node fault's benchmark probe
 CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding",
                             namespaced=False)
 CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", namespaced=False)
@@ -137,6 +138,6 @@ GUARDRAIL_KINDS: tuple[Kind, ...] = (NAMESPACE, NETWORK_POLICY, VALIDATING_ADMIS
 # technique creates is not swept: the run records are ConfigMaps too, and a label sweep would take them
 # for objects.)
 SWEPT_KINDS: tuple[Kind, ...] = (
-    DEPLOYMENT, DAEMON_SET, CRON_JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING, ROLE_BINDING,
+    DEPLOYMENT, DAEMON_SET, CRON_JOB, JOB, POD, SERVICE, NETWORK_POLICY, CLUSTER_ROLE_BINDING, ROLE_BINDING,
     CLUSTER_ROLE, ROLE, SECRET, CERTIFICATE_SIGNING_REQUEST,
 )

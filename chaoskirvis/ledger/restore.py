@@ -34,7 +34,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoskirvis.client import ApiError, KubeAPI
 from chaoskirvis.ledger.ownership import MANAGED_BY, MANAGED_BY_LABEL, RECORD_LABEL, RUN_ID_LABEL, is_expired, is_owned
 from chaoskirvis.ledger.record import RECORD_SELECTOR, record_ref, record_refs
-from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, SWEPT_KINDS, Kind, ObjectRef
+from chaoskirvis.ledger.refs import CONFIG_MAP, CRON_JOB, DAEMON_SET, DEPLOYMENT, JOB, SWEPT_KINDS, Kind, ObjectRef
 
 if TYPE_CHECKING:
     from chaoskirvis.ledger.changes import Change
@@ -46,7 +46,7 @@ __all__ = ["Selection", "Leftovers", "CleanupReport", "find_leftovers", "find_re
 
 MAX_CONCURRENT = 8  # requests in flight at once (the client's pool keeps 8 connections per API server)
 MAX_TRIES = 3  # deletes of one object answered 409 (changed since read), each after reading it again
-_CONTROLLERS = (DEPLOYMENT, DAEMON_SET, CRON_JOB)
+_CONTROLLERS = (DEPLOYMENT, DAEMON_SET, CRON_JOB, JOB)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 

@@ -20,7 +20,7 @@ from chaoskirvis.client import ApiError, KubeAPI, kube_api
 from chaoskirvis.detection.verdict import records_errors
 from chaoskirvis.detection.window import now, window_of
 from chaoskirvis.ledger import record
-from chaoskirvis.ledger.refs import Kind, ObjectRef, POD
+from chaoskirvis.ledger.refs import JOB, POD, Kind, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes import trivy
@@ -30,7 +30,6 @@ from chaoskirvis.techniques.unit import Technique
 
 __all__ = ["kube_bench_detects", "cis_checks_pass", "trivy_operator_detects", "trivy_cis_checks_pass"]
 
-JOB = Kind("batch/v1", "jobs", "Job")
 BACKEND = "kube-bench"
 POLL_S = 2.0
 PROGRESS_EVERY_S = 10.0
