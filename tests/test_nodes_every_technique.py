@@ -38,12 +38,13 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 
+from chaoskirvis.client import kube_api
 from chaoskirvis.ledger.actions import restore_run
-from chaoskirvis.ledger.node_files import node_file_entries
+from chaoskirvis.ledger.node_files import NodeFileEntry, entry_key, node_file_entries
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.record import record_name
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
-from chaoskirvis.nodes import mirror, session
+from chaoskirvis.nodes import mirror, restoring, session
 from chaoskirvis.nodes.actions import inject_node_fault
 from chaoskirvis.nodes.agent_commands import write_command
 from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
@@ -55,6 +56,8 @@ from tests.node_tree import make_node_tree
 WORKER, CONTROL = "kirvis-worker", "kirvis-control-plane"
 REPO = Path(__file__).resolve().parents[1]
 UNITS = [pytest.param(unit, id=unit.id) for unit in NODE_TECHNIQUES]
+CONTENT_UNITS = [pytest.param(unit, id=unit.id) for unit in NODE_TECHNIQUES
+                 if unit.node_change.kind in ("flag", "config")]  # the units that rewrite the file's content
 HOLD_S = 30.0  # a withheld exec is dropped (never forwarded) when the test releases it, or after this
 
 
@@ -122,30 +125,36 @@ def seen(root: Path, path: str) -> tuple[str, int, int, str]:
     return oct(st.st_mode & 0o7777)[2:], st.st_uid, st.st_gid, hashlib.sha256(file.read_bytes()).hexdigest()
 
 
-def _value(root: Path, unit) -> object:
-    """What the file says now of the setting the technique changes (the flag's value, the config key's value)."""
+def _setting_apart(content: bytes, unit) -> tuple[object, object]:
+    """(the value the file gives the setting the technique changes, the rest of the document without it)."""
     change = unit.node_change
-    doc = yaml.safe_load((root / change.path.lstrip("/")).read_bytes())
+    doc = yaml.safe_load(content)
     if change.kind == "flag":
         command = doc["spec"]["containers"][0]["command"]
-        return next((item.split("=", 1)[1] for item in command if item.startswith(f"{change.flag}=")), None)
-    for part in change.key.split("."):
-        doc = (doc or {}).get(part)
-    return doc
+        mine = [item for item in command if item.startswith(f"{change.flag}=")]
+        doc["spec"]["containers"][0]["command"] = [item for item in command if item not in mine]
+        return (mine[0].split("=", 1)[1] if len(mine) == 1 else mine), doc
+    *parents, last = change.key.split(".")
+    node = doc
+    for part in parents:
+        node = node.setdefault(part, {})
+    return node.pop(last, None), doc
 
 
-def changed_as_the_technique_says(unit, root: Path, before: tuple, after: tuple) -> bool:
+def changed_as_the_technique_says(unit, root: Path, original: bytes, before: tuple, after: tuple) -> bool:
+    """The file changed in exactly what the unit says (mode, owner, or one setting), read by the test itself."""
     change = unit.node_change
     if change.kind == "mode":
         return after == (change.mode, *before[1:])
     if change.kind == "owner":
         return after == (before[0], change.uid, change.gid, before[3])
-    return after[:3] == before[:3] and after[3] != before[3] and _value(root, unit) == change.value
+    value, rest = _setting_apart((root / change.path.lstrip("/")).read_bytes(), unit)
+    return after[:3] == before[:3] and value == change.value and rest == _setting_apart(original, unit)[1]
 
 
-def run_args(sandbox, kubeconfig: Path | None = None, run_id: str | None = None) -> dict:
-    configuration = {"kirvis_run_id": run_id or new_run_id(), "allow_node_faults": True, "allow_control_plane": True}
-    return {"configuration": configuration, "secrets": {"KUBECONFIG": str(kubeconfig or sandbox.kubeconfig)}}
+def run_args(sandbox) -> dict:
+    configuration = {"kirvis_run_id": new_run_id(), "allow_node_faults": True, "allow_control_plane": True}
+    return {"configuration": configuration, "secrets": {"KUBECONFIG": str(sandbox.kubeconfig)}}
 
 
 def run_pods(core, run_id: str) -> list[str]:
@@ -176,10 +185,10 @@ def test_inject_then_restore_puts_the_original_back(core, sandbox, trees, unit):
     reset_run_id(run_id)
     try:
         with kubelet_for(core, unit, root):
-            before = seen(root, path)
+            before, original = seen(root, path), (root / path.lstrip("/")).read_bytes()
             outcome = inject_node_fault(unit.id, node, within=10, **run)
             after = seen(root, path)
-            assert changed_as_the_technique_says(unit, root, before, after), (before, after)
+            assert changed_as_the_technique_says(unit, root, original, before, after), (before, after)
             assert outcome["before"]["sha256"] == before[3] and outcome["after"]["sha256"] == after[3]
             assert run_pods(core, run_id) == [outcome["agent"]]
             if restarts(unit):
@@ -233,7 +242,7 @@ HOST = textwrap.dedent("""
     from kubernetes.client import CoreV1Api  # imported on first use (a second): the exec's client
     from kubernetes.stream import stream
     from chaoskirvis import cli
-    from chaoskirvis.nodes import mirror, session
+    from chaoskirvis.nodes import mirror, restoring, session
     from chaoskirvis.nodes.actions import inject_node_fault
     session.POLL_S = mirror.POLL_S = 0.05
 
@@ -381,6 +390,7 @@ def kill_runner_at(point: str, unit, node: str, root: Path, core, killing, tmp_p
     Checks what it left: the original in the record (unconfirmed), the file untouched or changed."""
     gate, kubeconfig, host = killing
     run_id, path, before = new_run_id(), unit.node_change.path, seen(root, unit.node_change.path)
+    original = (root / path.lstrip("/")).read_bytes()
     gate.arm(point)
     log = tmp_path / "runner.log"
     runner = host.ask(do="inject", technique=unit.id, node=node, run_id=run_id, kubeconfig=str(kubeconfig),
@@ -398,7 +408,7 @@ def kill_runner_at(point: str, unit, node: str, root: Path, core, killing, tmp_p
     if point == "before-change":
         assert seen(root, path) == before
     else:
-        assert changed_as_the_technique_says(unit, root, before, seen(root, path))
+        assert changed_as_the_technique_says(unit, root, original, before, seen(root, path))
     for pod in run_pods(core, run_id):  # the agent is killed too: the cleanup starts its own
         core.delete_namespaced_pod(pod, "default", grace_period_seconds=0)
     return run_id
@@ -447,9 +457,6 @@ def test_cleanup_after_a_kill_leaves_someone_elses_change_alone(core, sandbox, t
     with pytest.raises(client.ApiException) as gone:
         core.read_namespaced_config_map(record_name(run_id), "default")
     assert gone.value.status == 404
-
-
-CONTENT_UNITS = [pytest.param(unit, id=unit.id) for unit in NODE_TECHNIQUES if unit.node_change.kind in ("flag", "config")]
 
 
 @pytest.mark.parametrize("cut", ["change-before-stdin", "change-mid-stdin", "restore-mid-stdin"])
@@ -509,10 +516,6 @@ def test_the_last_lines_deleted_by_someone_else_are_not_taken_for_a_cut_write(co
 def test_a_forged_entry_cannot_fill_an_empty_file_elsewhere(core, sandbox, trees):
     """The cut-write rule holds only at the technique's own path: an entry naming another (empty) file, with an
     original of the forger's choosing, is a conflict and the file stays empty."""
-    from chaoskirvis.client import kube_api
-    from chaoskirvis.ledger.node_files import NodeFileEntry, entry_key
-    from chaoskirvis.nodes import restoring
-
     root = reset_tree(trees[WORKER])
     empty = root / "var/lib/kubelet/empty.yaml"
     empty.write_bytes(b"")
