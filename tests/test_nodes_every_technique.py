@@ -14,7 +14,7 @@ the record entry still unconfirmed (``node-changing``).
 The killed runners and the cleanups are processes forked from one host process that only imported chaoskirvis
 (forking costs milliseconds where starting Python and importing costs a second, times 272): a runner shares no
 memory with the test or with the cleanup, which runs `chaoskirvis.cli.main`, the `kirvis` command's entry point,
-knowing nothing but the run id. The real `kirvis` binary is run by tests/test_nodes_orchestration.py.
+knowing nothing but the run id. The installed `kirvis` command itself cleans up one unit of each kind.
 """
 from __future__ import annotations
 
@@ -539,3 +539,27 @@ def test_a_forged_entry_cannot_fill_an_empty_file_elsewhere(core, sandbox, trees
     finally:
         empty.unlink()
         reset_run_id()
+
+
+ONE_OF_EACH_KIND = [pytest.param(unit, id=unit.id) for unit in NODE_TECHNIQUES
+                    if unit.id in ("etcd-manifest-mode", "admin-conf-owner", "scheduler-profiling",
+                                   "kubelet-read-only-port")]
+
+
+@pytest.mark.parametrize("unit", ONE_OF_EACH_KIND)
+def test_the_kirvis_command_itself_cleans_up_a_runner_killed_at_the_change(core, sandbox, trees, killing, tmp_path,
+                                                                          unit):
+    """The forked cleanups above run the `kirvis` command's entry point; here the installed command itself,
+    started as a new program, for one unit of each kind (mode, owner, manifest flag, kubelet config key)."""
+    node, root, path = where(unit, trees)
+    assert {u.values[0].node_change.kind for u in ONE_OF_EACH_KIND} == {"mode", "owner", "flag", "config"}
+    with kubelet_for(core, unit, root):
+        before = seen(root, path)
+        run_id = kill_runner_at("before-change", unit, node, root, core, killing, tmp_path)
+        done = subprocess.run([str(REPO / ".venv/bin/kirvis"), "cleanup", "--run-id", run_id], cwd=REPO,
+                              env={**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert seen(root, path) == before
+        assert f"node file {path} on node {node}: put back" in done.stdout
+        assert run_pods(core, run_id) == []
