@@ -198,6 +198,8 @@ def test_forged_entries_are_refused(core, nodes, allowed):
         {**entry, "original": {**entry["original"], "content": "aGVsbG8K"}},  # content not matching its sha256
         {**entry, "agent": {**entry["agent"], "name": "someone-elses-pod"}},
         {**entry, "node": "Bad_Node"},
+        {**entry, "original": {**entry["original"], "mode": "4755"}},  # a restore that would set setuid
+        {**entry, "original": {**entry["original"], "mode": "666"}},  # or make the file world-writable
     ]
     for bad in forged:
         entries, invalid = node_file_entries({**record, "data": {key: json.dumps(bad)}}, run_id)

@@ -20,7 +20,7 @@ over someone else's change (`chaoskirvis.nodes.restoring`).
 An entry is data from the cluster (anyone who may write a ConfigMap in the namespace can write one), and
 what it asks for is a root write on a node. So `node_file_entries` validates each entry before anything
 is built from it: its key names its node and path; a node name valid for a Node; an absolute path without
-``..``; modes of octal digits, numeric owners, checksums of 64 hex digits, an original content that
+``..``; modes of octal digits with no setuid, setgid, sticky or world-writable bit, numeric owners, checksums of 64 hex digits, an original content that
 decodes and matches its checksum; an agent namespace and name valid and of the run's shape. The
 restoring side also checks the entry against its technique (`chaoskirvis.nodes.restoring`), and node
 files are restored only for a selection naming the run (`kirvis cleanup --run-id`), never by ``--all``.
@@ -184,6 +184,10 @@ def _state_problem(obj: Any, with_content: bool) -> str | None:
         return "not an object"
     if not isinstance(obj.get("mode"), str) or not re.fullmatch(r"[0-7]{3,4}", obj["mode"]):
         return "mode is not octal digits"
+    if int(obj["mode"], 8) & 0o7002:
+        # No CIS file is setuid, setgid, sticky or world-writable: a record asking for one is refused, since a
+        # forged entry could otherwise have the restore chmod a file it names that way.
+        return f"mode {obj['mode']} sets setuid, setgid, sticky or world-writable bits"
     if not all(type(obj.get(f)) is int and obj[f] >= 0 for f in ("uid", "gid")):
         return "uid and gid are not numeric ids"
     if not isinstance(obj.get("sha256"), str) or not _HEX64.fullmatch(obj["sha256"]):
