@@ -1,7 +1,8 @@
 """One change to one file on a node: what a node technique does, as data the agent's actions carry out.
 
-A change is a file's mode, its owner, a static pod manifest's command flag or a kubelet config key. The
-path is kubeadm's default, overridable per experiment by the configuration key `path_option`.
+A change is a file's mode, its owner, a static pod manifest's command flag or a kubelet config key. `path` is
+kubeadm's; on the node the path is the configuration key `path_option` when set, else the default of the
+layout `kirvis_node_layout` selects (`nodes.layout`: kubeadm, rke2, k3s).
 """
 from __future__ import annotations
 
@@ -10,18 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from chaoskirvis.nodes import edits
+from chaoskirvis.nodes import edits, layout
 from chaoskirvis.nodes.agent_commands import FileState, host_path
+from chaoskirvis.nodes.layout import path_option
 
 __all__ = ["NodeChange", "path_option"]
 
 Kind = Literal["mode", "owner", "flag", "config"]
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kubelet")
-
-
-def path_option(file_name: str) -> str:
-    """The configuration key that overrides a node file's path: `kirvis_node_path_` + its name, `-` as `_`."""
-    return "kirvis_node_path_" + file_name.replace("-", "_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +45,9 @@ class NodeChange:
 
     def __post_init__(self) -> None:
         host_path("/", self.path)  # absolute, no '..'
+        if not layout.known_option(self.path_option) or \
+                layout.default_path(self.path_option, layout.DEFAULT_LAYOUT) != self.path:
+            raise ValueError(f"{self.path}: not kubeadm's path of the node file {self.path_option!r} names")
         payload = {"mode": self.mode is not None, "owner": self.uid is not None or self.gid is not None,
                    "flag": self.flag is not None, "config": self.key is not None}
         if self.kind not in payload or [k for k, given in payload.items() if given] != [self.kind]:
@@ -64,8 +64,16 @@ class NodeChange:
             raise ValueError(f"{self.path}: unknown component {self.component!r}")
 
     def resolved_path(self, configuration: Mapping[str, Any] | None) -> str:
-        """The path on the node: `configuration[path_option]` when set, else kubeadm's default."""
-        path = (configuration or {}).get(self.path_option, self.path)
+        """The path on the node: `configuration[path_option]` when set, else the default of the layout
+        `configuration[kirvis_node_layout]` names (kubeadm's when unset). ValueError for an unknown layout (checked
+        even when the option is set), a layout without this file (the reason, and the option to set) or a
+        path that is not absolute and normalised."""
+        configuration = configuration or {}
+        name = layout.layout_name(configuration)
+        if self.path_option in configuration:
+            path = configuration[self.path_option]
+        else:
+            path = layout.default_path(self.path_option, name)
         if not isinstance(path, str):
             raise ValueError(f"{self.path_option} must be a path string, got {path!r}")
         host_path("/", path)
@@ -89,6 +97,10 @@ class NodeChange:
             return before._replace(uid=self.uid, gid=self.gid)
         content = self.new_content(before.content)
         return before._replace(content=content, sha256=hashlib.sha256(content).hexdigest())
+
+    def default_paths(self) -> frozenset[str]:
+        """The file's default path in every layout (`nodes.layout`), kubeadm's `path` among them."""
+        return layout.default_paths(self.path_option)
 
     def summary(self) -> dict[str, Any]:
         """The change as plain data (the catalog's JSON, the journal): only the fields its kind uses."""

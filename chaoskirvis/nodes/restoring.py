@@ -52,9 +52,10 @@ def restore_node_file(api: KubeAPI, entry: NodeFileEntry, within: float | None =
         if agent is None:
             agent = started = start_agent(api, entry.run_id, technique, node, [path], entry.agent_ref.namespace,
                                           data["agent"]["image"], within)
-        # what the change wrote, for a write cut short by a kill (`restore.cut_short`): only at the technique's own
-        # path, so a forged entry cannot fill an empty (or cut) file elsewhere with the original it names
-        written = expected.content if change.kind in ("flag", "config") and path == change.path else None
+        # what the change wrote, for a write cut short by a kill (`restore.cut_short`): only at one of the technique's
+        # default paths (a layout's, `nodes.layout`), so a forged entry cannot fill an empty (or cut) file elsewhere
+        # with the original it names
+        written = expected.content if change.kind in ("flag", "config") and path in change.default_paths() else None
         result = _restore(api, agent, entry, change.component, within, written)
     except (ActivityFailed, ApiError, ValueError) as exc:
         result = ChangeResult("failed", f"{entry}: {exc}")
