@@ -47,20 +47,23 @@ def inject_node_fault(
     First the gates, before anything is created: `allow_node_faults: true` in the configuration, the node
     labelled ``chaoskirvis.io/node-faults=allowed``, and for a control-plane node or technique
     `allow_control_plane: true` (a node the cluster does not list, such as a managed control plane, is
-    refused). Then it creates the run's agent pod in `namespace` (image `agent_image`, ``nodeName`` set,
-    only the file's directory mounted from the host, owned by the run), waits up to `within` s for it to
-    run, reads the file (mode, owner, content, sha256) through exec and writes that original into the run's
-    record in the cluster before changing anything, makes the change (chmod, chown, or the new content on
-    stdin), reads the file again and returns what it saw (before, after, a diff). A static pod manifest's
-    content change is followed by a wait, up to `within` s, for the kubelet to restart the component (its
-    mirror pod Running and Ready with a new config hash). The outcome is ``allowed`` (nothing stops a file
-    change on a node: what counts is whether it is detected, e.g. `chaoskirvis.nodes.probes.kube_bench_detects`).
+    refused). The file's path is the configuration key `kirvis_node_path_<file>` when set, else the default of
+    `kirvis_node_layout` (``kubeadm`` when unset, ``rke2``, ``k3s``); a file the layout lacks, such as k3s's
+    static pod manifests, is refused there too, naming the option to set. Then it creates the run's agent pod
+    in `namespace` (image `agent_image`, ``nodeName`` set, only the file's directory mounted from the host,
+    owned by the run), waits up to `within` s for it to run, reads the file (mode, owner, content, sha256)
+    through exec and writes that original into the run's record in the cluster before changing anything, makes
+    the change (chmod, chown, or the new content on stdin), reads the file again and returns what it saw
+    (before, after, a diff). A static pod manifest's content change is followed by a wait, up to `within` s,
+    for the kubelet to restart the component (its mirror pod Running and Ready with a new config hash). The
+    outcome is ``allowed`` (nothing stops a file change on a node: what counts is whether it is detected, e.g.
+    `chaoskirvis.nodes.probes.kube_bench_detects`).
     The restore (`chaoskirvis.ledger.actions.restore_run`, or `kirvis cleanup --run-id`) puts the original
     back through an agent, only while the file is what the run left.
     With `dry_run` the agent's mounts are read-only: it reads the file, returns the diff the change would
     make, and is removed at once; nothing is changed or recorded as a change.
-    Raises (recorded as an error outcome) on a refused gate, an unknown technique, a file already so (the
-    change would test nothing), or when the agent, the record or the change fails.
+    Raises (recorded as an error outcome) on a refused gate, an unknown technique or layout, a file the layout
+    lacks, a file already so (the change would test nothing), or when the agent, the record or the change fails.
     """
     run_id = current_run_id(configuration)
     state = run_state(run_id)
