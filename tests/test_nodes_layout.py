@@ -1,6 +1,7 @@
 """`kirvis_node_layout` (kubeadm | rke2 | k3s): each node file's default path per distribution, the per-file
 `kirvis_node_path_*` option winning, a file a distribution does not have refused before anything is created,
-and one inject and restore on an rke2-shaped node tree through the sandbox.
+and on an rke2-shaped node tree through the sandbox one inject and restore, and a restore cut short by a kill
+put back at rke2's path.
 
 The expected paths are restated from aquasecurity/kube-bench's configuration (read there, not from our code):
 cfg/rke2-cis-1.7/master.yaml audits /var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml (1.1.1) and
@@ -15,6 +16,7 @@ defaultcafile /var/lib/rancher/k3s/agent/client-ca.crt; node.yaml skips 4.1.9/4.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,10 @@ from chaoskirvis.ledger.record import record_name
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes.actions import inject_node_fault
+from chaoskirvis.nodes.agent_commands import write_command
 from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.techniques.nodes import NODE_TECHNIQUES, node_technique
+from tests.node_players import Kubelet
 from tests.node_tree import APISERVER
 from tests.test_nodes_orchestration import CONTROL, WORKER, allowed, fast_poll, nodes, run_pods, seen  # noqa: F401
 
@@ -169,3 +173,35 @@ def test_inject_and_restore_on_an_rke2_tree(core, rke2_control_plane, allowed):
     assert seen(root, RKE2_APISERVER) == before
     assert any(RKE2_APISERVER in line for line in summary["restored"])
     assert run_pods(core, run_id) == []
+
+
+class Rke2Kubelet(Kubelet):
+    """`node_players.Kubelet` for the API server's manifest at rke2's path: the mirror pod follows that file."""
+
+    manifest = property(lambda self: self.root / RKE2_APISERVER.lstrip("/"), lambda self, _kubeadm_path: None)
+
+    def __init__(self, core, root: Path, node: str):
+        self.root = root
+        super().__init__(core, root, "kube-apiserver", node)
+
+
+def test_a_restore_cut_short_at_the_rke2_path_is_the_runs_own_write(core, rke2_control_plane, allowed):
+    """A first cleanup killed while it wrote the original back leaves its start, ending mid-line, with the
+    original's mode and owner (see test_nodes_every_technique): at rke2's default path too, that is put back,
+    and the restore waits for the kubelet to restart the component from it."""
+    root = rke2_control_plane
+    allowed["configuration"]["kirvis_node_layout"] = "rke2"
+    file = root / RKE2_APISERVER.lstrip("/")
+    kubelet = Rke2Kubelet(core, root, CONTROL)
+    try:
+        before, original = seen(root, RKE2_APISERVER), file.read_bytes()
+        outcome = inject_node_fault("apiserver-profiling", CONTROL, within=10, **allowed)
+        assert "--profiling=true" in file.read_text() and "restarted" in outcome["component"]
+        sent = original[:original.index(b"\n", len(original) // 2) - 1]
+        subprocess.run(write_command(str(root), RKE2_APISERVER), input=sent, check=True)
+        assert seen(root, RKE2_APISERVER)[:3] == before[:3] and file.read_bytes() == sent
+        summary = restore_run(**allowed)
+        assert seen(root, RKE2_APISERVER) == before
+        assert any(RKE2_APISERVER in line and "back: mirror pod" in line for line in summary["restored"])
+    finally:
+        kubelet.close()
