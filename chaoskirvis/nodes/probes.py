@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets as random
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
@@ -24,7 +24,8 @@ from chaoskirvis.ledger.refs import JOB, POD, Kind, ObjectRef
 from chaoskirvis.ledger.runid import current_run_id
 from chaoskirvis.ledger.state import run_state
 from chaoskirvis.nodes import trivy
-from chaoskirvis.nodes.kube_bench import DEFAULT_IMAGE, check_statuses, failing_checks, kube_bench_job
+from chaoskirvis.nodes.kube_bench import (DEFAULT_IMAGE, benchmark_checks, check_statuses, failing_checks,
+                                          kube_bench_job, layout_benchmark)
 from chaoskirvis.techniques.nodes import node_technique
 from chaoskirvis.techniques.unit import Technique
 
@@ -51,19 +52,26 @@ def kube_bench_detects(
 
     Creates a Job in `namespace` (owned by the run, removed by restore) running
     `kube-bench run --targets <targets> --check <checks> --json` on the node (default target: node),
-    waits up to `within` seconds for it to finish and reads its pod's log. Returns ``detected`` when
-    every check reports FAIL, with the time from the Job's creation to the answer, and ``missed`` when
-    any reports PASS. An error (ActivityFailed), never a pass: the Job failed or did not finish in
-    time, it has no pod, the output is not kube-bench's --json, or a check is absent, WARN or INFO.
+    waits up to `within` seconds for it to finish and reads its pod's log. `checks` are cis-1.9 ids (as
+    the node techniques name them). With configuration `kirvis_node_layout: rke2` (or `k3s`) the Job
+    mounts that distribution's folders (/var/lib/rancher/rke2; /var/lib/rancher/k3s and /var/log/journal)
+    instead of kubeadm's, passes `--benchmark rke2-cis-1.7` (`k3s-cis-1.7`) and asks for that benchmark's
+    id of each item (cis-1.9's 1.2.15, API server profiling, is 1.7's 1.2.17); an item that benchmark
+    skips or that has no known counterpart is refused before the Job is created. Returns ``detected``
+    when every check reports FAIL, with the time from the Job's creation to the answer, and ``missed``
+    when any reports PASS (`checks` keyed by the ids given; `benchmark_checks` the ids asked). An error
+    (ActivityFailed), never a pass: the Job failed or did not finish in time, it has no pod, the output
+    is not kube-bench's --json, or a check is absent, WARN or INFO.
     """
     run_id = current_run_id(configuration)
-    failing, job, elapsed = _benchmark(checks, node, targets, within, image, namespace, configuration, secrets)
-    detected = all(failing.values())
+    answer = _benchmark(checks, node, targets, within, image, namespace, configuration, secrets)
+    detected = all(answer.failing.values())
     outcome = {
-        "backend": BACKEND, "run_id": run_id, "within_s": float(within), "node": node, "job": job,
+        "backend": BACKEND, "run_id": run_id, "within_s": float(within), "node": node, "job": answer.job,
         "outcome": "detected" if detected else "missed", "detected": detected,
-        "time_to_detect_s": elapsed if detected else None,
-        "checks": {check: "FAIL" if failed else "PASS" for check, failed in failing.items()},
+        "time_to_detect_s": answer.elapsed if detected else None,
+        "checks": {check: "FAIL" if failed else "PASS" for check, failed in answer.failing.items()},
+        "benchmark": answer.benchmark, "benchmark_checks": answer.asked,
     }
     run_state(run_id).add_detection(outcome)
     logger.info(f"[{run_id}] {BACKEND} on {node}: {outcome['outcome']} ({outcome['checks']})")
@@ -81,26 +89,36 @@ def cis_checks_pass(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> bool:
-    """Steady state: True when kube-bench, run once on `node` as in `kube_bench_detects`, reports every
-    CIS check in `checks` as PASS; False (a weakness) when any is FAIL.
+    """Steady state: True when kube-bench, run once on `node` as in `kube_bench_detects` (the same
+    per-layout benchmark, mounts and check ids), reports every CIS check in `checks` as PASS; False (a
+    weakness) when any is FAIL.
 
     The Job is owned by the run and removed by restore. An error (ActivityFailed), never a pass: the
     Job failed or did not finish within `within` seconds, it has no pod, the output is not kube-bench's
     --json, or a check is absent, WARN or INFO. Nothing is recorded as a detection.
     """
-    failing, _, _ = _benchmark(checks, node, targets, within, image, namespace, configuration, secrets)
-    return not any(failing.values())
+    return not any(_benchmark(checks, node, targets, within, image, namespace, configuration, secrets).failing.values())
+
+
+class _Answer(NamedTuple):
+    failing: dict[str, bool]  # by the check id given: FAIL (True) / PASS
+    job: str
+    elapsed: float  # seconds from the Job's creation to the answer
+    benchmark: str | None  # --benchmark, None where kube-bench picked it by version
+    asked: dict[str, str]  # the check id given -> the benchmark's id kube-bench was asked for
 
 
 def _benchmark(checks: list[str], node: str, targets: list[str] | None, within: float, image: str,
-               namespace: str, configuration: Configuration | None,
-               secrets: Secrets | None) -> tuple[dict[str, bool], str, float]:
-    """Run the run's kube-bench Job: each check's FAIL (True) / PASS, the Job's name, seconds it took."""
+               namespace: str, configuration: Configuration | None, secrets: Secrets | None) -> _Answer:
+    """Run the run's kube-bench Job on the layout's benchmark (`kirvis_node_layout`), its checks mapped from the
+    cis-1.9 ids given; a check the benchmark lacks is refused before the Job is created."""
     run_id = current_run_id(configuration)
     state = run_state(run_id)
+    benchmark = layout_benchmark(configuration)
+    asked = benchmark_checks(benchmark, checks)  # refused here, before anything is created
     api = kube_api(configuration, secrets)
-    body = kube_bench_job(run_id, BACKEND, node, targets or ["node"], checks, namespace,
-                          random.token_hex(3), image, configuration)
+    body = kube_bench_job(run_id, BACKEND, node, targets or ["node"], list(asked.values()), namespace,
+                          random.token_hex(3), image, configuration, benchmark)
     ref = ObjectRef(JOB, namespace, body["metadata"]["name"])
     with state.lock:
         state.namespaces.add(namespace)
@@ -115,7 +133,9 @@ def _benchmark(checks: list[str], node: str, targets: list[str] | None, within: 
     started = time.monotonic()
     _wait_finished(api, ref, within, started)
     output = _pod_log(api, ref)
-    return failing_checks(check_statuses(output), checks), ref.name, round(time.monotonic() - started, 3)
+    failing = failing_checks(check_statuses(output), list(asked.values()))
+    return _Answer({check: failing[ours] for check, ours in asked.items()}, ref.name,
+                   round(time.monotonic() - started, 3), benchmark.name, asked)
 
 
 def _wait_finished(api: KubeAPI, ref: ObjectRef, within: float, started: float) -> None:
