@@ -13,7 +13,9 @@ propagation, so that their pods are gone when they are), and an object is waited
 delete's answer shows it still there (graceful termination, finalizers), within a bounded wait.
 
 Record entries are data from the cluster: each is validated (`record_refs`) before any path is built
-from it, and an invalid one is reported and never acted on. Cluster-scoped objects (a ClusterRoleBinding)
+from it, and an invalid one is reported and never acted on; a record holding an invalid change or node-file
+entry (which may be the only copy of an original) is kept for a person, and the run's own restore of it
+fails, naming `kirvis cleanup --run-id`. Cluster-scoped objects (a ClusterRoleBinding)
 are removed only for a selection naming their run, or with `Selection.cluster_scoped`; with namespaces
 given, that means only those named by a record in one of them. A list or read that fails does not stop
 the sweep: it is reported as a failure, and the records are then kept so a later cleanup can finish.
@@ -206,7 +208,11 @@ def find_known(api: KubeAPI, state: RunState, *, read_records: bool = False) -> 
         elif written is not None:
             leftovers.records.append((ref, record))
         else:
+            kept, invalid = len(leftovers.kept), len(leftovers.invalid)
             _follow_record(api, Selection(run_id=run_id), record, seen, leftovers)
+            if len(leftovers.kept) > kept:  # the run's own record kept (an entry it cannot validate): not restored
+                leftovers.failed.extend([*leftovers.invalid[invalid:], *leftovers.kept[kept:]])
+                del leftovers.invalid[invalid:], leftovers.kept[kept:]
     with state.lock:  # what this process wrote, not what the record says now (anyone may edit a ConfigMap)
         leftovers.changes = [change._replace(entry=state.changes.get(change.ref.path, change.entry))
                              for change in leftovers.changes]
@@ -234,7 +240,14 @@ def _follow_record(
     node_files, invalid_node_files = node_file_entries(record, run_id)
     leftovers.invalid.extend([*invalid, *invalid_changes, *invalid_node_files])
     wanted = [ref for ref in refs if ref.path not in seen]
-    complete = not invalid_node_files  # a node file whose entry is refused: the record stays for a person
+    # a change or node file whose entry is refused: the entry may hold the only copy of an original, so the
+    # record stays for a person
+    complete = not invalid_changes and not invalid_node_files
+    if not complete:
+        leftovers.kept.append(
+            f"{_ref_of(CONFIG_MAP, record)}, the record of run {run_id}: it holds an entry that cannot be validated, "
+            "perhaps the only copy of what the run changed, so it is kept: mend or remove that entry, then run "
+            f"`kirvis cleanup --run-id {run_id}`")
     for entry in node_files:
         if _node_file_key(entry) in seen:
             continue
