@@ -110,6 +110,9 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _UPDATE_ATTEMPTS = 5
 # The API server ends a watch without timeoutSeconds after a random 30-60 minutes; we take 30.
 DEFAULT_WATCH_SECONDS = 1800
+# kube-apiserver's MaxRequestBodyBytes default (k8s.io/apiserver server.NewConfig): a larger body is refused
+# 413 RequestEntityTooLarge by the handler that reads it (limitedReadBody), after authentication and RBAC.
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -203,6 +206,10 @@ class ApiRequest:
     verb: str | None
 
     @property
+    def body_too_large(self) -> bool:
+        return len(self.body) > MAX_REQUEST_BODY_BYTES
+
+    @property
     def method(self) -> str:
         return self.raw.method
 
@@ -241,9 +248,12 @@ class ApiRequest:
 
 
 async def parse_request(raw_request: aiohttp.web.BaseRequest) -> ApiRequest:
+    """The request with its body read up to MAX_REQUEST_BODY_BYTES (the rest left unread: `body_too_large`)."""
     path = parse_api_path(raw_request.path)
-    return ApiRequest(raw_request, await raw_request.read(), path,
-                      api_verb(raw_request.method, path, raw_request.query))
+    body = bytearray()
+    while len(body) <= MAX_REQUEST_BODY_BYTES and (chunk := await raw_request.content.read(2 ** 16)):
+        body += chunk
+    return ApiRequest(raw_request, bytes(body), path, api_verb(raw_request.method, path, raw_request.query))
 
 
 @dataclass(frozen=True)
@@ -298,6 +308,9 @@ class KubernetesApiHandler:
             attributes = request.attributes()
             if not self.authorizer.authorize(user, attributes).allowed:
                 raise forbidden_error(user, attributes)
+            if request.body_too_large:
+                raise status_error(413, "RequestEntityTooLarge",
+                                   f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}")
             response = await self._serve(request, user)
         except Exception as error:  # answered as the API server does, never with a traceback
             if not isinstance(error, StatusError):

@@ -4,12 +4,15 @@ Only the checks a client meets first, with the API server's field paths and word
 PersistentVolumeClaim needs access modes and a storage request, a PersistentVolume access modes, a
 storage capacity and a volume source, an Ingress rules or a default backend and a pathType on each path,
 an IngressClass a controller, a StorageClass a provisioner, a RuntimeClass a handler that is a DNS label,
-a Node's taints a valid key, value and effect, unique by key and effect. Names and metadata are checked by
+a Node's taints a valid key, value and effect, unique by key and effect, a ConfigMap's data and binaryData
+and a Secret's data (stringData merged in) at most 1 MiB together. Names and metadata are checked by
 `chaoskirvis.sandbox.store` already; anything else these kinds hold is stored as sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +22,8 @@ from chaoskirvis.sandbox.resources import ResourceType, dns_label_errors, label_
 from chaoskirvis.sandbox.store import Cause, invalid, required, unsupported
 
 __all__ = ["kind_causes"]
+
+MAX_DATA_BYTES = 1024 * 1024  # core.MaxSecretSize, the bound of a ConfigMap's and of a Secret's data
 
 _ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 _PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
@@ -130,9 +135,43 @@ def _node(obj: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def _text_bytes(values: Any) -> dict[str, int]:
+    """The length in bytes of each string value (Go's len of a string: its UTF-8 bytes)."""
+    return {key: len(str(value).encode()) for key, value in values.items()} if isinstance(values, dict) else {}
+
+
+def _base64_bytes(values: Any) -> dict[str, int]:
+    """The decoded length of each base64 value ([]byte on the wire); an undecodable one counts as sent."""
+    lengths = {}
+    for key, value in (values.items() if isinstance(values, dict) else ()):
+        try:
+            lengths[key] = len(base64.b64decode(str(value)))
+        except (binascii.Error, ValueError):
+            lengths[key] = len(str(value))
+    return lengths
+
+
+def _too_long(path: str) -> Cause:
+    return Cause(path, "FieldValueTooLong", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
+
+
+def _config_map(obj: dict[str, Any]) -> list[Cause]:
+    """ValidateConfigMap's size check: data and binaryData together, on the path `field.NewPath("")` prints."""
+    total = sum(_text_bytes(obj.get("data")).values()) + sum(_base64_bytes(obj.get("binaryData")).values())
+    return [_too_long("[]")] if total > MAX_DATA_BYTES else []
+
+
+def _secret(obj: dict[str, Any]) -> list[Cause]:
+    """ValidateSecret's size check, on data after stringData is merged into it (its keys win)."""
+    total = sum((_base64_bytes(obj.get("data")) | _text_bytes(obj.get("stringData"))).values())
+    return [_too_long("data")] if total > MAX_DATA_BYTES else []
+
+
 _CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {
     ("apiextensions.k8s.io", "CustomResourceDefinition"): crd_causes,
+    ("", "ConfigMap"): _config_map,
     ("", "Node"): _node,
+    ("", "Secret"): _secret,
     ("", "PersistentVolumeClaim"): _claim,
     ("", "PersistentVolume"): _volume,
     ("networking.k8s.io", "Ingress"): _ingress,
