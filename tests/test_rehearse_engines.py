@@ -122,3 +122,27 @@ def test_rego_gatekeeper_and_multi_rule_kyverno_policies_are_skipped_with_their_
          "not translated: Kyverno generates a ValidatingAdmissionPolicy only for a single-rule policy; it has 2"),
         ("ConstraintTemplate", "k8srequiredlabels (b.yaml)",
          "not translated: it has no K8sNativeValidation (CEL) code, only Rego (rego); Rego is not rehearsed offline")]
+
+
+def test_a_policy_a_policy_exception_names_is_not_rehearsed_without_it(kyverno_host_path: dict) -> None:
+    """Rehearsed without its exception the policy would block what the cluster admits: a held cell that is not true."""
+    exception = {"apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+                 "metadata": {"name": "allow-node-agents", "namespace": "kyverno"},
+                 "spec": {"exceptions": [{"policyName": "disallow-host-path", "ruleNames": ["no-host-path"]}],
+                          "match": {"any": [{"resources": {"kinds": ["Pod"], "namespaces": ["team-a"]}}]}}}
+    validating = {"apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy", "metadata": {"name": "labels"},
+                  "spec": {"validations": [{"expression": "true"}]}}
+    kept, skipped = translate([(Path("a.yaml"), cluster_policy(kyverno_host_path, "Enforce")),
+                               (Path("b.yaml"), exception), (Path("c.yaml"), validating)])
+
+    assert kept == []
+    assert skipped == [
+        ("ClusterPolicy", "disallow-host-path (a.yaml)",
+         "not translated: PolicyException kyverno/allow-node-agents exempts resources from it, which the generated "
+         "policy would not"),
+        ("PolicyException", "allow-node-agents (b.yaml)",
+         "only Kyverno ClusterPolicies with CEL validate rules are translated, not PolicyException"),
+        ("ValidatingPolicy", "labels (c.yaml)",
+         "only Kyverno ClusterPolicies with CEL validate rules are translated, not ValidatingPolicy")]
+    without = translate([(Path("a.yaml"), cluster_policy(kyverno_host_path, "Enforce"))])
+    assert [d["kind"] for _, d in without[0]] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]

@@ -1,6 +1,8 @@
 """Policy engines' documents for the rehearsal: Kyverno CEL ClusterPolicies become the ValidatingAdmissionPolicy
 and binding Kyverno itself would generate, Gatekeeper CEL ConstraintTemplates and their Constraints what
-Gatekeeper generates (`gatekeeper`); every other Kyverno or Gatekeeper document is listed as not rehearsed.
+Gatekeeper generates (`gatekeeper`); every other Kyverno or Gatekeeper document is listed as not rehearsed,
+and so is a ClusterPolicy a PolicyException among the manifests names (rehearsed without its exception, it would
+block what the cluster admits: a held cell that is not true).
 
 Mirrors Kyverno's VAP generation (KDP "Generate ValidatingAdmissionPolicies", pkg/validatingadmissionpolicy):
 the VAP is named after the policy, the binding `<policy>-binding`; `validate.cel.expressions` become
@@ -18,8 +20,9 @@ from chaoskirvis.rehearse.matrix import ManifestError
 
 __all__ = ["ENGINE_GROUPS", "translate"]
 
-ENGINE_GROUPS = {"kyverno.io": "Kyverno", **{f"{group}.gatekeeper.sh": "Gatekeeper" for group in (
-    "templates", "constraints", "mutations", "externaldata", "config", "expansion", "syncset")}}
+ENGINE_GROUPS = {"kyverno.io": "Kyverno", "policies.kyverno.io": "Kyverno", **{
+    f"{group}.gatekeeper.sh": "Gatekeeper"
+    for group in ("templates", "constraints", "mutations", "externaldata", "config", "expansion", "syncset")}}
 
 # Kind -> (group, version, resource) for the kinds a translated policy may match; another kind is skipped
 # rather than guessed, since a wrong resource name would silently match nothing.
@@ -46,6 +49,7 @@ def translate(documents: list[tuple[Path, dict[str, Any]]]
     kept: list[tuple[Path, dict[str, Any]]] = []
     skipped: list[tuple[str, str, str]] = []
     gatekeeper: list[tuple[Path, dict[str, Any]]] = []
+    excepted = _excepted_policies(documents)
     for file, doc in documents:
         engine = ENGINE_GROUPS.get(str(doc.get("apiVersion", "")).split("/")[0])
         if engine is None:
@@ -53,7 +57,11 @@ def translate(documents: list[tuple[Path, dict[str, Any]]]
             continue
         name = (doc.get("metadata") or {}).get("name")
         kind = str(doc.get("kind"))
-        if engine == "Kyverno" and kind == "ClusterPolicy":
+        if engine == "Kyverno" and kind == "ClusterPolicy" and name in excepted:
+            # A VAP made from the policy would not carry the exception, so it would block what the cluster admits.
+            skipped.append((kind, f"{name} ({file})", f"not translated: PolicyException {excepted[name]} exempts "
+                                                      "resources from it, which the generated policy would not"))
+        elif engine == "Kyverno" and kind == "ClusterPolicy":
             generated = _kyverno_vap(doc)
             if isinstance(generated, str):
                 skipped.append((kind, f"{name} ({file})", f"not translated: {generated}"))
@@ -66,6 +74,20 @@ def translate(documents: list[tuple[Path, dict[str, Any]]]
             gatekeeper.append((file, doc))
     generated, not_generated = translate_gatekeeper(gatekeeper)
     return kept + generated, skipped + not_generated
+
+
+def _excepted_policies(documents: list[tuple[Path, dict[str, Any]]]) -> dict[str, str]:
+    """ClusterPolicy name -> the PolicyException (kyverno.io, any version) that names it."""
+    excepted: dict[str, str] = {}
+    for _, doc in documents:
+        if str(doc.get("apiVersion", "")).split("/")[0] != "kyverno.io" or doc.get("kind") != "PolicyException":
+            continue
+        metadata = doc.get("metadata") or {}
+        label = "/".join(str(part) for part in (metadata.get("namespace"), metadata.get("name")) if part)
+        for exception in (doc.get("spec") or {}).get("exceptions") or []:
+            if isinstance(exception, dict) and isinstance(exception.get("policyName"), str):
+                excepted.setdefault(exception["policyName"], label)
+    return excepted
 
 
 def _kyverno_vap(policy: dict[str, Any]) -> list[dict[str, Any]] | str:
