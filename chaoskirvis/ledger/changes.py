@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chaoslib.exceptions import ActivityFailed
@@ -189,18 +188,9 @@ def withdraw_change(api: KubeAPI, state: RunState, ref: ObjectRef, earlier: dict
 
 def record_changes(rec: dict[str, Any], run_id: str) -> tuple[list[Change], list[str]]:
     """The change entries of run `run_id`'s record `rec`, validated; and a line per invalid one (never acted on)."""
-    metadata = rec.get("metadata") or {}
-    home = metadata.get("namespace")
-    where = f"record {metadata.get('name')} in namespace {home}"
     changes: list[Change] = []
     invalid: list[str] = []
-    for key, raw in sorted((rec.get("data") or {}).items()):
-        try:
-            entry = json.loads(raw)
-        except (TypeError, ValueError):
-            continue  # record_refs reports it
-        if not isinstance(entry, dict) or entry.get("state") not in CHANGE_STATES:
-            continue
+    for key, entry, home, where in record.entries_in_states(rec, CHANGE_STATES):
         ref, problem = _change_ref(entry, home, run_id)
         if problem:
             invalid.append(f"invalid change entry {key!r} of {where}: {problem}")

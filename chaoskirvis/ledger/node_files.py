@@ -31,7 +31,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import json
 import posixpath
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -131,18 +130,9 @@ def confirm_node_file(api: KubeAPI, state: RunState, home: str, entry: dict[str,
 
 def node_file_entries(rec: dict[str, Any], run_id: str) -> tuple[list[NodeFileEntry], list[str]]:
     """The node-file entries of run `run_id`'s record `rec`, validated; and a line per invalid one."""
-    metadata = rec.get("metadata") or {}
-    home = metadata.get("namespace")
-    where = f"record {metadata.get('name')} in namespace {home}"
     entries: list[NodeFileEntry] = []
     invalid: list[str] = []
-    for key, raw in sorted((rec.get("data") or {}).items()):
-        try:
-            entry = json.loads(raw)
-        except (TypeError, ValueError):
-            continue  # record_refs reports it
-        if not isinstance(entry, dict) or entry.get("state") not in NODE_FILE_STATES:
-            continue
+    for key, entry, home, where in record.entries_in_states(rec, NODE_FILE_STATES):
         problem = namespace_problem(home) or _problem(entry, key, run_id)
         if problem:
             invalid.append(f"invalid node-file entry {key!r} of {where}: {problem}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -36,8 +37,8 @@ from chaoskirvis.ledger.refs import CONFIG_MAP, SWEPT_KINDS, ObjectRef, name_pro
 if TYPE_CHECKING:
     from chaoskirvis.ledger.state import RunState
 
-__all__ = ["record_name", "record_ref", "write_intent", "write_entry", "record_refs", "RECORD_SELECTOR", "INTENDED",
-           "CHANGE_STATES", "NODE_FILE_STATES"]
+__all__ = ["record_name", "record_ref", "write_intent", "write_entry", "record_refs", "entries_in_states",
+           "RECORD_SELECTOR", "INTENDED", "CHANGE_STATES", "NODE_FILE_STATES"]
 
 RECORD_SELECTOR = f"{RECORD_LABEL}=ledger"
 INTENDED = "intended"
@@ -123,6 +124,22 @@ def _patch_or_create(api: KubeAPI, run_id: str, record: ObjectRef, patch: dict[s
         if exc.status != 404:
             raise
     return _create_or_patch(api, run_id, record, patch, configuration)
+
+
+def entries_in_states(record: dict[str, Any], states: tuple[str, ...]
+                      ) -> Iterator[tuple[str, dict[str, Any], Any, str]]:
+    """(key, entry, the record's namespace, where: the record in words) of each entry of `record`, in key order,
+    that is a JSON object in one of `states`; an entry that is not one is `record_refs`' to report."""
+    metadata = record.get("metadata") or {}
+    home = metadata.get("namespace")
+    where = f"record {metadata.get('name')} in namespace {home}"
+    for key, raw in sorted((record.get("data") or {}).items()):
+        try:
+            entry = json.loads(raw)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(entry, dict) and entry.get("state") in states:
+            yield key, entry, home, where
 
 
 def record_refs(record: dict[str, Any], run_id: str) -> tuple[list[ObjectRef], list[str]]:
