@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 
 KUBELET_CONFIG = b"""apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -55,3 +60,18 @@ def make_node_tree(root: Path) -> Path:
         os.chown(path, 0, 0)
         path.chmod(mode)
     return root
+
+
+@contextmanager
+def nodes_attached(sandbox: Any, core: Any, roots: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Each node of `roots` opted in to node faults (its label) with its tree attached as its filesystem in the
+    sandbox (a `Sandbox`); label and tree taken away afterwards."""
+    for node, root in roots.items():
+        sandbox.attach_node_root(node, root)
+        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
+    try:
+        yield roots
+    finally:
+        for node in roots:
+            sandbox.attach_node_root(node, None)
+            core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})

@@ -20,13 +20,12 @@ import yaml
 
 from chaoskirvis.cli import main
 from chaoskirvis.deploy.apply import apply_all
-from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaosrun import EXPERIMENTS
 from detector import Detector
 from test_deploy_least_privilege import (Deployed, deploy, granted, leftovers, needs_of, rules_of, run_job,
                                          sa_requests, swept_by_job, undeploy)
 from tests.node_players import KubeBench, Kubelet
-from tests.node_tree import make_node_tree
+from tests.node_tree import make_node_tree, nodes_attached
 
 NODE_WORKER, NODE_CONTROL = "kirvis-worker", "kirvis-control-plane"
 
@@ -180,19 +179,14 @@ def nodes(scenarios, core, api, tmp_path) -> Iterator[None]:
     """Both nodes opted in, with kubeadm trees (as tests/test_nodes_experiments.py), kube-bench and the control
     plane's kubelet played."""
     roots = {node: make_node_tree(tmp_path / "nodes" / node) for node in (NODE_WORKER, NODE_CONTROL)}
-    for node, root in roots.items():
-        scenarios.sandbox.attach_node_root(node, root)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
-    bench = KubeBench(api, scenarios.sandbox, "default", roots[NODE_CONTROL], roots[NODE_WORKER])
-    kubelet = Kubelet(core, roots[NODE_CONTROL], "kube-apiserver", NODE_CONTROL)
-    try:
-        yield
-    finally:
-        bench.close()
-        kubelet.close()
-        for node in roots:
-            scenarios.sandbox.attach_node_root(node, None)
-            core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+    with nodes_attached(scenarios.sandbox, core, roots):
+        bench = KubeBench(api, scenarios.sandbox, "default", roots[NODE_CONTROL], roots[NODE_WORKER])
+        kubelet = Kubelet(core, roots[NODE_CONTROL], "kube-apiserver", NODE_CONTROL)
+        try:
+            yield
+        finally:
+            bench.close()
+            kubelet.close()
 
 
 def test_a_node_fault_judged_by_kube_bench(scenarios, nodes, tmp_path, monkeypatch, capsys):

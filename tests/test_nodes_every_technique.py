@@ -47,11 +47,10 @@ from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.nodes import mirror, restoring, session
 from chaoskirvis.nodes.actions import inject_node_fault
 from chaoskirvis.nodes.agent_commands import write_command
-from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.techniques.nodes import NODE_TECHNIQUES
 from tests.fault_proxy import Drop, FaultProxy
 from tests.node_players import Kubelet
-from tests.node_tree import make_node_tree
+from tests.node_tree import make_node_tree, nodes_attached
 
 WORKER, CONTROL = "kirvis-worker", "kirvis-control-plane"
 REPO = Path(__file__).resolve().parents[1]
@@ -102,13 +101,8 @@ def trees(sandbox, core, tmp_path_factory):
     fast = pytest.MonkeyPatch()
     fast.setattr(session, "POLL_S", 0.05)
     fast.setattr(mirror, "POLL_S", 0.05)
-    for node, root in roots.items():
-        sandbox.sandbox.attach_node_root(node, root)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
-    yield roots
-    for node in roots:
-        sandbox.sandbox.attach_node_root(node, None)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+    with nodes_attached(sandbox.sandbox, core, roots):
+        yield roots
     fast.undo()
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.techniques import CATALOG
 from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
 from tests.node_players import KubeBench, Kubelet
-from tests.node_tree import make_node_tree
+from tests.node_tree import make_node_tree, nodes_attached
 
 NODE_EXPERIMENTS = sorted((EXPERIMENTS / "nodes").glob("*.yaml"))
 WORKER, CONTROL = "kirvis-worker", "kirvis-control-plane"
@@ -47,13 +46,8 @@ def seen(root: Path, path: str) -> tuple[int, int, int, str]:
 @pytest.fixture
 def nodes(sandbox, core, tmp_path):
     roots = {node: make_node_tree(tmp_path / node) for node in (WORKER, CONTROL)}
-    for node, root in roots.items():
-        sandbox.sandbox.attach_node_root(node, root)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
-    yield roots
-    for node in roots:
-        sandbox.sandbox.attach_node_root(node, None)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+    with nodes_attached(sandbox.sandbox, core, roots):
+        yield roots
 
 
 def test_there_are_node_experiments_for_the_main_items():

@@ -30,7 +30,7 @@ from chaoskirvis.nodes import mirror, restoring, session
 from chaoskirvis.nodes.actions import inject_node_fault
 from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from tests.node_players import Kubelet
-from tests.node_tree import make_node_tree
+from tests.node_tree import make_node_tree, nodes_attached
 
 WORKER, CONTROL = "kirvis-worker", "kirvis-control-plane"
 APISERVER = "/etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -48,13 +48,8 @@ def fast_poll(monkeypatch):
 def nodes(sandbox, core, tmp_path):
     """Both sandbox nodes opted in, each with its own kubeadm tree as its filesystem: {node name: root}."""
     roots = {node: make_node_tree(tmp_path / node) for node in (WORKER, CONTROL)}
-    for node, root in roots.items():
-        sandbox.sandbox.attach_node_root(node, root)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
-    yield roots
-    for node in roots:
-        sandbox.sandbox.attach_node_root(node, None)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+    with nodes_attached(sandbox.sandbox, core, roots):
+        yield roots
 
 
 @pytest.fixture

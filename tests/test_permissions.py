@@ -37,7 +37,6 @@ from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.ownership import RUN_ID_LABEL
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.nodes.actions import inject_node_fault
-from chaoskirvis.nodes.gates import NODE_OPT_IN_LABEL
 from chaoskirvis.permissions import CLUSTER, NAMESPACE, NONRESOURCE, PERMISSIONS, markdown_table
 from chaoskirvis.rbac.actions import inject_identity_technique
 from chaoskirvis.sandbox.api import LoggedRequest, parse_api_path
@@ -48,7 +47,7 @@ from chaoskirvis.techniques.identity import IDENTITY_TECHNIQUES
 from chaoskirvis.workload.actions import inject_risky_workload
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
 from tests.node_players import KubeBench, Kubelet
-from tests.node_tree import make_node_tree
+from tests.node_tree import make_node_tree, nodes_attached
 
 Need = tuple[str, str, str, str]  # (group, resource, verb, scope) as RBAC checks it
 
@@ -319,13 +318,8 @@ def nodes(scenarios, core, tmp_path_factory) -> Iterator[dict[str, Path]]:
     tests/test_nodes_experiments.py's fixture); labels and trees taken away afterwards."""
     work = tmp_path_factory.mktemp("node-trees")
     roots = {node: make_node_tree(work / node) for node in (NODE_WORKER, NODE_CONTROL)}
-    for node, root in roots.items():
-        scenarios.sandbox.attach_node_root(node, root)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: "allowed"}}})
-    yield roots
-    for node in roots:
-        scenarios.sandbox.attach_node_root(node, None)
-        core.patch_node(node, {"metadata": {"labels": {NODE_OPT_IN_LABEL: None}}})
+    with nodes_attached(scenarios.sandbox, core, roots):
+        yield roots
 
 
 @pytest.fixture(scope="module")
