@@ -6,8 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from kubernetes import client, config
 from chaoskirvis.ledger.actions import restore_run
 from chaoskirvis.ledger.runid import new_run_id, reset_run_id
 from chaoskirvis.sandbox.server import Sandbox
+from programs import wait_ready
 
 
 # Conformance material others wrote (upstream fixtures, real policies) lives in ../shared beside the
@@ -142,15 +141,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAl
         stdout=subprocess.DEVNULL, stderr=(work / "alertmanager.log").open("w"),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200:
-                break
-        except OSError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, (work / "alertmanager.log").read_text()
-        time.sleep(0.05)
+    wait_ready(url, process, work / "alertmanager.log")
     yield RunningAlertmanager(url)
     process.terminate()
     process.wait(timeout=10)

@@ -7,7 +7,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 
 from chaosrun import BIN, EXPERIMENTS, ROOT, chaos_env
 from detector import Detector
+from programs import wait_ready
 
 PRIVILEGED = EXPERIMENTS / "privileged-pod-denied.yaml"
 RUN_AS_ROOT = EXPERIMENTS / "run-as-root-denied.yaml"
@@ -47,15 +47,7 @@ def running_pushgateway(work: Path) -> Iterator[str]:
     process = subprocess.Popen([binary, f"--web.listen-address={url.removeprefix('http://')}", "--persistence.file="],
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        wait_ready(url, process, log)
         yield url
     finally:
         process.terminate()

@@ -31,6 +31,7 @@ from chaoskirvis.exposure.actions import inject_exposure
 from chaoskirvis.ledger.probes import injections_detected
 from chaosrun import BIN, EXPERIMENTS, run_chaos
 from detector import Detector
+from programs import wait_ready
 
 WRONG_TOKEN = "wrong-token-Zq81Lm40Xv27Hd55"
 USER_TOKEN = "user-token-Kp39Wn72Rt16Ye84"
@@ -167,15 +168,7 @@ receivers:
              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
             stdout=subprocess.DEVNULL, stderr=(tmp_path / "alertmanager.log").open("w"))
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1)
-                    break
-                except OSError:
-                    assert process.poll() is None and time.monotonic() < deadline, \
-                        (tmp_path / "alertmanager.log").read_text()
-                    time.sleep(0.05)
+            wait_ready(f"http://127.0.0.1:{port}", process, tmp_path / "alertmanager.log")
             assert post(f"http://127.0.0.1:{port}/api/v2/alerts", [{
                 "labels": {"alertname": "Create NodePort Service", "k8s_service_name": service}}]) == 200
             result = alert_at_receiver(within=10, name="^Create NodePort Service$", **run)
