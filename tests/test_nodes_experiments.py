@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
+from chaoskirvis.evidence.journal import recorded_outcomes
+from chaoskirvis.evidence.verdict import verdict_of
 from chaoskirvis.techniques import CATALOG
 from chaosrun import BIN, EXPERIMENTS, chaos_env, run_chaos
 from tests.node_players import KubeBench, Kubelet
@@ -106,3 +109,30 @@ def test_node_experiment_holds_on_fail_and_is_a_weakness_on_pass(api, core, sand
     agents = [p.metadata.name for p in core.list_namespaced_pod("default").items if "-node-agent-" in p.metadata.name
               and not p.metadata.deletion_timestamp]
     assert agents == []
+
+
+@pytest.mark.parametrize("cause", ["node-not-opted-in", "kube-bench-cannot-run"])
+def test_a_node_experiment_that_cannot_be_carried_out_is_an_error(api, core, sandbox, nodes, tmp_path, cause):
+    """Never held and never a weakness: a node without the opt-in label refuses the fault (nothing changed), and a
+    benchmark whose Job never finishes answers nothing."""
+    path = EXPERIMENTS / "nodes" / "kubelet-anonymous-auth-detected-by-kube-bench.yaml"
+    technique, node, check, file = plan(path)
+    before = seen(nodes[node], file)
+    if cause == "node-not-opted-in":
+        core.patch_node(node, {"metadata": {"labels": {"chaoskirvis.io/node-faults": None}}})
+    bench = KubeBench(api, sandbox.sandbox, "default", nodes[CONTROL], nodes[WORKER]) \
+        if cause == "node-not-opted-in" else None
+    try:
+        done = run_chaos(path, tmp_path, sandbox.kubeconfig, variables={"within:int": "3"}, timeout=180,
+                         no_validation=UNREGISTERED)
+    finally:
+        if bench:
+            bench.close()
+    verdict = verdict_of(done.journal, recorded_outcomes(done.journal))  # as kirvis report reads the journal
+    assert verdict.result == "error", (verdict, done.output)
+    assert (done.exit_code, done.journal["status"]) == (1, "failed"), done.output
+    assert ("has not opted in" if cause == "node-not-opted-in" else "did not finish within 3 s") in verdict.reason
+    assert seen(nodes[node], file) == before
+    left = [p.metadata.name for p in core.list_namespaced_pod("default", label_selector="chaoskirvis.io/run-id").items
+            if not p.metadata.deletion_timestamp]
+    assert left == [] and client.BatchV1Api(api).list_namespaced_job("default").items == []
